@@ -1,0 +1,19 @@
+//! Compiles `proto/` into the `user.v1` Rust types and a descriptor set for server reflection.
+//!
+//! The machines have no system `protoc`; the vendored one from crates.io is used unless the
+//! caller already points `PROTOC` somewhere.
+
+use std::{env, path::PathBuf};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    if env::var_os("PROTOC").is_none() {
+        // SAFETY: build scripts are single-threaded; nothing else reads the environment now.
+        unsafe { env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?) };
+    }
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("user_v1_descriptor.bin"))
+        .compile_protos(&["proto/user/v1/user.proto"], &["proto"])?;
+    println!("cargo:rerun-if-changed=proto");
+    Ok(())
+}

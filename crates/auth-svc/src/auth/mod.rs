@@ -1,0 +1,6 @@
+//! Credentials: password hashing, JWT signing and verification, and the bearer-token check
+//! in front of protected RPCs.
+
+pub mod interceptor;
+pub mod password;
+pub mod tokens;

@@ -1,0 +1,337 @@
+//! Configuration: an optional YAML file (`-f/--config`) overridden by `AUTH_SVC__…` environment
+//! variables (the key path joined with `__`, e.g. `AUTH_SVC__AUTH__ACCESS_SECRET`). Validated
+//! once at start; every error names the key. `config/auth-svc.yaml` documents every key.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Yaml},
+};
+use rand::{Rng, distr::Alphanumeric};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Prefix of every environment override.
+pub const ENV_PREFIX: &str = "AUTH_SVC__";
+
+/// Default database: an SQLite file created on first run, so nothing needs installing.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/auth-svc.db?mode=rwc";
+
+/// Smallest accepted HS256 secret, in bytes (RFC 7518 section 3.2: at least the hash size).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Longest password accepted anywhere: hashing cost must not grow with attacker input.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    #[serde(default = "default_database_url")]
+    pub database_url: String,
+    /// Redis for the shared cache, throttle and revocation list; unset = in-process.
+    #[serde(default)]
+    pub redis_url: Option<SecretString>,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub password: PasswordConfig,
+    #[serde(default)]
+    pub grpc: GrpcConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub max_connections: u32,
+    /// Milliseconds a call waits for a database connection before answering UNAVAILABLE.
+    pub acquire_timeout_ms: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// HS256 key of access tokens; unset = random per process (with a warning).
+    pub access_secret: Option<SecretString>,
+    /// HS256 key of refresh tokens; must differ from `access_secret`.
+    pub refresh_secret: Option<SecretString>,
+    /// Access-token lifetime in seconds.
+    pub access_expire: u64,
+    /// Refresh-token lifetime in seconds (each rotation starts a new one).
+    pub refresh_expire: u64,
+    /// Seconds in which a just-rotated refresh token still returns the same successor.
+    pub refresh_reuse_interval: u64,
+    /// `iss` of every token, checked on every verification.
+    pub issuer: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PasswordConfig {
+    /// Minimum password length in characters.
+    pub min_length: usize,
+    /// `owasp` (the default) or `test` (cheap, for test suites only).
+    pub hash_profile: HashProfile,
+    /// Hashes computed at once; 0 = one per CPU core.
+    pub max_concurrent_hashes: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HashProfile {
+    /// argon2id, m = 19456 KiB, t = 2, p = 1 (OWASP password storage cheat sheet).
+    Owasp,
+    /// argon2id at its minimum cost. Never for real passwords.
+    Test,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcConfig {
+    /// Largest request message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Seconds in-flight calls get to finish after SIGTERM/SIGINT.
+    pub shutdown_grace_seconds: u64,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 50051))
+}
+
+fn default_database_url() -> String {
+    DEFAULT_DATABASE_URL.to_owned()
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self { max_connections: 10, acquire_timeout_ms: 3000 }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            access_secret: None,
+            refresh_secret: None,
+            access_expire: 900,
+            refresh_expire: 1_209_600,
+            refresh_reuse_interval: 10,
+            issuer: "auth-svc".to_owned(),
+        }
+    }
+}
+
+impl Default for PasswordConfig {
+    fn default() -> Self {
+        Self { min_length: 8, hash_profile: HashProfile::Owasp, max_concurrent_hashes: 0 }
+    }
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self { max_message_bytes: 64 * 1024, shutdown_grace_seconds: 20 }
+    }
+}
+
+/// A configuration problem, worded as one line that names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("config: {0}")]
+pub struct ConfigError(String);
+
+/// The two HS256 keys after defaults are applied; `generated` says they are per-process.
+pub struct Secrets {
+    pub access: SecretString,
+    pub refresh: SecretString,
+    pub generated: bool,
+}
+
+impl Config {
+    /// Reads the YAML file (if given), then the environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(format!("file {} not found", path.display())));
+            }
+            figment = figment.merge(Yaml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        let config: Self = figment.extract().map_err(|err| ConfigError(one_line(&err)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: ranges and relations between keys.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let auth = &self.auth;
+        for (key, secret) in [("access_secret", &auth.access_secret), ("refresh_secret", &auth.refresh_secret)] {
+            if let Some(secret) = secret {
+                if secret.expose_secret().len() < MIN_SECRET_BYTES {
+                    return Err(invalid(
+                        &format!("auth.{key}"),
+                        &format!("must be at least {MIN_SECRET_BYTES} bytes (try `openssl rand -base64 48`)"),
+                    ));
+                }
+            }
+        }
+        if auth.access_secret.is_some() != auth.refresh_secret.is_some() {
+            return Err(invalid("auth.access_secret", "set both access_secret and refresh_secret, or neither"));
+        }
+        if let (Some(access), Some(refresh)) = (&auth.access_secret, &auth.refresh_secret) {
+            if access.expose_secret() == refresh.expose_secret() {
+                return Err(invalid("auth.refresh_secret", "must differ from auth.access_secret"));
+            }
+        }
+        if auth.access_expire == 0 {
+            return Err(invalid("auth.access_expire", "must be at least 1 second"));
+        }
+        if auth.refresh_expire <= auth.refresh_reuse_interval {
+            return Err(invalid("auth.refresh_expire", "must be longer than auth.refresh_reuse_interval"));
+        }
+        if auth.issuer.trim().is_empty() {
+            return Err(invalid("auth.issuer", "must not be empty"));
+        }
+        if !(1..=MAX_PASSWORD_BYTES).contains(&self.password.min_length) {
+            return Err(invalid("password.min_length", &format!("must be between 1 and {MAX_PASSWORD_BYTES}")));
+        }
+        if self.grpc.max_message_bytes < 1024 {
+            return Err(invalid("grpc.max_message_bytes", "must be at least 1024"));
+        }
+        if self.database.max_connections == 0 {
+            return Err(invalid("database.max_connections", "must be at least 1"));
+        }
+        if !["sqlite:", "postgres://", "postgresql://", "mysql://", "mariadb://"]
+            .iter()
+            .any(|scheme| self.database_url.starts_with(scheme))
+        {
+            return Err(invalid("database_url", "must start with sqlite:, postgres:// or mysql://"));
+        }
+        Ok(())
+    }
+
+    /// The configured secrets, or fresh random ones for a development run.
+    pub fn secrets(&self) -> Secrets {
+        match (&self.auth.access_secret, &self.auth.refresh_secret) {
+            (Some(access), Some(refresh)) => {
+                Secrets { access: access.clone(), refresh: refresh.clone(), generated: false }
+            }
+            _ => Secrets { access: random_secret(), refresh: random_secret(), generated: true },
+        }
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.grpc.shutdown_grace_seconds)
+    }
+
+    pub fn hashing_concurrency(&self) -> usize {
+        match self.password.max_concurrent_hashes {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
+}
+
+/// The environment variable that overrides a dotted key, for error messages.
+fn env_name(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.replace('.', "__").to_uppercase())
+}
+
+fn invalid(key: &str, why: &str) -> ConfigError {
+    ConfigError(format!("{key} ({}) {why}", env_name(key)))
+}
+
+fn one_line(err: &figment::Error) -> String {
+    err.to_string().replace('\n', " ")
+}
+
+fn random_secret() -> SecretString {
+    let text: String = rand::rng().sample_iter(&Alphanumeric).take(64).map(char::from).collect();
+    SecretString::from(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_reach_nested_keys_and_numeric_looking_secrets_stay_strings() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AUTH_SVC__AUTH__ACCESS_SECRET", "11111111111111111111111111111111111");
+            jail.set_env("AUTH_SVC__AUTH__REFRESH_SECRET", "b".repeat(40));
+            jail.set_env("AUTH_SVC__AUTH__REFRESH_REUSE_INTERVAL", "0");
+            jail.set_env("AUTH_SVC__PASSWORD__MIN_LENGTH", "12");
+            jail.set_env("AUTH_SVC__LISTEN", "127.0.0.1:6000");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.auth.refresh_reuse_interval, 0);
+            assert_eq!(config.password.min_length, 12);
+            assert_eq!(config.listen, "127.0.0.1:6000".parse().map_err(|_| "addr")?);
+            assert_eq!(
+                config.auth.access_secret.as_ref().map(|s| s.expose_secret().to_owned()),
+                Some("11111111111111111111111111111111111".to_owned())
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn yaml_file_is_read_and_env_wins_over_it() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("auth.yaml", "listen: 127.0.0.1:7000\nauth:\n  access_expire: 60\n")?;
+            jail.set_env("AUTH_SVC__AUTH__ACCESS_EXPIRE", "120");
+            let config = Config::load(Some(Path::new("auth.yaml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen.port(), 7000);
+            assert_eq!(config.auth.access_expire, 120);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("AUTH_SVC__AUTH__ACCESS_SECRET", "short", "auth.access_secret"),
+            ("AUTH_SVC__PASSWORD__MIN_LENGTH", "0", "password.min_length"),
+            ("AUTH_SVC__AUTH__ACCESS_EXPIRE", "soon", "access_expire"),
+            ("AUTH_SVC__NO_SUCH_KEY", "1", "no_such_key"),
+            ("AUTH_SVC__DATABASE_URL", "oracle://x", "database_url"),
+        ];
+        for (var, value, key) in cases {
+            figment::Jail::expect_with(|jail| {
+                jail.set_env(var, value);
+                if var.contains("SECRET") {
+                    jail.set_env("AUTH_SVC__AUTH__REFRESH_SECRET", "r".repeat(40));
+                }
+                let err = Config::load(None).err().ok_or("expected an error")?.to_string();
+                assert!(err.to_lowercase().contains(key), "{var}={value}: {err}");
+                assert!(!err.contains('\n'), "one line: {err}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn equal_secrets_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AUTH_SVC__AUTH__ACCESS_SECRET", "s".repeat(40));
+            jail.set_env("AUTH_SVC__AUTH__REFRESH_SECRET", "s".repeat(40));
+            let err = Config::load(None).err().ok_or("expected an error")?.to_string();
+            assert!(err.contains("must differ"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_secrets_are_generated_per_process() {
+        figment::Jail::expect_with(|_| {
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            let secrets = config.secrets();
+            assert!(secrets.generated);
+            assert!(secrets.access.expose_secret().len() >= MIN_SECRET_BYTES);
+            assert_ne!(secrets.access.expose_secret(), secrets.refresh.expose_secret());
+            Ok(())
+        });
+    }
+}

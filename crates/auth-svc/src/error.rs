@@ -1,0 +1,68 @@
+//! `AuthError`, the one error of the logic layer, and its one mapping to a gRPC `Status`.
+
+use model::StoreError;
+use tonic::{Code, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Bad input; the message tells the caller what to fix.
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    AlreadyExists(&'static str),
+    /// Wrong credentials or an unusable token; the message never says which secret part failed.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// A backing store is down; worth a retry.
+    #[error("service temporarily unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A fault of ours. Logged with its whole chain, answered with a generic message.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl AuthError {
+    pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(err))
+    }
+}
+
+impl From<StoreError> for AuthError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::UsernameTaken => Self::AlreadyExists("username already exists"),
+            StoreError::Unavailable(_) => Self::Unavailable(Box::new(err)),
+            StoreError::Database(_) => Self::Internal(Box::new(err)),
+        }
+    }
+}
+
+impl From<AuthError> for Status {
+    fn from(err: AuthError) -> Self {
+        match &err {
+            AuthError::InvalidArgument(msg) => Status::invalid_argument(msg.clone()),
+            AuthError::AlreadyExists(msg) => Status::already_exists(*msg),
+            AuthError::Unauthenticated(msg) => Status::unauthenticated(*msg),
+            AuthError::Unavailable(_) => {
+                tracing::warn!(error = %error_chain(&err), "backing store unavailable");
+                Status::new(Code::Unavailable, "service temporarily unavailable, retry later")
+            }
+            AuthError::Internal(_) => {
+                tracing::error!(error = %error_chain(&err), "internal error");
+                Status::internal("internal error")
+            }
+        }
+    }
+}
+
+/// "outer: cause: root cause", for logs.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,20 @@
+//! auth-svc: the gRPC `UserService` (accounts, argon2id passwords, JWT sessions).
+//!
+//! `grpc` is the thin edge; `accounts` and `sessions` hold the rules; `auth` holds hashing,
+//! tokens and the bearer check; storage is the `model` crate.
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod accounts;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod policy;
+pub mod server;
+pub mod sessions;
+pub mod telemetry;
+
+pub use config::Config;
+pub use server::App;

@@ -1,0 +1,173 @@
+//! Assembles and runs the gRPC server: UserService behind the bearer layer, health, reflection,
+//! and a graceful shutdown bounded by the configured grace period.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use auth_api::user::v1::{FILE_DESCRIPTOR_SET, user_service_server::UserServiceServer};
+use model::DatabaseConnection;
+use tokio::{net::TcpListener, sync::Notify};
+use tonic::transport::{Server, server::TcpIncoming};
+use tonic_health::{ServingStatus, server::HealthReporter};
+use tower::Layer as _;
+
+use crate::{
+    accounts::Accounts,
+    auth::{interceptor::BearerAuthLayer, password::PasswordHasher, tokens::TokenKeys},
+    config::Config,
+    grpc::UserGrpc,
+    sessions::Sessions,
+};
+
+/// A server whose database is migrated and whose port is bound, ready to serve.
+pub struct App {
+    listener: TcpListener,
+    db: DatabaseConnection,
+    user_service: UserGrpc,
+    keys: Arc<TokenKeys>,
+    max_message_bytes: usize,
+    shutdown_grace: Duration,
+}
+
+impl App {
+    /// Connects and migrates the database, builds the services and binds `config.listen`.
+    pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        let secrets = config.secrets();
+        if secrets.generated {
+            tracing::warn!(
+                "AUTH_SVC__AUTH__ACCESS_SECRET and AUTH_SVC__AUTH__REFRESH_SECRET are not set: using random \
+                 secrets for this process only. Tokens die with it and other replicas will not accept them. \
+                 Set both (e.g. `openssl rand -base64 48`) for any real deployment."
+            );
+        }
+        if config.redis_url.is_some() {
+            tracing::warn!("redis_url is set, but this version keeps its state in the database only");
+        }
+        let db = connect_and_migrate(config).await?;
+        let keys = Arc::new(TokenKeys::new(&secrets, &config.auth.issuer, config.auth.access_expire));
+        let hasher = PasswordHasher::new(config.password.hash_profile, config.hashing_concurrency())
+            .context("setting up password hashing")?;
+        let sessions = Arc::new(Sessions::new(
+            db.clone(),
+            keys.clone(),
+            config.auth.refresh_expire,
+            config.auth.refresh_reuse_interval,
+        ));
+        let accounts = Arc::new(Accounts::new(db.clone(), hasher, sessions.clone(), config.password.min_length));
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
+        Ok(Self {
+            listener,
+            db,
+            user_service: UserGrpc::new(accounts, sessions),
+            keys,
+            max_message_bytes: config.grpc.max_message_bytes,
+            shutdown_grace: config.shutdown_grace(),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The database pool, for tests that inspect what the service wrote.
+    pub fn database(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Serves until `shutdown` completes, then reports NOT_SERVING, stops accepting, and gives
+    /// in-flight calls the grace period to finish.
+    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        set_status(&health, ServingStatus::Serving).await;
+
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+        let user_service = BearerAuthLayer::new(self.keys.clone()).layer(
+            UserServiceServer::new(self.user_service).max_decoding_message_size(self.max_message_bytes),
+        );
+
+        let draining = Arc::new(Notify::new());
+        let signal = {
+            let draining = draining.clone();
+            let health = health.clone();
+            async move {
+                shutdown.await;
+                tracing::info!("shutting down: NOT_SERVING, finishing in-flight calls");
+                set_status(&health, ServingStatus::NotServing).await;
+                draining.notify_one();
+            }
+        };
+        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
+        let server = Server::builder()
+            .trace_fn(|request| {
+                let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                tracing::info_span!("grpc", method = %request.uri().path(), request_id)
+            })
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(user_service)
+            .serve_with_incoming_shutdown(incoming, signal);
+
+        let grace = self.shutdown_grace;
+        tokio::select! {
+            result = server => result.context("gRPC server failed")?,
+            () = async { draining.notified().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; closing remaining calls");
+            }
+        }
+        self.db.close_by_ref().await.ok();
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn set_status(health: &HealthReporter, status: ServingStatus) {
+    health.set_service_status("", status).await;
+    health.set_service_status("user.v1.UserService", status).await;
+}
+
+/// Opens the pool and applies pending migrations.
+pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    let pool = model::PoolOptions {
+        max_connections: config.database.max_connections,
+        min_connections: 0,
+        acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
+    };
+    let db = model::connect(&config.database_url, &pool)
+        .await
+        .with_context(|| format!("cannot open the database ({})", redact_url(&config.database_url)))?;
+    model::migration::run(&db).await.context("applying migrations")?;
+    Ok(db)
+}
+
+/// A database URL without its password, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn urls_lose_their_password() {
+        assert_eq!(redact_url("postgres://app:hunter2@db:5432/auth"), "postgres://app:***@db:5432/auth");
+        assert_eq!(redact_url("sqlite://./data/auth.db?mode=rwc"), "sqlite://./data/auth.db?mode=rwc");
+    }
+}

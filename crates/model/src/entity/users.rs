@@ -1,0 +1,33 @@
+//! `users`: one row per account.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "users")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    #[sea_orm(unique)]
+    pub username: String,
+    /// argon2id PHC string. Never logged: `Debug` of this model is only used in tests.
+    pub password_hash: String,
+    pub role: String,
+    /// UTC.
+    pub created_at: DateTime,
+    /// UTC.
+    pub updated_at: DateTime,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {
+    #[sea_orm(has_many = "super::refresh_tokens::Entity")]
+    RefreshTokens,
+}
+
+impl Related<super::refresh_tokens::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::RefreshTokens.def()
+    }
+}
+
+impl ActiveModelBehavior for ActiveModel {}

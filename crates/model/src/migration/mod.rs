@@ -1,0 +1,24 @@
+//! Schema migrations, applied at start-up and by `auth-svc migrate`.
+//! Never edit a released migration: add a new one.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_create_users;
+mod m20261122_000002_create_refresh_tokens;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261122_000001_create_users::Migration),
+            Box::new(m20261122_000002_create_refresh_tokens::Migration),
+        ]
+    }
+}
+
+/// Applies every pending migration.
+pub async fn run(db: &sea_orm::DatabaseConnection) -> Result<(), DbErr> {
+    Migrator::up(db, None).await
+}

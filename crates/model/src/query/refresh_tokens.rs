@@ -1,0 +1,109 @@
+//! Refresh-token rows: issue, rotate, revoke.
+
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
+    sea_query::Expr,
+};
+
+use crate::{
+    entity::refresh_tokens::{self, Entity as RefreshTokens},
+    error::StoreError,
+};
+
+/// What the service decides about a new refresh token; the row is built from it.
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    pub id: String,
+    pub family_id: String,
+    pub user_id: i64,
+    pub access_jti: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+impl NewRefreshToken {
+    fn into_active_model(self) -> refresh_tokens::ActiveModel {
+        refresh_tokens::ActiveModel {
+            id: Set(self.id),
+            family_id: Set(self.family_id),
+            user_id: Set(self.user_id),
+            access_jti: Set(self.access_jti),
+            issued_at: Set(self.issued_at),
+            expires_at: Set(self.expires_at),
+            rotated_at: Set(None),
+            successor_id: Set(None),
+            revoked_at: Set(None),
+        }
+    }
+}
+
+pub async fn insert(
+    db: &impl ConnectionTrait,
+    token: NewRefreshToken,
+) -> Result<refresh_tokens::Model, StoreError> {
+    Ok(token.into_active_model().insert(db).await?)
+}
+
+pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<refresh_tokens::Model>, StoreError> {
+    Ok(RefreshTokens::find_by_id(id.to_owned()).one(db).await?)
+}
+
+/// Marks `spent_id` rotated and inserts its successor, in one transaction, but only if
+/// `spent_id` is still live. Returns `false` when another caller rotated (or someone revoked)
+/// it first; nothing is written then.
+///
+/// The conditional UPDATE comes first so that every backend serialises racing callers on the
+/// row itself: PostgreSQL and InnoDB re-check the WHERE after the row lock, SQLite takes its
+/// write lock before reading.
+pub async fn rotate(
+    db: &DatabaseConnection,
+    spent_id: &str,
+    now: i64,
+    successor: NewRefreshToken,
+) -> Result<bool, StoreError> {
+    let txn = db.begin().await?;
+    let claimed = RefreshTokens::update_many()
+        .col_expr(refresh_tokens::Column::RotatedAt, Expr::value(now))
+        .col_expr(refresh_tokens::Column::SuccessorId, Expr::value(successor.id.clone()))
+        .filter(refresh_tokens::Column::Id.eq(spent_id))
+        .filter(refresh_tokens::Column::RotatedAt.is_null())
+        .filter(refresh_tokens::Column::RevokedAt.is_null())
+        .exec(&txn)
+        .await?
+        .rows_affected
+        == 1;
+    if !claimed {
+        txn.rollback().await?;
+        return Ok(false);
+    }
+    successor.into_active_model().insert(&txn).await?;
+    txn.commit().await?;
+    Ok(true)
+}
+
+/// Revokes every not yet revoked token of a family; returns how many rows changed.
+pub async fn revoke_family(db: &impl ConnectionTrait, family_id: &str, now: i64) -> Result<u64, StoreError> {
+    let result = RefreshTokens::update_many()
+        .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(now))
+        .filter(refresh_tokens::Column::FamilyId.eq(family_id))
+        .filter(refresh_tokens::Column::RevokedAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
+}
+
+/// Tokens of a family that could still be exchanged: not rotated, not revoked, not expired.
+pub async fn live_in_family(
+    db: &impl ConnectionTrait,
+    family_id: &str,
+    now: i64,
+) -> Result<Vec<refresh_tokens::Model>, StoreError> {
+    Ok(RefreshTokens::find()
+        .filter(refresh_tokens::Column::FamilyId.eq(family_id))
+        .filter(refresh_tokens::Column::RotatedAt.is_null())
+        .filter(refresh_tokens::Column::RevokedAt.is_null())
+        .filter(refresh_tokens::Column::ExpiresAt.gt(now))
+        .all(db)
+        .await?)
+}
