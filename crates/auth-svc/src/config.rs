@@ -98,6 +98,21 @@ pub struct GrpcConfig {
     pub shutdown_grace_seconds: u64,
 }
 
+impl Default for Config {
+    /// Every key at its documented default (what an empty file and no environment give).
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            database_url: default_database_url(),
+            redis_url: None,
+            database: DatabaseConfig::default(),
+            auth: AuthConfig::default(),
+            password: PasswordConfig::default(),
+            grpc: GrpcConfig::default(),
+        }
+    }
+}
+
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 50051))
 }

@@ -1,0 +1,1 @@
+//! REST gateway (work in progress).
