@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use auth_api::user::v1::{
-    GetUserInfoRequest, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest,
-    RegisterRequest, RegisterResponse, UserInfo, user_service_server::UserService,
+    GetUserInfoRequest, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RegisterRequest,
+    RegisterResponse, UserInfo, user_service_server::UserService,
 };
 use secrecy::SecretString;
 use tonic::{Request, Response, Status};

@@ -11,9 +11,7 @@ pub fn normalize_username(raw: &str) -> Result<String, AuthError> {
         return Err(AuthError::InvalidArgument("username must not be empty".into()));
     }
     if name.chars().count() > MAX_USERNAME_CHARS {
-        return Err(AuthError::InvalidArgument(format!(
-            "username must be at most {MAX_USERNAME_CHARS} characters"
-        )));
+        return Err(AuthError::InvalidArgument(format!("username must be at most {MAX_USERNAME_CHARS} characters")));
     }
     if name.chars().any(char::is_control) {
         return Err(AuthError::InvalidArgument("username must not contain control characters".into()));

@@ -90,9 +90,8 @@ impl App {
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
-        let user_service = BearerAuthLayer::new(self.keys.clone()).layer(
-            UserServiceServer::new(self.user_service).max_decoding_message_size(self.max_message_bytes),
-        );
+        let user_service = BearerAuthLayer::new(self.keys.clone())
+            .layer(UserServiceServer::new(self.user_service).max_decoding_message_size(self.max_message_bytes));
 
         let draining = Arc::new(Notify::new());
         let signal = {

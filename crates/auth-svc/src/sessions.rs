@@ -88,8 +88,8 @@ impl Sessions {
         if row.revoked_at.is_some() {
             return Err(AuthError::Unauthenticated("session revoked"));
         }
-        let within_grace = row.rotated_at.is_some_and(|at| now.saturating_sub(at) <= self.reuse_interval)
-            && self.reuse_interval > 0;
+        let within_grace =
+            row.rotated_at.is_some_and(|at| now.saturating_sub(at) <= self.reuse_interval) && self.reuse_interval > 0;
         if within_grace {
             if let Some(successor_id) = &row.successor_id {
                 if let Some(successor) = query::refresh_tokens::find(&self.db, successor_id).await? {
@@ -117,15 +117,11 @@ impl Sessions {
     }
 
     async fn find_row(&self, jti: &str) -> Result<refresh_tokens::Model, AuthError> {
-        query::refresh_tokens::find(&self.db, jti)
-            .await?
-            .ok_or(AuthError::Unauthenticated("invalid refresh token"))
+        query::refresh_tokens::find(&self.db, jti).await?.ok_or(AuthError::Unauthenticated("invalid refresh token"))
     }
 
     async fn owner(&self, user_id: i64) -> Result<users::Model, AuthError> {
-        query::users::find_by_id(&self.db, user_id)
-            .await?
-            .ok_or(AuthError::Unauthenticated("account no longer exists"))
+        query::users::find_by_id(&self.db, user_id).await?.ok_or(AuthError::Unauthenticated("account no longer exists"))
     }
 
     fn new_token(&self, user_id: i64, family_id: String, now: i64) -> NewRefreshToken {

@@ -18,11 +18,8 @@ use tower::{Layer, Service};
 use super::tokens::{AccessClaims, MAX_TOKEN_BYTES, TokenError, TokenKeys};
 
 /// Methods callable without a token (full gRPC paths).
-pub const PUBLIC_METHODS: &[&str] = &[
-    "/user.v1.UserService/Register",
-    "/user.v1.UserService/Login",
-    "/user.v1.UserService/Refresh",
-];
+pub const PUBLIC_METHODS: &[&str] =
+    &["/user.v1.UserService/Register", "/user.v1.UserService/Login", "/user.v1.UserService/Refresh"];
 
 #[derive(Clone)]
 pub struct BearerAuthLayer {

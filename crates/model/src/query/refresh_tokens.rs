@@ -2,8 +2,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
-    sea_query::Expr,
+    TransactionTrait, sea_query::Expr,
 };
 
 use crate::{
@@ -38,10 +37,7 @@ impl NewRefreshToken {
     }
 }
 
-pub async fn insert(
-    db: &impl ConnectionTrait,
-    token: NewRefreshToken,
-) -> Result<refresh_tokens::Model, StoreError> {
+pub async fn insert(db: &impl ConnectionTrait, token: NewRefreshToken) -> Result<refresh_tokens::Model, StoreError> {
     Ok(token.into_active_model().insert(db).await?)
 }
 

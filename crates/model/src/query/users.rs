@@ -11,10 +11,7 @@ pub async fn find_by_id(db: &impl ConnectionTrait, id: i64) -> Result<Option<use
     Ok(Users::find_by_id(id).one(db).await?)
 }
 
-pub async fn find_by_username(
-    db: &impl ConnectionTrait,
-    username: &str,
-) -> Result<Option<users::Model>, StoreError> {
+pub async fn find_by_username(db: &impl ConnectionTrait, username: &str) -> Result<Option<users::Model>, StoreError> {
     Ok(Users::find().filter(users::Column::Username.eq(username)).one(db).await?)
 }
 
