@@ -184,22 +184,22 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let auth = &self.auth;
         for (key, secret) in [("access_secret", &auth.access_secret), ("refresh_secret", &auth.refresh_secret)] {
-            if let Some(secret) = secret {
-                if secret.expose_secret().len() < MIN_SECRET_BYTES {
-                    return Err(invalid(
-                        &format!("auth.{key}"),
-                        &format!("must be at least {MIN_SECRET_BYTES} bytes (try `openssl rand -base64 48`)"),
-                    ));
-                }
+            if let Some(secret) = secret
+                && secret.expose_secret().len() < MIN_SECRET_BYTES
+            {
+                return Err(invalid(
+                    &format!("auth.{key}"),
+                    &format!("must be at least {MIN_SECRET_BYTES} bytes (try `openssl rand -base64 48`)"),
+                ));
             }
         }
         if auth.access_secret.is_some() != auth.refresh_secret.is_some() {
             return Err(invalid("auth.access_secret", "set both access_secret and refresh_secret, or neither"));
         }
-        if let (Some(access), Some(refresh)) = (&auth.access_secret, &auth.refresh_secret) {
-            if access.expose_secret() == refresh.expose_secret() {
-                return Err(invalid("auth.refresh_secret", "must differ from auth.access_secret"));
-            }
+        if let (Some(access), Some(refresh)) = (&auth.access_secret, &auth.refresh_secret)
+            && access.expose_secret() == refresh.expose_secret()
+        {
+            return Err(invalid("auth.refresh_secret", "must differ from auth.access_secret"));
         }
         if auth.access_expire == 0 {
             return Err(invalid("auth.access_expire", "must be at least 1 second"));
@@ -269,6 +269,7 @@ fn random_secret() -> SecretString {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
 mod tests {
     use super::*;
 
@@ -325,6 +326,17 @@ mod tests {
                 Ok(())
             });
         }
+    }
+
+    #[test]
+    fn the_documented_example_file_matches_the_defaults() {
+        figment::Jail::expect_with(|_| {
+            let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/auth-svc.yaml"));
+            let documented = Config::load(Some(path)).map_err(|e| e.to_string())?;
+            let defaults = Config::default();
+            assert_eq!(format!("{documented:?}"), format!("{defaults:?}"));
+            Ok(())
+        });
     }
 
     #[test]

@@ -89,16 +89,10 @@ impl Sessions {
             return Err(AuthError::Unauthenticated("session revoked"));
         }
         let within_grace =
-            row.rotated_at.is_some_and(|at| now.saturating_sub(at) <= self.reuse_interval) && self.reuse_interval > 0;
-        if within_grace {
-            if let Some(successor_id) = &row.successor_id {
-                if let Some(successor) = query::refresh_tokens::find(&self.db, successor_id).await? {
-                    if successor.rotated_at.is_none() && successor.revoked_at.is_none() {
-                        let user = self.owner(successor.user_id).await?;
-                        return self.sign(&successor, &user.role, now);
-                    }
-                }
-            }
+            self.reuse_interval > 0 && row.rotated_at.is_some_and(|at| now.saturating_sub(at) <= self.reuse_interval);
+        if within_grace && let Some(successor) = self.live_successor(&row).await? {
+            let user = self.owner(successor.user_id).await?;
+            return self.sign(&successor, &user.role, now);
         }
         let revoked = query::refresh_tokens::revoke_family(&self.db, &row.family_id, now).await?;
         tracing::warn!(
@@ -108,6 +102,13 @@ impl Sessions {
             "refresh token reuse detected; session revoked"
         );
         Err(AuthError::Unauthenticated("refresh token already used; session revoked"))
+    }
+
+    /// The token that replaced `row`, if it has not been rotated or revoked itself.
+    async fn live_successor(&self, row: &refresh_tokens::Model) -> Result<Option<refresh_tokens::Model>, AuthError> {
+        let Some(successor_id) = &row.successor_id else { return Ok(None) };
+        let successor = query::refresh_tokens::find(&self.db, successor_id).await?;
+        Ok(successor.filter(|next| next.rotated_at.is_none() && next.revoked_at.is_none()))
     }
 
     /// Ends the session of an access token: its family's refresh tokens stop working.

@@ -24,11 +24,9 @@ impl Default for PoolOptions {
 /// For SQLite the file and its directory are created when missing, and the database runs in
 /// WAL mode with a busy timeout so concurrent writers queue instead of failing at once.
 pub async fn connect(url: &str, pool: &PoolOptions) -> Result<DatabaseConnection, DbErr> {
-    if let Some(path) = sqlite_file_path(url) {
-        if let Some(dir) = Path::new(path).parent().filter(|dir| !dir.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|err| DbErr::Custom(format!("cannot create {}: {err}", dir.display())))?;
-        }
+    let sqlite_dir = sqlite_file_path(url).and_then(|path| Path::new(path).parent());
+    if let Some(dir) = sqlite_dir.filter(|dir| !dir.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|err| DbErr::Custom(format!("cannot create {}: {err}", dir.display())))?;
     }
     let mut options = ConnectOptions::new(url.to_owned());
     options

@@ -1,0 +1,64 @@
+use auth_api::user::v1::RegisterRequest;
+use futures::future::join_all;
+use tonic::Code;
+
+use crate::helpers::{PASSWORD, assert_status, spawn_app, spawn_app_with};
+
+fn request(username: &str, password: &str) -> RegisterRequest {
+    RegisterRequest { username: username.into(), password: password.into() }
+}
+
+#[tokio::test]
+async fn register_creates_a_user_with_role_user_and_a_trimmed_name() {
+    let app = spawn_app().await;
+    let created = app.client.clone().register(request("  alice ", PASSWORD)).await.unwrap().into_inner();
+    assert!(created.id > 0);
+    assert_eq!((created.username.as_str(), created.role.as_str()), ("alice", "user"));
+
+    let stored = model::query::users::find_by_username(&app.db, "alice").await.unwrap().unwrap();
+    assert!(stored.password_hash.starts_with("$argon2id$"), "stored as a PHC string");
+    assert!(!stored.password_hash.contains(PASSWORD));
+}
+
+#[tokio::test]
+async fn register_refuses_bad_input_with_invalid_argument() {
+    let app = spawn_app_with(|c| c.password.min_length = 10).await;
+    let cases = [
+        (request("", PASSWORD), "username must not be empty"),
+        (request("   ", PASSWORD), "username must not be empty"),
+        (request("bob\u{7}", PASSWORD), "username must not contain control characters"),
+        (request(&"x".repeat(65), PASSWORD), "username must be at most 64 characters"),
+        (request("bob", "123456789"), "password must be at least 10 characters"),
+        (request("bob", ""), "password must not be empty"),
+        (request("bob", &"p".repeat(1025)), "password must be at most 1024 bytes"),
+    ];
+    for (req, message) in cases {
+        assert_status(app.client.clone().register(req).await, Code::InvalidArgument, message);
+    }
+    // At the cap exactly is fine.
+    app.client.clone().register(request("bob", &"p".repeat(1024))).await.expect("1024 bytes is allowed");
+}
+
+#[tokio::test]
+async fn a_taken_username_is_already_exists() {
+    let app = spawn_app().await;
+    app.register("carol").await;
+    assert_status(
+        app.client.clone().register(request(" carol", PASSWORD)).await,
+        Code::AlreadyExists,
+        "username already exists",
+    );
+}
+
+#[tokio::test]
+async fn fifty_concurrent_registrations_of_one_name_give_exactly_one_account() {
+    let app = spawn_app().await;
+    let calls = (0..50).map(|_| {
+        let mut client = app.client.clone();
+        async move { client.register(request("dave", PASSWORD)).await }
+    });
+    let results = join_all(calls).await;
+    let created = results.iter().filter(|r| r.is_ok()).count();
+    let taken = results.iter().filter(|r| matches!(r, Err(s) if s.code() == Code::AlreadyExists)).count();
+    assert_eq!((created, taken), (1, 49), "{:?}", results.iter().filter_map(|r| r.as_ref().err()).collect::<Vec<_>>());
+}
