@@ -16,22 +16,68 @@ pub const ACCESS_SECRET: &str = "test-access-secret-0123456789abcdef-0123456789"
 pub const REFRESH_SECRET: &str = "test-refresh-secret-0123456789abcdef-012345678";
 pub const PASSWORD: &str = "correct horse battery";
 
+/// Set to a PostgreSQL or MySQL/MariaDB URL (any existing database on the server) to run the
+/// suite there: each test then creates and drops its own database. Unset = SQLite files.
+pub const DATABASE_ENV: &str = "AUTH_TEST_DATABASE_URL";
+
 pub struct TestApp {
     pub client: UserServiceClient<Channel>,
     pub channel: Channel,
     pub db: DatabaseConnection,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
-    _dir: tempfile::TempDir,
+    _database: TestDatabase,
 }
 
-/// The default test configuration: cheap hashing, fixed secrets, a fresh database file.
-pub fn test_config(dir: &tempfile::TempDir) -> Config {
-    let mut config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: format!("sqlite://{}?mode=rwc", dir.path().join("auth.db").display()),
-        ..Config::default()
-    };
+/// A database of one test: a file in a temporary directory, or a uniquely named database on
+/// the server of [`DATABASE_ENV`], dropped with the test.
+pub struct TestDatabase {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    server: Option<(String, String)>,
+}
+
+impl TestDatabase {
+    pub async fn create() -> Self {
+        let Ok(admin_url) = std::env::var(DATABASE_ENV) else {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("auth.db").display());
+            return Self { url, _dir: Some(dir), server: None };
+        };
+        let name = format!("auth_e2e_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+        let admin = sea_orm::Database::connect(&admin_url).await.expect("test database server reachable");
+        sea_orm::ConnectionTrait::execute_unprepared(&admin, &format!("CREATE DATABASE {name}")).await.unwrap();
+        admin.close().await.ok();
+        let base = admin_url.split('?').next().unwrap();
+        let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+        Self { url, _dir: None, server: Some((admin_url, name)) }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some((admin_url, name)) = self.server.take() else { return };
+        // Drop runs inside the test's runtime; a fresh thread may block on its own runtime.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let admin = sea_orm::Database::connect(&admin_url).await?;
+                let force = if admin_url.starts_with("postgres") { " WITH (FORCE)" } else { "" };
+                sea_orm::ConnectionTrait::execute_unprepared(&admin, &format!("DROP DATABASE IF EXISTS {name}{force}"))
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop a test database: {dropped:?}");
+        }
+    }
+}
+
+/// The default test configuration: cheap hashing, fixed secrets, the given database.
+pub fn test_config(database_url: &str) -> Config {
+    let mut config = Config { listen: "127.0.0.1:0".parse().unwrap(), database_url: database_url.into(), ..Config::default() };
     config.password.hash_profile = HashProfile::Test;
     config.auth.access_secret = Some(SecretString::from(ACCESS_SECRET));
     config.auth.refresh_secret = Some(SecretString::from(REFRESH_SECRET));
@@ -43,8 +89,8 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(&dir);
+    let database = TestDatabase::create().await;
+    let mut config = test_config(&database.url);
     adjust(&mut config);
     config.validate().expect("test config is valid");
     let app = App::build(&config).await.expect("app builds");
@@ -66,7 +112,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         db,
         shutdown: Some(shutdown),
         server: Some(server),
-        _dir: dir,
+        _database: database,
     }
 }
 
