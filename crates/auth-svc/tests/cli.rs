@@ -1,0 +1,78 @@
+//! The `auth-svc` binary as an operator runs it: exit codes, one-line config errors,
+//! `migrate`, and SIGTERM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_auth-svc");
+
+fn command(dir: &tempfile::TempDir) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .env("AUTH_SVC__LISTEN", "127.0.0.1:0")
+        .env("AUTH_SVC__PASSWORD__HASH_PROFILE", "test");
+    command
+}
+
+#[test]
+fn a_bad_key_stops_the_start_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = command(&dir).env("AUTH_SVC__AUTH__ACCESS_SECRET", "too-short").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("AUTH_SVC__AUTH__ACCESS_SECRET"), "{stderr}");
+    assert!(!stderr.contains("too-short"), "the secret itself is never echoed: {stderr}");
+}
+
+#[test]
+fn a_missing_config_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = command(&dir).args(["-f", "nope.yaml"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("nope.yaml not found"));
+}
+
+#[test]
+fn migrate_creates_the_default_sqlite_database_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = command(&dir).arg("migrate").output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    assert!(dir.path().join("data/auth-svc.db").is_file(), "the embedded default lives under ./data/");
+}
+
+#[test]
+fn serve_warns_about_generated_secrets_and_exits_0_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = command(&dir).stdout(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        let line = lines.next().expect("log line").unwrap();
+        let serving = line.contains("serving user.v1.UserService");
+        seen.push(line);
+        if serving {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|l| l.contains("WARN") && l.contains("random")), "{seen:#?}");
+    assert!(seen.last().unwrap().contains("address=127.0.0.1:"), "{seen:#?}");
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:#?}");
+}
