@@ -77,7 +77,8 @@ impl Drop for TestDatabase {
 
 /// The default test configuration: cheap hashing, fixed secrets, the given database.
 pub fn test_config(database_url: &str) -> Config {
-    let mut config = Config { listen: "127.0.0.1:0".parse().unwrap(), database_url: database_url.into(), ..Config::default() };
+    let mut config =
+        Config { listen: "127.0.0.1:0".parse().unwrap(), database_url: database_url.into(), ..Config::default() };
     config.password.hash_profile = HashProfile::Test;
     config.auth.access_secret = Some(SecretString::from(ACCESS_SECRET));
     config.auth.refresh_secret = Some(SecretString::from(REFRESH_SECRET));

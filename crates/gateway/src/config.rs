@@ -1,0 +1,356 @@
+//! Configuration: an optional YAML file (`-f/--config`) overridden by `GATEWAY__…` environment
+//! variables (the key path joined with `__`, e.g. `GATEWAY__CORS__ALLOWED_ORIGINS`). Validated
+//! once at start; every error is one line that names the key. `gateway.yaml` beside this crate's
+//! `Cargo.toml` documents every key.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Yaml},
+};
+use http::{HeaderValue, Uri};
+use serde::{Deserialize, Deserializer};
+
+/// Prefix of every environment override.
+pub const ENV_PREFIX: &str = "GATEWAY__";
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// REST listen address.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// gRPC endpoint of auth-svc (`http://host:port`).
+    #[serde(default = "default_upstream")]
+    pub upstream: String,
+    #[serde(default)]
+    pub grpc: GrpcConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub cors: CorsConfig,
+}
+
+/// How the gateway talks to auth-svc.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GrpcConfig {
+    /// Milliseconds to open a connection to auth-svc before the call answers 503.
+    pub connect_timeout_ms: u64,
+    /// Milliseconds one gRPC call may take before the REST call answers 504.
+    pub request_timeout_ms: u64,
+}
+
+/// The REST side.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Milliseconds a whole REST request (body upload included) may take before it answers 408.
+    pub request_timeout_ms: u64,
+    /// Largest request body accepted, in bytes; larger ones answer 413.
+    pub body_limit_bytes: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    pub shutdown_grace_seconds: u64,
+}
+
+/// Which browser origins may call the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CorsConfig {
+    /// Origins such as `https://app.example.com`; `*` allows any. Empty: no cross-origin calls.
+    #[serde(deserialize_with = "comma_separated_or_list")]
+    pub allowed_origins: Vec<String>,
+    /// Seconds a browser may cache a preflight answer.
+    pub max_age_seconds: u64,
+}
+
+impl Default for Config {
+    /// Every key at its documented default (what an empty file and no environment give).
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            upstream: default_upstream(),
+            grpc: GrpcConfig::default(),
+            http: HttpConfig::default(),
+            cors: CorsConfig::default(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8888))
+}
+
+fn default_upstream() -> String {
+    "http://127.0.0.1:50051".to_owned()
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self { connect_timeout_ms: 2_000, request_timeout_ms: 5_000 }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { request_timeout_ms: 10_000, body_limit_bytes: 64 * 1024, shutdown_grace_seconds: 20 }
+    }
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        Self { allowed_origins: Vec::new(), max_age_seconds: 600 }
+    }
+}
+
+/// Largest accepted `http.body_limit_bytes`: the gateway only ever receives small credentials.
+const MAX_BODY_LIMIT_BYTES: usize = 16 * 1024 * 1024;
+
+/// A configuration problem, worded as one line that names the key.
+#[derive(Debug, thiserror::Error)]
+#[error("config: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Reads the YAML file (if given), then the environment, then validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError(format!("file {} not found", path.display())));
+            }
+            figment = figment.merge(Yaml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        let config: Self = figment.extract().map_err(|err| ConfigError(describe(err)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: ranges, URLs and relations between keys.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.upstream_uri()?;
+        if self.grpc.connect_timeout_ms == 0 {
+            return Err(invalid("grpc.connect_timeout_ms", "must be at least 1"));
+        }
+        if self.grpc.request_timeout_ms == 0 {
+            return Err(invalid("grpc.request_timeout_ms", "must be at least 1"));
+        }
+        // The gRPC deadline must fire first, so a slow auth-svc reads as 504 rather than 408.
+        if self.http.request_timeout_ms <= self.grpc.request_timeout_ms {
+            return Err(invalid("http.request_timeout_ms", "must be longer than grpc.request_timeout_ms"));
+        }
+        if !(1024..=MAX_BODY_LIMIT_BYTES).contains(&self.http.body_limit_bytes) {
+            return Err(invalid("http.body_limit_bytes", &format!("must be between 1024 and {MAX_BODY_LIMIT_BYTES}")));
+        }
+        for origin in &self.cors.allowed_origins {
+            check_origin(origin, self.cors.allowed_origins.len())
+                .map_err(|why| invalid("cors.allowed_origins", &format!("{origin:?} {why}")))?;
+        }
+        Ok(())
+    }
+
+    /// `upstream` as a URI; only plain `http://` is accepted (this build has no TLS client).
+    pub fn upstream_uri(&self) -> Result<Uri, ConfigError> {
+        let uri: Uri = self.upstream.parse().map_err(|_| invalid("upstream", "is not a URL"))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(invalid(
+                    "upstream",
+                    "must be http:// (this build has no TLS client; terminate TLS in a sidecar)",
+                ));
+            }
+            _ => return Err(invalid("upstream", "must look like http://host:port")),
+        }
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(invalid("upstream", "must name a host, like http://host:port"));
+        }
+        Ok(uri)
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.grpc.connect_timeout_ms)
+    }
+
+    pub fn grpc_timeout(&self) -> Duration {
+        Duration::from_millis(self.grpc.request_timeout_ms)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.http.request_timeout_ms)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.http.shutdown_grace_seconds)
+    }
+}
+
+/// A browser origin is `scheme://host[:port]` exactly: no path, no trailing slash (the
+/// `Origin` header never has one, so such an entry could never match).
+fn check_origin(origin: &str, count: usize) -> Result<(), &'static str> {
+    if origin == "*" {
+        return if count == 1 { Ok(()) } else { Err("must be the only entry when used") };
+    }
+    if HeaderValue::from_str(origin).is_err() {
+        return Err("is not a valid header value");
+    }
+    let (scheme, rest) = origin.split_once("://").ok_or("must look like https://host[:port]")?;
+    if !matches!(scheme, "http" | "https") {
+        return Err("must start with http:// or https://");
+    }
+    if rest.is_empty() || rest.contains(['/', '?', '#', ' ']) {
+        return Err("must be scheme://host[:port] with no path or trailing slash");
+    }
+    Ok(())
+}
+
+/// Accepts a YAML list or one comma-separated string (the form an environment variable has).
+fn comma_separated_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Origins {
+        One(String),
+        Many(Vec<String>),
+    }
+    let items = match Origins::deserialize(deserializer)? {
+        Origins::One(text) => text.split(',').map(str::to_owned).collect(),
+        Origins::Many(items) => items,
+    };
+    Ok(items.into_iter().map(|item| item.trim().to_owned()).filter(|item| !item.is_empty()).collect())
+}
+
+/// The environment variable that overrides a dotted key, for error messages.
+fn env_name(key: &str) -> String {
+    format!("{ENV_PREFIX}{}", key.replace('.', "__").to_uppercase())
+}
+
+/// figment's errors on one line, each naming its key, the variable that sets it, and its origin:
+/// `listen (GATEWAY__LISTEN) invalid socket address syntax, from `GATEWAY__` environment variable(s)`.
+fn describe(errors: figment::Error) -> String {
+    let lines: Vec<String> = errors
+        .into_iter()
+        .map(|error| {
+            let key = error.path.join(".").to_lowercase();
+            let what = if key.is_empty() {
+                error.kind.to_string()
+            } else {
+                format!("{key} ({}) {}", env_name(&key), error.kind)
+            };
+            match &error.metadata {
+                Some(metadata) => match &metadata.source {
+                    Some(source) => format!("{what}, in {source}"),
+                    None => format!("{what}, from {}", metadata.name),
+                },
+                None => what,
+            }
+        })
+        .collect();
+    lines.join("; ").replace('\n', " ")
+}
+
+fn invalid(key: &str, why: &str) -> ConfigError {
+    ConfigError(format!("{key} ({}) {why}", env_name(key)))
+}
+
+#[cfg(test)]
+// figment::Jail's closures must return figment's own error type, which is large.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn example_file() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.yaml")
+    }
+
+    #[test]
+    fn the_documented_keys_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GATEWAY__LISTEN", "127.0.0.1:9999");
+            jail.set_env("GATEWAY__UPSTREAM", "http://auth-svc:50051");
+            jail.set_env("GATEWAY__CORS__ALLOWED_ORIGINS", "http://localhost:3000, https://app.example.com");
+            jail.set_env("GATEWAY__HTTP__BODY_LIMIT_BYTES", "2048");
+            jail.set_env("GATEWAY__GRPC__REQUEST_TIMEOUT_MS", "750");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 9999)));
+            assert_eq!(config.upstream, "http://auth-svc:50051");
+            assert_eq!(config.cors.allowed_origins, ["http://localhost:3000", "https://app.example.com"]);
+            assert_eq!(config.http.body_limit_bytes, 2048);
+            assert_eq!(config.grpc.request_timeout_ms, 750);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_single_origin_in_the_environment_is_a_list_of_one() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GATEWAY__CORS__ALLOWED_ORIGINS", "http://localhost:5173");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.cors.allowed_origins, ["http://localhost:5173"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn yaml_takes_a_list_and_env_wins_over_it() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "gw.yaml",
+                "listen: 127.0.0.1:7000\ncors:\n  allowed_origins:\n    - http://a.test\n    - http://b.test\n",
+            )?;
+            jail.set_env("GATEWAY__LISTEN", "127.0.0.1:7001");
+            let config = Config::load(Some(Path::new("gw.yaml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.listen.port(), 7001);
+            assert_eq!(config.cors.allowed_origins, ["http://a.test", "http://b.test"]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_example_file_is_valid_and_holds_the_defaults() {
+        figment::Jail::expect_with(|_| {
+            let config = Config::load(Some(&example_file())).map_err(|e| e.to_string())?;
+            assert_eq!(config, Config::default());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_their_key_on_one_line() {
+        let cases: &[(&str, &str, &str)] = &[
+            ("GATEWAY__LISTEN", "nowhere", "listen (GATEWAY__LISTEN) invalid socket address"),
+            (
+                "GATEWAY__GRPC__REQUEST_TIMEOUT_MS",
+                "soon",
+                "grpc.request_timeout_ms (GATEWAY__GRPC__REQUEST_TIMEOUT_MS)",
+            ),
+            ("GATEWAY__UPSTREAM", "auth-svc:50051", "GATEWAY__UPSTREAM"),
+            ("GATEWAY__UPSTREAM", "https://auth-svc:50051", "GATEWAY__UPSTREAM"),
+            ("GATEWAY__NO_SUCH_KEY", "1", "no_such_key"),
+            ("GATEWAY__HTTP__BODY_LIMIT_BYTES", "10", "GATEWAY__HTTP__BODY_LIMIT_BYTES"),
+            ("GATEWAY__HTTP__REQUEST_TIMEOUT_MS", "100", "GATEWAY__HTTP__REQUEST_TIMEOUT_MS"),
+            ("GATEWAY__GRPC__CONNECT_TIMEOUT_MS", "0", "GATEWAY__GRPC__CONNECT_TIMEOUT_MS"),
+            ("GATEWAY__CORS__ALLOWED_ORIGINS", "http://app.test/", "GATEWAY__CORS__ALLOWED_ORIGINS"),
+            ("GATEWAY__CORS__ALLOWED_ORIGINS", "app.test", "GATEWAY__CORS__ALLOWED_ORIGINS"),
+            ("GATEWAY__CORS__ALLOWED_ORIGINS", "*,http://app.test", "GATEWAY__CORS__ALLOWED_ORIGINS"),
+        ];
+        for (var, value, key) in cases {
+            figment::Jail::expect_with(|jail| {
+                jail.set_env(var, value);
+                let err = Config::load(None).err().ok_or("expected an error")?.to_string();
+                assert!(err.contains(key), "{var}={value}: {err}");
+                assert!(!err.contains('\n'), "one line: {err}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn a_missing_file_is_an_error() {
+        let err = Config::load(Some(Path::new("/no/such/gateway.yaml"))).err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some("config: file /no/such/gateway.yaml not found"));
+    }
+}

@@ -1,0 +1,304 @@
+//! The one mapping from a gRPC status to an HTTP answer, and the two error bodies it is written in.
+//!
+//! The gateway speaks two dialects, one per tutorial it reproduces: go-zero's
+//! `{"code": <status>, "msg": "…"}` under `/user/…`, FastAPI's `{"detail": "…"}` everywhere
+//! else ([`Dialect::for_path`]). Every handler turns a failed gRPC call into an [`ApiError`]
+//! with [`ApiError::from_grpc`]; a route that owes its tutorial a particular wording adjusts the
+//! result with [`ApiError::reword`], never by looking at gRPC codes itself. Errors produced by
+//! middleware (404, 405, 408, 413, a caught panic) arrive with no JSON body and are rewritten
+//! into the dialect of their path by [`shape_plain_errors`].
+
+use std::borrow::Cow;
+
+use axum::{
+    Json,
+    extract::{Request, State},
+    http::{HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use tonic::{Code, Status};
+use utoipa::ToSchema;
+
+/// Which tutorial's error shape a path answers in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `/user/…`: `{"code","msg"}`; an unparsable body is 400.
+    GoZero,
+    /// Everything else: `{"detail"}`; an unparsable body is 422.
+    FastApi,
+}
+
+impl Dialect {
+    pub fn for_path(path: &str) -> Self {
+        if path == "/user" || path.starts_with("/user/") { Self::GoZero } else { Self::FastApi }
+    }
+
+    /// The status of a body that does not parse or misses a field.
+    pub fn unparsable_body(self) -> StatusCode {
+        match self {
+            Self::GoZero => StatusCode::BAD_REQUEST,
+            Self::FastApi => StatusCode::UNPROCESSABLE_ENTITY,
+        }
+    }
+}
+
+/// go-zero's error body (`errorx.CodeError`): `code` repeats the HTTP status.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"code": 401, "msg": "invalid credentials"}))]
+pub struct CodeError {
+    pub code: u16,
+    pub msg: String,
+}
+
+/// FastAPI's error body (`HTTPException`).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"detail": "Incorrect username or password"}))]
+pub struct Detail {
+    pub detail: String,
+}
+
+/// An HTTP error in the dialect of the route that produced it.
+#[derive(Debug)]
+pub struct ApiError {
+    dialect: Dialect,
+    status: StatusCode,
+    message: Cow<'static, str>,
+    retry_after: Option<HeaderValue>,
+}
+
+/// Metadata key in which auth-svc says how many seconds to wait after RESOURCE_EXHAUSTED.
+const RETRY_AFTER_METADATA: &str = "retry-after";
+
+impl ApiError {
+    pub fn new(dialect: Dialect, status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
+        Self { dialect, status, message: message.into(), retry_after: None }
+    }
+
+    /// The HTTP answer to a failed gRPC call (CONTRACT.md's table). Only the messages of
+    /// INVALID_ARGUMENT, ALREADY_EXISTS and UNAUTHENTICATED reach the client: auth-svc writes
+    /// those for users. Everything else gets a fixed message, so no internal detail leaks.
+    pub fn from_grpc(dialect: Dialect, status: &Status) -> Self {
+        let user_message = |fallback: &'static str| -> Cow<'static, str> {
+            match status.message().trim() {
+                "" => fallback.into(),
+                message => message.to_owned().into(),
+            }
+        };
+        let (http, message) = match status.code() {
+            Code::InvalidArgument => (StatusCode::BAD_REQUEST, user_message("invalid request")),
+            Code::Unauthenticated => (StatusCode::UNAUTHORIZED, user_message("not authenticated")),
+            Code::AlreadyExists => (StatusCode::CONFLICT, user_message("already exists")),
+            Code::PermissionDenied => (StatusCode::FORBIDDEN, "permission denied".into()),
+            Code::NotFound => (StatusCode::NOT_FOUND, "not found".into()),
+            Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "too many attempts, retry later".into()),
+            Code::Unavailable => {
+                tracing::warn!(grpc_message = status.message(), "auth-svc unavailable");
+                (StatusCode::SERVICE_UNAVAILABLE, "auth service unavailable, retry later".into())
+            }
+            Code::DeadlineExceeded => {
+                tracing::warn!(grpc_message = status.message(), "auth-svc did not answer in time");
+                (StatusCode::GATEWAY_TIMEOUT, "auth service did not answer in time".into())
+            }
+            code => {
+                tracing::error!(grpc_code = ?code, grpc_message = status.message(), "auth-svc call failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal server error".into())
+            }
+        };
+        let mut error = Self::new(dialect, http, message);
+        if status.code() == Code::ResourceExhausted {
+            error.retry_after = retry_after_seconds(status);
+        }
+        error
+    }
+
+    /// A body the route could not use: 413 past the size limit, else the dialect's
+    /// "does not parse" status with the extractor's explanation.
+    pub fn unparsable(dialect: Dialect, rejection_status: StatusCode, why: String, body_limit: usize) -> Self {
+        if rejection_status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self::too_large(dialect, body_limit);
+        }
+        Self::new(dialect, dialect.unparsable_body(), why)
+    }
+
+    pub fn too_large(dialect: Dialect, body_limit: usize) -> Self {
+        Self::new(dialect, StatusCode::PAYLOAD_TOO_LARGE, format!("request body too large (limit {body_limit} bytes)"))
+    }
+
+    /// Gives this error the status and wording a tutorial fixes for one route, if it has status
+    /// `when` (e.g. `/signup` answers a taken username with 400 "Username already exists").
+    #[must_use]
+    pub fn reword(mut self, when: StatusCode, status: StatusCode, message: &'static str) -> Self {
+        if self.status == when {
+            self.status = status;
+            self.message = message.into();
+        }
+        self
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// The `retry-after` metadata if it is a plain number of seconds (RFC 9110's delay-seconds).
+fn retry_after_seconds(status: &Status) -> Option<HeaderValue> {
+    let value = status.metadata().get(RETRY_AFTER_METADATA)?.to_str().ok()?.trim();
+    let valid = !value.is_empty() && value.len() <= 10 && value.bytes().all(|b| b.is_ascii_digit());
+    valid.then(|| HeaderValue::from_str(value).ok()).flatten()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let message = self.message.into_owned();
+        let mut response = match self.dialect {
+            Dialect::GoZero => {
+                (self.status, Json(CodeError { code: self.status.as_u16(), msg: message })).into_response()
+            }
+            Dialect::FastApi => (self.status, Json(Detail { detail: message })).into_response(),
+        };
+        let headers = response.headers_mut();
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, seconds);
+        }
+        response
+    }
+}
+
+/// Middleware: an error response without a JSON body (axum's 404/405, tower-http's 408/413, a
+/// caught panic's 500) is rewritten into the dialect of its path, keeping its other headers.
+/// `body_limit` is the configured request-size limit, for the 413 message.
+pub async fn shape_plain_errors(State(body_limit): State<usize>, request: Request, next: Next) -> Response {
+    let dialect = Dialect::for_path(request.uri().path());
+    let response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || is_json(&response) {
+        return response;
+    }
+    let error = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(dialect, body_limit),
+        StatusCode::REQUEST_TIMEOUT => ApiError::new(dialect, status, "request timed out"),
+        StatusCode::INTERNAL_SERVER_ERROR => ApiError::new(dialect, status, "internal server error"),
+        _ => ApiError::new(dialect, status, status.canonical_reason().unwrap_or("error")),
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.remove(header::CONTENT_TYPE);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    let mut shaped = error.into_response();
+    for (name, value) in &parts.headers {
+        shaped.headers_mut().entry(name).or_insert_with(|| value.clone());
+    }
+    shaped
+}
+
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::to_bytes;
+    use tonic::metadata::MetadataValue;
+
+    use super::*;
+
+    async fn render(error: ApiError) -> (StatusCode, http::HeaderMap, serde_json::Value) {
+        let response = error.into_response();
+        let (parts, body) = response.into_parts();
+        let bytes = to_bytes(body, 4096).await.unwrap();
+        (parts.status, parts.headers, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn every_grpc_code_gets_its_contract_status() {
+        let cases = [
+            (Code::InvalidArgument, StatusCode::BAD_REQUEST),
+            (Code::Unauthenticated, StatusCode::UNAUTHORIZED),
+            (Code::PermissionDenied, StatusCode::FORBIDDEN),
+            (Code::NotFound, StatusCode::NOT_FOUND),
+            (Code::AlreadyExists, StatusCode::CONFLICT),
+            (Code::ResourceExhausted, StatusCode::TOO_MANY_REQUESTS),
+            (Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
+            (Code::DeadlineExceeded, StatusCode::GATEWAY_TIMEOUT),
+            (Code::Internal, StatusCode::INTERNAL_SERVER_ERROR),
+            (Code::Unknown, StatusCode::INTERNAL_SERVER_ERROR),
+            (Code::DataLoss, StatusCode::INTERNAL_SERVER_ERROR),
+        ];
+        for (code, http) in cases {
+            assert_eq!(ApiError::from_grpc(Dialect::GoZero, &Status::new(code, "x")).status(), http, "{code:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn user_messages_pass_and_internal_ones_do_not() {
+        let (_, _, body) =
+            render(ApiError::from_grpc(Dialect::GoZero, &Status::already_exists("username already exists"))).await;
+        assert_eq!(body, serde_json::json!({"code": 409, "msg": "username already exists"}));
+        let (_, _, body) =
+            render(ApiError::from_grpc(Dialect::FastApi, &Status::internal("db at 10.0.0.3 refused: password"))).await;
+        assert_eq!(body, serde_json::json!({"detail": "internal server error"}));
+        let (_, _, body) =
+            render(ApiError::from_grpc(Dialect::FastApi, &Status::unavailable("tcp connect error"))).await;
+        assert_eq!(body, serde_json::json!({"detail": "auth service unavailable, retry later"}));
+    }
+
+    #[tokio::test]
+    async fn unauthenticated_carries_www_authenticate() {
+        let (status, headers, body) =
+            render(ApiError::from_grpc(Dialect::GoZero, &Status::unauthenticated("invalid credentials"))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(headers.get(header::WWW_AUTHENTICATE).unwrap(), "Bearer");
+        assert_eq!(body, serde_json::json!({"code": 401, "msg": "invalid credentials"}));
+    }
+
+    #[tokio::test]
+    async fn resource_exhausted_copies_retry_after() {
+        let mut status = Status::resource_exhausted("slow down");
+        status.metadata_mut().insert("retry-after", MetadataValue::from_static("42"));
+        let (code, headers, body) = render(ApiError::from_grpc(Dialect::FastApi, &status)).await;
+        assert_eq!(code, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "42");
+        assert_eq!(body, serde_json::json!({"detail": "too many attempts, retry later"}));
+
+        let mut status = Status::resource_exhausted("slow down");
+        status.metadata_mut().insert("retry-after", MetadataValue::from_static("soon"));
+        let (_, headers, _) = render(ApiError::from_grpc(Dialect::FastApi, &status)).await;
+        assert!(headers.get(header::RETRY_AFTER).is_none());
+    }
+
+    #[test]
+    fn reword_only_touches_the_named_status() {
+        let taken = ApiError::from_grpc(Dialect::FastApi, &Status::already_exists("username already exists")).reword(
+            StatusCode::CONFLICT,
+            StatusCode::BAD_REQUEST,
+            "Username already exists",
+        );
+        assert_eq!((taken.status(), taken.message()), (StatusCode::BAD_REQUEST, "Username already exists"));
+        let policy = ApiError::from_grpc(Dialect::FastApi, &Status::invalid_argument("password too short")).reword(
+            StatusCode::CONFLICT,
+            StatusCode::BAD_REQUEST,
+            "Username already exists",
+        );
+        assert_eq!(policy.message(), "password too short");
+    }
+
+    #[test]
+    fn dialect_follows_the_path() {
+        assert_eq!(Dialect::for_path("/user/login"), Dialect::GoZero);
+        assert_eq!(Dialect::for_path("/user"), Dialect::GoZero);
+        assert_eq!(Dialect::for_path("/users"), Dialect::FastApi);
+        assert_eq!(Dialect::for_path("/token"), Dialect::FastApi);
+    }
+}

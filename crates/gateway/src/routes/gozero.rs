@@ -1,0 +1,191 @@
+//! The go-zero tutorial's `user-api`: camelCase JSON under `/user/…`, errors as
+//! `{"code","msg"}`. Each handler makes exactly one `UserService` call.
+
+use auth_api::user::v1::{LoginRequest, LoginResponse, RefreshRequest, RegisterRequest, RegisterResponse, UserInfo};
+use axum::{Json, extract::State, http::header, response::IntoResponse};
+use serde::{Deserialize, Serialize};
+use tonic::Status;
+use utoipa::ToSchema;
+
+use crate::{
+    app::AppState,
+    error::{ApiError, CodeError, Dialect},
+    extract::JsonBody,
+    upstream::Forwarded,
+};
+
+pub const TAG: &str = "go-zero";
+
+fn failed(status: Status) -> ApiError {
+    ApiError::from_grpc(Dialect::GoZero, &status)
+}
+
+/// Body of `/user/register` (no `Debug`: it holds a password).
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"username": "alice", "password": "secret123"}))]
+pub struct RegisterReq {
+    pub username: String,
+    #[schema(format = Password)]
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"id": 1, "username": "alice", "role": "user"}))]
+pub struct RegisterResp {
+    pub id: i64,
+    pub username: String,
+    pub role: String,
+}
+
+/// Body of `/user/login` (no `Debug`: it holds a password).
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"username": "alice", "password": "secret123"}))]
+pub struct LoginReq {
+    pub username: String,
+    #[schema(format = Password)]
+    pub password: String,
+}
+
+/// A fresh token pair (no `Debug`: it holds tokens).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoginResp {
+    /// JWT to send as `Authorization: Bearer <token>`.
+    pub access_token: String,
+    /// JWT accepted only by `/user/refresh`; single use.
+    pub refresh_token: String,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+/// Body of `/user/refresh`.
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshReq {
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"id": 1, "username": "alice", "role": "user"}))]
+pub struct UserInfoResp {
+    pub id: i64,
+    pub username: String,
+    pub role: String,
+}
+
+/// `/user/logout` answers an empty object.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogoutResp {}
+
+impl From<RegisterResponse> for RegisterResp {
+    fn from(user: RegisterResponse) -> Self {
+        Self { id: user.id, username: user.username, role: user.role }
+    }
+}
+
+impl From<LoginResponse> for LoginResp {
+    fn from(pair: LoginResponse) -> Self {
+        Self { access_token: pair.access_token, refresh_token: pair.refresh_token, expires_in: pair.expires_in }
+    }
+}
+
+impl From<UserInfo> for UserInfoResp {
+    fn from(user: UserInfo) -> Self {
+        Self { id: user.id, username: user.username, role: user.role }
+    }
+}
+
+/// Tokens must not be kept by caches (RFC 6749 section 5.1 asks the same of token endpoints).
+fn no_store(pair: LoginResp) -> impl IntoResponse {
+    ([(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")], Json(pair))
+}
+
+/// Creates an account with role `user`.
+#[utoipa::path(post, path = "/user/register", tag = TAG, request_body = RegisterReq,
+    responses(
+        (status = 200, description = "Account created", body = RegisterResp),
+        (status = 400, description = "Body does not parse, or breaks the username/password policy", body = CodeError),
+        (status = 409, description = "Username taken", body = CodeError,
+            example = json!({"code": 409, "msg": "username already exists"})),
+        (status = 413, description = "Body too large", body = CodeError),
+        (status = 503, description = "auth-svc unavailable", body = CodeError),
+    ))]
+pub async fn register(
+    State(state): State<AppState>,
+    forwarded: Forwarded,
+    JsonBody(body): JsonBody<RegisterReq>,
+) -> Result<Json<RegisterResp>, ApiError> {
+    let request = RegisterRequest { username: body.username, password: body.password };
+    let user = state.upstream.register(&forwarded, request).await.map_err(failed)?;
+    Ok(Json(user.into()))
+}
+
+/// Checks a username and password and starts a session.
+#[utoipa::path(post, path = "/user/login", tag = TAG, request_body = LoginReq,
+    responses(
+        (status = 200, description = "Token pair", body = LoginResp),
+        (status = 400, description = "Body does not parse or misses a field", body = CodeError),
+        (status = 401, description = "Wrong username or password", body = CodeError,
+            headers(("www-authenticate" = String, description = "Bearer"))),
+        (status = 429, description = "Too many attempts", body = CodeError,
+            headers(("retry-after" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "auth-svc unavailable", body = CodeError),
+    ))]
+pub async fn login(
+    State(state): State<AppState>,
+    forwarded: Forwarded,
+    JsonBody(body): JsonBody<LoginReq>,
+) -> Result<impl IntoResponse, ApiError> {
+    let request = LoginRequest { username: body.username, password: body.password };
+    let pair = state.upstream.login(&forwarded, request).await.map_err(failed)?;
+    Ok(no_store(pair.into()))
+}
+
+/// Exchanges a refresh token for a new pair; the presented token is spent.
+#[utoipa::path(post, path = "/user/refresh", tag = TAG, request_body = RefreshReq,
+    responses(
+        (status = 200, description = "New token pair", body = LoginResp),
+        (status = 400, description = "Body does not parse or misses a field", body = CodeError),
+        (status = 401, description = "Refresh token invalid, expired or already used", body = CodeError,
+            headers(("www-authenticate" = String, description = "Bearer"))),
+        (status = 503, description = "auth-svc unavailable", body = CodeError),
+    ))]
+pub async fn refresh(
+    State(state): State<AppState>,
+    forwarded: Forwarded,
+    JsonBody(body): JsonBody<RefreshReq>,
+) -> Result<impl IntoResponse, ApiError> {
+    let request = RefreshRequest { refresh_token: body.refresh_token };
+    let pair = state.upstream.refresh(&forwarded, request).await.map_err(failed)?;
+    Ok(no_store(pair.into()))
+}
+
+/// The account behind the bearer access token.
+#[utoipa::path(get, path = "/user/info", tag = TAG, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The account", body = UserInfoResp),
+        (status = 401, description = "Missing, invalid or expired access token", body = CodeError,
+            headers(("www-authenticate" = String, description = "Bearer"))),
+        (status = 503, description = "auth-svc unavailable", body = CodeError),
+    ))]
+pub async fn info(State(state): State<AppState>, forwarded: Forwarded) -> Result<Json<UserInfoResp>, ApiError> {
+    let user = state.upstream.user_info(&forwarded).await.map_err(failed)?;
+    Ok(Json(user.into()))
+}
+
+/// Ends the session of the bearer access token: its refresh tokens stop working at once.
+#[utoipa::path(post, path = "/user/logout", tag = TAG, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Session ended", body = LogoutResp),
+        (status = 401, description = "Missing, invalid or expired access token", body = CodeError,
+            headers(("www-authenticate" = String, description = "Bearer"))),
+        (status = 503, description = "auth-svc unavailable", body = CodeError),
+    ))]
+pub async fn logout(State(state): State<AppState>, forwarded: Forwarded) -> Result<Json<LogoutResp>, ApiError> {
+    state.upstream.logout(&forwarded).await.map_err(failed)?;
+    Ok(Json(LogoutResp {}))
+}

@@ -1,0 +1,44 @@
+//! Probes: `/healthz` says the process answers; `/readyz` says auth-svc answers too, so a load
+//! balancer stops sending traffic that could only get 503s.
+
+use axum::{Json, extract::State, http::StatusCode};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+
+pub const TAG: &str = "health";
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`, `ready` or `unavailable`.
+    pub status: &'static str,
+}
+
+/// Liveness: 200 while the process serves HTTP.
+#[utoipa::path(get, path = "/healthz", tag = TAG,
+    responses((status = 200, description = "Alive", body = Health, example = json!({"status": "ok"}))))]
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+/// Readiness: 200 only if auth-svc's gRPC health check reports `user.v1.UserService` SERVING.
+#[utoipa::path(get, path = "/readyz", tag = TAG,
+    responses(
+        (status = 200, description = "auth-svc is SERVING", body = Health, example = json!({"status": "ready"})),
+        (status = 503, description = "auth-svc is down or not serving", body = Health,
+            example = json!({"status": "unavailable"})),
+    ))]
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
+    match state.upstream.is_serving().await {
+        Ok(true) => (StatusCode::OK, Json(Health { status: "ready" })),
+        Ok(false) => {
+            tracing::warn!("auth-svc reports NOT_SERVING");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "unavailable" }))
+        }
+        Err(status) => {
+            tracing::warn!(code = ?status.code(), message = status.message(), "auth-svc health check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "unavailable" }))
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! The REST routes, one module per tutorial plus probes and docs. Routes are registered through
+//! `utoipa_axum`, which records each one in the OpenAPI document as it adds it to the router.
+
+pub mod docs;
+pub mod gozero;
+pub mod health;
+pub mod oauth2;
+
+use axum::Router;
+use utoipa::OpenApi as _;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::app::AppState;
+
+/// Every route, with the OpenAPI document and the docs UI mounted beside them.
+pub fn router() -> Router<AppState> {
+    let (api, openapi) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+        .routes(routes!(gozero::register))
+        .routes(routes!(gozero::login))
+        .routes(routes!(gozero::refresh))
+        .routes(routes!(gozero::info))
+        .routes(routes!(gozero::logout))
+        .routes(routes!(oauth2::signup))
+        .routes(routes!(oauth2::token))
+        .routes(routes!(oauth2::protected))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .split_for_parts();
+    api.merge(docs::router(openapi))
+}

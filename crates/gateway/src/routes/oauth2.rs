@@ -1,0 +1,235 @@
+//! The FastAPI tutorial's OAuth2 password flow: `/signup`, `/token`, `/protected`, errors as
+//! `{"detail"}`. `/token` also takes the refresh grant (RFC 6749 section 6), the tutorial's
+//! exercise. Each handler makes exactly one `UserService` call.
+
+use auth_api::user::v1::{LoginRequest, LoginResponse, RefreshRequest, RegisterRequest};
+use axum::{
+    Json,
+    extract::{FromRequest, Multipart, Request, State},
+    http::{StatusCode, header},
+    response::IntoResponse,
+};
+use serde::{Deserialize, Serialize};
+use tonic::Status;
+use utoipa::ToSchema;
+
+use crate::{
+    app::AppState,
+    error::{ApiError, Detail, Dialect},
+    extract::JsonBody,
+    upstream::Forwarded,
+};
+
+pub const TAG: &str = "FastAPI";
+
+const DIALECT: Dialect = Dialect::FastApi;
+
+fn failed(status: Status) -> ApiError {
+    ApiError::from_grpc(DIALECT, &status)
+}
+
+fn shape_error(message: impl Into<String>) -> ApiError {
+    ApiError::new(DIALECT, DIALECT.unparsable_body(), message.into())
+}
+
+/// Body of `/signup` (no `Debug`: it holds a password).
+#[derive(Deserialize, ToSchema)]
+#[schema(example = json!({"username": "licat", "password": "correct horse"}))]
+pub struct SignupRequest {
+    pub username: String,
+    #[schema(format = Password)]
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageResponse {
+    pub message: String,
+}
+
+/// Body of `/token`, as a form: OAuth2's password grant (`grant_type` may be left out, as
+/// FastAPI's `OAuth2PasswordRequestForm` allows) or its refresh grant. `scope`, `client_id`
+/// and `client_secret` are accepted and ignored.
+#[derive(Deserialize, ToSchema)]
+pub struct TokenForm {
+    /// `password` (the default) or `refresh_token`.
+    #[schema(example = "password")]
+    pub grant_type: Option<String>,
+    /// Password grant.
+    pub username: Option<String>,
+    /// Password grant.
+    #[schema(format = Password)]
+    pub password: Option<String>,
+    /// Refresh grant.
+    pub refresh_token: Option<String>,
+    /// Ignored.
+    pub scope: Option<String>,
+}
+
+/// What a `/token` form asks for, once checked.
+enum Grant {
+    Password { username: String, password: String },
+    RefreshToken { refresh_token: String },
+}
+
+impl TokenForm {
+    fn grant(self) -> Result<Grant, ApiError> {
+        let required =
+            |value: Option<String>, name: &str| value.ok_or_else(|| shape_error(format!("missing field `{name}`")));
+        match self.grant_type.as_deref() {
+            None | Some("password") => Ok(Grant::Password {
+                username: required(self.username, "username")?,
+                password: required(self.password, "password")?,
+            }),
+            Some("refresh_token") => {
+                Ok(Grant::RefreshToken { refresh_token: required(self.refresh_token, "refresh_token")? })
+            }
+            Some(_) => Err(shape_error("grant_type must be `password` or `refresh_token`")),
+        }
+    }
+}
+
+impl FromRequest<AppState> for TokenForm {
+    type Rejection = ApiError;
+
+    /// Reads `application/x-www-form-urlencoded` or `multipart/form-data`, like FastAPI's
+    /// `Form(...)` parameters do.
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let limit = state.body_limit;
+        let rejected = |status: StatusCode, text: String| ApiError::unparsable(DIALECT, status, text, limit);
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .map(|mime| mime.trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        match content_type.as_str() {
+            "application/x-www-form-urlencoded" => axum::Form::<Self>::from_request(request, state)
+                .await
+                .map(|axum::Form(form)| form)
+                .map_err(|rejection| rejected(rejection.status(), rejection.body_text())),
+            "multipart/form-data" => {
+                let mut multipart = Multipart::from_request(request, state)
+                    .await
+                    .map_err(|rejection| rejected(rejection.status(), rejection.body_text()))?;
+                let mut fields = serde_json::Map::new();
+                while let Some(field) =
+                    multipart.next_field().await.map_err(|err| rejected(err.status(), err.body_text()))?
+                {
+                    let name = field.name().unwrap_or_default().to_owned();
+                    let value = field.text().await.map_err(|err| rejected(err.status(), err.body_text()))?;
+                    fields.insert(name, serde_json::Value::String(value));
+                }
+                serde_json::from_value(serde_json::Value::Object(fields)).map_err(|err| shape_error(err.to_string()))
+            }
+            _ => Err(shape_error("expected a form: application/x-www-form-urlencoded or multipart/form-data")),
+        }
+    }
+}
+
+/// `/token`'s answer: the tutorial's `access_token` and `token_type`, plus the pair's
+/// `expires_in` and `refresh_token` (RFC 6749 section 5.1). No `Debug`: it holds tokens.
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    /// Always `bearer`.
+    #[schema(example = "bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Single-use; send it back with `grant_type=refresh_token`.
+    pub refresh_token: String,
+}
+
+impl From<LoginResponse> for TokenResponse {
+    fn from(pair: LoginResponse) -> Self {
+        Self {
+            access_token: pair.access_token,
+            token_type: "bearer",
+            expires_in: pair.expires_in,
+            refresh_token: pair.refresh_token,
+        }
+    }
+}
+
+/// Creates an account.
+#[utoipa::path(post, path = "/signup", tag = TAG, request_body = SignupRequest,
+    responses(
+        (status = 200, description = "Account created", body = MessageResponse,
+            example = json!({"message": "User created successfully"})),
+        (status = 400, description = "Username taken, or the username/password policy is broken", body = Detail,
+            example = json!({"detail": "Username already exists"})),
+        (status = 413, description = "Body too large", body = Detail),
+        (status = 422, description = "Body does not parse or misses a field", body = Detail),
+        (status = 503, description = "auth-svc unavailable", body = Detail),
+    ))]
+pub async fn signup(
+    State(state): State<AppState>,
+    forwarded: Forwarded,
+    JsonBody(body): JsonBody<SignupRequest>,
+) -> Result<Json<MessageResponse>, ApiError> {
+    let request = RegisterRequest { username: body.username, password: body.password };
+    state.upstream.register(&forwarded, request).await.map_err(|status| {
+        failed(status).reword(StatusCode::CONFLICT, StatusCode::BAD_REQUEST, "Username already exists")
+    })?;
+    Ok(Json(MessageResponse { message: "User created successfully".to_owned() }))
+}
+
+/// OAuth2 token endpoint: password grant, or refresh grant.
+#[utoipa::path(post, path = "/token", tag = TAG,
+    request_body(content(
+        (TokenForm = "application/x-www-form-urlencoded"),
+        (TokenForm = "multipart/form-data"),
+    )),
+    responses(
+        (status = 200, description = "Token pair", body = TokenResponse,
+            headers(("cache-control" = String, description = "no-store"))),
+        (status = 400, description = "Breaks the username/password policy", body = Detail),
+        (status = 401, description = "Wrong credentials, or an unusable refresh token", body = Detail,
+            headers(("www-authenticate" = String, description = "Bearer")),
+            example = json!({"detail": "Incorrect username or password"})),
+        (status = 422, description = "Not a form, a missing field, or an unknown grant_type", body = Detail),
+        (status = 429, description = "Too many attempts", body = Detail,
+            headers(("retry-after" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "auth-svc unavailable", body = Detail),
+    ))]
+pub async fn token(
+    State(state): State<AppState>,
+    forwarded: Forwarded,
+    form: TokenForm,
+) -> Result<impl IntoResponse, ApiError> {
+    let pair = match form.grant()? {
+        Grant::Password { username, password } => {
+            state.upstream.login(&forwarded, LoginRequest { username, password }).await.map_err(|status| {
+                failed(status).reword(
+                    StatusCode::UNAUTHORIZED,
+                    StatusCode::UNAUTHORIZED,
+                    "Incorrect username or password",
+                )
+            })?
+        }
+        Grant::RefreshToken { refresh_token } => {
+            state.upstream.refresh(&forwarded, RefreshRequest { refresh_token }).await.map_err(failed)?
+        }
+    };
+    let headers = [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")];
+    Ok((headers, Json(TokenResponse::from(pair))))
+}
+
+/// A route only a bearer of a valid access token may call.
+#[utoipa::path(get, path = "/protected", tag = TAG, security(("oauth2" = [])),
+    responses(
+        (status = 200, description = "Greeting", body = MessageResponse,
+            example = json!({"message": "Hello licat! This is a protected route"})),
+        (status = 401, description = "`Not authenticated` without a bearer token, `Invalid token` with a bad one",
+            body = Detail, headers(("www-authenticate" = String, description = "Bearer"))),
+        (status = 503, description = "auth-svc unavailable", body = Detail),
+    ))]
+pub async fn protected(State(state): State<AppState>, forwarded: Forwarded) -> Result<Json<MessageResponse>, ApiError> {
+    let user = state.upstream.user_info(&forwarded).await.map_err(|status| {
+        // auth-svc decided; only the wording is FastAPI's.
+        let wording = if forwarded.bearer_presented() { "Invalid token" } else { "Not authenticated" };
+        failed(status).reword(StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED, wording)
+    })?;
+    Ok(Json(MessageResponse { message: format!("Hello {}! This is a protected route", user.username) }))
+}
