@@ -12,6 +12,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     tonic_prost_build::configure()
+        // Undecodable requests are INVALID_ARGUMENT, not tonic-prost's INTERNAL (src/codec.rs).
+        .codec_path("crate::codec::StrictProstCodec")
         .file_descriptor_set_path(out_dir.join("user_v1_descriptor.bin"))
         .compile_protos(&["proto/user/v1/user.proto"], &["proto"])?;
     println!("cargo:rerun-if-changed=proto");

@@ -115,3 +115,35 @@ async fn sessions_are_independent() {
     assert_status(app.refresh(&laptop.refresh_token).await, Code::Unauthenticated, "session revoked");
     app.refresh(&phone.refresh_token).await.expect("the other session lives on");
 }
+
+#[tokio::test]
+async fn logout_racing_a_chain_of_refreshes_leaves_no_live_token() {
+    let app = spawn_app().await;
+    let first = app.signed_in("alice").await;
+    let session = session_of(&first.refresh_token);
+    let refresher = async {
+        let mut token = first.refresh_token.clone();
+        for _ in 0..40 {
+            match app.refresh(&token).await {
+                Ok(pair) => token = pair.refresh_token,
+                Err(status) => {
+                    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+                    break;
+                }
+            }
+        }
+    };
+    let logout = async {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        app.client
+            .clone()
+            .logout(crate::helpers::with_authorization(
+                auth_api::user::v1::LogoutRequest {},
+                &bearer(&first.access_token),
+            ))
+            .await
+            .expect("logout succeeds while refreshes run");
+    };
+    tokio::join!(refresher, logout);
+    assert_eq!(live_tokens(&app, &session).await, 0, "a refresh slipped past the logout");
+}

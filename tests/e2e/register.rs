@@ -62,3 +62,18 @@ async fn fifty_concurrent_registrations_of_one_name_give_exactly_one_account() {
     let taken = results.iter().filter(|r| matches!(r, Err(s) if s.code() == Code::AlreadyExists)).count();
     assert_eq!((created, taken), (1, 49), "{:?}", results.iter().filter_map(|r| r.as_ref().err()).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn usernames_compare_exactly_on_every_backend() {
+    let app = spawn_app().await;
+    app.register("alice").await;
+    // Case and accents make different names (MySQL's default collation would merge them).
+    for other in ["Alice", "ALICE", "alicé"] {
+        app.client.clone().register(request(other, PASSWORD)).await.unwrap_or_else(|s| panic!("{other}: {s:?}"));
+    }
+    let status = app.login("ALICE", "not the password").await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let alice = app.login("alice", PASSWORD).await.unwrap();
+    let info = app.user_info(&crate::helpers::bearer(&alice.access_token)).await.unwrap();
+    assert_eq!(info.username, "alice");
+}

@@ -102,3 +102,46 @@ async fn shutdown_finishes_in_flight_calls_and_stops() {
         assert!(finished.is_ok(), "an accepted call was cut off: {finished:?}");
     }
 }
+
+/// Register's wire format with `bytes` fields, so a test can send what a string may not hold.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawRegisterRequest {
+    #[prost(bytes = "vec", tag = "1")]
+    username: Vec<u8>,
+    #[prost(bytes = "vec", tag = "2")]
+    password: Vec<u8>,
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_a_string_field_is_invalid_argument() {
+    let app = spawn_app().await;
+    let mut grpc = tonic::client::Grpc::new(app.channel.clone());
+    grpc.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<RawRegisterRequest, auth_api::user::v1::RegisterResponse>::default();
+    let request = RawRegisterRequest { username: b"al\xffce".to_vec(), password: b"long enough".to_vec() };
+    let result = grpc
+        .unary(
+            tonic::Request::new(request),
+            http::uri::PathAndQuery::from_static("/user.v1.UserService/Register"),
+            codec,
+        )
+        .await;
+    crate::helpers::assert_status(result, Code::InvalidArgument, auth_api::codec::MALFORMED_MESSAGE);
+}
+
+#[tokio::test]
+async fn a_health_watcher_sees_not_serving_and_does_not_hold_the_shutdown() {
+    let app = spawn_app_with(|c| c.grpc.shutdown_grace_seconds = 60).await;
+    let mut health = HealthClient::new(app.channel.clone());
+    let mut watch =
+        health.watch(HealthCheckRequest { service: "user.v1.UserService".into() }).await.unwrap().into_inner();
+    assert_eq!(watch.next().await.unwrap().unwrap().status, ServingStatus::Serving as i32);
+
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(20), app.stop()).await;
+    assert!(matches!(stopped, Ok(Ok(()))), "shutdown waited for the watcher: {stopped:?}");
+    let mut seen = Vec::new();
+    while let Some(Ok(update)) = watch.next().await {
+        seen.push(update.status);
+    }
+    assert_eq!(seen, vec![ServingStatus::NotServing as i32]);
+}

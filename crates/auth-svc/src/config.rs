@@ -219,7 +219,7 @@ impl Config {
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));
         }
-        if !["sqlite:", "postgres://", "postgresql://", "mysql://", "mariadb://"]
+        if !["sqlite:", "postgres://", "postgresql://", "mysql://"]
             .iter()
             .any(|scheme| self.database_url.starts_with(scheme))
         {

@@ -31,6 +31,7 @@ impl From<StoreError> for AuthError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::UsernameTaken => Self::AlreadyExists("username already exists"),
+            StoreError::OwnerGone => Self::Unauthenticated("account no longer exists"),
             StoreError::Unavailable(_) => Self::Unavailable(Box::new(err)),
             StoreError::Database(_) => Self::Internal(Box::new(err)),
         }

@@ -101,6 +101,12 @@ impl App {
                 shutdown.await;
                 tracing::info!("shutting down: NOT_SERVING, finishing in-flight calls");
                 set_status(&health, ServingStatus::NotServing).await;
+                // Health/Watch streams only end when their status entry goes away; without this
+                // one watching client would hold every shutdown for the whole grace period.
+                let mut health = health;
+                for service in HEALTH_SERVICE_NAMES {
+                    health.clear_service_status(service).await;
+                }
                 draining.notify_one();
             }
         };
@@ -123,15 +129,20 @@ impl App {
                 tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; closing remaining calls");
             }
         }
-        self.db.close_by_ref().await.ok();
+        // A connection stuck on a lock must not hold the exit past the grace period.
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.db.close_by_ref()).await;
         tracing::info!("stopped");
         Ok(())
     }
 }
 
+/// The whole server ("") and the user service, as health checks name them.
+const HEALTH_SERVICE_NAMES: [&str; 2] = ["", "user.v1.UserService"];
+
 async fn set_status(health: &HealthReporter, status: ServingStatus) {
-    health.set_service_status("", status).await;
-    health.set_service_status("user.v1.UserService", status).await;
+    for service in HEALTH_SERVICE_NAMES {
+        health.set_service_status(service, status).await;
+    }
 }
 
 /// Opens the pool and applies pending migrations.
@@ -141,10 +152,13 @@ pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<DatabaseConn
         min_connections: 0,
         acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
     };
+    // Driver errors quote the URL they were given; only the redacted form may be printed.
+    let redacted = redact_url(&config.database_url);
+    let scrub = |err: &dyn std::fmt::Display| err.to_string().replace(&config.database_url, &redacted);
     let db = model::connect(&config.database_url, &pool)
         .await
-        .with_context(|| format!("cannot open the database ({})", redact_url(&config.database_url)))?;
-    model::migration::run(&db).await.context("applying migrations")?;
+        .map_err(|err| anyhow::anyhow!("cannot open the database ({redacted}): {}", scrub(&err)))?;
+    model::migration::run(&db).await.map_err(|err| anyhow::anyhow!("applying migrations: {}", scrub(&err)))?;
     Ok(db)
 }
 

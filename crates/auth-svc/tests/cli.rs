@@ -76,3 +76,18 @@ fn serve_warns_about_generated_secrets_and_exits_0_on_sigterm() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l.contains("stopped")), "{rest:#?}");
 }
+
+#[test]
+fn a_database_password_never_reaches_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    // Unparsable (port out of range): the driver's error quotes the URL it was given.
+    let output = command(&dir)
+        .env("AUTH_SVC__DATABASE_URL", "postgres://app:S3cretPw@127.0.0.1:99999/auth")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let everything = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(everything.contains("cannot open the database (postgres://app:***@127.0.0.1:99999/auth)"), "{everything}");
+    assert!(!everything.contains("S3cretPw"), "{everything}");
+}

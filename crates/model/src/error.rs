@@ -1,13 +1,19 @@
 //! The one place that turns database errors into what the service can act on.
 
-use sea_orm::{DbErr, SqlErr};
+use std::future::Future;
+
+use sea_orm::{DbErr, RuntimeErr, SqlErr};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// A unique key on `users.username` refused the row.
     #[error("username already taken")]
     UsernameTaken,
-    /// The database could not be reached or gave no connection in time; worth a retry.
+    /// A row refers to a user that no longer exists (deleted meanwhile).
+    #[error("the owning user no longer exists")]
+    OwnerGone,
+    /// The database could not be reached, gave no connection in time, or kept refusing a
+    /// transaction for conflicts; worth a retry.
     #[error("database unavailable")]
     Unavailable(#[source] DbErr),
     /// Anything else: a bug or a broken schema. Logged in full, never shown to clients.
@@ -19,10 +25,12 @@ impl StoreError {
     /// Classifies a sea-orm error; `unique_means_taken` says whether a unique-key violation on
     /// this statement can only be the username (true for user inserts).
     pub(crate) fn classify(err: DbErr, unique_means_taken: bool) -> Self {
-        if unique_means_taken && matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) {
-            return Self::UsernameTaken;
+        match err.sql_err() {
+            Some(SqlErr::UniqueConstraintViolation(_)) if unique_means_taken => return Self::UsernameTaken,
+            Some(SqlErr::ForeignKeyConstraintViolation(_)) => return Self::OwnerGone,
+            _ => {}
         }
-        if is_transient(&err) {
+        if is_transient(&err) || is_conflict(&err) {
             return Self::Unavailable(err);
         }
         Self::Database(err)
@@ -35,19 +43,58 @@ impl From<DbErr> for StoreError {
     }
 }
 
-/// Connection-level failures, and SQLite's "busy/locked" after its busy timeout, are
-/// conditions of the moment rather than bugs.
-fn is_transient(err: &DbErr) -> bool {
+/// Runs `transaction` again (up to 3 tries in all) when the database aborted it for a
+/// serialization failure or a deadlock, which InnoDB's gap locks produce under honest load.
+pub(crate) async fn retry_conflicts<T, F, Fut>(mut transaction: F) -> Result<T, DbErr>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, DbErr>>,
+{
+    let mut tries = 1;
+    loop {
+        match transaction().await {
+            Err(err) if tries < 3 && is_conflict(&err) => {
+                tracing::debug!(error = %err, tries, "transaction conflict; retrying");
+                tries += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// The SQLSTATE of a database error, if the driver gave one.
+fn sqlstate(err: &DbErr) -> Option<String> {
     match err {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(sqlx_err))
+        | DbErr::Query(RuntimeErr::SqlxError(sqlx_err))
+        | DbErr::Conn(RuntimeErr::SqlxError(sqlx_err)) => {
+            sqlx_err.as_database_error().and_then(|db_err| db_err.code()).map(|code| code.into_owned())
+        }
+        _ => None,
+    }
+}
+
+/// Serialization failure (40001: also MySQL's deadlock) or PostgreSQL's deadlock (40P01).
+fn is_conflict(err: &DbErr) -> bool {
+    matches!(sqlstate(err).as_deref(), Some("40001" | "40P01"))
+}
+
+/// Connection-level failures, a server shutting down or starting, and SQLite's busy/locked
+/// after its busy timeout: conditions of the moment rather than bugs.
+fn is_transient(err: &DbErr) -> bool {
+    if matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) {
+        return true;
+    }
+    if let Some(code) = sqlstate(err) {
+        // 08xxx connection exceptions; 57P01/57P02/57P03 PostgreSQL shutting down or starting.
+        return code.starts_with("08") || matches!(code.as_str(), "57P01" | "57P02" | "57P03");
+    }
+    match err {
         DbErr::Exec(runtime) | DbErr::Query(runtime) => {
             let text = runtime.to_string();
-            text.contains("database is locked")
-                || text.contains("database is busy")
-                || text.contains("PoolTimedOut")
-                || text.contains("pool timed out")
-                || text.contains("Io(")
-                || text.contains("error communicating with database")
+            ["database is locked", "database is busy", "pool timed out", "error communicating with database"]
+                .iter()
+                .any(|needle| text.contains(needle))
         }
         _ => false,
     }

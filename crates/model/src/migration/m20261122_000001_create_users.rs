@@ -17,9 +17,15 @@ pub(super) enum Users {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let mut table = Table::create();
+        if manager.get_database_backend() == sea_orm::DatabaseBackend::MySql {
+            // MySQL's default collations ignore case and accents; usernames must compare
+            // exactly, as they do on SQLite and PostgreSQL.
+            table.character_set("utf8mb4").collate("utf8mb4_bin");
+        }
         manager
             .create_table(
-                Table::create()
+                table
                     .table(Users::Table)
                     .if_not_exists()
                     .col(big_pk_auto(Users::Id))

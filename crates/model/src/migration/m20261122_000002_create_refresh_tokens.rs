@@ -22,9 +22,13 @@ enum RefreshTokens {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        let mut table = Table::create();
+        if manager.get_database_backend() == sea_orm::DatabaseBackend::MySql {
+            table.character_set("utf8mb4").collate("utf8mb4_bin");
+        }
         manager
             .create_table(
-                Table::create()
+                table
                     .table(RefreshTokens::Table)
                     .if_not_exists()
                     .col(string_len(RefreshTokens::Id, 36).primary_key())

@@ -1,13 +1,13 @@
 //! Refresh-token rows: issue, rotate, revoke.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, Set,
     TransactionTrait, sea_query::Expr,
 };
 
 use crate::{
     entity::refresh_tokens::{self, Entity as RefreshTokens},
-    error::StoreError,
+    error::{StoreError, retry_conflicts},
 };
 
 /// What the service decides about a new refresh token; the row is built from it.
@@ -58,6 +58,15 @@ pub async fn rotate(
     now: i64,
     successor: NewRefreshToken,
 ) -> Result<bool, StoreError> {
+    Ok(retry_conflicts(|| rotate_once(db, spent_id, now, successor.clone())).await?)
+}
+
+async fn rotate_once(
+    db: &DatabaseConnection,
+    spent_id: &str,
+    now: i64,
+    successor: NewRefreshToken,
+) -> Result<bool, DbErr> {
     let txn = db.begin().await?;
     let claimed = RefreshTokens::update_many()
         .col_expr(refresh_tokens::Column::RotatedAt, Expr::value(now))
@@ -79,14 +88,30 @@ pub async fn rotate(
 }
 
 /// Revokes every not yet revoked token of a family; returns how many rows changed.
+///
+/// Repeated until a pass changes nothing: under PostgreSQL's READ COMMITTED a rotation that
+/// commits while the UPDATE waits on its row lock inserts a successor the UPDATE never sees.
+/// A later pass does see it, and once a pass finds nothing, every further rotation of the
+/// family fails on its `revoked_at IS NULL` condition.
 pub async fn revoke_family(db: &impl ConnectionTrait, family_id: &str, now: i64) -> Result<u64, StoreError> {
-    let result = RefreshTokens::update_many()
-        .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(now))
-        .filter(refresh_tokens::Column::FamilyId.eq(family_id))
-        .filter(refresh_tokens::Column::RevokedAt.is_null())
-        .exec(db)
+    let mut total = 0;
+    for _ in 0..5 {
+        let changed = retry_conflicts(|| async {
+            RefreshTokens::update_many()
+                .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(now))
+                .filter(refresh_tokens::Column::FamilyId.eq(family_id))
+                .filter(refresh_tokens::Column::RevokedAt.is_null())
+                .exec(db)
+                .await
+                .map(|result| result.rows_affected)
+        })
         .await?;
-    Ok(result.rows_affected)
+        if changed == 0 {
+            break;
+        }
+        total += changed;
+    }
+    Ok(total)
 }
 
 /// Tokens of a family that could still be exchanged: not rotated, not revoked, not expired.
