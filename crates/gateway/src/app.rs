@@ -1,8 +1,9 @@
 //! Assembles and runs the HTTP server: the routes behind the tower-http stack (request id,
-//! tracing, CORS, error shaping, panic catching, timeout, body limit) and a graceful shutdown
-//! bounded by the configured grace period.
+//! client address, tracing, CORS, error shaping, panic catching, timeout, body limit), served by
+//! an accept loop of our own (axum::serve has no header read timeout nor header size limit),
+//! and a graceful shutdown bounded by the configured grace period.
 
-use std::{any::Any, future::Future, future::IntoFuture as _, net::SocketAddr, sync::Arc, time::Duration};
+use std::{any::Any, convert::Infallible, future::Future, net::SocketAddr, pin::pin, sync::Arc, time::Duration};
 
 use anyhow::Context as _;
 use axum::{
@@ -12,8 +13,18 @@ use axum::{
     http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header},
     middleware,
 };
-use tokio::{net::TcpListener, sync::Notify};
-use tower::ServiceBuilder;
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto,
+    service::TowerToHyperService,
+};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::watch,
+    time::Instant,
+};
+use tower::{Service, ServiceBuilder, ServiceExt as _};
 use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, CorsLayer},
@@ -25,10 +36,19 @@ use tower_http::{
 use tracing::Level;
 
 use crate::{
+    client,
     config::{Config, CorsConfig},
     error, routes,
-    upstream::{REQUEST_ID, Upstream},
+    upstream::{ClientIp, REQUEST_ID, Upstream},
 };
+
+/// Largest request head (request line and headers) accepted, over HTTP/1 and HTTP/2 alike; a
+/// larger one is answered 431 by hyper before any handler runs. The largest legitimate header is
+/// `Authorization` (about 4 KB).
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// Longest `x-request-id` accepted from a client; see [`sanitize_request_id`].
+pub const MAX_REQUEST_ID_BYTES: usize = 128;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -43,6 +63,7 @@ pub struct App {
     listener: TcpListener,
     router: Router,
     shutdown_grace: Duration,
+    header_read_timeout: Duration,
 }
 
 impl App {
@@ -54,7 +75,12 @@ impl App {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
-        Ok(Self { listener, router, shutdown_grace: config.shutdown_grace() })
+        Ok(Self {
+            listener,
+            router,
+            shutdown_grace: config.shutdown_grace(),
+            header_read_timeout: config.header_read_timeout(),
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -64,21 +90,46 @@ impl App {
     /// Serves until `shutdown` completes, then stops accepting and gives in-flight requests the
     /// grace period to finish.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let draining = Arc::new(Notify::new());
-        let signal = {
-            let draining = draining.clone();
-            async move {
-                shutdown.await;
-                tracing::info!("shutting down: finishing in-flight requests");
-                draining.notify_one();
-            }
-        };
-        let server = axum::serve(self.listener, self.router).with_graceful_shutdown(signal).into_future();
-        let grace = self.shutdown_grace;
+        let Self { listener, router, shutdown_grace, header_read_timeout } = self;
+        let builder = Arc::new(connection_builder(header_read_timeout));
+        // Hands every connection the router with its peer address (`ConnectInfo<SocketAddr>`).
+        let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
+        // Dropping `stop` tells every connection to finish its requests and close; each holds
+        // an `alive` receiver, so `alive.closed()` resolves once the last connection is gone.
+        let (stop, stopping) = watch::channel(());
+        let (alive, alive_rx) = watch::channel(());
+        let mut shutdown = pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                () = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(err) => {
+                        accept_failed(err).await;
+                        continue;
+                    }
+                },
+            };
+            let service = match make_service.call(peer).await {
+                Ok(service) => service,
+                Err(never) => match never {},
+            };
+            tokio::spawn(serve_connection(
+                stream,
+                service,
+                builder.clone(),
+                header_read_timeout,
+                stopping.clone(),
+                alive_rx.clone(),
+            ));
+        }
+        drop(listener);
+        tracing::info!("shutting down: finishing in-flight requests");
+        drop((stop, stopping, alive_rx));
         tokio::select! {
-            result = server => result.context("HTTP server failed")?,
-            () = async { draining.notified().await; tokio::time::sleep(grace).await } => {
-                tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; closing remaining requests");
+            () = alive.closed() => {}
+            () = tokio::time::sleep(shutdown_grace) => {
+                tracing::warn!(grace_seconds = shutdown_grace.as_secs(), "grace period over; closing remaining requests");
             }
         }
         tracing::info!("stopped");
@@ -86,16 +137,107 @@ impl App {
     }
 }
 
-/// The tower-http stack, outermost first. The request id comes first so every later layer, the
-/// log span and the gRPC call see it, and every response (errors and preflights included)
-/// carries it back. Errors made by the inner layers get their JSON body from
+/// HTTP/1 and HTTP/2 (cleartext, prior knowledge) with the slowloris and header size limits.
+fn connection_builder(header_read_timeout: Duration) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        // Also bounds how long an idle keep-alive connection waits for its next request.
+        .header_read_timeout(header_read_timeout)
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder.http2().timer(TokioTimer::new()).max_header_list_size(MAX_HEADER_BYTES as u32);
+    builder
+}
+
+/// Serves one connection until it ends, or until shutdown (`stopping` changes or closes) and its
+/// in-flight requests are answered. `_alive` is dropped when the connection is gone.
+async fn serve_connection<S>(
+    stream: TcpStream,
+    service: S,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    header_read_timeout: Duration,
+    mut stopping: watch::Receiver<()>,
+    _alive: watch::Receiver<()>,
+) where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    let _ = stream.set_nodelay(true);
+    tokio::select! {
+        started = request_started(&stream, header_read_timeout) => {
+            if !started {
+                return;
+            }
+        }
+        _ = stopping.changed() => return,
+    }
+    let service = TowerToHyperService::new(service.map_request(|request: Request<Incoming>| request.map(Body::new)));
+    let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
+    let mut draining = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(err) = result {
+                    // Header read timeouts, 431s, clients that went away: nothing to act on.
+                    tracing::debug!(error = %err, "connection closed with an error");
+                }
+                return;
+            }
+            _ = stopping.changed(), if !draining => {
+                draining = true;
+                connection.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// The start of an HTTP/2 connection (its "client preface").
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Waits until the client has sent enough to tell HTTP/1 from HTTP/2, at most `timeout`; false
+/// if it did not, or went away. hyper's own protocol detection waits for those bytes with no
+/// deadline, so without this a client that connects and stays silent holds a connection forever.
+async fn request_started(stream: &TcpStream, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut head = [0_u8; H2_PREFACE.len()];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.peek(&mut head)).await {
+            Ok(Ok(0) | Err(_)) | Err(_) => return false,
+            Ok(Ok(read)) if read == H2_PREFACE.len() || head[..read] != H2_PREFACE[..read] => return true,
+            // A partial HTTP/2 preface: `peek` answers at once until more arrives.
+            Ok(Ok(_)) if Instant::now() >= deadline => return false,
+            Ok(Ok(_)) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
+}
+
+/// As axum::serve does: a failed accept of one connection is skipped; any other failure (such
+/// as running out of file descriptors) is logged and retried after a pause.
+async fn accept_failed(err: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(err.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
+        return;
+    }
+    tracing::error!(error = %err, "accepting a connection failed");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// The tower-http stack, outermost first. The request id comes first (a client-sent one only if
+/// it is sane) so every later layer, the log span and the gRPC call see it, and every response
+/// (errors and preflights included) carries it back. Then the client address, for the log span
+/// and for auth-svc. Errors made by the inner layers get their JSON body from
 /// `shape_plain_errors`, which therefore sits outside them.
 pub fn with_middleware(router: Router, config: &Config) -> Router {
     let body_limit = config.http.body_limit_bytes;
     let request_id = HeaderName::from_static(REQUEST_ID);
+    // Validated by `Config::validate` (so never an error here).
+    let trusted_proxy_header = config.trusted_proxy_header().unwrap_or_default();
     let stack = ServiceBuilder::new()
+        .layer(middleware::map_request(sanitize_request_id))
         .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
         .layer(PropagateRequestIdLayer::new(request_id))
+        .layer(middleware::map_request_with_state(trusted_proxy_header, client::resolve_client_ip))
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
@@ -111,10 +253,38 @@ pub fn with_middleware(router: Router, config: &Config) -> Router {
     router.layer(stack)
 }
 
-/// Method, path (no query string) and request id; never headers, which hold tokens.
+/// Keeps a client's `x-request-id` only if it is at most [`MAX_REQUEST_ID_BYTES`] of
+/// `[A-Za-z0-9._:-]` (and only the first, if several were sent); otherwise removes it, so the
+/// next layer generates a fresh UUID. The id goes into every log line and into auth-svc's
+/// metadata, where a huge one makes auth-svc drop the HTTP/2 connection every call shares.
+async fn sanitize_request_id(mut request: Request<Body>) -> Request<Body> {
+    let headers = request.headers_mut();
+    let mut sent = headers.get_all(REQUEST_ID).iter();
+    let first = sent.next();
+    let keep = sent.next().is_none() && first.is_some_and(is_sane_request_id);
+    if !keep && let Some(first) = first {
+        tracing::debug!(bytes = first.len(), "replacing an unusable x-request-id");
+        let first = first.clone();
+        headers.remove(REQUEST_ID);
+        if is_sane_request_id(&first) {
+            headers.insert(REQUEST_ID, first);
+        }
+    }
+    request
+}
+
+fn is_sane_request_id(value: &HeaderValue) -> bool {
+    let bytes = value.as_bytes();
+    (1..=MAX_REQUEST_ID_BYTES).contains(&bytes.len())
+        && bytes.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Method, path (no query string), request id and client address; never headers, which hold
+/// tokens.
 fn request_span(request: &Request<Body>) -> tracing::Span {
     let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-    tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id)
+    let client = request.extensions().get::<ClientIp>().map(|&ClientIp(ip)| tracing::field::display(ip));
+    tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id, client)
 }
 
 /// A handler panicked: log it, answer a bare 500 (shaped into JSON one layer out).

@@ -9,7 +9,7 @@ use figment::{
     Figment,
     providers::{Env, Format, Yaml},
 };
-use http::{HeaderValue, Uri};
+use http::{HeaderName, HeaderValue, Uri};
 use serde::{Deserialize, Deserializer};
 
 /// Prefix of every environment override.
@@ -52,6 +52,13 @@ pub struct HttpConfig {
     pub body_limit_bytes: usize,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     pub shutdown_grace_seconds: u64,
+    /// Milliseconds a client may take to send a request's headers (and the longest an idle
+    /// keep-alive connection stays open) before the connection is closed: slowloris protection.
+    pub header_read_timeout_ms: u64,
+    /// Empty: the client address sent to auth-svc is the TCP peer. Otherwise the header a
+    /// trusted proxy in front of the gateway sets (`x-forwarded-for`, `x-real-ip`); its last
+    /// entry, the one that proxy appended, is taken.
+    pub trusted_proxy_header: String,
 }
 
 /// Which browser origins may call the gateway.
@@ -94,7 +101,13 @@ impl Default for GrpcConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { request_timeout_ms: 10_000, body_limit_bytes: 64 * 1024, shutdown_grace_seconds: 20 }
+        Self {
+            request_timeout_ms: 10_000,
+            body_limit_bytes: 64 * 1024,
+            shutdown_grace_seconds: 20,
+            header_read_timeout_ms: 10_000,
+            trusted_proxy_header: String::new(),
+        }
     }
 }
 
@@ -144,6 +157,10 @@ impl Config {
         if !(1024..=MAX_BODY_LIMIT_BYTES).contains(&self.http.body_limit_bytes) {
             return Err(invalid("http.body_limit_bytes", &format!("must be between 1024 and {MAX_BODY_LIMIT_BYTES}")));
         }
+        if self.http.header_read_timeout_ms == 0 {
+            return Err(invalid("http.header_read_timeout_ms", "must be at least 1"));
+        }
+        self.trusted_proxy_header()?;
         for origin in &self.cors.allowed_origins {
             check_origin(origin, self.cors.allowed_origins.len())
                 .map_err(|why| invalid("cors.allowed_origins", &format!("{origin:?} {why}")))?;
@@ -168,6 +185,21 @@ impl Config {
             return Err(invalid("upstream", "must name a host, like http://host:port"));
         }
         Ok(uri)
+    }
+
+    /// `http.trusted_proxy_header` as a header name; `None` when empty (use the TCP peer).
+    pub fn trusted_proxy_header(&self) -> Result<Option<HeaderName>, ConfigError> {
+        let name = self.http.trusted_proxy_header.trim();
+        if name.is_empty() {
+            return Ok(None);
+        }
+        let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+            .map_err(|_| invalid("http.trusted_proxy_header", "is not a header name"))?;
+        Ok(Some(name))
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.http.header_read_timeout_ms)
     }
 
     pub fn connect_timeout(&self) -> Duration {
@@ -274,12 +306,16 @@ mod tests {
             jail.set_env("GATEWAY__CORS__ALLOWED_ORIGINS", "http://localhost:3000, https://app.example.com");
             jail.set_env("GATEWAY__HTTP__BODY_LIMIT_BYTES", "2048");
             jail.set_env("GATEWAY__GRPC__REQUEST_TIMEOUT_MS", "750");
+            jail.set_env("GATEWAY__HTTP__HEADER_READ_TIMEOUT_MS", "2500");
+            jail.set_env("GATEWAY__HTTP__TRUSTED_PROXY_HEADER", "X-Forwarded-For");
             let config = Config::load(None).map_err(|e| e.to_string())?;
             assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 9999)));
             assert_eq!(config.upstream, "http://auth-svc:50051");
             assert_eq!(config.cors.allowed_origins, ["http://localhost:3000", "https://app.example.com"]);
             assert_eq!(config.http.body_limit_bytes, 2048);
             assert_eq!(config.grpc.request_timeout_ms, 750);
+            assert_eq!(config.header_read_timeout(), Duration::from_millis(2500));
+            assert_eq!(config.trusted_proxy_header().unwrap().unwrap(), "x-forwarded-for");
             Ok(())
         });
     }
@@ -333,6 +369,8 @@ mod tests {
             ("GATEWAY__HTTP__BODY_LIMIT_BYTES", "10", "GATEWAY__HTTP__BODY_LIMIT_BYTES"),
             ("GATEWAY__HTTP__REQUEST_TIMEOUT_MS", "100", "GATEWAY__HTTP__REQUEST_TIMEOUT_MS"),
             ("GATEWAY__GRPC__CONNECT_TIMEOUT_MS", "0", "GATEWAY__GRPC__CONNECT_TIMEOUT_MS"),
+            ("GATEWAY__HTTP__HEADER_READ_TIMEOUT_MS", "0", "GATEWAY__HTTP__HEADER_READ_TIMEOUT_MS"),
+            ("GATEWAY__HTTP__TRUSTED_PROXY_HEADER", "x forwarded", "GATEWAY__HTTP__TRUSTED_PROXY_HEADER"),
             ("GATEWAY__CORS__ALLOWED_ORIGINS", "http://app.test/", "GATEWAY__CORS__ALLOWED_ORIGINS"),
             ("GATEWAY__CORS__ALLOWED_ORIGINS", "app.test", "GATEWAY__CORS__ALLOWED_ORIGINS"),
             ("GATEWAY__CORS__ALLOWED_ORIGINS", "*,http://app.test", "GATEWAY__CORS__ALLOWED_ORIGINS"),

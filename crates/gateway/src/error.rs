@@ -71,6 +71,9 @@ pub struct ApiError {
 /// Metadata key in which auth-svc says how many seconds to wait after RESOURCE_EXHAUSTED.
 const RETRY_AFTER_METADATA: &str = "retry-after";
 
+/// The message of every 503: auth-svc down, unreachable, or lost mid-call.
+const UNAVAILABLE: &str = "auth service unavailable, retry later";
+
 impl ApiError {
     pub fn new(dialect: Dialect, status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
         Self { dialect, status, message: message.into(), retry_after: None }
@@ -95,7 +98,11 @@ impl ApiError {
             Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "too many attempts, retry later".into()),
             Code::Unavailable => {
                 tracing::warn!(grpc_message = status.message(), "auth-svc unavailable");
-                (StatusCode::SERVICE_UNAVAILABLE, "auth service unavailable, retry later".into())
+                (StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE.into())
+            }
+            Code::Unknown | Code::Cancelled if is_transport_failure(status) => {
+                tracing::warn!(grpc_code = ?status.code(), grpc_message = status.message(), "connection to auth-svc lost mid-call");
+                (StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE.into())
             }
             Code::DeadlineExceeded => {
                 tracing::warn!(grpc_message = status.message(), "auth-svc did not answer in time");
@@ -108,7 +115,8 @@ impl ApiError {
         };
         let mut error = Self::new(dialect, http, message);
         if status.code() == Code::ResourceExhausted {
-            error.retry_after = retry_after_seconds(status);
+            // CONTRACT.md: every 429 carries Retry-After.
+            error.retry_after = Some(retry_after_seconds(status).unwrap_or(HeaderValue::from_static("1")));
         }
         error
     }
@@ -151,6 +159,29 @@ fn retry_after_seconds(status: &Status) -> Option<HeaderValue> {
     let value = status.metadata().get(RETRY_AFTER_METADATA)?.to_str().ok()?.trim();
     let valid = !value.is_empty() && value.len() <= 10 && value.bytes().all(|b| b.is_ascii_digit());
     valid.then(|| HeaderValue::from_str(value).ok()).flatten()
+}
+
+/// Whether an UNKNOWN or CANCELLED status is tonic's report of a broken connection to auth-svc
+/// (auth-svc crashed or was killed mid-call: "transport error", "h2 protocol error: …",
+/// "operation was canceled: connection closed") rather than an answer from auth-svc. Such a
+/// status carries the transport error as its source; the message is checked too, for statuses
+/// that lost it.
+fn is_transport_failure(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error.is::<tonic::transport::Error>()
+            || error.is::<hyper::Error>()
+            || error.is::<h2::Error>()
+            || error.is::<std::io::Error>()
+        {
+            return true;
+        }
+        source = error.source();
+    }
+    let message = status.message().to_ascii_lowercase();
+    ["transport error", "h2 protocol error", "connection closed", "connection reset", "broken pipe"]
+        .iter()
+        .any(|needle| message.contains(needle))
 }
 
 impl IntoResponse for ApiError {
@@ -272,10 +303,35 @@ mod tests {
         assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "42");
         assert_eq!(body, serde_json::json!({"detail": "too many attempts, retry later"}));
 
+        // CONTRACT.md: a 429 always says when to come back.
         let mut status = Status::resource_exhausted("slow down");
         status.metadata_mut().insert("retry-after", MetadataValue::from_static("soon"));
         let (_, headers, _) = render(ApiError::from_grpc(Dialect::FastApi, &status)).await;
-        assert!(headers.get(header::RETRY_AFTER).is_none());
+        assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "1");
+        let (_, headers, _) = render(ApiError::from_grpc(Dialect::GoZero, &Status::resource_exhausted("x"))).await;
+        assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "1");
+    }
+
+    #[tokio::test]
+    async fn a_connection_lost_mid_call_is_503_not_500() {
+        let broken = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset by peer");
+        let from_source = Status::from_error(Box::new(broken));
+        assert_eq!(from_source.code(), Code::Unknown);
+        for status in [
+            from_source,
+            Status::unknown("transport error"),
+            Status::unknown("h2 protocol error: error reading a body from connection"),
+            Status::cancelled("operation was canceled: connection closed"),
+        ] {
+            let (code, _, body) = render(ApiError::from_grpc(Dialect::GoZero, &status)).await;
+            assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE, "{status:?}");
+            assert_eq!(body, serde_json::json!({"code": 503, "msg": "auth service unavailable, retry later"}));
+        }
+        // auth-svc's own UNKNOWN or CANCELLED answers stay 500.
+        for status in [Status::unknown("boom"), Status::cancelled("request cancelled")] {
+            let error = ApiError::from_grpc(Dialect::GoZero, &status);
+            assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR, "{status:?}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! one gRPC call on a single shared channel to auth-svc.
 //!
 //! `routes` holds the thin handlers; `upstream` the channel and what travels over it;
+//! `client` which address a request comes from (auth-svc throttles logins by it);
 //! `error` the one gRPC-to-HTTP mapping; `app` the tower-http stack and the server.
 //! The gateway never verifies a token: auth-svc's interceptor is the one place that decides.
 
@@ -10,6 +11,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod app;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod extract;

@@ -3,9 +3,11 @@
 //! The channel is created with `connect_lazy`: the gateway starts (and answers 503) while
 //! auth-svc is down, and the channel reconnects by itself when it is back. All calls share one
 //! HTTP/2 connection. The gateway never judges a token: it forwards the caller's
-//! `Authorization` header as gRPC metadata and lets auth-svc's interceptor decide.
+//! `Authorization` header as gRPC metadata and lets auth-svc's interceptor decide. Besides the
+//! request id, it also tells auth-svc the client's address (`x-forwarded-for`), which auth-svc
+//! throttles failed logins by.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, net::IpAddr, time::Duration};
 
 use anyhow::Context as _;
 use auth_api::user::v1::{
@@ -13,7 +15,7 @@ use auth_api::user::v1::{
     UserInfo, user_service_client::UserServiceClient,
 };
 use axum::{extract::FromRequestParts, http::request::Parts};
-use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+use http::{HeaderMap, HeaderValue, StatusCode, header::AUTHORIZATION};
 use tonic::{
     Status,
     metadata::{AsciiMetadataValue, MetadataMap},
@@ -21,7 +23,10 @@ use tonic::{
 };
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
-use crate::config::Config;
+use crate::{
+    config::Config,
+    error::{ApiError, Dialect},
+};
 
 /// The service `/readyz` asks auth-svc's health endpoint about.
 pub const USER_SERVICE: &str = "user.v1.UserService";
@@ -114,32 +119,53 @@ async fn deadline<T>(
         .unwrap_or_else(|_| Err(Status::deadline_exceeded("auth-svc did not answer in time")))
 }
 
-/// The parts of a REST request that travel on to auth-svc as gRPC metadata: the caller's
-/// `Authorization` header, untouched, and the request id (set by the request-id middleware).
+/// Longest `Authorization` header forwarded: `Bearer ` and the largest token auth-svc accepts
+/// (4096 bytes). auth-svc answers a longer one with an HTTP/2 431 instead of a gRPC status, which
+/// would read as a 500; the gateway refuses it itself, as the 401 of an unusable token.
+pub const MAX_AUTHORIZATION_BYTES: usize = "Bearer ".len() + 4096;
+
+/// Metadata key in which auth-svc reads the client address (it throttles failed logins per
+/// address). Always set by the gateway, never copied from the caller.
+pub const FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// The address of the client a request came from, as resolved by `client::resolve_client_ip`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// The parts of a REST request that travel on to auth-svc as gRPC metadata: the request id (set
+/// by the request-id middleware), the client address, and, only for the routes whose call
+/// auth-svc authenticates ([`WithAuthorization`]), the caller's `Authorization` header, untouched.
+/// Nothing else the caller sent is forwarded.
 #[derive(Debug, Clone, Default)]
 pub struct Forwarded {
     authorization: Option<AsciiMetadataValue>,
     request_id: Option<AsciiMetadataValue>,
+    client_ip: Option<IpAddr>,
     /// Whether the caller sent `Authorization: Bearer …` at all (FastAPI words a missing
     /// credential differently from a bad one; auth-svc still decides).
     bearer_presented: bool,
 }
 
 impl Forwarded {
-    pub fn from_headers(headers: &HeaderMap) -> Self {
-        // A value that is not valid metadata is dropped; for `authorization` auth-svc then
-        // answers "missing token", which is what the caller effectively sent.
-        let metadata = |value: &HeaderValue| AsciiMetadataValue::try_from(value.as_bytes()).ok();
-        let authorization = headers.get(AUTHORIZATION);
-        let bearer_presented = authorization
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.get(..7))
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("bearer "));
-        Self {
-            authorization: authorization.and_then(metadata),
-            request_id: headers.get(REQUEST_ID).and_then(metadata),
-            bearer_presented,
+    /// The request id and the client address; never `Authorization`.
+    pub fn from_parts(headers: &HeaderMap, client_ip: Option<IpAddr>) -> Self {
+        // A request id that is not valid metadata is dropped (the middleware only lets sane
+        // ones through, so this does not happen in practice).
+        let request_id = headers.get(REQUEST_ID).and_then(|value| AsciiMetadataValue::try_from(value.as_bytes()).ok());
+        Self { authorization: None, request_id, client_ip, bearer_presented: is_bearer(headers.get(AUTHORIZATION)) }
+    }
+
+    /// Adds the caller's `Authorization` header, or refuses one longer than
+    /// [`MAX_AUTHORIZATION_BYTES`]. A value that is not valid metadata is dropped; auth-svc then
+    /// answers "missing token", which is what the caller effectively sent.
+    pub fn with_authorization(mut self, headers: &HeaderMap) -> Result<Self, AuthorizationTooLong> {
+        if let Some(value) = headers.get(AUTHORIZATION) {
+            if value.len() > MAX_AUTHORIZATION_BYTES {
+                return Err(AuthorizationTooLong { bearer: self.bearer_presented });
+            }
+            self.authorization = AsciiMetadataValue::try_from(value.as_bytes()).ok();
         }
+        Ok(self)
     }
 
     pub fn bearer_presented(&self) -> bool {
@@ -153,14 +179,64 @@ impl Forwarded {
         if let Some(value) = &self.request_id {
             metadata.insert(REQUEST_ID, value.clone());
         }
+        // `insert` replaces: auth-svc takes the first entry, so exactly one, ours, must be there.
+        if let Some(ip) = self.client_ip
+            && let Ok(value) = AsciiMetadataValue::try_from(ip.to_string())
+        {
+            metadata.insert(FORWARDED_FOR, value);
+        }
     }
+}
+
+fn is_bearer(authorization: Option<&HeaderValue>) -> bool {
+    authorization
+        .and_then(|value| value.as_bytes().get(..7))
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"bearer "))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Forwarded {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self::from_headers(&parts.headers))
+        let client_ip = parts.extensions.get::<ClientIp>().map(|&ClientIp(ip)| ip);
+        Ok(Self::from_parts(&parts.headers, client_ip))
+    }
+}
+
+/// An `Authorization` header too long for auth-svc to look at.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthorizationTooLong {
+    /// Whether it claimed the Bearer scheme.
+    pub bearer: bool,
+}
+
+/// [`Forwarded`] with the caller's `Authorization`: for the routes auth-svc checks a token on
+/// (`/user/info`, `/user/logout`, `/protected`). A header over [`MAX_AUTHORIZATION_BYTES`] is
+/// refused with the 401 of an unusable token, in the route's dialect, without calling auth-svc.
+#[derive(Debug, Clone)]
+pub struct WithAuthorization(pub Forwarded);
+
+impl<S: Send + Sync> FromRequestParts<S> for WithAuthorization {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Ok(forwarded) = Forwarded::from_request_parts(parts, state).await;
+        forwarded.with_authorization(&parts.headers).map(Self).map_err(|AuthorizationTooLong { bearer }| {
+            tracing::info!(
+                bytes = parts.headers.get(AUTHORIZATION).map_or(0, HeaderValue::len),
+                "authorization header too long"
+            );
+            let dialect = Dialect::for_path(parts.uri.path());
+            let message = match (dialect, bearer) {
+                // The FastAPI tutorial's two wordings (`OAuth2PasswordBearer`).
+                (Dialect::FastApi, true) => "Invalid token",
+                (Dialect::FastApi, false) => "Not authenticated",
+                // auth-svc's own wording for such a token.
+                (Dialect::GoZero, true) => "bearer token too long",
+                (Dialect::GoZero, false) => "authorization header too long",
+            };
+            ApiError::new(dialect, StatusCode::UNAUTHORIZED, message)
+        })
     }
 }
 
@@ -168,26 +244,66 @@ impl<S: Send + Sync> FromRequestParts<S> for Forwarded {
 mod tests {
     use super::*;
 
-    #[test]
-    fn forwards_authorization_and_request_id_verbatim() {
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, HeaderValue::from_static("Bearer abc.def.ghi"));
-        headers.insert(REQUEST_ID, HeaderValue::from_static("req-1"));
-        let forwarded = Forwarded::from_headers(&headers);
+        for (name, value) in pairs {
+            headers
+                .append(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+        }
+        headers
+    }
+
+    fn metadata(forwarded: &Forwarded) -> MetadataMap {
         let mut metadata = MetadataMap::new();
         forwarded.apply(&mut metadata);
+        metadata
+    }
+
+    #[test]
+    fn forwards_authorization_request_id_and_client_address() {
+        let headers = headers(&[("authorization", "Bearer abc.def.ghi"), (REQUEST_ID, "req-1")]);
+        let forwarded =
+            Forwarded::from_parts(&headers, Some([10, 0, 0, 7].into())).with_authorization(&headers).unwrap();
+        let metadata = metadata(&forwarded);
         assert_eq!(metadata.get("authorization").unwrap(), "Bearer abc.def.ghi");
         assert_eq!(metadata.get(REQUEST_ID).unwrap(), "req-1");
+        assert_eq!(metadata.get(FORWARDED_FOR).unwrap(), "10.0.0.7");
         assert!(forwarded.bearer_presented());
     }
 
     #[test]
+    fn authorization_is_forwarded_only_when_asked_for() {
+        let headers = headers(&[("authorization", "Bearer abc.def.ghi")]);
+        let metadata = metadata(&Forwarded::from_parts(&headers, None));
+        assert!(metadata.get("authorization").is_none());
+        assert!(metadata.get(FORWARDED_FOR).is_none());
+    }
+
+    #[test]
+    fn a_caller_sent_forwarded_for_never_travels() {
+        let headers = headers(&[(FORWARDED_FOR, "6.6.6.6"), (FORWARDED_FOR, "7.7.7.7")]);
+        let metadata = metadata(&Forwarded::from_parts(&headers, Some([127, 0, 0, 1].into())));
+        let values: Vec<_> = metadata.get_all(FORWARDED_FOR).iter().collect();
+        assert_eq!(values, ["127.0.0.1"]);
+    }
+
+    #[test]
+    fn an_authorization_over_the_token_limit_is_refused() {
+        let largest = format!("Bearer {}", "a".repeat(4096));
+        assert_eq!(largest.len(), MAX_AUTHORIZATION_BYTES);
+        let ok = headers(&[("authorization", &largest)]);
+        assert!(Forwarded::from_parts(&ok, None).with_authorization(&ok).is_ok());
+        let too_long = headers(&[("authorization", &format!("{largest}a"))]);
+        let refused = Forwarded::from_parts(&too_long, None).with_authorization(&too_long).unwrap_err();
+        assert!(refused.bearer);
+        let basic = headers(&[("authorization", &format!("Basic {}", "a".repeat(5000)))]);
+        assert!(!Forwarded::from_parts(&basic, None).with_authorization(&basic).unwrap_err().bearer);
+    }
+
+    #[test]
     fn other_schemes_and_absence_are_not_a_bearer() {
-        let mut headers = HeaderMap::new();
-        assert!(!Forwarded::from_headers(&headers).bearer_presented());
-        headers.insert(AUTHORIZATION, HeaderValue::from_static("Basic dXNlcjpwYXNz"));
-        assert!(!Forwarded::from_headers(&headers).bearer_presented());
-        headers.insert(AUTHORIZATION, HeaderValue::from_static("bearer x"));
-        assert!(Forwarded::from_headers(&headers).bearer_presented());
+        assert!(!Forwarded::from_parts(&HeaderMap::new(), None).bearer_presented());
+        assert!(!Forwarded::from_parts(&headers(&[("authorization", "Basic dXNlcjpwYXNz")]), None).bearer_presented());
+        assert!(Forwarded::from_parts(&headers(&[("authorization", "bearer x")]), None).bearer_presented());
     }
 }

@@ -11,7 +11,7 @@ use crate::{
     app::AppState,
     error::{ApiError, CodeError, Dialect},
     extract::JsonBody,
-    upstream::Forwarded,
+    upstream::{Forwarded, WithAuthorization},
 };
 
 pub const TAG: &str = "go-zero";
@@ -172,7 +172,10 @@ pub async fn refresh(
             headers(("www-authenticate" = String, description = "Bearer"))),
         (status = 503, description = "auth-svc unavailable", body = CodeError),
     ))]
-pub async fn info(State(state): State<AppState>, forwarded: Forwarded) -> Result<Json<UserInfoResp>, ApiError> {
+pub async fn info(
+    State(state): State<AppState>,
+    WithAuthorization(forwarded): WithAuthorization,
+) -> Result<Json<UserInfoResp>, ApiError> {
     let user = state.upstream.user_info(&forwarded).await.map_err(failed)?;
     Ok(Json(user.into()))
 }
@@ -185,7 +188,10 @@ pub async fn info(State(state): State<AppState>, forwarded: Forwarded) -> Result
             headers(("www-authenticate" = String, description = "Bearer"))),
         (status = 503, description = "auth-svc unavailable", body = CodeError),
     ))]
-pub async fn logout(State(state): State<AppState>, forwarded: Forwarded) -> Result<Json<LogoutResp>, ApiError> {
+pub async fn logout(
+    State(state): State<AppState>,
+    WithAuthorization(forwarded): WithAuthorization,
+) -> Result<Json<LogoutResp>, ApiError> {
     state.upstream.logout(&forwarded).await.map_err(failed)?;
     Ok(Json(LogoutResp {}))
 }

@@ -5,6 +5,7 @@
 use auth_api::user::v1::{LoginRequest, LoginResponse, RefreshRequest, RegisterRequest};
 use axum::{
     Json,
+    body::Bytes,
     extract::{FromRequest, Multipart, Request, State},
     http::{StatusCode, header},
     response::IntoResponse,
@@ -17,7 +18,7 @@ use crate::{
     app::AppState,
     error::{ApiError, Detail, Dialect},
     extract::JsonBody,
-    upstream::Forwarded,
+    upstream::{Forwarded, WithAuthorization},
 };
 
 pub const TAG: &str = "FastAPI";
@@ -104,10 +105,14 @@ impl FromRequest<AppState> for TokenForm {
             .map(|mime| mime.trim().to_ascii_lowercase())
             .unwrap_or_default();
         match content_type.as_str() {
-            "application/x-www-form-urlencoded" => axum::Form::<Self>::from_request(request, state)
-                .await
-                .map(|axum::Form(form)| form)
-                .map_err(|rejection| rejected(rejection.status(), rejection.body_text())),
+            // Parsed here rather than with axum's `Form`, which matches the media type
+            // case-sensitively; RFC 9110 (and FastAPI) do not.
+            "application/x-www-form-urlencoded" => {
+                let body = Bytes::from_request(request, state)
+                    .await
+                    .map_err(|rejection| rejected(rejection.status(), rejection.body_text()))?;
+                serde_urlencoded::from_bytes(&body).map_err(|err| shape_error(err.to_string()))
+            }
             "multipart/form-data" => {
                 let mut multipart = Multipart::from_request(request, state)
                     .await
@@ -225,7 +230,10 @@ pub async fn token(
             body = Detail, headers(("www-authenticate" = String, description = "Bearer"))),
         (status = 503, description = "auth-svc unavailable", body = Detail),
     ))]
-pub async fn protected(State(state): State<AppState>, forwarded: Forwarded) -> Result<Json<MessageResponse>, ApiError> {
+pub async fn protected(
+    State(state): State<AppState>,
+    WithAuthorization(forwarded): WithAuthorization,
+) -> Result<Json<MessageResponse>, ApiError> {
     let user = state.upstream.user_info(&forwarded).await.map_err(|status| {
         // auth-svc decided; only the wording is FastAPI's.
         let wording = if forwarded.bearer_presented() { "Invalid token" } else { "Not authenticated" };

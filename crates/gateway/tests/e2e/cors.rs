@@ -34,6 +34,7 @@ async fn preflight_from_another_origin_is_refused() {
     let app = spawn_app().await;
     let response = preflight(&app, "http://evil.example.test").await;
     assert!(response.headers().get("access-control-allow-origin").is_none());
+    assert_eq!(response.status(), StatusCode::OK);
 }
 
 #[tokio::test]

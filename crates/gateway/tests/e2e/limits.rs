@@ -1,9 +1,16 @@
-//! The body limit (413 in the route's dialect) and JSON answers for unknown paths and methods.
+//! The body limit (413 in the route's dialect), JSON answers for unknown paths and methods, and
+//! the header read timeout that closes slowloris connections.
+
+use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::json;
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::TcpStream,
+};
 
-use crate::support::{read, spawn_app, spawn_app_with};
+use crate::support::{Gateway, gateway_config, read, spawn_app, spawn_app_with};
 
 fn oversized() -> serde_json::Value {
     json!({"username": "alice", "password": "p".repeat(70 * 1024)})
@@ -48,4 +55,45 @@ async fn unknown_paths_and_methods_answer_json() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(headers.get("allow").unwrap(), "POST");
     assert_eq!(body, json!({"code": 405, "msg": "Method Not Allowed"}));
+}
+
+/// Reads until the gateway closes the connection; panics if it is still open after `within`.
+async fn assert_closed_by_gateway(stream: &mut TcpStream, within: Duration, what: &str) -> Duration {
+    let started = Instant::now();
+    let mut buf = [0_u8; 1024];
+    loop {
+        match tokio::time::timeout(within, stream.read(&mut buf)).await {
+            Err(_) => panic!("{what}: the connection was still open after {within:?}"),
+            Ok(Ok(0) | Err(_)) => return started.elapsed(),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+/// Slowloris: a client that sends nothing, half a request head, or half an HTTP/2 preface is
+/// disconnected after `http.header_read_timeout_ms`; a prompt client is served as usual.
+#[tokio::test]
+async fn slow_request_heads_are_cut_off() {
+    let mut config = gateway_config("127.0.0.1:9".parse().unwrap());
+    config.http.header_read_timeout_ms = 300;
+    let gateway = Gateway::start(&config).await;
+    for (what, sent) in [
+        ("silent", &b""[..]),
+        ("half a request head", &b"GET /healthz HTTP/1.1\r\nHost: gateway\r\nX-Slow: "[..]),
+        ("half an HTTP/2 preface", &b"PRI * HTTP/2.0\r\n"[..]),
+    ] {
+        let mut stream = TcpStream::connect(gateway.addr).await.unwrap();
+        stream.write_all(sent).await.unwrap();
+        let took = assert_closed_by_gateway(&mut stream, Duration::from_secs(5), what).await;
+        assert!(took >= Duration::from_millis(200), "{what}: closed after {took:?}, before the timeout");
+    }
+
+    // A keep-alive connection is served, then closed once idle for as long.
+    let mut stream = TcpStream::connect(gateway.addr).await.unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n").await.unwrap();
+    let mut answer = vec![0_u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer)).await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    assert_closed_by_gateway(&mut stream, Duration::from_secs(5), "idle keep-alive").await;
 }
