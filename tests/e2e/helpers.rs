@@ -6,7 +6,9 @@ use auth_api::user::v1::{
     GetUserInfoRequest, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse, UserInfo,
     user_service_client::UserServiceClient,
 };
-use auth_svc::{App, Config, config::HashProfile};
+use std::sync::Arc;
+
+use auth_svc::{App, Config, config::HashProfile, redis_store::RedisStore, users::Users};
 use model::DatabaseConnection;
 use secrecy::SecretString;
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -20,10 +22,42 @@ pub const PASSWORD: &str = "correct horse battery";
 /// suite there: each test then creates and drops its own database. Unset = SQLite files.
 pub const DATABASE_ENV: &str = "AUTH_TEST_DATABASE_URL";
 
+/// Set to a Redis URL to run the suite with the Redis cache, throttle and revocation list;
+/// each test gets its own key prefix. Unset = the in-process implementations.
+pub const REDIS_ENV: &str = "AUTH_TEST_REDIS_URL";
+
+/// The Redis of this run, if any.
+pub fn redis_url() -> Option<String> {
+    std::env::var(REDIS_ENV).ok()
+}
+
+/// A test that needs Redis says so in one line and passes when there is none; `.ci/run` runs
+/// the suite with Redis too, so these run there.
+pub fn redis_or_skip(test: &str) -> Option<String> {
+    let url = redis_url();
+    if url.is_none() {
+        eprintln!("skipped {test}: needs Redis; set {REDIS_ENV}=redis://127.0.0.1:6379 to run it");
+    }
+    url
+}
+
+/// A test that needs a database server (not SQLite), likewise.
+pub fn database_server_or_skip(test: &str) -> Option<String> {
+    let url = std::env::var(DATABASE_ENV).ok();
+    if url.is_none() {
+        eprintln!("skipped {test}: needs a database server; set {DATABASE_ENV} to run it");
+    }
+    url
+}
+
 pub struct TestApp {
     pub client: UserServiceClient<Channel>,
     pub channel: Channel,
     pub db: DatabaseConnection,
+    /// Statements the server sent to its database so far.
+    pub queries: model::QueryCounter,
+    pub users: Arc<Users>,
+    pub redis: Option<Arc<RedisStore>>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     _database: TestDatabase,
@@ -82,6 +116,10 @@ pub fn test_config(database_url: &str) -> Config {
     config.password.hash_profile = HashProfile::Test;
     config.auth.access_secret = Some(SecretString::from(ACCESS_SECRET));
     config.auth.refresh_secret = Some(SecretString::from(REFRESH_SECRET));
+    if let Some(url) = redis_url() {
+        config.redis_url = Some(SecretString::from(url));
+        config.redis.key_prefix = format!("auth-e2e:{}:", uuid::Uuid::new_v4().simple());
+    }
     config
 }
 
@@ -89,7 +127,25 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// With `AUTH_TEST_LOG_FILE` set, every server of this run logs at debug level into that file;
+/// `.ci/run` then checks that no password, hash, secret or token reached it.
+pub const LOG_FILE_ENV: &str = "AUTH_TEST_LOG_FILE";
+
+fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Ok(path) = std::env::var(LOG_FILE_ENV) else { return };
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(path).expect("log file");
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug,h2=info,hyper=info,hyper_util=info,tower=info,sqlx=info")
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    capture_logs();
     let database = TestDatabase::create().await;
     let mut config = test_config(&database.url);
     adjust(&mut config);
@@ -97,6 +153,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let app = App::build(&config).await.expect("app builds");
     let addr = app.local_addr().unwrap();
     let db = app.database().clone();
+    let (queries, users, redis) = (app.query_counter(), app.users(), app.redis());
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(app.serve(async move {
         let _ = stop.await;
@@ -111,6 +168,9 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         client: UserServiceClient::new(channel.clone()),
         channel,
         db,
+        queries,
+        users,
+        redis,
         shutdown: Some(shutdown),
         server: Some(server),
         _database: database,
@@ -189,4 +249,44 @@ pub fn assert_status<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, 
     let status = result.expect_err("expected an error status");
     assert_eq!(status.code(), code, "{status:?}");
     assert_eq!(status.message(), message, "{status:?}");
+}
+
+impl TestDatabase {
+    /// Another handle on the same database that does not drop it: for a second app sharing it.
+    /// Keep the owning handle alive longer (declare its app first).
+    pub fn handle(&self) -> Self {
+        Self { url: self.url.clone(), _dir: None, server: None }
+    }
+}
+
+/// Like [`spawn_app_with`], on a fully prepared `config`; `database` lives as long as the app.
+/// `config.database_url` need not be `database.url` (the app may reach it through a proxy).
+pub async fn spawn_app_on(config: Config, database: TestDatabase) -> TestApp {
+    capture_logs();
+    config.validate().expect("test config is valid");
+    let app = App::build(&config).await.expect("app builds");
+    let addr = app.local_addr().unwrap();
+    let db = app.database().clone();
+    let (queries, users, redis) = (app.query_counter(), app.users(), app.redis());
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.serve(async move {
+        let _ = stop.await;
+    }));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .expect("connects");
+    TestApp {
+        client: UserServiceClient::new(channel.clone()),
+        channel,
+        db,
+        queries,
+        users,
+        redis,
+        shutdown: Some(shutdown),
+        server: Some(server),
+        _database: database,
+    }
 }

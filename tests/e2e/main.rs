@@ -3,9 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod attacks;
+mod faults;
 mod helpers;
 mod login;
+mod pressure;
+mod proxy;
 mod refresh;
 mod register;
+mod replicas;
 mod server;
+mod shared_state;
 mod user_info;

@@ -96,7 +96,7 @@ async fn the_token_of_a_deleted_user_is_refused() {
     let app = spawn_app().await;
     let pair = app.signed_in("alice").await;
     let user = model::query::users::find_by_username(&app.db, "alice").await.unwrap().unwrap();
-    assert!(model::query::users::delete(&app.db, user.id).await.unwrap());
+    assert!(app.users.delete(user.id).await.unwrap());
     assert_status(app.user_info(&bearer(&pair.access_token)).await, Code::Unauthenticated, "account no longer exists");
 }
 

@@ -42,6 +42,48 @@ pub struct Config {
     pub password: PasswordConfig,
     #[serde(default)]
     pub grpc: GrpcConfig,
+    #[serde(default)]
+    pub redis: RedisConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
+    #[serde(default)]
+    pub throttle: ThrottleConfig,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// Connections in the Redis pool.
+    pub pool_size: usize,
+    /// Milliseconds one Redis operation (connection included) may take before Redis counts
+    /// as down for a second and the service carries on without it.
+    pub timeout_ms: u64,
+    /// Prefix of every key, so several deployments (or tests) can share one Redis.
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Seconds a user row stays cached (plus up to 10% random jitter).
+    pub ttl_seconds: u64,
+    /// Seconds an "unknown user id" answer stays cached.
+    pub negative_ttl_seconds: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ThrottleConfig {
+    /// Sliding window in which failed logins are counted, seconds.
+    pub window_seconds: u64,
+    /// Failed logins for one username within the window before Login answers
+    /// RESOURCE_EXHAUSTED. A successful login resets it.
+    pub max_failures_per_username: u32,
+    /// Failed logins from one client address within the window.
+    pub max_failures_per_address: u32,
+    /// Take the client address from the first `x-forwarded-for` entry (the gateway sets it).
+    /// Only callers that can reach auth-svc can set it; keep them trusted (NetworkPolicy).
+    pub trust_forwarded_for: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -109,6 +151,32 @@ impl Default for Config {
             auth: AuthConfig::default(),
             password: PasswordConfig::default(),
             grpc: GrpcConfig::default(),
+            redis: RedisConfig::default(),
+            cache: CacheConfig::default(),
+            throttle: ThrottleConfig::default(),
+        }
+    }
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self { pool_size: 16, timeout_ms: 250, key_prefix: "auth-svc:".to_owned() }
+    }
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self { ttl_seconds: 300, negative_ttl_seconds: 5 }
+    }
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        Self {
+            window_seconds: 300,
+            max_failures_per_username: 5,
+            max_failures_per_address: 50,
+            trust_forwarded_for: true,
         }
     }
 }
@@ -215,6 +283,20 @@ impl Config {
         }
         if self.grpc.max_message_bytes < 1024 {
             return Err(invalid("grpc.max_message_bytes", "must be at least 1024"));
+        }
+        if self.redis.pool_size == 0 || self.redis.timeout_ms == 0 {
+            return Err(invalid("redis.timeout_ms", "and redis.pool_size must be at least 1"));
+        }
+        if let Some(url) = &self.redis_url
+            && !["redis://", "rediss://", "redis+unix://", "unix://"].iter().any(|s| url.expose_secret().starts_with(s))
+        {
+            return Err(invalid("redis_url", "must start with redis://, rediss:// or unix://"));
+        }
+        if self.throttle.window_seconds == 0
+            || self.throttle.max_failures_per_username == 0
+            || self.throttle.max_failures_per_address == 0
+        {
+            return Err(invalid("throttle.window_seconds", "and the throttle limits must be at least 1"));
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));

@@ -13,6 +13,9 @@ pub enum AuthError {
     /// Wrong credentials or an unusable token; the message never says which secret part failed.
     #[error("{0}")]
     Unauthenticated(&'static str),
+    /// Too many failed logins; retry after the given seconds.
+    #[error("too many failed login attempts, retry later")]
+    Throttled { retry_after_seconds: u64 },
     /// A backing store is down; worth a retry.
     #[error("service temporarily unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -44,6 +47,11 @@ impl From<AuthError> for Status {
             AuthError::InvalidArgument(msg) => Status::invalid_argument(msg.clone()),
             AuthError::AlreadyExists(msg) => Status::already_exists(*msg),
             AuthError::Unauthenticated(msg) => Status::unauthenticated(*msg),
+            AuthError::Throttled { retry_after_seconds } => {
+                let mut status = Status::resource_exhausted(err.to_string());
+                status.metadata_mut().insert("retry-after", (*retry_after_seconds).into());
+                status
+            }
             AuthError::Unavailable(_) => {
                 tracing::warn!(error = %error_chain(&err), "backing store unavailable");
                 Status::new(Code::Unavailable, "service temporarily unavailable, retry later")

@@ -1,6 +1,6 @@
 //! `user.v1.UserService` methods: parse, call one logic function, map the result.
 
-use std::sync::Arc;
+use std::{net::IpAddr, sync::Arc};
 
 use auth_api::user::v1::{
     GetUserInfoRequest, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RegisterRequest,
@@ -14,11 +14,12 @@ use crate::{accounts::Accounts, auth::tokens::AccessClaims, sessions::Sessions, 
 pub struct UserGrpc {
     accounts: Arc<Accounts>,
     sessions: Arc<Sessions>,
+    trust_forwarded_for: bool,
 }
 
 impl UserGrpc {
-    pub fn new(accounts: Arc<Accounts>, sessions: Arc<Sessions>) -> Self {
-        Self { accounts, sessions }
+    pub fn new(accounts: Arc<Accounts>, sessions: Arc<Sessions>, trust_forwarded_for: bool) -> Self {
+        Self { accounts, sessions, trust_forwarded_for }
     }
 }
 
@@ -31,8 +32,9 @@ impl UserService for UserGrpc {
     }
 
     async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
+        let client = client_address(&request, self.trust_forwarded_for);
         let LoginRequest { username, password } = request.into_inner();
-        let pair = self.accounts.login(&username, SecretString::from(password)).await?;
+        let pair = self.accounts.login(&username, SecretString::from(password), client).await?;
         Ok(Response::new(login_response(pair)))
     }
 
@@ -55,6 +57,15 @@ impl UserService for UserGrpc {
 /// Claims put there by the bearer layer; absent only if the layer was left out.
 fn claims<T>(request: &Request<T>) -> Result<&AccessClaims, Status> {
     request.extensions().get::<AccessClaims>().ok_or_else(|| Status::unauthenticated("missing access token"))
+}
+
+/// The caller's address: the first `x-forwarded-for` entry when trusted (the gateway sets it),
+/// else the TCP peer.
+fn client_address<T>(request: &Request<T>, trust_forwarded_for: bool) -> Option<IpAddr> {
+    let forwarded = trust_forwarded_for
+        .then(|| request.metadata().get("x-forwarded-for")?.to_str().ok()?.split(',').next()?.trim().parse().ok())
+        .flatten();
+    forwarded.or_else(|| request.remote_addr().map(|peer| peer.ip()))
 }
 
 fn login_response(pair: TokenPair) -> LoginResponse {

@@ -8,13 +8,18 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod policy;
+pub mod redis_store;
+pub mod revocation;
 pub mod server;
 pub mod sessions;
 pub mod telemetry;
+pub mod throttle;
+pub mod users;
 
 pub use config::Config;
 pub use server::App;

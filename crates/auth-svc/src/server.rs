@@ -14,17 +14,26 @@ use tower::Layer as _;
 use crate::{
     accounts::Accounts,
     auth::{interceptor::BearerAuthLayer, password::PasswordHasher, tokens::TokenKeys},
+    cache::{CacheTtl, MemoryUserCache, RedisUserCache, UserCache},
     config::Config,
     grpc::UserGrpc,
+    redis_store::RedisStore,
+    revocation::{MemoryRevocationList, RedisRevocationList, RevocationList, Revocations},
     sessions::Sessions,
+    throttle::{AttemptLog, LoginThrottle, MemoryAttemptLog, RedisAttemptLog},
+    users::Users,
 };
 
 /// A server whose database is migrated and whose port is bound, ready to serve.
 pub struct App {
     listener: TcpListener,
     db: DatabaseConnection,
+    queries: model::QueryCounter,
+    redis: Option<Arc<RedisStore>>,
+    users: Arc<Users>,
     user_service: UserGrpc,
     keys: Arc<TokenKeys>,
+    revocations: Arc<Revocations>,
     max_message_bytes: usize,
     shutdown_grace: Duration,
 }
@@ -40,28 +49,37 @@ impl App {
                  Set both (e.g. `openssl rand -base64 48`) for any real deployment."
             );
         }
-        if config.redis_url.is_some() {
-            tracing::warn!("redis_url is set, but this version keeps its state in the database only");
-        }
-        let db = connect_and_migrate(config).await?;
+        let (db, queries) = connect_and_migrate(config).await?;
         let keys = Arc::new(TokenKeys::new(&secrets, &config.auth.issuer, config.auth.access_expire));
         let hasher = PasswordHasher::new(config.password.hash_profile, config.hashing_concurrency())
             .context("setting up password hashing")?;
+        let shared = SharedState::new(config)?;
+        let users = Arc::new(Users::new(db.clone(), shared.cache));
+        let revocations =
+            Arc::new(Revocations::new(shared.revocations, db.clone(), Duration::from_secs(config.auth.access_expire)));
         let sessions = Arc::new(Sessions::new(
             db.clone(),
+            users.clone(),
+            revocations.clone(),
             keys.clone(),
             config.auth.refresh_expire,
             config.auth.refresh_reuse_interval,
         ));
-        let accounts = Arc::new(Accounts::new(db.clone(), hasher, sessions.clone(), config.password.min_length));
+        let throttle = LoginThrottle::new(shared.attempts, &config.throttle);
+        let accounts =
+            Arc::new(Accounts::new(users.clone(), hasher, sessions.clone(), throttle, config.password.min_length));
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
         Ok(Self {
             listener,
             db,
-            user_service: UserGrpc::new(accounts, sessions),
+            queries,
+            redis: shared.redis,
+            users,
+            user_service: UserGrpc::new(accounts, sessions, config.throttle.trust_forwarded_for),
             keys,
+            revocations,
             max_message_bytes: config.grpc.max_message_bytes,
             shutdown_grace: config.shutdown_grace(),
         })
@@ -74,6 +92,21 @@ impl App {
     /// The database pool, for tests that inspect what the service wrote.
     pub fn database(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Statements sent to the database so far.
+    pub fn query_counter(&self) -> model::QueryCounter {
+        self.queries.clone()
+    }
+
+    /// The user directory (with its cache), for operators' tasks and tests.
+    pub fn users(&self) -> Arc<Users> {
+        self.users.clone()
+    }
+
+    /// The Redis store when `redis_url` is set.
+    pub fn redis(&self) -> Option<Arc<RedisStore>> {
+        self.redis.clone()
     }
 
     /// Serves until `shutdown` completes, then reports NOT_SERVING, stops accepting, and gives
@@ -90,7 +123,7 @@ impl App {
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
-        let user_service = BearerAuthLayer::new(self.keys.clone())
+        let user_service = BearerAuthLayer::new(self.keys.clone(), self.revocations.clone())
             .layer(UserServiceServer::new(self.user_service).max_decoding_message_size(self.max_message_bytes));
 
         let draining = Arc::new(Notify::new());
@@ -112,6 +145,9 @@ impl App {
         };
         let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
         let server = Server::builder()
+            // Room for an oversized `authorization` to reach the bearer check and get a clear
+            // UNAUTHENTICATED, instead of h2 tearing down the whole shared connection.
+            .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
             .trace_fn(|request| {
                 let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
                 tracing::info_span!("grpc", method = %request.uri().path(), request_id)
@@ -136,6 +172,9 @@ impl App {
     }
 }
 
+/// Largest request header block accepted (h2's default is 16 KiB).
+const MAX_HEADER_LIST_BYTES: u32 = 256 * 1024;
+
 /// The whole server ("") and the user service, as health checks name them.
 const HEALTH_SERVICE_NAMES: [&str; 2] = ["", "user.v1.UserService"];
 
@@ -145,8 +184,47 @@ async fn set_status(health: &HealthReporter, status: ServingStatus) {
     }
 }
 
+/// The cache, attempt log and revocation list: in Redis when `redis_url` is set (shared by
+/// every replica), else in this process (one process is then one replica).
+struct SharedState {
+    redis: Option<Arc<RedisStore>>,
+    cache: Arc<dyn UserCache>,
+    attempts: Arc<dyn AttemptLog>,
+    revocations: Arc<dyn RevocationList>,
+}
+
+impl SharedState {
+    fn new(config: &Config) -> anyhow::Result<Self> {
+        let ttl = CacheTtl {
+            row: Duration::from_secs(config.cache.ttl_seconds),
+            missing: Duration::from_secs(config.cache.negative_ttl_seconds),
+        };
+        Ok(match &config.redis_url {
+            Some(url) => {
+                let redis = Arc::new(RedisStore::new(url, &config.redis)?);
+                tracing::info!("user cache, login throttle and revocation list in Redis");
+                Self {
+                    cache: Arc::new(RedisUserCache::new(redis.clone(), ttl)),
+                    attempts: Arc::new(RedisAttemptLog::new(redis.clone())),
+                    revocations: Arc::new(RedisRevocationList::new(redis.clone())),
+                    redis: Some(redis),
+                }
+            }
+            None => {
+                tracing::info!("no redis_url: user cache, login throttle and revocation list in this process");
+                Self {
+                    redis: None,
+                    cache: Arc::new(MemoryUserCache::new(ttl)),
+                    attempts: Arc::new(MemoryAttemptLog::default()),
+                    revocations: Arc::new(MemoryRevocationList::default()),
+                }
+            }
+        })
+    }
+}
+
 /// Opens the pool and applies pending migrations.
-pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<(DatabaseConnection, model::QueryCounter)> {
     let pool = model::PoolOptions {
         max_connections: config.database.max_connections,
         min_connections: 0,
@@ -155,11 +233,11 @@ pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<DatabaseConn
     // Driver errors quote the URL they were given; only the redacted form may be printed.
     let redacted = redact_url(&config.database_url);
     let scrub = |err: &dyn std::fmt::Display| err.to_string().replace(&config.database_url, &redacted);
-    let db = model::connect(&config.database_url, &pool)
+    let (db, queries) = model::connect(&config.database_url, &pool)
         .await
         .map_err(|err| anyhow::anyhow!("cannot open the database ({redacted}): {}", scrub(&err)))?;
     model::migration::run(&db).await.map_err(|err| anyhow::anyhow!("applying migrations: {}", scrub(&err)))?;
-    Ok(db)
+    Ok((db, queries))
 }
 
 /// A database URL without its password, for messages.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use model::{
     DatabaseConnection,
-    entity::{refresh_tokens, users},
+    entity::refresh_tokens,
     query::{self, refresh_tokens::NewRefreshToken},
 };
 use uuid::Uuid;
@@ -17,6 +17,8 @@ use uuid::Uuid;
 use crate::{
     auth::tokens::{AccessClaims, PairSpec, TokenError, TokenKeys, now_unix},
     error::AuthError,
+    revocation::Revocations,
+    users::{User, Users},
 };
 
 /// What Login and Refresh return.
@@ -30,15 +32,26 @@ pub struct TokenPair {
 
 pub struct Sessions {
     db: DatabaseConnection,
+    users: Arc<Users>,
+    revocations: Arc<Revocations>,
     keys: Arc<TokenKeys>,
     refresh_ttl: i64,
     reuse_interval: i64,
 }
 
 impl Sessions {
-    pub fn new(db: DatabaseConnection, keys: Arc<TokenKeys>, refresh_ttl: u64, reuse_interval: u64) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        users: Arc<Users>,
+        revocations: Arc<Revocations>,
+        keys: Arc<TokenKeys>,
+        refresh_ttl: u64,
+        reuse_interval: u64,
+    ) -> Self {
         Self {
             db,
+            users,
+            revocations,
             keys,
             refresh_ttl: i64::try_from(refresh_ttl).unwrap_or(i64::MAX),
             reuse_interval: i64::try_from(reuse_interval).unwrap_or(i64::MAX),
@@ -46,7 +59,7 @@ impl Sessions {
     }
 
     /// Starts a new family for `user` (a successful login).
-    pub async fn start(&self, user: &users::Model) -> Result<TokenPair, AuthError> {
+    pub async fn start(&self, user: &User) -> Result<TokenPair, AuthError> {
         let now = now_unix();
         let first = self.new_token(user.id, Uuid::new_v4().to_string(), now);
         let row = query::refresh_tokens::insert(&self.db, first).await?;
@@ -95,6 +108,7 @@ impl Sessions {
             return self.sign(&successor, &user.role, now);
         }
         let revoked = query::refresh_tokens::revoke_family(&self.db, &row.family_id, now).await?;
+        self.revocations.revoke(&row.family_id).await;
         tracing::warn!(
             user_id = row.user_id,
             session = %row.family_id,
@@ -114,6 +128,7 @@ impl Sessions {
     /// Ends the session of an access token: its family's refresh tokens stop working.
     pub async fn logout(&self, claims: &AccessClaims) -> Result<(), AuthError> {
         query::refresh_tokens::revoke_family(&self.db, &claims.sid, now_unix()).await?;
+        self.revocations.revoke(&claims.sid).await;
         Ok(())
     }
 
@@ -121,8 +136,8 @@ impl Sessions {
         query::refresh_tokens::find(&self.db, jti).await?.ok_or(AuthError::Unauthenticated("invalid refresh token"))
     }
 
-    async fn owner(&self, user_id: i64) -> Result<users::Model, AuthError> {
-        query::users::find_by_id(&self.db, user_id).await?.ok_or(AuthError::Unauthenticated("account no longer exists"))
+    async fn owner(&self, user_id: i64) -> Result<User, AuthError> {
+        self.users.by_id(user_id).await?.ok_or(AuthError::Unauthenticated("account no longer exists"))
     }
 
     fn new_token(&self, user_id: i64, family_id: String, now: i64) -> NewRefreshToken {

@@ -1,6 +1,13 @@
 //! Opening the database pool with the settings each backend needs.
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
@@ -19,11 +26,22 @@ impl Default for PoolOptions {
     }
 }
 
+/// Counts the statements a connection pool sent (for metrics, and for tests that prove a
+/// cached path makes no query).
+#[derive(Clone, Debug, Default)]
+pub struct QueryCounter(Arc<AtomicU64>);
+
+impl QueryCounter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
 /// Connects to `url` (`sqlite://…`, `postgres://…` or `mysql://…`).
 ///
 /// For SQLite the file and its directory are created when missing, and the database runs in
 /// WAL mode with a busy timeout so concurrent writers queue instead of failing at once.
-pub async fn connect(url: &str, pool: &PoolOptions) -> Result<DatabaseConnection, DbErr> {
+pub async fn connect(url: &str, pool: &PoolOptions) -> Result<(DatabaseConnection, QueryCounter), DbErr> {
     let sqlite_dir = sqlite_file_path(url).and_then(|path| Path::new(path).parent());
     if let Some(dir) = sqlite_dir.filter(|dir| !dir.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|err| DbErr::Custom(format!("cannot create {}: {err}", dir.display())))?;
@@ -43,7 +61,13 @@ pub async fn connect(url: &str, pool: &PoolOptions) -> Result<DatabaseConnection
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
         });
-    Database::connect(options).await
+    let mut db = Database::connect(options).await?;
+    let queries = QueryCounter::default();
+    let counter = queries.clone();
+    db.set_metric_callback(move |_| {
+        counter.0.fetch_add(1, Ordering::Relaxed);
+    });
+    Ok((db, queries))
 }
 
 /// The file part of a `sqlite://` URL, or `None` for other backends and in-memory databases.

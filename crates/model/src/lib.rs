@@ -11,6 +11,6 @@ pub mod error;
 pub mod migration;
 pub mod query;
 
-pub use connect::{PoolOptions, connect};
+pub use connect::{PoolOptions, QueryCounter, connect};
 pub use error::StoreError;
 pub use sea_orm::DatabaseConnection;

@@ -16,6 +16,7 @@ use tonic::{Status, body::Body, server::NamedService};
 use tower::{Layer, Service};
 
 use super::tokens::{AccessClaims, MAX_TOKEN_BYTES, TokenError, TokenKeys};
+use crate::revocation::Revocations;
 
 /// Methods callable without a token (full gRPC paths).
 pub const PUBLIC_METHODS: &[&str] =
@@ -24,11 +25,12 @@ pub const PUBLIC_METHODS: &[&str] =
 #[derive(Clone)]
 pub struct BearerAuthLayer {
     keys: Arc<TokenKeys>,
+    revocations: Arc<Revocations>,
 }
 
 impl BearerAuthLayer {
-    pub fn new(keys: Arc<TokenKeys>) -> Self {
-        Self { keys }
+    pub fn new(keys: Arc<TokenKeys>, revocations: Arc<Revocations>) -> Self {
+        Self { keys, revocations }
     }
 }
 
@@ -36,7 +38,7 @@ impl<S> Layer<S> for BearerAuthLayer {
     type Service = BearerAuth<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        BearerAuth { inner, keys: self.keys.clone() }
+        BearerAuth { inner, keys: self.keys.clone(), revocations: self.revocations.clone() }
     }
 }
 
@@ -44,6 +46,7 @@ impl<S> Layer<S> for BearerAuthLayer {
 pub struct BearerAuth<S> {
     inner: S,
     keys: Arc<TokenKeys>,
+    revocations: Arc<Revocations>,
 }
 
 impl<S: NamedService> NamedService for BearerAuth<S> {
@@ -66,18 +69,26 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        if !PUBLIC_METHODS.contains(&request.uri().path()) {
-            match authenticate(&self.keys, request.headers()) {
-                Ok(claims) => {
-                    request.extensions_mut().insert(claims);
-                }
-                Err(status) => return Box::pin(futures::future::ready(Ok(status.into_http()))),
-            }
-        }
         // The clone that was driven to readiness serves this call (tower's usual swap).
         let clone = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, clone);
-        Box::pin(ready.call(request))
+        if PUBLIC_METHODS.contains(&request.uri().path()) {
+            return Box::pin(ready.call(request));
+        }
+        let claims = match authenticate(&self.keys, request.headers()) {
+            Ok(claims) => claims,
+            Err(status) => return Box::pin(futures::future::ready(Ok(status.into_http()))),
+        };
+        let revocations = self.revocations.clone();
+        Box::pin(async move {
+            match revocations.is_revoked(&claims.sid).await {
+                Ok(false) => {}
+                Ok(true) => return Ok(Status::unauthenticated("session revoked").into_http()),
+                Err(err) => return Ok(Status::from(err).into_http()),
+            }
+            request.extensions_mut().insert(claims);
+            ready.call(request).await
+        })
     }
 }
 

@@ -128,3 +128,26 @@ pub async fn live_in_family(
         .all(db)
         .await?)
 }
+
+/// Whether the family (session) has been revoked: the durable answer behind the fast lists.
+pub async fn family_revoked(db: &impl ConnectionTrait, family_id: &str) -> Result<bool, StoreError> {
+    let revoked = RefreshTokens::find()
+        .filter(refresh_tokens::Column::FamilyId.eq(family_id))
+        .filter(refresh_tokens::Column::RevokedAt.is_not_null())
+        .one(db)
+        .await?;
+    Ok(revoked.is_some())
+}
+
+/// Families revoked at or after `since` (Unix seconds): what a revocation list must hold.
+pub async fn families_revoked_since(db: &impl ConnectionTrait, since: i64) -> Result<Vec<String>, StoreError> {
+    use sea_orm::QuerySelect;
+    Ok(RefreshTokens::find()
+        .select_only()
+        .column(refresh_tokens::Column::FamilyId)
+        .filter(refresh_tokens::Column::RevokedAt.gte(since))
+        .distinct()
+        .into_tuple::<String>()
+        .all(db)
+        .await?)
+}

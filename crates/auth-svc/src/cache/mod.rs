@@ -1,0 +1,49 @@
+//! The user-row cache: one trait, an in-process and a Redis implementation.
+//!
+//! Rows are cached by id, with a username → id index beside them (as go-zero's model cache
+//! does), a TTL with up to 10% jitter so entries written together do not expire together, and a
+//! short "unknown id" entry so probing absent ids does not reach the database every time.
+//! Failures never surface: a cache that cannot answer answers `Miss`.
+
+mod memory;
+mod redis;
+
+use std::time::Duration;
+
+pub use memory::MemoryUserCache;
+use rand::Rng;
+pub use redis::RedisUserCache;
+
+use crate::users::User;
+
+pub enum Lookup {
+    Hit(User),
+    /// The database said recently that no user has this id.
+    KnownMissing,
+    Miss,
+}
+
+#[tonic::async_trait]
+pub trait UserCache: Send + Sync {
+    async fn by_id(&self, id: i64) -> Lookup;
+    async fn id_of(&self, username: &str) -> Option<i64>;
+    async fn store(&self, user: &User);
+    async fn store_missing(&self, id: i64);
+    /// Drops everything cached about this account (after any write to it).
+    async fn forget(&self, id: i64, username: &str);
+}
+
+/// Lifetimes of cache entries.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheTtl {
+    pub row: Duration,
+    pub missing: Duration,
+}
+
+impl CacheTtl {
+    /// The row TTL plus up to 10% random jitter.
+    pub fn row_with_jitter(&self) -> Duration {
+        let jitter_ms = u64::try_from(self.row.as_millis() / 10).unwrap_or(0);
+        self.row + Duration::from_millis(rand::rng().random_range(0..=jitter_ms))
+    }
+}

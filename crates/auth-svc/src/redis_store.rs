@@ -1,0 +1,116 @@
+//! The shared Redis connection pool, with the one rule every Redis user here follows: Redis
+//! is a help, never a requirement. Each operation has a deadline; a failure opens a one-second
+//! breaker during which Redis is skipped outright (no pile-up of timeouts), is logged once per
+//! outage and counted. Callers treat `None` as "Redis could not say".
+
+use std::{
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use deadpool_redis::{Connection, Pool, Runtime, redis::RedisResult};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::config::RedisConfig;
+
+/// How long Redis is left alone after a failure before the next try.
+const BREAKER_OPEN_FOR: Duration = Duration::from_secs(1);
+
+pub struct RedisStore {
+    pool: Pool,
+    timeout: Duration,
+    prefix: String,
+    /// Until when Redis is skipped; `None` while healthy.
+    breaker: Mutex<Option<Instant>>,
+    failures: AtomicU64,
+}
+
+impl RedisStore {
+    pub fn new(url: &SecretString, config: &RedisConfig) -> anyhow::Result<Self> {
+        let timeout = Duration::from_millis(config.timeout_ms);
+        let mut pool_config = deadpool_redis::Config::from_url(url.expose_secret());
+        let mut pool = deadpool_redis::PoolConfig::new(config.pool_size);
+        pool.timeouts.wait = Some(timeout);
+        pool.timeouts.create = Some(timeout);
+        pool.timeouts.recycle = Some(timeout);
+        pool_config.pool = Some(pool);
+        // Lazy: no connection is opened here, so a Redis that is down at start-up only means
+        // running without it until it comes up.
+        let pool = pool_config
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(|err| anyhow::anyhow!("redis_url: {}", scrub(&err.to_string(), url)))?;
+        Ok(Self {
+            pool,
+            timeout,
+            prefix: config.key_prefix.clone(),
+            breaker: Mutex::new(None),
+            failures: AtomicU64::new(0),
+        })
+    }
+
+    /// `prefix` + `key`: every key this service writes.
+    pub fn key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    /// Redis operations that failed or were skipped since start (for metrics and tests).
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Runs `operation` on a pooled connection within the deadline; `None` if Redis is down.
+    pub async fn run<T>(
+        &self,
+        what: &'static str,
+        operation: impl AsyncFnOnce(&mut Connection) -> RedisResult<T>,
+    ) -> Option<T> {
+        if self.breaker_open() {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        let attempt = async {
+            let mut connection = self.pool.get().await.map_err(|err| err.to_string())?;
+            operation(&mut connection).await.map_err(|err| err.to_string())
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(Ok(value)) => Some(value),
+            Ok(Err(error)) => {
+                self.trip(what, &error);
+                None
+            }
+            Err(_) => {
+                self.trip(what, "timed out");
+                None
+            }
+        }
+    }
+
+    fn breaker_open(&self) -> bool {
+        let mut breaker = self.breaker.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match *breaker {
+            Some(until) if Instant::now() < until => true,
+            Some(_) => {
+                *breaker = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn trip(&self, what: &str, error: &str) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        let mut breaker = self.breaker.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if breaker.is_none() {
+            tracing::warn!(operation = what, error, "Redis unavailable; carrying on without it");
+        }
+        *breaker = Some(Instant::now() + BREAKER_OPEN_FOR);
+    }
+}
+
+/// An error text without the Redis URL's password.
+fn scrub(text: &str, url: &SecretString) -> String {
+    text.replace(url.expose_secret(), "redis://***")
+}

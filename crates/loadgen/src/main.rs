@@ -1,0 +1,336 @@
+//! `loadgen`: drives auth-svc (gRPC) and the gateway (REST) for a fixed duration and
+//! concurrency, and prints one markdown table: requests/s, p50/p99/p99.9 latency, errors, and
+//! the resident memory of both servers before and after each scenario.
+//!
+//! `loadgen all` runs every scenario in turn, times one argon2 hash, runs a login storm with
+//! GetUserInfo traffic beside it, and checks issue 7's targets. `scripts/bench.sh` starts the
+//! servers and calls it; `docs/benchmarks.md` holds the results.
+
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod grpc;
+mod hashing;
+mod measure;
+mod memory;
+mod readiness;
+mod report;
+mod rest;
+mod scenarios;
+mod targets;
+
+use std::{fmt::Write as _, path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+use crate::{
+    measure::Window,
+    memory::Mib,
+    readiness::Probe,
+    report::millis,
+    scenarios::{Bench, POSTGRES_REFRESH_ROW, Row, Scenario, Servers, Settings},
+    targets::Evidence,
+};
+
+/// argon2 hashes timed for the median.
+const HASH_SAMPLES: usize = 5;
+
+#[derive(Parser)]
+#[command(version, about = "Load generator for auth-svc (gRPC) and the gateway (REST)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// gRPC GetUserInfo with a bearer token, on a cached user.
+    GrpcUserinfo(RunOptions),
+    /// gRPC grpc.health.v1.Health/Check: the transport's floor on the same server.
+    GrpcHealth(RunOptions),
+    /// gRPC Login with the right password (one argon2 hash each).
+    GrpcLogin(RunOptions),
+    /// gRPC Refresh, each worker rotating its own session.
+    GrpcRefresh(RunOptions),
+    /// REST GET /user/info through the gateway.
+    RestUserinfo(RunOptions),
+    /// REST GET /protected through the gateway.
+    RestProtected(RunOptions),
+    /// REST GET /healthz on the gateway.
+    RestHealthz(RunOptions),
+    /// Every scenario in turn, one argon2 hash's time, a login storm with GetUserInfo beside
+    /// it, then issue 7's targets.
+    All(AllOptions),
+    /// Polls until auth-svc's health check answers SERVING (or the gateway's /healthz 200),
+    /// then prints the Unix time of that answer in nanoseconds.
+    WaitServing(WaitOptions),
+    /// Registers and logs in one account and prints its access token (for oha or h2load).
+    Token(TokenOptions),
+}
+
+#[derive(Args)]
+struct ServerOptions {
+    /// auth-svc's gRPC address.
+    #[arg(long, default_value = "http://127.0.0.1:50151")]
+    grpc_addr: String,
+    /// The gateway's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8988")]
+    rest_url: String,
+    /// auth-svc's pid, for its RSS (VmRSS from /proc).
+    #[arg(long)]
+    auth_pid: Option<u32>,
+    /// The gateway's pid, for its RSS.
+    #[arg(long)]
+    gateway_pid: Option<u32>,
+}
+
+#[derive(Args)]
+struct RunOptions {
+    #[command(flatten)]
+    servers: ServerOptions,
+    /// Measured time of each scenario: 5s, 500ms, or plain seconds.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Unmeasured time before each scenario (connections opened, caches filled).
+    #[arg(long, default_value = "500ms", value_parser = parse_duration)]
+    warmup: Duration,
+    /// Workers, each with one request in flight.
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+    /// HTTP/2 connections to auth-svc that the gRPC workers share (REST workers have one
+    /// HTTP/1.1 connection each).
+    #[arg(long, default_value_t = 4)]
+    grpc_connections: usize,
+    /// Accounts registered and logged in before measuring; workers share them round-robin.
+    #[arg(long, default_value_t = 8)]
+    accounts: usize,
+    /// Also write the table to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct AllOptions {
+    #[command(flatten)]
+    run: RunOptions,
+    /// A second auth-svc, on PostgreSQL, where Refresh is measured too.
+    #[arg(long)]
+    postgres_grpc_addr: Option<String>,
+    /// That second auth-svc's pid.
+    #[arg(long)]
+    postgres_auth_pid: Option<u32>,
+    /// Exec → SERVING time measured by the caller, for the targets table.
+    #[arg(long)]
+    startup_ms: Option<f64>,
+    /// auth-svc's password.max_concurrent_hashes (0 = one per core, its default).
+    #[arg(long, default_value_t = 0)]
+    hash_concurrency: usize,
+}
+
+#[derive(Args)]
+struct WaitOptions {
+    /// gRPC address whose health check to poll.
+    #[arg(long, required_unless_present = "http", conflicts_with = "http")]
+    grpc: Option<String>,
+    /// The health-check service name that must be SERVING.
+    #[arg(long, default_value = "user.v1.UserService")]
+    service: String,
+    /// Gateway base URL whose /healthz to poll.
+    #[arg(long)]
+    http: Option<String>,
+    /// Give up after this long.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    timeout: Duration,
+}
+
+#[derive(Args)]
+struct TokenOptions {
+    /// auth-svc's gRPC address.
+    #[arg(long, default_value = "http://127.0.0.1:50151")]
+    grpc_addr: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse().command).await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("loadgen: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    let (scenario, options) = match command {
+        Command::GrpcUserinfo(options) => (Scenario::GrpcUserInfo, options),
+        Command::GrpcHealth(options) => (Scenario::GrpcHealth, options),
+        Command::GrpcLogin(options) => (Scenario::GrpcLogin, options),
+        Command::GrpcRefresh(options) => (Scenario::GrpcRefresh, options),
+        Command::RestUserinfo(options) => (Scenario::RestUserInfo, options),
+        Command::RestProtected(options) => (Scenario::RestProtected, options),
+        Command::RestHealthz(options) => (Scenario::RestHealthz, options),
+        Command::All(options) => return run_all(options).await,
+        Command::WaitServing(options) => return wait_serving(options).await,
+        Command::Token(options) => return print_token(options).await,
+    };
+    let bench = Bench::prepare(servers(&options.servers), settings(&options)).await?;
+    let rows = vec![bench.run(scenario).await?];
+    finish(&rows, report::table(&rows), options.out.as_ref())
+}
+
+async fn run_all(options: AllOptions) -> anyhow::Result<ExitCode> {
+    let run = &options.run;
+    let servers = servers(&run.servers);
+    let idle = servers.memory();
+    let bench = Bench::prepare(servers, settings(run)).await?;
+    progress("timing one argon2 hash");
+    let hash_time = hashing::median_hash_time(HASH_SAMPLES).await?;
+
+    let mut rows: Vec<Row> = Vec::new();
+    for scenario in Scenario::ALL {
+        progress(scenario.name());
+        rows.push(bench.run(scenario).await?);
+        if scenario == Scenario::GrpcRefresh
+            && let Some(addr) = &options.postgres_grpc_addr
+        {
+            progress(POSTGRES_REFRESH_ROW);
+            let servers = Servers {
+                grpc_addr: addr.clone(),
+                rest_url: run.servers.rest_url.clone(),
+                auth_pid: options.postgres_auth_pid,
+                gateway_pid: None,
+            };
+            let postgres = Bench::prepare(servers, settings(run)).await.context("auth-svc on PostgreSQL")?;
+            let mut row = postgres.run(Scenario::GrpcRefresh).await?;
+            row.scenario = POSTGRES_REFRESH_ROW.to_owned();
+            rows.push(row);
+        }
+    }
+    progress("login storm");
+    let (storm, probe) = bench.login_storm().await?;
+    rows.extend([storm, probe]);
+    // Let the servers settle, then see what they keep.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let settled = bench.servers.memory();
+
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let hash_concurrency = if options.hash_concurrency == 0 { cores } else { options.hash_concurrency };
+    let mut text = report::table(&rows);
+    let hash_ms = hash_time.as_secs_f64() * 1000.0;
+    let _ = write!(
+        text,
+        "\nOne argon2id hash (m = {} KiB, t = 2, p = 1) in loadgen's process: {} ms (median of {HASH_SAMPLES}), so \
+         Login's ceiling on {cores} cores is {:.0}/s.\n",
+        hashing::MEMORY_KIB,
+        millis(Some(hash_ms)),
+        cores as f64 * 1000.0 / hash_ms.max(1e-9),
+    );
+    let rss = |memory: Option<memory::Memory>| memory.map_or_else(|| "–".to_owned(), |m| Mib(m.rss_kib).to_string());
+    let peak = |memory: Option<memory::Memory>| memory.map_or_else(|| "–".to_owned(), |m| Mib(m.peak_kib).to_string());
+    let _ = writeln!(
+        text,
+        "\nRSS (MiB) before any load: auth-svc {}, gateway {}. One second after the last scenario: auth-svc {}, \
+         gateway {}. Peak over the run (VmHWM): auth-svc {}, gateway {}.",
+        rss(idle.auth),
+        rss(idle.gateway),
+        rss(settled.auth),
+        rss(settled.gateway),
+        peak(settled.auth),
+        peak(settled.gateway),
+    );
+    let evidence = Evidence { rows: &rows, hash_time, cores, hash_concurrency, idle, startup_ms: options.startup_ms };
+    let _ = write!(text, "\n### Targets\n\n{}", evidence.table());
+    finish(&rows, text, run.out.as_ref())
+}
+
+/// Prints (and writes) the report; fails if a scenario had no successful request at all.
+fn finish(rows: &[Row], text: String, out: Option<&PathBuf>) -> anyhow::Result<ExitCode> {
+    println!("{text}");
+    if let Some(path) = out {
+        std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    let failed: Vec<&str> =
+        rows.iter().filter(|row| row.measurement.ok == 0).map(|row| row.scenario.as_str()).collect();
+    if failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("loadgen: no successful request in: {}", failed.join(", "));
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+async fn wait_serving(options: WaitOptions) -> anyhow::Result<ExitCode> {
+    let probe = match (options.grpc, options.http) {
+        (Some(addr), _) => Probe::Grpc { addr, service: options.service },
+        (None, Some(url)) => Probe::Http { url },
+        (None, None) => anyhow::bail!("give --grpc or --http"),
+    };
+    println!("{}", readiness::wait_serving(&probe, options.timeout).await?);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn print_token(options: TokenOptions) -> anyhow::Result<ExitCode> {
+    let channels = grpc::connect(&options.grpc_addr, 1).await?;
+    let accounts = grpc::seed_accounts(&channels[0], 1).await?;
+    let account = accounts.first().context("no account seeded")?;
+    println!("{}", account.access_token);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn servers(options: &ServerOptions) -> Servers {
+    Servers {
+        grpc_addr: options.grpc_addr.clone(),
+        rest_url: options.rest_url.clone(),
+        auth_pid: options.auth_pid,
+        gateway_pid: options.gateway_pid,
+    }
+}
+
+fn settings(options: &RunOptions) -> Settings {
+    Settings {
+        window: Window { warmup: options.warmup, duration: options.duration },
+        concurrency: options.concurrency,
+        grpc_connections: options.grpc_connections,
+        accounts: options.accounts,
+    }
+}
+
+fn progress(step: &str) {
+    eprintln!("loadgen: {step}");
+}
+
+/// `5s`, `500ms`, `1.5s` or plain seconds (`5`).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 0.001)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number.trim().parse().map_err(|_| format!("not a duration: {text} (try 5s or 500ms)"))?;
+    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("not a duration: {text}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_seconds_or_milliseconds() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn the_command_line_parses() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,90 @@
+//! The markdown table of results.
+
+use std::fmt::Write as _;
+
+use crate::{
+    memory::{Memory, Mib},
+    scenarios::Row,
+};
+
+/// One markdown table, a row per scenario, then the first error of each scenario that had any.
+pub fn table(rows: &[Row]) -> String {
+    let mut out = String::new();
+    out.push_str(
+        "| scenario | concurrency | requests | requests/s | p50 ms | p99 ms | p99.9 ms | errors \
+         | auth-svc RSS MiB before → after | gateway RSS MiB before → after |\n",
+    );
+    out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    for row in rows {
+        let m = &row.measurement;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.scenario,
+            row.concurrency,
+            m.ok,
+            thousands(m.rate()),
+            millis(m.latency_ms(0.5)),
+            millis(m.latency_ms(0.99)),
+            millis(m.latency_ms(0.999)),
+            m.errors,
+            before_after(row.before.auth, row.after.auth),
+            before_after(row.before.gateway, row.after.gateway),
+        );
+    }
+    let errors: Vec<_> = rows
+        .iter()
+        .filter_map(|row| row.measurement.first_error.as_ref().map(|error| (row.scenario.as_str(), error)))
+        .collect();
+    if !errors.is_empty() {
+        out.push_str("\nFirst error of each scenario with errors:\n\n");
+        for (scenario, error) in errors {
+            let _ = writeln!(out, "- {scenario}: `{}`", error.replace('`', "'"));
+        }
+    }
+    out
+}
+
+fn before_after(before: Option<Memory>, after: Option<Memory>) -> String {
+    match (before, after) {
+        (Some(before), Some(after)) => format!("{} → {}", Mib(before.rss_kib), Mib(after.rss_kib)),
+        _ => "–".to_owned(),
+    }
+}
+
+pub fn millis(value: Option<f64>) -> String {
+    match value {
+        Some(ms) if ms < 10.0 => format!("{ms:.2}"),
+        Some(ms) => format!("{ms:.1}"),
+        None => "–".to_owned(),
+    }
+}
+
+/// A rate rounded to a whole number, with thousands separators (`12,345`).
+pub fn thousands(value: f64) -> String {
+    let digits = format!("{:.0}", value.max(0.0));
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_numbers_for_people() {
+        assert_eq!(thousands(0.4), "0");
+        assert_eq!(thousands(999.0), "999");
+        assert_eq!(thousands(12345.6), "12,346");
+        assert_eq!(thousands(1234567.0), "1,234,567");
+        assert_eq!(millis(Some(1.234)), "1.23");
+        assert_eq!(millis(Some(123.45)), "123.5");
+        assert_eq!(millis(None), "–");
+    }
+}

@@ -1,0 +1,225 @@
+//! The scenarios: which calls each worker makes, on which connection, with which account, and
+//! the server memory read around each run.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use tonic::transport::Channel;
+
+use crate::{
+    grpc::{self, Account, GetUserInfo, HealthCheck, Login, Refresh},
+    measure::{self, Call, Measurement, Window},
+    memory::Memory,
+    rest::{Gateway, Get},
+};
+
+/// GetUserInfo callers sending during the login storm, and how often each sends: light,
+/// steady traffic whose latency shows whether hashing starves the other calls.
+const STORM_PROBE_WORKERS: usize = 4;
+const STORM_PROBE_INTERVAL: Duration = Duration::from_millis(5);
+
+/// Names of the rows that are not a single [`Scenario`] (the probe row's name goes on with
+/// its rate).
+pub const STORM_LOGIN_ROW: &str = "login storm: grpc-login";
+pub const STORM_PROBE_ROW: &str = "login storm: grpc-userinfo";
+pub const POSTGRES_REFRESH_ROW: &str = "grpc-refresh (PostgreSQL)";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// `grpc.health.v1.Health/Check`: the transport's floor on the same server.
+    GrpcHealth,
+    /// `GetUserInfo` with a bearer token, on a cached user.
+    GrpcUserInfo,
+    /// `Login` with the right password: one argon2 hash and one session row each.
+    GrpcLogin,
+    /// `Refresh`, each worker rotating its own session.
+    GrpcRefresh,
+    /// `GET /healthz` on the gateway: its HTTP floor.
+    RestHealthz,
+    /// `GET /user/info` through the gateway (go-zero path).
+    RestUserInfo,
+    /// `GET /protected` through the gateway (FastAPI path).
+    RestProtected,
+}
+
+impl Scenario {
+    /// Every single scenario, in the order `all` runs them (the memory-hungry logins last).
+    pub const ALL: [Self; 7] = [
+        Self::GrpcHealth,
+        Self::GrpcUserInfo,
+        Self::RestHealthz,
+        Self::RestUserInfo,
+        Self::RestProtected,
+        Self::GrpcRefresh,
+        Self::GrpcLogin,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::GrpcHealth => "grpc-health",
+            Self::GrpcUserInfo => "grpc-userinfo",
+            Self::GrpcLogin => "grpc-login",
+            Self::GrpcRefresh => "grpc-refresh",
+            Self::RestHealthz => "rest-healthz",
+            Self::RestUserInfo => "rest-userinfo",
+            Self::RestProtected => "rest-protected",
+        }
+    }
+}
+
+/// Where the servers are, and their pids for the memory columns.
+pub struct Servers {
+    pub grpc_addr: String,
+    pub rest_url: String,
+    pub auth_pid: Option<u32>,
+    pub gateway_pid: Option<u32>,
+}
+
+impl Servers {
+    pub fn memory(&self) -> ServerMemory {
+        ServerMemory { auth: Memory::of(self.auth_pid), gateway: Memory::of(self.gateway_pid) }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ServerMemory {
+    pub auth: Option<Memory>,
+    pub gateway: Option<Memory>,
+}
+
+pub struct Settings {
+    pub window: Window,
+    pub concurrency: usize,
+    pub grpc_connections: usize,
+    /// Accounts registered before measuring; workers share them round-robin.
+    pub accounts: usize,
+}
+
+/// One line of the table.
+pub struct Row {
+    pub scenario: String,
+    pub concurrency: usize,
+    pub measurement: Measurement,
+    pub before: ServerMemory,
+    pub after: ServerMemory,
+}
+
+/// Connections and seeded accounts, ready to run scenarios.
+pub struct Bench {
+    pub servers: Servers,
+    settings: Settings,
+    channels: Vec<Channel>,
+    accounts: Vec<Account>,
+}
+
+impl Bench {
+    /// Connects to auth-svc and registers and logs in the accounts.
+    pub async fn prepare(servers: Servers, settings: Settings) -> anyhow::Result<Self> {
+        if settings.concurrency == 0 {
+            bail!("--concurrency must be at least 1");
+        }
+        let channels = grpc::connect(&servers.grpc_addr, settings.grpc_connections).await?;
+        let accounts = grpc::seed_accounts(&channels[0], settings.accounts.max(1))
+            .await
+            .context("seeding accounts (register + login)")?;
+        Ok(Self { servers, settings, channels, accounts })
+    }
+
+    pub async fn run(&self, scenario: Scenario) -> anyhow::Result<Row> {
+        let before = self.servers.memory();
+        let measurement = match scenario {
+            Scenario::GrpcHealth => self.closed_loop(|channel, _| Ok(HealthCheck::new(channel))).await?,
+            Scenario::GrpcUserInfo => {
+                self.closed_loop(|channel, account| Ok(GetUserInfo::new(channel, grpc::bearer(&account.access_token)?)))
+                    .await?
+            }
+            Scenario::GrpcLogin => {
+                self.closed_loop(|channel, account| Ok(Login::new(channel, account.username.clone()))).await?
+            }
+            Scenario::GrpcRefresh => {
+                let sessions = grpc::fresh_sessions(&self.channels[0], &self.accounts, self.settings.concurrency)
+                    .await
+                    .context("a session per refresh worker")?;
+                let callers = sessions
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, session)| Refresh::new(self.channel(index), session.refresh_token))
+                    .collect();
+                measure::closed_loop(callers, self.settings.window).await
+            }
+            Scenario::RestHealthz => self.rest("/healthz", false).await?,
+            Scenario::RestUserInfo => self.rest("/user/info", true).await?,
+            Scenario::RestProtected => self.rest("/protected", true).await?,
+        };
+        Ok(Row {
+            scenario: scenario.name().to_owned(),
+            concurrency: self.settings.concurrency,
+            measurement,
+            before,
+            after: self.servers.memory(),
+        })
+    }
+
+    /// `concurrency` Login callers saturate the hashing while a few paced GetUserInfo callers
+    /// measure what the other calls see meanwhile. Returns the Login row and the GetUserInfo row.
+    pub async fn login_storm(&self) -> anyhow::Result<(Row, Row)> {
+        let before = self.servers.memory();
+        let logins: Vec<Login> = (0..self.settings.concurrency)
+            .map(|index| Login::new(self.channel(index), self.account(index).username.clone()))
+            .collect();
+        let probes = (0..STORM_PROBE_WORKERS)
+            .map(|index| Ok(GetUserInfo::new(self.channel(index), grpc::bearer(&self.account(index).access_token)?)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let window = self.settings.window;
+        let (storm, probe) = tokio::join!(measure::closed_loop(logins, window), async {
+            // Start measuring once the hashing queue is full.
+            tokio::time::sleep(window.warmup).await;
+            measure::paced(probes, STORM_PROBE_INTERVAL, window.duration).await
+        });
+        let after = self.servers.memory();
+        let storm_row = Row {
+            scenario: STORM_LOGIN_ROW.to_owned(),
+            concurrency: self.settings.concurrency,
+            measurement: storm,
+            before,
+            after,
+        };
+        let probe_row = Row {
+            scenario: format!(
+                "{STORM_PROBE_ROW}, paced {}/s",
+                STORM_PROBE_WORKERS as u128 * 1000 / STORM_PROBE_INTERVAL.as_millis().max(1)
+            ),
+            concurrency: STORM_PROBE_WORKERS,
+            measurement: probe,
+            before,
+            after,
+        };
+        Ok((storm_row, probe_row))
+    }
+
+    fn channel(&self, worker: usize) -> Channel {
+        self.channels[worker % self.channels.len()].clone()
+    }
+
+    fn account(&self, worker: usize) -> &Account {
+        &self.accounts[worker % self.accounts.len()]
+    }
+
+    async fn closed_loop<C: Call>(
+        &self,
+        make: impl Fn(Channel, &Account) -> anyhow::Result<C>,
+    ) -> anyhow::Result<Measurement> {
+        let callers = (0..self.settings.concurrency)
+            .map(|index| make(self.channel(index), self.account(index)))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(measure::closed_loop(callers, self.settings.window).await)
+    }
+
+    async fn rest(&self, path: &'static str, with_token: bool) -> anyhow::Result<Measurement> {
+        let gateway = Gateway::parse(&self.servers.rest_url)?;
+        self.closed_loop(|_, account| {
+            Get::new(gateway.clone(), path, with_token.then_some(account.access_token.as_str()))
+        })
+        .await
+    }
+}
