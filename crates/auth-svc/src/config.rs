@@ -92,6 +92,10 @@ pub struct DatabaseConfig {
     pub max_connections: u32,
     /// Milliseconds a call waits for a database connection before answering UNAVAILABLE.
     pub acquire_timeout_ms: u64,
+    /// Apply pending migrations when serving starts. Turn off where replicas start together
+    /// (Kubernetes) and run `auth-svc migrate` once instead; `serve` then refuses to start on
+    /// a schema that is behind.
+    pub migrate_on_start: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,7 +195,7 @@ fn default_database_url() -> String {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { max_connections: 10, acquire_timeout_ms: 3000 }
+        Self { max_connections: 10, acquire_timeout_ms: 3000, migrate_on_start: true }
     }
 }
 

@@ -49,7 +49,11 @@ impl App {
                  Set both (e.g. `openssl rand -base64 48`) for any real deployment."
             );
         }
-        let (db, queries) = connect_and_migrate(config).await?;
+        let (db, queries) = if config.database.migrate_on_start {
+            connect_and_migrate(config).await?
+        } else {
+            connect_migrated(config).await?
+        };
         let keys = Arc::new(TokenKeys::new(&secrets, &config.auth.issuer, config.auth.access_expire));
         let hasher = PasswordHasher::new(config.password.hash_profile, config.hashing_concurrency())
             .context("setting up password hashing")?;
@@ -223,21 +227,39 @@ impl SharedState {
     }
 }
 
+/// Opens the pool and checks that no migration is pending (someone else runs them).
+async fn connect_migrated(config: &Config) -> anyhow::Result<(DatabaseConnection, model::QueryCounter)> {
+    let (db, queries) = connect(config).await?;
+    let pending = model::migration::pending(&db).await.map_err(|err| anyhow::anyhow!("reading migrations: {err}"))?;
+    if pending > 0 {
+        anyhow::bail!(
+            "{pending} database migration(s) pending and database.migrate_on_start is off: run `auth-svc migrate` first"
+        );
+    }
+    Ok((db, queries))
+}
+
 /// Opens the pool and applies pending migrations.
 pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<(DatabaseConnection, model::QueryCounter)> {
+    let (db, queries) = connect(config).await?;
+    model::migration::run(&db).await.map_err(|err| anyhow::anyhow!("applying migrations: {}", scrub(config, &err)))?;
+    Ok((db, queries))
+}
+
+async fn connect(config: &Config) -> anyhow::Result<(DatabaseConnection, model::QueryCounter)> {
     let pool = model::PoolOptions {
         max_connections: config.database.max_connections,
         min_connections: 0,
         acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
     };
-    // Driver errors quote the URL they were given; only the redacted form may be printed.
-    let redacted = redact_url(&config.database_url);
-    let scrub = |err: &dyn std::fmt::Display| err.to_string().replace(&config.database_url, &redacted);
-    let (db, queries) = model::connect(&config.database_url, &pool)
-        .await
-        .map_err(|err| anyhow::anyhow!("cannot open the database ({redacted}): {}", scrub(&err)))?;
-    model::migration::run(&db).await.map_err(|err| anyhow::anyhow!("applying migrations: {}", scrub(&err)))?;
-    Ok((db, queries))
+    model::connect(&config.database_url, &pool).await.map_err(|err| {
+        anyhow::anyhow!("cannot open the database ({}): {}", redact_url(&config.database_url), scrub(config, &err))
+    })
+}
+
+/// Driver errors quote the URL they were given; only the redacted form may be printed.
+fn scrub(config: &Config, err: &dyn std::fmt::Display) -> String {
+    err.to_string().replace(&config.database_url, &redact_url(&config.database_url))
 }
 
 /// A database URL without its password, for messages.

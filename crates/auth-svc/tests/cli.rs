@@ -91,3 +91,25 @@ fn a_database_password_never_reaches_the_output() {
     assert!(everything.contains("cannot open the database (postgres://app:***@127.0.0.1:99999/auth)"), "{everything}");
     assert!(!everything.contains("S3cretPw"), "{everything}");
 }
+
+#[test]
+fn serve_without_migrate_on_start_refuses_a_schema_that_is_behind_until_migrate_ran() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = command(&dir).env("AUTH_SVC__DATABASE__MIGRATE_ON_START", "false").output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("2 database migration(s) pending"), "{stderr}");
+    assert!(stderr.contains("run `auth-svc migrate` first"), "{stderr}");
+
+    assert!(command(&dir).arg("migrate").output().unwrap().status.success());
+    let mut child =
+        command(&dir).env("AUTH_SVC__DATABASE__MIGRATE_ON_START", "false").stdout(Stdio::piped()).spawn().unwrap();
+    let serving = BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .take(50)
+        .any(|line| line.contains("serving user.v1.UserService"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(serving, "serves once the schema is current");
+}

@@ -22,3 +22,8 @@ impl MigratorTrait for Migrator {
 pub async fn run(db: &sea_orm::DatabaseConnection) -> Result<(), DbErr> {
     Migrator::up(db, None).await
 }
+
+/// How many migrations have not been applied yet.
+pub async fn pending(db: &sea_orm::DatabaseConnection) -> Result<usize, DbErr> {
+    Ok(Migrator::get_pending_migrations(db).await?.len())
+}
