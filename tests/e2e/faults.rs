@@ -174,7 +174,6 @@ async fn a_logout_during_a_redis_outage_stays_in_force_after_redis_returns() {
 /// Fails today: `Users::delete` (and `create`) call `UserCache::forget`, which is skipped while
 /// Redis is down, and nothing replays it, so the stale row is served until its TTL (300 s).
 #[tokio::test]
-#[ignore = "service bug: cache invalidations made during a Redis outage are lost"]
 async fn an_account_deleted_during_a_redis_outage_stays_gone_after_redis_returns() {
     let Some(redis_url) =
         redis_or_skip("faults::an_account_deleted_during_a_redis_outage_stays_gone_after_redis_returns")

@@ -1,7 +1,10 @@
 //! The user directory: account rows read through the cache (cache-aside, go-zero style) and
 //! written to the database with the cache invalidated on every write.
+//!
+//! An invalidation the cache could not take (Redis down) is kept and retried before the next
+//! cache read; until it succeeds, this process reads that account from the database.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use model::{DatabaseConnection, entity::users, query};
 use serde::{Deserialize, Serialize};
@@ -40,14 +43,46 @@ impl From<users::Model> for User {
 pub struct Users {
     db: DatabaseConnection,
     cache: Arc<dyn UserCache>,
+    /// Accounts (id, username) whose invalidation has not reached the cache yet.
+    unforgotten: Mutex<Vec<(i64, String)>>,
 }
 
 impl Users {
     pub fn new(db: DatabaseConnection, cache: Arc<dyn UserCache>) -> Self {
-        Self { db, cache }
+        Self { db, cache, unforgotten: Mutex::new(Vec::new()) }
+    }
+
+    fn unforgotten(&self) -> std::sync::MutexGuard<'_, Vec<(i64, String)>> {
+        self.unforgotten.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    async fn forget(&self, id: i64, username: &str) {
+        if !self.cache.forget(id, username).await {
+            self.unforgotten().push((id, username.to_owned()));
+        }
+    }
+
+    /// Retries the invalidations the cache missed; true when none is left.
+    async fn cache_is_current(&self) -> bool {
+        let pending = std::mem::take(&mut *self.unforgotten());
+        if pending.is_empty() {
+            return true;
+        }
+        let mut failed = Vec::new();
+        for (id, username) in pending {
+            if !self.cache.forget(id, &username).await {
+                failed.push((id, username));
+            }
+        }
+        let current = failed.is_empty();
+        self.unforgotten().extend(failed);
+        current
     }
 
     pub async fn by_id(&self, id: i64) -> Result<Option<User>, AuthError> {
+        if !self.cache_is_current().await {
+            return Ok(query::users::find_by_id(&self.db, id).await?.map(User::from));
+        }
         match self.cache.by_id(id).await {
             Lookup::Hit(user) => return Ok(Some(user)),
             Lookup::KnownMissing => return Ok(None),
@@ -63,6 +98,9 @@ impl Users {
 
     /// `username` must already be normalised (see `policy`).
     pub async fn by_username(&self, username: &str) -> Result<Option<User>, AuthError> {
+        if !self.cache_is_current().await {
+            return Ok(query::users::find_by_username(&self.db, username).await?.map(User::from));
+        }
         if let Some(id) = self.cache.id_of(username).await
             && let Lookup::Hit(user) = self.cache.by_id(id).await
             && user.username == username
@@ -79,7 +117,7 @@ impl Users {
     pub async fn create(&self, username: &str, password_hash: &str, role: &str) -> Result<User, AuthError> {
         let user = User::from(query::users::insert(&self.db, username, password_hash, role).await?);
         // The new id may sit in the cache as "unknown" from an earlier probe.
-        self.cache.forget(user.id, &user.username).await;
+        self.forget(user.id, &user.username).await;
         Ok(user)
     }
 
@@ -88,7 +126,7 @@ impl Users {
         let existing = query::users::find_by_id(&self.db, id).await?;
         let deleted = query::users::delete(&self.db, id).await?;
         if let Some(row) = existing {
-            self.cache.forget(row.id, &row.username).await;
+            self.forget(row.id, &row.username).await;
         }
         Ok(deleted)
     }

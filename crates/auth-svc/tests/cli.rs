@@ -104,6 +104,12 @@ fn serve_without_migrate_on_start_refuses_a_schema_that_is_behind_until_migrate_
     assert!(command(&dir).arg("migrate").output().unwrap().status.success());
     let mut child =
         command(&dir).env("AUTH_SVC__DATABASE__MIGRATE_ON_START", "false").stdout(Stdio::piped()).spawn().unwrap();
+    // If it never serves, the watchdog ends it so the read below cannot hang.
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(30));
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+    });
     let serving = BufReader::new(child.stdout.take().unwrap())
         .lines()
         .map_while(Result::ok)

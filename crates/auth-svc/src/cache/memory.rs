@@ -76,9 +76,10 @@ impl UserCache for MemoryUserCache {
         self.insert_id(id, None, self.ttl.missing);
     }
 
-    async fn forget(&self, id: i64, username: &str) {
+    async fn forget(&self, id: i64, username: &str) -> bool {
         let mut entries = self.entries();
         entries.by_id.remove(&id);
         entries.by_name.remove(username);
+        true
     }
 }

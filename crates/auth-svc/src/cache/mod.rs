@@ -29,8 +29,9 @@ pub trait UserCache: Send + Sync {
     async fn id_of(&self, username: &str) -> Option<i64>;
     async fn store(&self, user: &User);
     async fn store_missing(&self, id: i64);
-    /// Drops everything cached about this account (after any write to it).
-    async fn forget(&self, id: i64, username: &str);
+    /// Drops everything cached about this account (after any write to it); `false` when that
+    /// could not be done.
+    async fn forget(&self, id: i64, username: &str) -> bool;
 }
 
 /// Lifetimes of cache entries.

@@ -66,8 +66,9 @@ impl UserCache for RedisUserCache {
         let _: Option<()> = self.redis.run("cache set", async |c| c.set_ex(&key, MISSING, ttl).await).await;
     }
 
-    async fn forget(&self, id: i64, username: &str) {
+    async fn forget(&self, id: i64, username: &str) -> bool {
         let keys = [self.id_key(id), self.name_key(username)];
-        let _: Option<()> = self.redis.run("cache delete", async |c| c.del(&keys).await).await;
+        let deleted: Option<()> = self.redis.run("cache delete", async |c| c.del(&keys).await).await;
+        deleted.is_some()
     }
 }
