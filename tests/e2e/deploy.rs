@@ -1,0 +1,155 @@
+//! The Kubernetes manifests against the binaries: what `deploy/k8s` configures (config files,
+//! environment variable names, probe ports and paths, grace periods) must be what the
+//! binaries accept and serve. Renders with `kubectl kustomize`.
+
+use std::{collections::BTreeMap, path::Path, process::Command};
+
+use figment::providers::{Format, Yaml};
+use serde_json::Value;
+
+const OVERLAYS: [&str; 3] = ["deploy/k8s/base", "deploy/k8s/overlays/dev", "deploy/k8s/overlays/prod"];
+
+/// Placeholder values that pass validation, for the keys the Secret template names.
+fn secret_values() -> BTreeMap<String, String> {
+    let template = std::fs::read_to_string(root().join("deploy/k8s/base/secret.example.yaml")).unwrap();
+    let secret: Value = figment::Figment::from(Yaml::string(&template)).extract().unwrap();
+    secret["stringData"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|key| {
+            let value = match key.as_str() {
+                "AUTH_SVC__AUTH__ACCESS_SECRET" => "a".repeat(48),
+                "AUTH_SVC__AUTH__REFRESH_SECRET" => "r".repeat(48),
+                "AUTH_SVC__DATABASE_URL" => "postgres://auth:pw@db:5432/auth".to_owned(),
+                "AUTH_SVC__REDIS_URL" => "redis://redis:6379".to_owned(),
+                other => panic!("a Secret key this test does not know: {other}"),
+            };
+            (key.clone(), value)
+        })
+        .collect()
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn render(dir: &str) -> Vec<Value> {
+    let output = Command::new("kubectl").args(["kustomize", dir]).current_dir(root()).output().expect("kubectl runs");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .split("\n---\n")
+        .map(|doc| figment::Figment::from(Yaml::string(doc)).extract::<Value>().unwrap())
+        .collect()
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"].as_str().is_some_and(|n| n.starts_with(name)))
+        .unwrap_or_else(|| panic!("no {kind} {name}"))
+}
+
+fn container(deployment: &Value) -> &Value {
+    &deployment["spec"]["template"]["spec"]["containers"][0]
+}
+
+fn plain_env(container: &Value) -> Vec<(String, String)> {
+    container["env"]
+        .as_array()
+        .map(|env| {
+            env.iter()
+                .map(|e| (e["name"].as_str().unwrap().to_owned(), e["value"].as_str().unwrap().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn port_named(container: &Value, name: &str) -> u64 {
+    let ports = container["ports"].as_array().unwrap();
+    ports.iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("no port {name}"))["containerPort"]
+        .as_u64()
+        .unwrap()
+}
+
+fn pre_stop_seconds(container: &Value) -> u64 {
+    container["lifecycle"]["preStop"]["sleep"]["seconds"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn auth_svc_manifests_match_what_the_binary_accepts_and_serves() {
+    for overlay in OVERLAYS {
+        let objects = render(overlay);
+        let config_text = find(&objects, "ConfigMap", "auth-svc-config")["data"]["auth-svc.yaml"].as_str().unwrap();
+        let deployment = find(&objects, "Deployment", "auth-svc");
+        let c = container(deployment);
+        let mut env = plain_env(c);
+        env.extend(secret_values());
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("auth-svc.yaml", config_text)?;
+            for (name, value) in &env {
+                jail.set_env(name, value);
+            }
+            let config =
+                auth_svc::Config::load(Some(Path::new("auth-svc.yaml"))).map_err(|e| format!("{overlay}: {e}"))?;
+            assert!(!config.database.migrate_on_start, "{overlay}: replicas must leave migrations to the Job");
+            assert_eq!(port_named(c, "grpc"), u64::from(config.listen.port()), "{overlay}: container port");
+            for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+                assert_eq!(
+                    c[probe]["grpc"]["port"].as_u64(),
+                    Some(u64::from(config.listen.port())),
+                    "{overlay} {probe}"
+                );
+            }
+            assert_eq!(c["readinessProbe"]["grpc"]["service"], "user.v1.UserService");
+            let grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap();
+            assert!(
+                pre_stop_seconds(c) + config.grpc.shutdown_grace_seconds < grace,
+                "{overlay}: preStop + drain must end before Kubernetes kills the pod"
+            );
+            Ok(())
+        });
+        let job = find(&objects, "Job", "auth-svc-migrate");
+        let args = container(job)["command"].as_array().unwrap();
+        assert_eq!(args.last().unwrap(), "migrate", "{overlay}");
+        let service = find(&objects, "Service", "auth-svc");
+        assert_eq!(service["spec"]["ports"][0]["targetPort"], "grpc");
+        assert_eq!(service["spec"]["ports"][0]["name"], "grpc", "named so meshes see gRPC");
+    }
+}
+
+#[test]
+fn gateway_manifests_match_what_the_binary_accepts_and_serves() {
+    for overlay in OVERLAYS {
+        let objects = render(overlay);
+        let config_text = find(&objects, "ConfigMap", "gateway-config")["data"]["gateway.yaml"].as_str().unwrap();
+        let deployment = find(&objects, "Deployment", "gateway");
+        let c = container(deployment);
+        let env = plain_env(c);
+        let auth_service_port = find(&objects, "Service", "auth-svc")["spec"]["ports"][0]["port"].as_u64().unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("gateway.yaml", config_text)?;
+            for (name, value) in &env {
+                jail.set_env(name, value);
+            }
+            let config =
+                gateway::Config::load(Some(Path::new("gateway.yaml"))).map_err(|e| format!("{overlay}: {e}"))?;
+            assert_eq!(port_named(c, "http"), u64::from(config.listen.port()), "{overlay}: container port");
+            assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+            assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+            for probe in ["readinessProbe", "livenessProbe"] {
+                assert_eq!(c[probe]["httpGet"]["port"], "http", "{overlay} {probe}");
+            }
+            let upstream = config.upstream_uri().map_err(|e| e.to_string())?;
+            assert_eq!(upstream.host(), Some("auth-svc"), "{overlay}: the auth-svc Service");
+            assert_eq!(upstream.port_u16().map(u64::from), Some(auth_service_port), "{overlay}");
+            let grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap();
+            assert!(
+                pre_stop_seconds(c) + config.http.shutdown_grace_seconds < grace,
+                "{overlay}: drain within the grace"
+            );
+            Ok(())
+        });
+    }
+}
