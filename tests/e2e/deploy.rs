@@ -2,6 +2,9 @@
 //! environment variable names, probe ports and paths, grace periods) must be what the
 //! binaries accept and serve. Renders with `kubectl kustomize`.
 
+// figment::Jail closures return figment::Error, which clippy finds large.
+#![allow(clippy::result_large_err)]
+
 use std::{collections::BTreeMap, path::Path, process::Command};
 
 use figment::providers::{Format, Yaml};
@@ -103,6 +106,11 @@ fn auth_svc_manifests_match_what_the_binary_accepts_and_serves() {
                 );
             }
             assert_eq!(c["readinessProbe"]["grpc"]["service"], "user.v1.UserService");
+            let admin = config.admin_listen.ok_or(format!("{overlay}: admin_listen must be set for metrics"))?;
+            assert_eq!(port_named(c, "metrics"), u64::from(admin.port()), "{overlay}: metrics port");
+            let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+            assert_eq!(annotations["prometheus.io/port"], admin.port().to_string(), "{overlay}: scrape port");
+            assert_eq!(annotations["prometheus.io/path"], "/metrics");
             let grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap();
             assert!(
                 pre_stop_seconds(c) + config.grpc.shutdown_grace_seconds < grace,

@@ -58,6 +58,8 @@ pub struct TestApp {
     pub queries: model::QueryCounter,
     pub users: Arc<Users>,
     pub redis: Option<Arc<RedisStore>>,
+    /// The admin (metrics) address, when the config set `admin_listen`.
+    pub admin: Option<std::net::SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     _database: TestDatabase,
@@ -145,36 +147,10 @@ fn capture_logs() {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    capture_logs();
     let database = TestDatabase::create().await;
     let mut config = test_config(&database.url);
     adjust(&mut config);
-    config.validate().expect("test config is valid");
-    let app = App::build(&config).await.expect("app builds");
-    let addr = app.local_addr().unwrap();
-    let db = app.database().clone();
-    let (queries, users, redis) = (app.query_counter(), app.users(), app.redis());
-    let (shutdown, stop) = oneshot::channel::<()>();
-    let server = tokio::spawn(app.serve(async move {
-        let _ = stop.await;
-    }));
-    let channel = Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .expect("connects");
-    TestApp {
-        client: UserServiceClient::new(channel.clone()),
-        channel,
-        db,
-        queries,
-        users,
-        redis,
-        shutdown: Some(shutdown),
-        server: Some(server),
-        _database: database,
-    }
+    spawn_app_on(config, database).await
 }
 
 impl TestApp {
@@ -267,7 +243,7 @@ pub async fn spawn_app_on(config: Config, database: TestDatabase) -> TestApp {
     let app = App::build(&config).await.expect("app builds");
     let addr = app.local_addr().unwrap();
     let db = app.database().clone();
-    let (queries, users, redis) = (app.query_counter(), app.users(), app.redis());
+    let (queries, users, redis, admin) = (app.query_counter(), app.users(), app.redis(), app.admin_addr());
     let (shutdown, stop) = oneshot::channel::<()>();
     let server = tokio::spawn(app.serve(async move {
         let _ = stop.await;
@@ -285,6 +261,7 @@ pub async fn spawn_app_on(config: Config, database: TestDatabase) -> TestApp {
         queries,
         users,
         redis,
+        admin,
         shutdown: Some(shutdown),
         server: Some(server),
         _database: database,

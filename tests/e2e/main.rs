@@ -8,6 +8,7 @@ mod deploy;
 mod faults;
 mod helpers;
 mod login;
+mod metrics;
 mod pressure;
 mod proxy;
 mod refresh;

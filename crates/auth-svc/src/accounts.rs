@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::{
     auth::{password::PasswordHasher, tokens::AccessClaims},
     error::AuthError,
+    metrics::Metrics,
     policy,
     sessions::{Sessions, TokenPair},
     throttle::LoginThrottle,
@@ -22,6 +23,7 @@ pub struct Accounts {
     sessions: Arc<Sessions>,
     throttle: LoginThrottle,
     min_password_chars: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl Accounts {
@@ -31,8 +33,9 @@ impl Accounts {
         sessions: Arc<Sessions>,
         throttle: LoginThrottle,
         min_password_chars: usize,
+        metrics: Arc<Metrics>,
     ) -> Self {
-        Self { users, hasher, sessions, throttle, min_password_chars }
+        Self { users, hasher, sessions, throttle, min_password_chars, metrics }
     }
 
     pub async fn register(&self, username: &str, password: SecretString) -> Result<User, AuthError> {
@@ -57,15 +60,20 @@ impl Accounts {
     ) -> Result<TokenPair, AuthError> {
         let username = policy::normalize_username(username)?;
         policy::check_password_size(password.expose_secret())?;
-        self.throttle.check(&username, client).await?;
+        if let Err(throttled) = self.throttle.check(&username, client).await {
+            self.metrics.login("throttled");
+            return Err(throttled);
+        }
         let user = self.users.by_username(&username).await?;
         let stored_hash = user.as_ref().map(|user| user.password_hash.clone());
         if !self.hasher.verify(password, stored_hash).await? {
             self.throttle.record_failure(&username, client).await;
+            self.metrics.login("failure");
             return Err(AuthError::Unauthenticated("invalid credentials"));
         }
         let user = user.ok_or(AuthError::Unauthenticated("invalid credentials"))?;
         self.throttle.record_success(&username).await;
+        self.metrics.login("success");
         self.sessions.start(&user).await
     }
 

@@ -29,6 +29,9 @@ pub const MAX_PASSWORD_BYTES: usize = 1024;
 pub struct Config {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Admin HTTP address serving Prometheus `/metrics`; unset = no admin port.
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
     #[serde(default = "default_database_url")]
     pub database_url: String,
     /// Redis for the shared cache, throttle and revocation list; unset = in-process.
@@ -149,6 +152,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            admin_listen: None,
             database_url: default_database_url(),
             redis_url: None,
             database: DatabaseConfig::default(),

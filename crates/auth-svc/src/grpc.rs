@@ -1,56 +1,94 @@
 //! `user.v1.UserService` methods: parse, call one logic function, map the result.
 
-use std::{net::IpAddr, sync::Arc};
+use std::{future::Future, net::IpAddr, sync::Arc, time::Instant};
 
 use auth_api::user::v1::{
     GetUserInfoRequest, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RegisterRequest,
     RegisterResponse, UserInfo, user_service_server::UserService,
 };
 use secrecy::SecretString;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
-use crate::{accounts::Accounts, auth::tokens::AccessClaims, sessions::Sessions, sessions::TokenPair};
+use crate::{
+    accounts::Accounts,
+    auth::tokens::AccessClaims,
+    metrics::Metrics,
+    sessions::{Sessions, TokenPair},
+};
 
 pub struct UserGrpc {
     accounts: Arc<Accounts>,
     sessions: Arc<Sessions>,
+    metrics: Arc<Metrics>,
     trust_forwarded_for: bool,
 }
 
 impl UserGrpc {
-    pub fn new(accounts: Arc<Accounts>, sessions: Arc<Sessions>, trust_forwarded_for: bool) -> Self {
-        Self { accounts, sessions, trust_forwarded_for }
+    pub fn new(
+        accounts: Arc<Accounts>,
+        sessions: Arc<Sessions>,
+        metrics: Arc<Metrics>,
+        trust_forwarded_for: bool,
+    ) -> Self {
+        Self { accounts, sessions, metrics, trust_forwarded_for }
+    }
+
+    /// Runs one call and counts it by method and status code.
+    async fn observed<T>(
+        &self,
+        method: &'static str,
+        call: impl Future<Output = Result<Response<T>, Status>>,
+    ) -> Result<Response<T>, Status> {
+        let started = Instant::now();
+        let result = call.await;
+        self.metrics.rpc(method, result.as_ref().map_or_else(Status::code, |_| Code::Ok), started);
+        result
     }
 }
 
 #[tonic::async_trait]
 impl UserService for UserGrpc {
     async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<RegisterResponse>, Status> {
-        let RegisterRequest { username, password } = request.into_inner();
-        let user = self.accounts.register(&username, SecretString::from(password)).await?;
-        Ok(Response::new(RegisterResponse { id: user.id, username: user.username, role: user.role }))
+        self.observed("Register", async {
+            let RegisterRequest { username, password } = request.into_inner();
+            let user = self.accounts.register(&username, SecretString::from(password)).await?;
+            Ok(Response::new(RegisterResponse { id: user.id, username: user.username, role: user.role }))
+        })
+        .await
     }
 
     async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
-        let client = client_address(&request, self.trust_forwarded_for);
-        let LoginRequest { username, password } = request.into_inner();
-        let pair = self.accounts.login(&username, SecretString::from(password), client).await?;
-        Ok(Response::new(login_response(pair)))
+        self.observed("Login", async {
+            let client = client_address(&request, self.trust_forwarded_for);
+            let LoginRequest { username, password } = request.into_inner();
+            let pair = self.accounts.login(&username, SecretString::from(password), client).await?;
+            Ok(Response::new(login_response(pair)))
+        })
+        .await
     }
 
     async fn refresh(&self, request: Request<RefreshRequest>) -> Result<Response<LoginResponse>, Status> {
-        let pair = self.sessions.refresh(&request.into_inner().refresh_token).await?;
-        Ok(Response::new(login_response(pair)))
+        self.observed("Refresh", async {
+            let pair = self.sessions.refresh(&request.into_inner().refresh_token).await?;
+            Ok(Response::new(login_response(pair)))
+        })
+        .await
     }
 
     async fn get_user_info(&self, request: Request<GetUserInfoRequest>) -> Result<Response<UserInfo>, Status> {
-        let user = self.accounts.user_info(claims(&request)?).await?;
-        Ok(Response::new(UserInfo { id: user.id, username: user.username, role: user.role }))
+        self.observed("GetUserInfo", async {
+            let user = self.accounts.user_info(claims(&request)?).await?;
+            Ok(Response::new(UserInfo { id: user.id, username: user.username, role: user.role }))
+        })
+        .await
     }
 
     async fn logout(&self, request: Request<LogoutRequest>) -> Result<Response<LogoutResponse>, Status> {
-        self.sessions.logout(claims(&request)?).await?;
-        Ok(Response::new(LogoutResponse {}))
+        self.observed("Logout", async {
+            self.sessions.logout(claims(&request)?).await?;
+            Ok(Response::new(LogoutResponse {}))
+        })
+        .await
     }
 }
 

@@ -56,6 +56,12 @@ impl RedisStore {
         format!("{}{key}", self.prefix)
     }
 
+    /// (open, idle) connections of the pool.
+    pub fn pool_usage(&self) -> (i64, i64) {
+        let status = self.pool.status();
+        (i64::try_from(status.size).unwrap_or(i64::MAX), i64::try_from(status.available).unwrap_or(i64::MAX))
+    }
+
     /// Redis operations that failed or were skipped since start (for metrics and tests).
     pub fn failures(&self) -> u64 {
         self.failures.load(Ordering::Relaxed)

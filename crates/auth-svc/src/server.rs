@@ -17,6 +17,7 @@ use crate::{
     cache::{CacheTtl, MemoryUserCache, RedisUserCache, UserCache},
     config::Config,
     grpc::UserGrpc,
+    metrics::{self, Metrics},
     redis_store::RedisStore,
     revocation::{MemoryRevocationList, RedisRevocationList, RevocationList, Revocations},
     sessions::Sessions,
@@ -27,6 +28,8 @@ use crate::{
 /// A server whose database is migrated and whose port is bound, ready to serve.
 pub struct App {
     listener: TcpListener,
+    admin_listener: Option<TcpListener>,
+    metrics: Arc<Metrics>,
     db: DatabaseConnection,
     queries: model::QueryCounter,
     redis: Option<Arc<RedisStore>>,
@@ -55,10 +58,19 @@ impl App {
             connect_migrated(config).await?
         };
         let keys = Arc::new(TokenKeys::new(&secrets, &config.auth.issuer, config.auth.access_expire));
-        let hasher = PasswordHasher::new(config.password.hash_profile, config.hashing_concurrency())
+        let metrics = Arc::new(Metrics::new());
+        metrics.probe_database(database_pool_probe(&db));
+        let hasher = PasswordHasher::new(config.password.hash_profile, config.hashing_concurrency(), metrics.clone())
             .context("setting up password hashing")?;
         let shared = SharedState::new(config)?;
-        let users = Arc::new(Users::new(db.clone(), shared.cache));
+        if let Some(redis) = &shared.redis {
+            let (usage, failures) = (redis.clone(), redis.clone());
+            metrics.probe_redis(
+                Box::new(move || usage.pool_usage()),
+                Box::new(move || i64::try_from(failures.failures()).unwrap_or(i64::MAX)),
+            );
+        }
+        let users = Arc::new(Users::new(db.clone(), shared.cache, metrics.clone()));
         let revocations =
             Arc::new(Revocations::new(shared.revocations, db.clone(), Duration::from_secs(config.auth.access_expire)));
         let sessions = Arc::new(Sessions::new(
@@ -66,22 +78,39 @@ impl App {
             users.clone(),
             revocations.clone(),
             keys.clone(),
+            metrics.clone(),
             config.auth.refresh_expire,
             config.auth.refresh_reuse_interval,
         ));
         let throttle = LoginThrottle::new(shared.attempts, &config.throttle);
-        let accounts =
-            Arc::new(Accounts::new(users.clone(), hasher, sessions.clone(), throttle, config.password.min_length));
+        let accounts = Arc::new(Accounts::new(
+            users.clone(),
+            hasher,
+            sessions.clone(),
+            throttle,
+            config.password.min_length,
+            metrics.clone(),
+        ));
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
+        let admin_listener = match config.admin_listen {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address} (admin_listen)"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
+            admin_listener,
+            metrics: metrics.clone(),
             db,
             queries,
             redis: shared.redis,
             users,
-            user_service: UserGrpc::new(accounts, sessions, config.throttle.trust_forwarded_for),
+            user_service: UserGrpc::new(accounts, sessions, metrics, config.throttle.trust_forwarded_for),
             keys,
             revocations,
             max_message_bytes: config.grpc.max_message_bytes,
@@ -91,6 +120,11 @@ impl App {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The bound admin (metrics) address, when `admin_listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_listener.as_ref().and_then(|listener| listener.local_addr().ok())
     }
 
     /// The database pool, for tests that inspect what the service wrote.
@@ -127,10 +161,16 @@ impl App {
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
-        let user_service = BearerAuthLayer::new(self.keys.clone(), self.revocations.clone())
+        let user_service = BearerAuthLayer::new(self.keys.clone(), self.revocations.clone(), self.metrics.clone())
             .layer(UserServiceServer::new(self.user_service).max_decoding_message_size(self.max_message_bytes));
 
         let draining = Arc::new(Notify::new());
+        // The admin port stays up through the drain (scrapes see it) and stops with the process.
+        let admin_stop = Arc::new(Notify::new());
+        if let Some(listener) = self.admin_listener {
+            let stop = admin_stop.clone();
+            tokio::spawn(metrics::serve_admin(listener, self.metrics.clone(), async move { stop.notified().await }));
+        }
         let signal = {
             let draining = draining.clone();
             let health = health.clone();
@@ -169,6 +209,7 @@ impl App {
                 tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; closing remaining calls");
             }
         }
+        admin_stop.notify_one();
         // A connection stuck on a lock must not hold the exit past the grace period.
         let _ = tokio::time::timeout(Duration::from_secs(1), self.db.close_by_ref()).await;
         tracing::info!("stopped");
@@ -186,6 +227,29 @@ async fn set_status(health: &HealthReporter, status: ServingStatus) {
     for service in HEALTH_SERVICE_NAMES {
         health.set_service_status(service, status).await;
     }
+}
+
+/// (open, idle) connections of the database pool, whichever backend it is.
+fn database_pool_probe(db: &DatabaseConnection) -> metrics::PoolProbe {
+    use sea_orm::DatabaseBackend;
+    fn usage(size: u32, idle: usize) -> (i64, i64) {
+        (i64::from(size), i64::try_from(idle).unwrap_or(i64::MAX))
+    }
+    let db = db.clone();
+    Box::new(move || match db.get_database_backend() {
+        DatabaseBackend::Postgres => {
+            let pool = db.get_postgres_connection_pool();
+            usage(pool.size(), pool.num_idle())
+        }
+        DatabaseBackend::MySql => {
+            let pool = db.get_mysql_connection_pool();
+            usage(pool.size(), pool.num_idle())
+        }
+        _ => {
+            let pool = db.get_sqlite_connection_pool();
+            usage(pool.size(), pool.num_idle())
+        }
+    })
 }
 
 /// The cache, attempt log and revocation list: in Redis when `redis_url` is set (shared by

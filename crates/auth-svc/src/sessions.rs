@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::{
     auth::tokens::{AccessClaims, PairSpec, TokenError, TokenKeys, now_unix},
     error::AuthError,
+    metrics::Metrics,
     revocation::Revocations,
     users::{User, Users},
 };
@@ -35,6 +36,7 @@ pub struct Sessions {
     users: Arc<Users>,
     revocations: Arc<Revocations>,
     keys: Arc<TokenKeys>,
+    metrics: Arc<Metrics>,
     refresh_ttl: i64,
     reuse_interval: i64,
 }
@@ -45,6 +47,7 @@ impl Sessions {
         users: Arc<Users>,
         revocations: Arc<Revocations>,
         keys: Arc<TokenKeys>,
+        metrics: Arc<Metrics>,
         refresh_ttl: u64,
         reuse_interval: u64,
     ) -> Self {
@@ -53,6 +56,7 @@ impl Sessions {
             users,
             revocations,
             keys,
+            metrics,
             refresh_ttl: i64::try_from(refresh_ttl).unwrap_or(i64::MAX),
             reuse_interval: i64::try_from(reuse_interval).unwrap_or(i64::MAX),
         }
@@ -63,6 +67,7 @@ impl Sessions {
         let now = now_unix();
         let first = self.new_token(user.id, Uuid::new_v4().to_string(), now);
         let row = query::refresh_tokens::insert(&self.db, first).await?;
+        self.metrics.token("issued");
         self.sign(&row, &user.role, now)
     }
 
@@ -87,6 +92,7 @@ impl Sessions {
                 let successor_row = query::refresh_tokens::find(&self.db, &successor.id)
                     .await?
                     .ok_or(AuthError::Unauthenticated("invalid refresh token"))?;
+                self.metrics.token("refreshed");
                 return self.sign(&successor_row, &user.role, now);
             }
             // Someone rotated or revoked it between our read and our write: read what won.
@@ -109,6 +115,8 @@ impl Sessions {
         }
         let revoked = query::refresh_tokens::revoke_family(&self.db, &row.family_id, now).await?;
         self.revocations.revoke(&row.family_id).await;
+        self.metrics.reuse_detected();
+        self.metrics.token("revoked");
         tracing::warn!(
             user_id = row.user_id,
             session = %row.family_id,
@@ -129,6 +137,7 @@ impl Sessions {
     pub async fn logout(&self, claims: &AccessClaims) -> Result<(), AuthError> {
         query::refresh_tokens::revoke_family(&self.db, &claims.sid, now_unix()).await?;
         self.revocations.revoke(&claims.sid).await;
+        self.metrics.token("revoked");
         Ok(())
     }
 

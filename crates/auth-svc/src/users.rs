@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     cache::{Lookup, UserCache},
     error::AuthError,
+    metrics::Metrics,
 };
 
 /// An account as the service uses it.
@@ -45,11 +46,12 @@ pub struct Users {
     cache: Arc<dyn UserCache>,
     /// Accounts (id, username) whose invalidation has not reached the cache yet.
     unforgotten: Mutex<Vec<(i64, String)>>,
+    metrics: Arc<Metrics>,
 }
 
 impl Users {
-    pub fn new(db: DatabaseConnection, cache: Arc<dyn UserCache>) -> Self {
-        Self { db, cache, unforgotten: Mutex::new(Vec::new()) }
+    pub fn new(db: DatabaseConnection, cache: Arc<dyn UserCache>, metrics: Arc<Metrics>) -> Self {
+        Self { db, cache, unforgotten: Mutex::new(Vec::new()), metrics }
     }
 
     fn unforgotten(&self) -> std::sync::MutexGuard<'_, Vec<(i64, String)>> {
@@ -84,9 +86,15 @@ impl Users {
             return Ok(query::users::find_by_id(&self.db, id).await?.map(User::from));
         }
         match self.cache.by_id(id).await {
-            Lookup::Hit(user) => return Ok(Some(user)),
-            Lookup::KnownMissing => return Ok(None),
-            Lookup::Miss => {}
+            Lookup::Hit(user) => {
+                self.metrics.cache(true);
+                return Ok(Some(user));
+            }
+            Lookup::KnownMissing => {
+                self.metrics.cache(true);
+                return Ok(None);
+            }
+            Lookup::Miss => self.metrics.cache(false),
         }
         let user = query::users::find_by_id(&self.db, id).await?.map(User::from);
         match &user {
@@ -105,8 +113,10 @@ impl Users {
             && let Lookup::Hit(user) = self.cache.by_id(id).await
             && user.username == username
         {
+            self.metrics.cache(true);
             return Ok(Some(user));
         }
+        self.metrics.cache(false);
         let user = query::users::find_by_username(&self.db, username).await?.map(User::from);
         if let Some(user) = &user {
             self.cache.store(user).await;

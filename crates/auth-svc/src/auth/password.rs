@@ -10,7 +10,7 @@ use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Semaphore;
 
-use crate::{config::HashProfile, error::AuthError};
+use crate::{config::HashProfile, error::AuthError, metrics::Metrics};
 
 #[derive(Clone)]
 pub struct PasswordHasher {
@@ -19,10 +19,11 @@ pub struct PasswordHasher {
     /// A hash of a random password with the current parameters: unknown usernames are
     /// verified against it so they cost the same time as a wrong password.
     dummy_hash: Arc<str>,
+    metrics: Arc<Metrics>,
 }
 
 impl PasswordHasher {
-    pub fn new(profile: HashProfile, concurrency: usize) -> Result<Self, AuthError> {
+    pub fn new(profile: HashProfile, concurrency: usize, metrics: Arc<Metrics>) -> Result<Self, AuthError> {
         let params = match profile {
             HashProfile::Owasp => Params::new(19_456, 2, 1, None),
             HashProfile::Test => Params::new(Params::MIN_M_COST, 1, 1, None),
@@ -35,6 +36,7 @@ impl PasswordHasher {
             argon2,
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
             dummy_hash: dummy_hash.to_string().into(),
+            metrics,
         })
     }
 
@@ -72,9 +74,17 @@ impl PasswordHasher {
     ) -> Result<T, AuthError> {
         // The permit moves into the blocking task: if the caller goes away mid-hash, the slot
         // stays taken until the CPU work really ends.
-        let permit = self.permits.clone().acquire_owned().await.map_err(AuthError::internal)?;
+        let metrics = self.metrics.clone();
+        let (waiting, _) = metrics.hash_queue();
+        waiting.inc();
+        let permit = self.permits.clone().acquire_owned().await;
+        waiting.dec();
+        let permit = permit.map_err(AuthError::internal)?;
         tokio::task::spawn_blocking(move || {
+            let (_, running) = metrics.hash_queue();
+            running.inc();
             let result = work();
+            running.dec();
             drop(permit);
             result
         })
@@ -93,14 +103,14 @@ mod tests {
 
     #[tokio::test]
     async fn owasp_profile_writes_the_owasp_parameters() {
-        let hasher = PasswordHasher::new(HashProfile::Owasp, 1).expect("hasher");
+        let hasher = PasswordHasher::new(HashProfile::Owasp, 1, Default::default()).expect("hasher");
         let phc = hasher.hash(secret("correct horse")).await.expect("ok");
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
     }
 
     #[tokio::test]
     async fn verifies_right_and_wrong_passwords_and_unknown_users() {
-        let hasher = PasswordHasher::new(HashProfile::Test, 2).expect("ok");
+        let hasher = PasswordHasher::new(HashProfile::Test, 2, Default::default()).expect("ok");
         let phc = hasher.hash(secret("correct horse")).await.expect("ok");
         assert!(hasher.verify(secret("correct horse"), Some(phc.clone())).await.expect("verify"));
         assert!(!hasher.verify(secret("wrong horse"), Some(phc)).await.expect("verify"));
@@ -109,7 +119,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_corrupt_stored_hash_is_an_error_not_a_match() {
-        let hasher = PasswordHasher::new(HashProfile::Test, 1).expect("ok");
+        let hasher = PasswordHasher::new(HashProfile::Test, 1, Default::default()).expect("ok");
         let result = hasher.verify(secret("x"), Some("not-a-phc-string".into())).await;
         assert!(matches!(result, Err(AuthError::Internal(_))));
     }
