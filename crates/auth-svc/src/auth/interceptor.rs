@@ -16,7 +16,7 @@ use tonic::{Status, body::Body, server::NamedService};
 use tower::{Layer, Service};
 
 use super::tokens::{AccessClaims, MAX_TOKEN_BYTES, TokenError, TokenKeys};
-use crate::revocation::Revocations;
+use crate::{metrics::Metrics, revocation::Revocations};
 
 /// Methods callable without a token (full gRPC paths).
 pub const PUBLIC_METHODS: &[&str] =
@@ -26,11 +26,12 @@ pub const PUBLIC_METHODS: &[&str] =
 pub struct BearerAuthLayer {
     keys: Arc<TokenKeys>,
     revocations: Arc<Revocations>,
+    metrics: Arc<Metrics>,
 }
 
 impl BearerAuthLayer {
-    pub fn new(keys: Arc<TokenKeys>, revocations: Arc<Revocations>) -> Self {
-        Self { keys, revocations }
+    pub fn new(keys: Arc<TokenKeys>, revocations: Arc<Revocations>, metrics: Arc<Metrics>) -> Self {
+        Self { keys, revocations, metrics }
     }
 }
 
@@ -38,7 +39,12 @@ impl<S> Layer<S> for BearerAuthLayer {
     type Service = BearerAuth<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        BearerAuth { inner, keys: self.keys.clone(), revocations: self.revocations.clone() }
+        BearerAuth {
+            inner,
+            keys: self.keys.clone(),
+            revocations: self.revocations.clone(),
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -47,6 +53,7 @@ pub struct BearerAuth<S> {
     inner: S,
     keys: Arc<TokenKeys>,
     revocations: Arc<Revocations>,
+    metrics: Arc<Metrics>,
 }
 
 impl<S: NamedService> NamedService for BearerAuth<S> {
@@ -75,20 +82,37 @@ where
         if PUBLIC_METHODS.contains(&request.uri().path()) {
             return Box::pin(ready.call(request));
         }
+        let started = std::time::Instant::now();
+        let method = method_name(request.uri().path());
+        let metrics = self.metrics.clone();
+        // Refused calls never reach the service methods; they are counted here.
+        let refuse = move |status: Status| {
+            metrics.rpc(method, status.code(), started);
+            Ok(status.into_http())
+        };
         let claims = match authenticate(&self.keys, request.headers()) {
             Ok(claims) => claims,
-            Err(status) => return Box::pin(futures::future::ready(Ok(status.into_http()))),
+            Err(status) => return Box::pin(futures::future::ready(refuse(status))),
         };
         let revocations = self.revocations.clone();
         Box::pin(async move {
             match revocations.is_revoked(&claims.sid).await {
                 Ok(false) => {}
-                Ok(true) => return Ok(Status::unauthenticated("session revoked").into_http()),
-                Err(err) => return Ok(Status::from(err).into_http()),
+                Ok(true) => return refuse(Status::unauthenticated("session revoked")),
+                Err(err) => return refuse(Status::from(err)),
             }
             request.extensions_mut().insert(claims);
             ready.call(request).await
         })
+    }
+}
+
+/// The method label of a protected path (a static set, so labels stay bounded).
+fn method_name(path: &str) -> &'static str {
+    match path.rsplit('/').next() {
+        Some("GetUserInfo") => "GetUserInfo",
+        Some("Logout") => "Logout",
+        _ => "other",
     }
 }
 
@@ -173,6 +197,112 @@ mod tests {
         ];
         for case in cases {
             assert!(bearer_token(&headers(case)).is_err(), "{case:?}");
+        }
+    }
+
+    /// Property tests of `bearer_token`: any header bytes a client can send get an answer, never
+    /// a panic, and whatever it accepts is a plausible token.
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        const B64TOKEN_CHARS: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/";
+
+        /// 256 cases keep `cargo test` quick; `PROPTEST_CASES=N` asks for a longer run.
+        fn config() -> ProptestConfig {
+            let default = ProptestConfig::default();
+            let cases = if std::env::var_os("PROPTEST_CASES").is_some() { default.cases } else { 256 };
+            ProptestConfig { cases, ..default }
+        }
+
+        /// The header values that can reach us: `HeaderValue` refuses what HTTP/1 and HTTP/2
+        /// parsers refuse too (control characters other than tab), so those are skipped.
+        fn header_map(values: &[Vec<u8>]) -> HeaderMap {
+            let mut map = HeaderMap::new();
+            for value in values.iter().filter_map(|v| HeaderValue::from_bytes(v).ok()) {
+                map.append(AUTHORIZATION, value);
+            }
+            map
+        }
+
+        /// Whatever `bearer_token` accepts, checked without its own helpers.
+        fn check_accepted(map: &HeaderMap, token: &str) -> Result<(), TestCaseError> {
+            let values: Vec<&[u8]> = map.get_all(AUTHORIZATION).iter().map(HeaderValue::as_bytes).collect();
+            prop_assert_eq!(values.len(), 1, "accepted with {} authorization headers", values.len());
+            let value = values[0];
+            prop_assert!(value.len() > 7 && value[..7].eq_ignore_ascii_case(b"bearer "), "{:?}", value);
+            prop_assert!(value.ends_with(token.as_bytes()));
+            prop_assert!(value[7..value.len() - token.len()].iter().all(|&b| b == b' '));
+            prop_assert!(!token.is_empty() && token.len() <= MAX_TOKEN_BYTES, "{} bytes", token.len());
+            prop_assert!(!token.chars().any(char::is_whitespace));
+            let body = token.trim_end_matches('=');
+            prop_assert!(!body.is_empty() && body.chars().all(|c| B64TOKEN_CHARS.contains(c)), "{:?}", token);
+            Ok(())
+        }
+
+        /// Header values that look like `Bearer <token>` and often almost are.
+        fn bearerish() -> impl Strategy<Value = Vec<u8>> {
+            // Weighted so that about one in ten is well formed.
+            let scheme = prop_oneof![
+                4 => "[bB][eE][aA][rR][eE][rR]",
+                1 => Just("Basic".to_owned()),
+                1 => Just("Bearer:".to_owned()),
+                1 => Just(String::new()),
+            ];
+            let gap = prop_oneof![3 => " {1,3}", 1 => "[ \t]{0,3}"];
+            let token_chars = prop_oneof![
+                40 => prop::sample::select(B64TOKEN_CHARS.chars().collect::<Vec<_>>()),
+                2 => Just('='),
+                1 => prop::sample::select(vec![' ', '\t', ',', '"', '\u{7f}', 'é', '\u{a0}', ':']),
+            ];
+            let token = prop_oneof![
+                prop::collection::vec(token_chars.clone(), 0..64),
+                prop::collection::vec(token_chars, MAX_TOKEN_BYTES - 4..=MAX_TOKEN_BYTES + 4),
+            ];
+            (scheme, gap, token).prop_map(|(scheme, gap, token)| {
+                format!("{scheme}{gap}{}", token.into_iter().collect::<String>()).into_bytes()
+            })
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn arbitrary_header_bytes_never_panic(values in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..96), 0..3)) {
+                let map = header_map(&values);
+                if let Ok(token) = bearer_token(&map) {
+                    check_accepted(&map, token)?;
+                }
+            }
+
+            #[test]
+            fn bearerish_headers_give_only_plausible_tokens(values in prop::collection::vec(bearerish(), 1..=2)) {
+                let map = header_map(&values);
+                if let Ok(token) = bearer_token(&map) {
+                    check_accepted(&map, token)?;
+                }
+            }
+
+            /// The other direction: every well-formed header is accepted, whatever the case of
+            /// the scheme and however many spaces follow it.
+            #[test]
+            fn every_well_formed_header_gives_its_token(
+                scheme in "[bB][eE][aA][rR][eE][rR]",
+                spaces in 1..4usize,
+                body in prop_oneof!["[A-Za-z0-9._~+/-]{1,64}", "[A-Za-z0-9._~+/-]{4090,4096}"],
+                padding in 0..3usize,
+            ) {
+                let token = format!("{body}{}", "=".repeat(padding));
+                let value = format!("{scheme}{}{token}", " ".repeat(spaces));
+                let map = header_map(&[value.into_bytes()]);
+                let result = bearer_token(&map);
+                if token.len() <= MAX_TOKEN_BYTES {
+                    prop_assert_eq!(result, Ok(token.as_str()));
+                } else {
+                    prop_assert_eq!(result, Err("bearer token too long"));
+                }
+            }
         }
     }
 }
