@@ -51,6 +51,15 @@ pub struct Config {
     pub cache: CacheConfig,
     #[serde(default)]
     pub throttle: ThrottleConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (the default) or `json` (one object per line).
+    pub format: crate::telemetry::LogFormat,
 }
 
 #[derive(Debug, Deserialize)]
@@ -162,6 +171,7 @@ impl Default for Config {
             redis: RedisConfig::default(),
             cache: CacheConfig::default(),
             throttle: ThrottleConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }

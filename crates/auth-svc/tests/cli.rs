@@ -119,3 +119,14 @@ fn serve_without_migrate_on_start_refuses_a_schema_that_is_behind_until_migrate_
     child.wait().unwrap();
     assert!(serving, "serves once the schema is current");
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = command(&dir).env("AUTH_SVC__LOG__FORMAT", "json").arg("migrate").output().unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<serde_json::Value> =
+        stdout.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))).collect();
+    assert!(lines.iter().any(|l| l["message"] == "migrations applied" && l["level"] == "INFO"), "{stdout}");
+}
