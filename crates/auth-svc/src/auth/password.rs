@@ -1,20 +1,44 @@
-//! argon2id hashing off the async runtime, with a bound on how many run at once.
+//! argon2id hashing on a fixed set of hashing threads, each owning its argon2 memory.
 //!
-//! Each hash takes tens of milliseconds of CPU and 19 MiB of memory at the OWASP profile, so
-//! they run on blocking threads behind a semaphore: a login storm queues here instead of
-//! starving other RPCs or exhausting memory.
+//! Each hash takes tens of milliseconds of CPU and 19 MiB of memory at the OWASP profile. The
+//! work runs on `concurrency` dedicated threads, so a login storm queues here instead of
+//! starving other RPCs, and each thread allocates its 19 MiB once and reuses it: memory stays at
+//! `concurrency` × 19 MiB whatever the load. (Allocating per hash on tokio's blocking pool let
+//! glibc's per-thread arenas keep hundreds of MiB after a storm: see docs/benchmarks.md.)
 
-use std::sync::Arc;
+use std::sync::{
+    Arc, Mutex,
+    mpsc::{Receiver, SyncSender, sync_channel},
+};
 
-use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use argon2::{
+    ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, PasswordHash, Version,
+    password_hash::phc::{Output, ParamsString, Salt},
+};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 
 use crate::{config::HashProfile, error::AuthError, metrics::Metrics};
 
+/// Length of the stored hash output, bytes (argon2's default).
+const OUTPUT_BYTES: usize = 32;
+
+/// A job for a hashing thread; it gets the thread's reusable argon2 memory.
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
+#[derive(Debug, thiserror::Error)]
+#[error("argon2: {0}")]
+struct HashError(String);
+
+fn hash_error(err: impl std::fmt::Display) -> AuthError {
+    AuthError::internal(HashError(err.to_string()))
+}
+
 #[derive(Clone)]
 pub struct PasswordHasher {
-    argon2: Argon2<'static>,
+    params: Params,
+    jobs: SyncSender<Job>,
+    /// One per hashing thread; the async side waits here, not on a blocked thread.
     permits: Arc<Semaphore>,
     /// A hash of a random password with the current parameters: unknown usernames are
     /// verified against it so they cost the same time as a wrong password.
@@ -25,72 +49,129 @@ pub struct PasswordHasher {
 impl PasswordHasher {
     pub fn new(profile: HashProfile, concurrency: usize, metrics: Arc<Metrics>) -> Result<Self, AuthError> {
         let params = match profile {
-            HashProfile::Owasp => Params::new(19_456, 2, 1, None),
-            HashProfile::Test => Params::new(Params::MIN_M_COST, 1, 1, None),
+            HashProfile::Owasp => Params::new(19_456, 2, 1, Some(OUTPUT_BYTES)),
+            HashProfile::Test => Params::new(Params::MIN_M_COST, 1, 1, Some(OUTPUT_BYTES)),
         }
-        .map_err(AuthError::internal)?;
-        let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+        .map_err(hash_error)?;
+        let concurrency = concurrency.max(1);
+        // Capacity = threads: a job is only sent with a permit, so sending never blocks.
+        let (jobs, queue) = sync_channel::<Job>(concurrency);
+        let queue = Arc::new(Mutex::new(queue));
+        for index in 0..concurrency {
+            let queue = queue.clone();
+            let blocks = params.block_count();
+            std::thread::Builder::new()
+                .name(format!("argon2-{index}"))
+                .spawn(move || hashing_thread(&queue, blocks))
+                .map_err(hash_error)?;
+        }
+        let mut memory = vec![Block::default(); params.block_count()];
         let dummy_password = uuid::Uuid::new_v4().to_string();
-        let dummy_hash = argon2.hash_password(dummy_password.as_bytes()).map_err(AuthError::internal)?;
+        let dummy_hash = hash_with(&params, dummy_password.as_bytes(), &mut memory)?;
         Ok(Self {
-            argon2,
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
-            dummy_hash: dummy_hash.to_string().into(),
+            params,
+            jobs,
+            permits: Arc::new(Semaphore::new(concurrency)),
+            dummy_hash: dummy_hash.into(),
             metrics,
         })
     }
 
     /// A PHC string (`$argon2id$v=19$m=…`) for a new password.
     pub async fn hash(&self, password: SecretString) -> Result<String, AuthError> {
-        let argon2 = self.argon2.clone();
-        self.run_bounded(move || {
-            argon2
-                .hash_password(password.expose_secret().as_bytes())
-                .map(|hash| hash.to_string())
-                .map_err(AuthError::internal)
-        })
-        .await
+        let params = self.params.clone();
+        self.run_bounded(move |memory| hash_with(&params, password.expose_secret().as_bytes(), memory)).await
     }
 
     /// Whether `password` matches `stored` (a PHC string). With no stored hash (unknown user)
     /// the dummy hash is checked instead and the answer is always `false`.
     pub async fn verify(&self, password: SecretString, stored: Option<String>) -> Result<bool, AuthError> {
-        let argon2 = self.argon2.clone();
         let known_user = stored.is_some();
         let phc: Arc<str> = stored.map_or_else(|| self.dummy_hash.clone(), Arc::from);
-        let matched = self
-            .run_bounded(move || match argon2.verify_password(password.expose_secret().as_bytes(), &*phc) {
-                Ok(()) => Ok(true),
-                Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
-                Err(err) => Err(AuthError::internal(err)),
-            })
-            .await?;
+        let matched =
+            self.run_bounded(move |memory| verify_with(&phc, password.expose_secret().as_bytes(), memory)).await?;
         Ok(matched && known_user)
     }
 
     async fn run_bounded<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T, AuthError> + Send + 'static,
+        work: impl FnOnce(&mut Vec<Block>) -> Result<T, AuthError> + Send + 'static,
     ) -> Result<T, AuthError> {
-        // The permit moves into the blocking task: if the caller goes away mid-hash, the slot
-        // stays taken until the CPU work really ends.
-        let metrics = self.metrics.clone();
-        let (waiting, _) = metrics.hash_queue();
+        let (waiting, running) = self.metrics.hash_queue();
         waiting.inc();
         let permit = self.permits.clone().acquire_owned().await;
         waiting.dec();
         let permit = permit.map_err(AuthError::internal)?;
-        tokio::task::spawn_blocking(move || {
-            let (_, running) = metrics.hash_queue();
+        let (reply, answer) = oneshot::channel();
+        let running = running.clone();
+        // The permit travels with the job: if the caller goes away mid-hash, the slot stays
+        // taken until the thread is really free.
+        let job: Job = Box::new(move |memory| {
             running.inc();
-            let result = work();
+            let result = work(memory);
             running.dec();
             drop(permit);
-            result
-        })
-        .await
-        .map_err(AuthError::internal)?
+            let _ = reply.send(result);
+        });
+        self.jobs.send(job).map_err(|_| hash_error("hashing threads stopped"))?;
+        answer.await.map_err(|_| hash_error("hashing thread dropped the job"))?
     }
+}
+
+fn hashing_thread(queue: &Mutex<Receiver<Job>>, blocks: usize) {
+    let mut memory = vec![Block::default(); blocks];
+    loop {
+        let job = match queue.lock() {
+            Ok(queue) => queue.recv(),
+            Err(_) => return,
+        };
+        match job {
+            Ok(job) => job(&mut memory),
+            Err(_) => return, // every sender is gone: the service is shutting down
+        }
+    }
+}
+
+/// Makes sure `memory` holds `blocks` blocks (a stored hash may use more than the profile).
+fn memory_for(memory: &mut Vec<Block>, blocks: usize) -> &mut [Block] {
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    &mut memory[..blocks]
+}
+
+fn hash_with(params: &Params, password: &[u8], memory: &mut Vec<Block>) -> Result<String, AuthError> {
+    let salt = argon2::password_hash::generate_salt();
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let mut output = [0u8; OUTPUT_BYTES];
+    argon2
+        .hash_password_into_with_memory(password, &salt, &mut output, memory_for(memory, params.block_count()))
+        .map_err(hash_error)?;
+    let phc = PasswordHash {
+        algorithm: ARGON2ID_IDENT,
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(hash_error)?,
+        salt: Some(Salt::new(&salt).map_err(hash_error)?),
+        hash: Some(Output::new(&output).map_err(hash_error)?),
+    };
+    Ok(phc.to_string())
+}
+
+fn verify_with(phc: &str, password: &[u8], memory: &mut Vec<Block>) -> Result<bool, AuthError> {
+    let stored = PasswordHash::new(phc).map_err(hash_error)?;
+    let (Some(salt), Some(expected)) = (&stored.salt, &stored.hash) else {
+        return Err(hash_error("stored hash has no salt or output"));
+    };
+    let algorithm = Algorithm::try_from(stored.algorithm.as_str()).map_err(hash_error)?;
+    let version = stored.version.map(Version::try_from).transpose().map_err(hash_error)?.unwrap_or_default();
+    // Includes the output length of the stored hash.
+    let params = Params::try_from(&stored).map_err(hash_error)?;
+    let mut output = vec![0u8; expected.len()];
+    Argon2::new(algorithm, version, params.clone())
+        .hash_password_into_with_memory(password, salt.as_ref(), &mut output, memory_for(memory, params.block_count()))
+        .map_err(hash_error)?;
+    // Output's equality is constant-time.
+    Ok(Output::new(&output).map_err(hash_error)? == *expected)
 }
 
 #[cfg(test)]
@@ -115,6 +196,23 @@ mod tests {
         assert!(hasher.verify(secret("correct horse"), Some(phc.clone())).await.expect("verify"));
         assert!(!hasher.verify(secret("wrong horse"), Some(phc)).await.expect("verify"));
         assert!(!hasher.verify(secret("anything"), None).await.expect("verify"));
+    }
+
+    #[tokio::test]
+    async fn hashes_interoperate_with_the_argon2_crate_s_own_phc_api() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+        let hasher = PasswordHasher::new(HashProfile::Test, 1, Default::default()).expect("ok");
+        let ours = hasher.hash(secret("correct horse")).await.expect("ok");
+        let reference = Argon2::default();
+        assert!(reference.verify_password(b"correct horse", ours.as_str()).is_ok(), "{ours}");
+        assert!(reference.verify_password(b"wrong horse", ours.as_str()).is_err());
+        // A hash written by the crate's API (other parameters) verifies here too.
+        let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(16, 1, 1, None).expect("params"))
+            .hash_password(b"correct horse")
+            .expect("hash")
+            .to_string();
+        assert!(hasher.verify(secret("correct horse"), Some(theirs.clone())).await.expect("verify"));
+        assert!(!hasher.verify(secret("wrong horse"), Some(theirs)).await.expect("verify"));
     }
 
     #[tokio::test]
