@@ -16,7 +16,7 @@ use argon2::{
     password_hash::phc::{Output, ParamsString, Salt},
 };
 use secrecy::{ExposeSecret, SecretString};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{OnceCell, Semaphore, oneshot};
 
 use crate::{config::HashProfile, error::AuthError, metrics::Metrics};
 
@@ -40,9 +40,9 @@ pub struct PasswordHasher {
     jobs: SyncSender<Job>,
     /// One per hashing thread; the async side waits here, not on a blocked thread.
     permits: Arc<Semaphore>,
-    /// A hash of a random password with the current parameters: unknown usernames are
-    /// verified against it so they cost the same time as a wrong password.
-    dummy_hash: Arc<str>,
+    /// A hash of a random password with the current parameters, made on first need: unknown
+    /// usernames are verified against it so they cost the same time as a wrong password.
+    dummy_hash: Arc<OnceCell<Arc<str>>>,
     metrics: Arc<Metrics>,
 }
 
@@ -59,22 +59,13 @@ impl PasswordHasher {
         let queue = Arc::new(Mutex::new(queue));
         for index in 0..concurrency {
             let queue = queue.clone();
-            let blocks = params.block_count();
             std::thread::Builder::new()
                 .name(format!("argon2-{index}"))
-                .spawn(move || hashing_thread(&queue, blocks))
+                .spawn(move || hashing_thread(&queue))
                 .map_err(hash_error)?;
         }
-        let mut memory = vec![Block::default(); params.block_count()];
-        let dummy_password = uuid::Uuid::new_v4().to_string();
-        let dummy_hash = hash_with(&params, dummy_password.as_bytes(), &mut memory)?;
-        Ok(Self {
-            params,
-            jobs,
-            permits: Arc::new(Semaphore::new(concurrency)),
-            dummy_hash: dummy_hash.into(),
-            metrics,
-        })
+        let permits = Arc::new(Semaphore::new(concurrency));
+        Ok(Self { params, jobs, permits, dummy_hash: Arc::default(), metrics })
     }
 
     /// A PHC string (`$argon2id$v=19$m=…`) for a new password.
@@ -87,10 +78,24 @@ impl PasswordHasher {
     /// the dummy hash is checked instead and the answer is always `false`.
     pub async fn verify(&self, password: SecretString, stored: Option<String>) -> Result<bool, AuthError> {
         let known_user = stored.is_some();
-        let phc: Arc<str> = stored.map_or_else(|| self.dummy_hash.clone(), Arc::from);
+        let phc: Arc<str> = match stored {
+            Some(stored) => Arc::from(stored),
+            None => self.dummy_hash().await?,
+        };
         let matched =
             self.run_bounded(move |memory| verify_with(&phc, password.expose_secret().as_bytes(), memory)).await?;
         Ok(matched && known_user)
+    }
+
+    async fn dummy_hash(&self) -> Result<Arc<str>, AuthError> {
+        let dummy = self
+            .dummy_hash
+            .get_or_try_init(|| async {
+                let password = SecretString::from(uuid::Uuid::new_v4().to_string());
+                self.hash(password).await.map(Arc::from)
+            })
+            .await?;
+        Ok(dummy.clone())
     }
 
     async fn run_bounded<T: Send + 'static>(
@@ -118,8 +123,10 @@ impl PasswordHasher {
     }
 }
 
-fn hashing_thread(queue: &Mutex<Receiver<Job>>, blocks: usize) {
-    let mut memory = vec![Block::default(); blocks];
+/// Runs jobs until the service goes away. The memory is allocated by the first job and kept:
+/// an idle service holds none of it.
+fn hashing_thread(queue: &Mutex<Receiver<Job>>) {
+    let mut memory = Vec::new();
     loop {
         let job = match queue.lock() {
             Ok(queue) => queue.recv(),
