@@ -9,6 +9,10 @@
 #   scripts/bench.sh --smoke   debug build, 1 s per scenario at concurrency 2: proves the harness
 #                              works (CI runs it); writes nothing under docs/
 #
+# BENCH_SKIP_BUILD=1 uses the binaries already built in target/ instead of building;
+# BENCH_POSTGRES=off skips PostgreSQL; BENCH_GRPC_PORT (50151), BENCH_REST_PORT (8988) and
+# BENCH_PG_GRPC_PORT (50152) move the loopback ports.
+#
 # Fails (non-zero) if a server does not start, loadgen fails, or any scenario has no successful
 # request. Servers listen on 127.0.0.1 only and are stopped on exit.
 set -euo pipefail
@@ -41,10 +45,13 @@ rest_port=${BENCH_REST_PORT:-8988}
 pg_grpc_port=${BENCH_PG_GRPC_PORT:-50152}
 postgres=${BENCH_POSTGRES:-auto} # auto | off
 
-echo "== building ($profile): auth-svc, gateway, loadgen"
-if [ "$profile" = release ]; then
+if [ -n "${BENCH_SKIP_BUILD:-}" ]; then
+  echo "== BENCH_SKIP_BUILD set: using the binaries already in target/$profile"
+elif [ "$profile" = release ]; then
+  echo "== building ($profile): auth-svc, gateway, loadgen"
   cargo build --quiet --release -p auth-svc -p gateway -p loadgen
 else
+  echo "== building ($profile): auth-svc, gateway, loadgen"
   cargo build --quiet -p auth-svc -p gateway -p loadgen
 fi
 bin="${CARGO_TARGET_DIR:-target}/$profile"
@@ -150,7 +157,7 @@ echo "== ${command_line[*]}"
 "${command_line[@]}"
 
 if [ "$mode" = smoke ]; then
-  echo "== smoke passed: every scenario answered"
+  echo "== smoke passed: every scenario answered (a debug build at concurrency 2: the numbers mean nothing)"
   exit 0
 fi
 
@@ -208,7 +215,7 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
 "$(git diff --quiet HEAD -- crates src proto 2>/dev/null || echo ' (with uncommitted changes)')."
   echo
   echo "- Machine: $(nproc) cores ($cpu), $mem memory, $(uname -sr)."
-  echo "- Command: \`scripts/bench.sh\` (BENCH_DURATION=$duration, BENCH_CONCURRENCY=$concurrency), which ran"
+  echo "- Command: \`scripts/bench.sh\` (BENCH_DURATION=$duration, BENCH_CONCURRENCY=$concurrency$([ -n "${BENCH_SKIP_BUILD:-}" ] && echo ', BENCH_SKIP_BUILD=1')), which ran"
   echo "  \`${command_line[*]//$work/\$TMP}\`"
   echo "  with auth-svc and the gateway built in release mode, on 127.0.0.1, a fresh SQLite database,"
   echo "  the default \`owasp\` hash profile and hashing concurrency (one per core), and logging at its"

@@ -25,16 +25,15 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
+    hashing::HashTime,
     measure::Window,
-    memory::Mib,
     readiness::Probe,
-    report::millis,
     scenarios::{Bench, POSTGRES_REFRESH_ROW, Row, Scenario, Servers, Settings},
     targets::Evidence,
 };
 
-/// argon2 hashes timed for the median.
-const HASH_SAMPLES: usize = 5;
+/// argon2 hashes timed before the logins.
+const HASH_SAMPLES: usize = 7;
 
 #[derive(Parser)]
 #[command(version, about = "Load generator for auth-svc (gRPC) and the gateway (REST)")]
@@ -59,6 +58,8 @@ enum Command {
     RestProtected(RunOptions),
     /// REST GET /healthz on the gateway.
     RestHealthz(RunOptions),
+    /// Login storm: Login at full concurrency while 4 paced callers measure GetUserInfo.
+    LoginStorm(RunOptions),
     /// Every scenario in turn, one argon2 hash's time, a login storm with GetUserInfo beside
     /// it, then issue 7's targets.
     All(AllOptions),
@@ -171,6 +172,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::RestUserinfo(options) => (Scenario::RestUserInfo, options),
         Command::RestProtected(options) => (Scenario::RestProtected, options),
         Command::RestHealthz(options) => (Scenario::RestHealthz, options),
+        Command::LoginStorm(options) => return run_login_storm(options).await,
         Command::All(options) => return run_all(options).await,
         Command::WaitServing(options) => return wait_serving(options).await,
         Command::Token(options) => return print_token(options).await,
@@ -180,37 +182,20 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     finish(&rows, report::table(&rows), options.out.as_ref())
 }
 
+async fn run_login_storm(options: RunOptions) -> anyhow::Result<ExitCode> {
+    let bench = Bench::prepare(servers(&options.servers), settings(&options)).await?;
+    let (storm, probe) = bench.login_storm().await?;
+    let rows = [storm, probe];
+    finish(&rows, report::table(&rows), options.out.as_ref())
+}
+
 async fn run_all(options: AllOptions) -> anyhow::Result<ExitCode> {
     let run = &options.run;
     let servers = servers(&run.servers);
     let idle = servers.memory();
     let bench = Bench::prepare(servers, settings(run)).await?;
-    progress("timing one argon2 hash");
-    let hash_time = hashing::median_hash_time(HASH_SAMPLES).await?;
-
-    let mut rows: Vec<Row> = Vec::new();
-    for scenario in Scenario::ALL {
-        progress(scenario.name());
-        rows.push(bench.run(scenario).await?);
-        if scenario == Scenario::GrpcRefresh
-            && let Some(addr) = &options.postgres_grpc_addr
-        {
-            progress(POSTGRES_REFRESH_ROW);
-            let servers = Servers {
-                grpc_addr: addr.clone(),
-                rest_url: run.servers.rest_url.clone(),
-                auth_pid: options.postgres_auth_pid,
-                gateway_pid: None,
-            };
-            let postgres = Bench::prepare(servers, settings(run)).await.context("auth-svc on PostgreSQL")?;
-            let mut row = postgres.run(Scenario::GrpcRefresh).await?;
-            row.scenario = POSTGRES_REFRESH_ROW.to_owned();
-            rows.push(row);
-        }
-    }
-    progress("login storm");
-    let (storm, probe) = bench.login_storm().await?;
-    rows.extend([storm, probe]);
+    let seeded = bench.servers.memory();
+    let (rows, hash_time) = run_every_scenario(&bench, &options).await?;
     // Let the servers settle, then see what they keep.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let settled = bench.servers.memory();
@@ -218,31 +203,63 @@ async fn run_all(options: AllOptions) -> anyhow::Result<ExitCode> {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let hash_concurrency = if options.hash_concurrency == 0 { cores } else { options.hash_concurrency };
     let mut text = report::table(&rows);
-    let hash_ms = hash_time.as_secs_f64() * 1000.0;
-    let _ = write!(
-        text,
-        "\nOne argon2id hash (m = {} KiB, t = 2, p = 1) in loadgen's process: {} ms (median of {HASH_SAMPLES}), so \
-         Login's ceiling on {cores} cores is {:.0}/s.\n",
-        hashing::MEMORY_KIB,
-        millis(Some(hash_ms)),
-        cores as f64 * 1000.0 / hash_ms.max(1e-9),
-    );
-    let rss = |memory: Option<memory::Memory>| memory.map_or_else(|| "–".to_owned(), |m| Mib(m.rss_kib).to_string());
-    let peak = |memory: Option<memory::Memory>| memory.map_or_else(|| "–".to_owned(), |m| Mib(m.peak_kib).to_string());
-    let _ = writeln!(
-        text,
-        "\nRSS (MiB) before any load: auth-svc {}, gateway {}. One second after the last scenario: auth-svc {}, \
-         gateway {}. Peak over the run (VmHWM): auth-svc {}, gateway {}.",
-        rss(idle.auth),
-        rss(idle.gateway),
-        rss(settled.auth),
-        rss(settled.gateway),
-        peak(settled.auth),
-        peak(settled.gateway),
-    );
-    let evidence = Evidence { rows: &rows, hash_time, cores, hash_concurrency, idle, startup_ms: options.startup_ms };
+    text.push_str(&report::hashing_note(hash_time, HASH_SAMPLES, cores));
+    text.push_str(&report::memory_note(idle, seeded, settled, run.accounts));
+    let evidence = Evidence {
+        rows: &rows,
+        hash_time: hash_time.fastest,
+        cores,
+        hash_concurrency,
+        idle,
+        settled,
+        startup_ms: options.startup_ms,
+    };
     let _ = write!(text, "\n### Targets\n\n{}", evidence.table());
     finish(&rows, text, run.out.as_ref())
+}
+
+/// The single scenarios in turn (Refresh on PostgreSQL too, when given), the argon2 timing
+/// right before the logins, and the login storm last.
+async fn run_every_scenario(bench: &Bench, options: &AllOptions) -> anyhow::Result<(Vec<Row>, HashTime)> {
+    let mut rows = Vec::new();
+    let mut hash_time = None;
+    for scenario in Scenario::ALL {
+        if scenario == Scenario::GrpcLogin {
+            // Right before the logins, so that both see the same machine.
+            progress("timing argon2 hashes");
+            hash_time = Some(hashing::time_hashes(HASH_SAMPLES).await?);
+        }
+        progress(scenario.name());
+        rows.push(bench.run(scenario).await?);
+        if scenario == Scenario::GrpcRefresh
+            && let Some(addr) = &options.postgres_grpc_addr
+        {
+            progress(POSTGRES_REFRESH_ROW);
+            rows.push(postgres_refresh(addr, options).await?);
+        }
+    }
+    progress("login storm");
+    let (storm, probe) = bench.login_storm().await?;
+    rows.extend([storm, probe]);
+    let hash_time = match hash_time {
+        Some(time) => time,
+        None => hashing::time_hashes(HASH_SAMPLES).await?,
+    };
+    Ok((rows, hash_time))
+}
+
+/// Refresh on a second auth-svc whose database is PostgreSQL (its own accounts).
+async fn postgres_refresh(addr: &str, options: &AllOptions) -> anyhow::Result<Row> {
+    let servers = Servers {
+        grpc_addr: addr.to_owned(),
+        rest_url: options.run.servers.rest_url.clone(),
+        auth_pid: options.postgres_auth_pid,
+        gateway_pid: None,
+    };
+    let postgres = Bench::prepare(servers, settings(&options.run)).await.context("auth-svc on PostgreSQL")?;
+    let mut row = postgres.run(Scenario::GrpcRefresh).await?;
+    row.scenario = POSTGRES_REFRESH_ROW.to_owned();
+    Ok(row)
 }
 
 /// Prints (and writes) the report; fails if a scenario had no successful request at all.

@@ -3,8 +3,9 @@
 use std::fmt::Write as _;
 
 use crate::{
+    hashing::{self, HashTime},
     memory::{Memory, Mib},
-    scenarios::Row,
+    scenarios::{Row, ServerMemory},
 };
 
 /// One markdown table, a row per scenario, then the first error of each scenario that had any.
@@ -43,6 +44,37 @@ pub fn table(rows: &[Row]) -> String {
         }
     }
     out
+}
+
+/// What one argon2 hash costs here, and the Login ceiling that follows.
+pub fn hashing_note(time: HashTime, samples: usize, cores: usize) -> String {
+    let fastest_ms = time.fastest.as_secs_f64() * 1000.0;
+    format!(
+        "\nOne argon2id hash (m = {} KiB, t = 2, p = 1) in loadgen's process, timed {samples} times just before \
+         grpc-login: fastest {} ms, median {} ms. With the fastest, Login's ceiling on {cores} cores is {:.0}/s.\n",
+        hashing::MEMORY_KIB,
+        millis(Some(fastest_ms)),
+        millis(Some(time.median.as_secs_f64() * 1000.0)),
+        cores as f64 * 1000.0 / fastest_ms.max(1e-9),
+    )
+}
+
+/// The servers' memory at the milestones of a run of `all`.
+pub fn memory_note(idle: ServerMemory, seeded: ServerMemory, settled: ServerMemory, accounts: usize) -> String {
+    let rss = |memory: Option<Memory>| memory.map_or_else(|| "–".to_owned(), |m| Mib(m.rss_kib).to_string());
+    let peak = |memory: Option<Memory>| memory.map_or_else(|| "–".to_owned(), |m| Mib(m.peak_kib).to_string());
+    format!(
+        "\nauth-svc RSS (MiB): {} before any load, {} after seeding {accounts} accounts (a Register and a Login each), \
+         {} one second after the last scenario, {} at its peak (VmHWM). Gateway: {} before any load, {} at the end, \
+         {} at its peak.\n",
+        rss(idle.auth),
+        rss(seeded.auth),
+        rss(settled.auth),
+        peak(settled.auth),
+        rss(idle.gateway),
+        rss(settled.gateway),
+        peak(settled.gateway),
+    )
 }
 
 fn before_after(before: Option<Memory>, after: Option<Memory>) -> String {

@@ -28,6 +28,8 @@ pub struct Evidence<'a> {
     pub hash_concurrency: usize,
     /// Server memory before any load.
     pub idle: ServerMemory,
+    /// Server memory at the end; its `peak_kib` (VmHWM) is the peak of the whole run.
+    pub settled: ServerMemory,
     /// Exec → SERVING on an existing SQLite database, measured by the caller.
     pub startup_ms: Option<f64>,
 }
@@ -97,7 +99,7 @@ impl Evidence<'_> {
         let ratio = login.map(|login| 100.0 * login / ceiling);
         line(
             "3a",
-            "Login ÷ (cores ÷ one argon2 hash), %",
+            "Login ÷ (cores ÷ one argon2 hash, the fastest timed), %",
             Goal::AtLeast(80.0),
             ratio,
             format!(
@@ -134,7 +136,7 @@ impl Evidence<'_> {
             idle_gateway.map(|k| k / 1024.0),
             mib(idle_gateway),
         );
-        let peak = self.rows.iter().filter_map(|row| row.after.auth).map(|m| m.peak_kib).max();
+        let peak = self.settled.auth.map(|m| m.peak_kib);
         let bound = self
             .idle
             .auth
