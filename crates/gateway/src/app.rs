@@ -10,7 +10,7 @@ use axum::{
     Router,
     body::Body,
     extract::DefaultBodyLimit,
-    http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header},
     middleware,
 };
 use hyper::body::Incoming;
@@ -253,12 +253,18 @@ pub fn with_middleware(router: Router, config: &Config) -> Router {
     router.layer(stack)
 }
 
+/// Middleware: [`sanitize_request_id_headers`] on the request's headers.
+async fn sanitize_request_id(mut request: Request<Body>) -> Request<Body> {
+    sanitize_request_id_headers(request.headers_mut());
+    request
+}
+
 /// Keeps a client's `x-request-id` only if it is at most [`MAX_REQUEST_ID_BYTES`] of
 /// `[A-Za-z0-9._:-]` (and only the first, if several were sent); otherwise removes it, so the
 /// next layer generates a fresh UUID. The id goes into every log line and into auth-svc's
 /// metadata, where a huge one makes auth-svc drop the HTTP/2 connection every call shares.
-async fn sanitize_request_id(mut request: Request<Body>) -> Request<Body> {
-    let headers = request.headers_mut();
+/// Afterwards `headers` hold at most one `x-request-id`, and it is sane.
+pub fn sanitize_request_id_headers(headers: &mut HeaderMap) {
     let mut sent = headers.get_all(REQUEST_ID).iter();
     let first = sent.next();
     let keep = sent.next().is_none() && first.is_some_and(is_sane_request_id);
@@ -270,10 +276,10 @@ async fn sanitize_request_id(mut request: Request<Body>) -> Request<Body> {
             headers.insert(REQUEST_ID, first);
         }
     }
-    request
 }
 
-fn is_sane_request_id(value: &HeaderValue) -> bool {
+/// 1 to [`MAX_REQUEST_ID_BYTES`] bytes of `[A-Za-z0-9._:-]`.
+pub fn is_sane_request_id(value: &HeaderValue) -> bool {
     let bytes = value.as_bytes();
     (1..=MAX_REQUEST_ID_BYTES).contains(&bytes.len())
         && bytes.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
@@ -396,6 +402,32 @@ mod tests {
             assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE, "{path}");
             let bytes = to_bytes(response.into_body(), 4096).await.unwrap();
             assert_eq!(serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(), expected, "{path}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 128, failure_persistence: None, ..proptest::test_runner::Config::default()
+        })]
+
+        /// Whatever ids a client sends (any bytes a header may hold, any number of them), at
+        /// most one remains, it is sane, and it is the client's first if that one was sane.
+        #[test]
+        fn sanitize_leaves_at_most_one_sane_request_id(
+            sent in proptest::collection::vec(proptest::collection::vec(proptest::num::u8::ANY, 0..200), 0..4),
+        ) {
+            let mut headers = HeaderMap::new();
+            let sent: Vec<HeaderValue> = sent.iter().filter_map(|bytes| HeaderValue::from_bytes(bytes).ok()).collect();
+            for value in &sent {
+                headers.append(REQUEST_ID, value.clone());
+            }
+            sanitize_request_id_headers(&mut headers);
+            let left: Vec<_> = headers.get_all(REQUEST_ID).iter().collect();
+            proptest::prop_assert!(left.len() <= 1);
+            match sent.first().filter(|first| is_sane_request_id(first)) {
+                Some(first) => proptest::prop_assert_eq!(left, vec![first]),
+                None => proptest::prop_assert!(left.is_empty()),
+            }
         }
     }
 

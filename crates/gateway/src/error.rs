@@ -45,15 +45,19 @@ impl Dialect {
 }
 
 /// go-zero's error body (`errorx.CodeError`): `code` repeats the HTTP status.
+// `deny_unknown_fields` only tells the OpenAPI document that no other field is ever sent.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"code": 401, "msg": "invalid credentials"}))]
 pub struct CodeError {
+    #[schema(minimum = 400, maximum = 599)]
     pub code: u16,
     pub msg: String,
 }
 
 /// FastAPI's error body (`HTTPException`).
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 #[schema(example = json!({"detail": "Incorrect username or password"}))]
 pub struct Detail {
     pub detail: String,

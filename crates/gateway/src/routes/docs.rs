@@ -1,17 +1,33 @@
 //! The OpenAPI document (`/openapi.json`) and a Swagger UI over it (`/docs`). The document is
 //! generated from the handlers' `#[utoipa::path]` attributes and the very structs they parse and
-//! answer with, so it cannot drift from the routes. The UI's assets are compiled in (the
-//! `vendored` feature): nothing is fetched at build or run time.
+//! answer with, so it cannot drift from the routes; [`complete`] then adds the answers every
+//! route shares (the middleware's, the transport's, the request id), by the same rules the code
+//! follows. The UI's assets are compiled in (the `vendored` feature): nothing is fetched at
+//! build or run time.
 
-use axum::Router;
+use axum::{
+    Router,
+    http::{StatusCode, header},
+};
 use utoipa::{
-    Modify, OpenApi,
-    openapi::security::{Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme},
+    Modify, OpenApi, ToSchema,
+    openapi::{
+        Content, Ref, RefOr, Required, Response, Schema,
+        extensions::Extensions,
+        header::Header,
+        path::{Operation, ParameterBuilder, ParameterIn, PathItem},
+        schema::{ObjectBuilder, Type},
+        security::{Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme},
+    },
 };
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{gozero, health, oauth2};
-use crate::app::AppState;
+use crate::{
+    app::{AppState, MAX_HEADER_BYTES, MAX_REQUEST_ID_BYTES},
+    error::{CodeError, Detail, Dialect},
+    upstream::REQUEST_ID,
+};
 
 pub const OPENAPI_PATH: &str = "/openapi.json";
 pub const DOCS_PATH: &str = "/docs";
@@ -52,7 +68,224 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// The tags of the routes that make a `UserService` call (and so can answer 503 and 504).
+const UPSTREAM_TAGS: [&str; 2] = [gozero::TAG, oauth2::TAG];
+
+/// Adds to every operation of `openapi` what the handlers' attributes leave to the shared code,
+/// each only where the operation does not already say it in its own words:
+///
+/// - the error answers of the middleware: 408 (`http.request_timeout_ms`), 413
+///   (`http.body_limit_bytes`, checked on every request), 431 (hyper, before any middleware: no
+///   body) and 500 (a caught panic, or a gRPC status with no mapping);
+/// - 503 and 504 on the routes that call auth-svc ([`UPSTREAM_TAGS`]);
+/// - the "does not parse" status of the route's dialect on routes with a request body, and 401
+///   on routes with a security requirement;
+/// - the headers `ApiError` and the request-id layers always set: `x-request-id` on every
+///   answer but the 431, `WWW-Authenticate: Bearer` on every 401, `Retry-After` on every 429;
+/// - the optional `x-request-id` request header.
+///
+/// Error bodies are the route's [`Dialect`]: [`CodeError`] under `/user/…`, [`Detail`] elsewhere.
+pub fn complete(openapi: &mut utoipa::openapi::OpenApi) {
+    for (path, item) in &mut openapi.paths.paths {
+        let dialect = Dialect::for_path(path);
+        for operation in operations(item) {
+            complete_operation(dialect, operation);
+        }
+    }
+}
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
+}
+
+fn complete_operation(dialect: Dialect, operation: &mut Operation) {
+    let calls_upstream = operation.tags.iter().flatten().any(|tag| UPSTREAM_TAGS.contains(&tag.as_str()));
+    let mut shared = vec![
+        (StatusCode::REQUEST_TIMEOUT, "The request, body upload included, took longer than `http.request_timeout_ms`"),
+        (StatusCode::PAYLOAD_TOO_LARGE, "Body larger than `http.body_limit_bytes`"),
+        (StatusCode::INTERNAL_SERVER_ERROR, "Internal error; the message never carries detail"),
+    ];
+    if calls_upstream {
+        shared.push((StatusCode::SERVICE_UNAVAILABLE, "auth-svc unavailable, retry later"));
+        shared.push((StatusCode::GATEWAY_TIMEOUT, "auth-svc did not answer within `grpc.request_timeout_ms`"));
+    }
+    if operation.request_body.is_some() {
+        shared.push((dialect.unparsable_body(), "Body does not parse, misses a field, or has the wrong content type"));
+    }
+    if operation.security.as_ref().is_some_and(|requirements| !requirements.is_empty()) {
+        shared.push((StatusCode::UNAUTHORIZED, "Missing, invalid or expired access token"));
+    }
+    let responses = &mut operation.responses.responses;
+    for (status, description) in shared {
+        responses.entry(status.as_u16().to_string()).or_insert_with(|| RefOr::T(error_response(dialect, description)));
+    }
+    responses.entry(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.as_u16().to_string()).or_insert_with(|| {
+        RefOr::T(Response::new(format!(
+            "Request head (request line and headers) over {MAX_HEADER_BYTES} bytes; answered by the HTTP \
+             server itself, with no body"
+        )))
+    });
+
+    for (status, response) in responses.iter_mut() {
+        let RefOr::T(response) = response else { continue };
+        let status = status.parse().ok().and_then(|code| StatusCode::from_u16(code).ok());
+        if status == Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE) {
+            continue;
+        }
+        response.headers.insert(REQUEST_ID.to_owned(), request_id_header());
+        if status == Some(StatusCode::UNAUTHORIZED) {
+            let schema = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["Bearer"]));
+            response.headers.insert(header::WWW_AUTHENTICATE.as_str().to_owned(), required_header(schema, "Bearer"));
+        }
+        if status == Some(StatusCode::TOO_MANY_REQUESTS) {
+            let schema = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0));
+            let retry_after = required_header(schema, "Seconds to wait");
+            response.headers.insert(header::RETRY_AFTER.as_str().to_owned(), retry_after);
+        }
+    }
+
+    let parameters = operation.parameters.get_or_insert_with(Vec::new);
+    let documented = parameters.iter().any(|parameter| matches!(parameter, RefOr::T(p) if p.name == REQUEST_ID));
+    if !documented {
+        parameters.push(RefOr::T(
+            ParameterBuilder::new()
+                .name(REQUEST_ID)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(format!(
+                    "Kept and echoed if it is 1 to {MAX_REQUEST_ID_BYTES} characters of `[A-Za-z0-9._:-]`; any \
+                     other value is replaced by a fresh UUID. Travels to auth-svc and into both logs."
+                )))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build(),
+        ));
+    }
+}
+
+/// A JSON error answer in the dialect's body.
+fn error_response(dialect: Dialect, description: &str) -> Response {
+    let schema = match dialect {
+        Dialect::GoZero => CodeError::name(),
+        Dialect::FastApi => Detail::name(),
+    };
+    let mut response = Response::new(description);
+    response.content.insert("application/json".to_owned(), RefOr::T(Content::new(Some(Ref::from_schema_name(schema)))));
+    response
+}
+
+/// `x-request-id`: on every answer, the client's if it was sane (see
+/// `app::sanitize_request_id_headers`), else a generated UUID.
+fn request_id_header() -> RefOr<Header> {
+    let schema = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some(format!("^[A-Za-z0-9._:-]{{1,{MAX_REQUEST_ID_BYTES}}}$")));
+    required_header(schema, "The request id: the client's if usable, else a fresh UUID")
+}
+
+/// A header the answer always carries. utoipa's `Header` has no `required` field; OpenAPI's
+/// does, and contract checkers (Schemathesis) only insist on required headers, so it goes in
+/// through the extension map, which is serialised inline.
+fn required_header(schema: impl Into<RefOr<Schema>>, description: &str) -> RefOr<Header> {
+    let mut header = Header::new(schema);
+    header.description = Some(description.to_owned());
+    header.extensions = Some(Extensions::from_iter([("required", true)]));
+    RefOr::T(header)
+}
+
 /// Serves the document and the UI.
 pub fn router(openapi: utoipa::openapi::OpenApi) -> Router<AppState> {
     SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use crate::routes;
+
+    fn doc() -> Value {
+        serde_json::to_value(routes::openapi()).unwrap()
+    }
+
+    fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+        let mut operations = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, operation) in item.as_object().unwrap() {
+                operations.push((path.clone(), method.clone(), operation.clone()));
+            }
+        }
+        operations
+    }
+
+    #[test]
+    fn every_operation_lists_the_shared_answers_in_its_dialect() {
+        let doc = doc();
+        for (path, method, operation) in operations(&doc) {
+            let responses = operation["responses"].as_object().unwrap();
+            let tags: Vec<&str> = operation["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+            let calls_upstream = tags.iter().any(|tag| super::UPSTREAM_TAGS.contains(tag));
+            let mut expected = vec!["200", "408", "413", "431", "500"];
+            if calls_upstream {
+                expected.extend(["503", "504"]);
+            }
+            if operation.get("requestBody").is_some() {
+                expected.push(if path.starts_with("/user/") { "400" } else { "422" });
+            }
+            if operation.get("security").is_some() {
+                expected.push("401");
+            }
+            if path == "/readyz" {
+                expected.push("503");
+            }
+            for status in expected {
+                assert!(responses.contains_key(status), "{method} {path} does not list {status}");
+            }
+            let error_schema = if path.starts_with("/user/") {
+                "#/components/schemas/CodeError"
+            } else {
+                "#/components/schemas/Detail"
+            };
+            for (status, response) in responses {
+                if status == "431" {
+                    assert!(response.get("content").is_none(), "{method} {path} 431 has no body");
+                    continue;
+                }
+                assert_eq!(response["headers"]["x-request-id"]["required"], true, "{method} {path} {status}");
+                let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                if status.starts_with('4') || (status.starts_with('5') && path != "/readyz") {
+                    assert_eq!(schema, error_schema, "{method} {path} {status}");
+                }
+                if status == "401" {
+                    assert_eq!(response["headers"]["www-authenticate"]["required"], true, "{method} {path}");
+                    assert_eq!(response["headers"]["www-authenticate"]["schema"]["enum"][0], "Bearer");
+                }
+                if status == "429" {
+                    assert_eq!(response["headers"]["retry-after"]["required"], true, "{method} {path}");
+                }
+            }
+            let parameters = operation["parameters"].as_array().unwrap();
+            assert!(parameters.iter().any(|p| p["name"] == "x-request-id" && p["in"] == "header"), "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn response_bodies_allow_no_other_fields() {
+        let doc = doc();
+        for name in ["CodeError", "Detail", "LoginResp", "RegisterResp", "UserInfoResp", "TokenResponse", "Health"] {
+            assert_eq!(doc["components"]["schemas"][name]["additionalProperties"], false, "{name}");
+        }
+        assert_eq!(doc["components"]["schemas"]["TokenType"]["enum"], serde_json::json!(["bearer"]));
+        assert_eq!(doc["components"]["schemas"]["CodeError"]["properties"]["code"]["minimum"], 400);
+    }
 }

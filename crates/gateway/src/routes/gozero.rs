@@ -31,7 +31,7 @@ pub struct RegisterReq {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"id": 1, "username": "alice", "role": "user"}))]
 pub struct RegisterResp {
     pub id: i64,
@@ -51,7 +51,7 @@ pub struct LoginReq {
 
 /// A fresh token pair (no `Debug`: it holds tokens).
 #[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoginResp {
     /// JWT to send as `Authorization: Bearer <token>`.
     pub access_token: String,
@@ -69,7 +69,7 @@ pub struct RefreshReq {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 #[schema(example = json!({"id": 1, "username": "alice", "role": "user"}))]
 pub struct UserInfoResp {
     pub id: i64,
@@ -79,6 +79,7 @@ pub struct UserInfoResp {
 
 /// `/user/logout` answers an empty object.
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LogoutResp {}
 
 impl From<RegisterResponse> for RegisterResp {
@@ -111,8 +112,6 @@ fn no_store(pair: LoginResp) -> impl IntoResponse {
         (status = 400, description = "Body does not parse, or breaks the username/password policy", body = CodeError),
         (status = 409, description = "Username taken", body = CodeError,
             example = json!({"code": 409, "msg": "username already exists"})),
-        (status = 413, description = "Body too large", body = CodeError),
-        (status = 503, description = "auth-svc unavailable", body = CodeError),
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -127,13 +126,14 @@ pub async fn register(
 /// Checks a username and password and starts a session.
 #[utoipa::path(post, path = "/user/login", tag = TAG, request_body = LoginReq,
     responses(
-        (status = 200, description = "Token pair", body = LoginResp),
-        (status = 400, description = "Body does not parse or misses a field", body = CodeError),
+        (status = 200, description = "Token pair", body = LoginResp,
+            headers(("cache-control" = String, description = "no-store"))),
+        (status = 400, description = "Body does not parse, misses a field, or breaks the username/password \
+            policy", body = CodeError),
         (status = 401, description = "Wrong username or password", body = CodeError,
-            headers(("www-authenticate" = String, description = "Bearer"))),
-        (status = 429, description = "Too many attempts", body = CodeError,
-            headers(("retry-after" = u64, description = "Seconds to wait"))),
-        (status = 503, description = "auth-svc unavailable", body = CodeError),
+            example = json!({"code": 401, "msg": "invalid credentials"})),
+        (status = 429, description = "Too many failed logins for this username or client address",
+            body = CodeError),
     ))]
 pub async fn login(
     State(state): State<AppState>,
@@ -148,11 +148,10 @@ pub async fn login(
 /// Exchanges a refresh token for a new pair; the presented token is spent.
 #[utoipa::path(post, path = "/user/refresh", tag = TAG, request_body = RefreshReq,
     responses(
-        (status = 200, description = "New token pair", body = LoginResp),
+        (status = 200, description = "New token pair", body = LoginResp,
+            headers(("cache-control" = String, description = "no-store"))),
         (status = 400, description = "Body does not parse or misses a field", body = CodeError),
-        (status = 401, description = "Refresh token invalid, expired or already used", body = CodeError,
-            headers(("www-authenticate" = String, description = "Bearer"))),
-        (status = 503, description = "auth-svc unavailable", body = CodeError),
+        (status = 401, description = "Refresh token invalid, expired or already used", body = CodeError),
     ))]
 pub async fn refresh(
     State(state): State<AppState>,
@@ -168,9 +167,6 @@ pub async fn refresh(
 #[utoipa::path(get, path = "/user/info", tag = TAG, security(("bearer" = [])),
     responses(
         (status = 200, description = "The account", body = UserInfoResp),
-        (status = 401, description = "Missing, invalid or expired access token", body = CodeError,
-            headers(("www-authenticate" = String, description = "Bearer"))),
-        (status = 503, description = "auth-svc unavailable", body = CodeError),
     ))]
 pub async fn info(
     State(state): State<AppState>,
@@ -184,9 +180,6 @@ pub async fn info(
 #[utoipa::path(post, path = "/user/logout", tag = TAG, security(("bearer" = [])),
     responses(
         (status = 200, description = "Session ended", body = LogoutResp),
-        (status = 401, description = "Missing, invalid or expired access token", body = CodeError,
-            headers(("www-authenticate" = String, description = "Bearer"))),
-        (status = 503, description = "auth-svc unavailable", body = CodeError),
     ))]
 pub async fn logout(
     State(state): State<AppState>,

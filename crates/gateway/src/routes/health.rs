@@ -10,16 +10,25 @@ use crate::app::AppState;
 pub const TAG: &str = "health";
 
 #[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Health {
-    /// `ok`, `ready` or `unavailable`.
-    pub status: &'static str,
+    pub status: HealthStatus,
+}
+
+/// `ok` (`/healthz`), `ready` or `unavailable` (`/readyz`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Ok,
+    Ready,
+    Unavailable,
 }
 
 /// Liveness: 200 while the process serves HTTP.
 #[utoipa::path(get, path = "/healthz", tag = TAG,
     responses((status = 200, description = "Alive", body = Health, example = json!({"status": "ok"}))))]
 pub async fn healthz() -> Json<Health> {
-    Json(Health { status: "ok" })
+    Json(Health { status: HealthStatus::Ok })
 }
 
 /// Readiness: 200 only if auth-svc's gRPC health check reports `user.v1.UserService` SERVING.
@@ -31,14 +40,14 @@ pub async fn healthz() -> Json<Health> {
     ))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
     match state.upstream.is_serving().await {
-        Ok(true) => (StatusCode::OK, Json(Health { status: "ready" })),
+        Ok(true) => (StatusCode::OK, Json(Health { status: HealthStatus::Ready })),
         Ok(false) => {
             tracing::warn!("auth-svc reports NOT_SERVING");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "unavailable" }))
+            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: HealthStatus::Unavailable }))
         }
         Err(status) => {
             tracing::warn!(code = ?status.code(), message = status.message(), "auth-svc health check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: "unavailable" }))
+            (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: HealthStatus::Unavailable }))
         }
     }
 }

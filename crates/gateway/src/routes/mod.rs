@@ -14,7 +14,18 @@ use crate::app::AppState;
 
 /// Every route, with the OpenAPI document and the docs UI mounted beside them.
 pub fn router() -> Router<AppState> {
-    let (api, openapi) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
+    let (api, openapi) = api();
+    api.merge(docs::router(openapi))
+}
+
+/// The OpenAPI document `/openapi.json` serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().1
+}
+
+/// The API routes and the document describing them, completed by [`docs::complete`].
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (api, mut openapi) = OpenApiRouter::with_openapi(docs::ApiDoc::openapi())
         .routes(routes!(gozero::register))
         .routes(routes!(gozero::login))
         .routes(routes!(gozero::refresh))
@@ -26,5 +37,6 @@ pub fn router() -> Router<AppState> {
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .split_for_parts();
-    api.merge(docs::router(openapi))
+    docs::complete(&mut openapi);
+    (api, openapi)
 }

@@ -1,6 +1,8 @@
 //! The gateway against a scripted `UserService` that records the metadata it receives: what
 //! travels to auth-svc, and the gRPC statuses a healthy auth-svc does not produce on demand
-//! (RESOURCE_EXHAUSTED, INTERNAL, a stalled call, NOT_SERVING).
+//! (RESOURCE_EXHAUSTED, INTERNAL, a stalled call, NOT_SERVING). Other modules use the scripted
+//! service too ([`ScriptedUpstream`]): the shutdown test holds its calls at a gate, the decoding
+//! properties need an auth-svc that always answers.
 
 use std::{
     net::SocketAddr,
@@ -15,7 +17,10 @@ use auth_api::user::v1::{
 };
 use reqwest::StatusCode;
 use serde_json::json;
-use tokio::{net::TcpListener, sync::oneshot};
+use tokio::{
+    net::TcpListener,
+    sync::{oneshot, watch},
+};
 use tonic::{
     Code, Request, Response, Status,
     metadata::{MetadataMap, MetadataValue},
@@ -26,16 +31,23 @@ use tonic_health::ServingStatus;
 use crate::support::{Gateway, client, gateway_config, header, read};
 
 #[derive(Clone, Copy)]
-enum Behavior {
+pub enum Behavior {
     Answer,
-    Fail { code: Code, message: &'static str, retry_after: Option<&'static str> },
+    Fail {
+        code: Code,
+        message: &'static str,
+        retry_after: Option<&'static str>,
+    },
     Stall,
+    /// Answers once [`ScriptedUpstream::open_gate`] is called (at once after that).
+    Gated,
 }
 
 #[derive(Clone)]
 struct ScriptedUsers {
     behavior: Behavior,
     seen: Arc<Mutex<Vec<MetadataMap>>>,
+    gate: watch::Receiver<bool>,
 }
 
 impl ScriptedUsers {
@@ -54,11 +66,17 @@ impl ScriptedUsers {
                 tokio::time::sleep(Duration::from_secs(30)).await;
                 Ok(Response::new(value))
             }
+            Behavior::Gated => {
+                let mut gate = self.gate.clone();
+                gate.wait_for(|open| *open).await.map_err(|_| Status::cancelled("gate dropped"))?;
+                Ok(Response::new(value))
+            }
         }
     }
 }
 
-fn pair() -> LoginResponse {
+/// The token pair every scripted Login and Refresh answers.
+pub fn pair() -> LoginResponse {
     LoginResponse { access_token: "a.b.c".into(), refresh_token: "d.e.f".into(), expires_in: 60 }
 }
 
@@ -85,11 +103,60 @@ impl UserService for ScriptedUsers {
     }
 }
 
+/// A scripted auth-svc on an ephemeral loopback port; stops when dropped.
+pub struct ScriptedUpstream {
+    pub addr: SocketAddr,
+    seen: Arc<Mutex<Vec<MetadataMap>>>,
+    gate: watch::Sender<bool>,
+    _stop: oneshot::Sender<()>,
+}
+
+impl ScriptedUpstream {
+    /// Starts the service (on `runtime` if given, else the caller's runtime).
+    pub async fn start(behavior: Behavior, health: ServingStatus, runtime: Option<&tokio::runtime::Runtime>) -> Self {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (gate, gate_rx) = watch::channel(false);
+        let users = ScriptedUsers { behavior, seen: seen.clone(), gate: gate_rx };
+        let (reporter, health_service) = tonic_health::server::health_reporter();
+        reporter.set_service_status("user.v1.UserService", health).await;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr: SocketAddr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        // Sockets belong to the runtime that registers them: on `runtime`, shutting it down closes
+        // every connection at once, as a crashed process would.
+        let listener = {
+            let _entered = runtime.map(tokio::runtime::Runtime::enter);
+            TcpListener::from_std(listener).unwrap()
+        };
+        let server = Server::builder()
+            .add_service(health_service)
+            .add_service(UserServiceServer::new(users))
+            .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
+                let _ = stopped.await;
+            });
+        match runtime {
+            Some(runtime) => drop(runtime.spawn(server)),
+            None => drop(tokio::spawn(server)),
+        }
+        Self { addr, seen, gate, _stop: stop }
+    }
+
+    /// Calls received so far (answered or not).
+    pub fn calls(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    /// Lets every held and future [`Behavior::Gated`] call answer.
+    pub fn open_gate(&self) {
+        self.gate.send_replace(true);
+    }
+}
+
 struct Fixture {
     base: String,
-    seen: Arc<Mutex<Vec<MetadataMap>>>,
+    upstream: ScriptedUpstream,
     _gateway: Gateway,
-    _upstream: oneshot::Sender<()>,
 }
 
 impl Fixture {
@@ -98,11 +165,11 @@ impl Fixture {
     }
 
     fn last_metadata(&self) -> MetadataMap {
-        self.seen.lock().unwrap().last().cloned().expect("auth-svc was called")
+        self.upstream.seen.lock().unwrap().last().cloned().expect("auth-svc was called")
     }
 
     fn calls(&self) -> usize {
-        self.seen.lock().unwrap().len()
+        self.upstream.calls()
     }
 }
 
@@ -118,34 +185,11 @@ async fn start_with(
     runtime: Option<&tokio::runtime::Runtime>,
     adjust: impl FnOnce(&mut gateway::Config),
 ) -> Fixture {
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let users = ScriptedUsers { behavior, seen: seen.clone() };
-    let (reporter, health_service) = tonic_health::server::health_reporter();
-    reporter.set_service_status("user.v1.UserService", health).await;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    // Sockets belong to the runtime that registers them: on `runtime`, shutting it down closes
-    // every connection at once, as a crashed process would.
-    let listener = {
-        let _entered = runtime.map(tokio::runtime::Runtime::enter);
-        TcpListener::from_std(listener).unwrap()
-    };
-    let server = Server::builder()
-        .add_service(health_service)
-        .add_service(UserServiceServer::new(users))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async move {
-            let _ = stopped.await;
-        });
-    match runtime {
-        Some(runtime) => drop(runtime.spawn(server)),
-        None => drop(tokio::spawn(server)),
-    }
-    let mut config = gateway_config(addr);
+    let upstream = ScriptedUpstream::start(behavior, health, runtime).await;
+    let mut config = gateway_config(upstream.addr);
     adjust(&mut config);
     let gateway = Gateway::start(&config).await;
-    Fixture { base: format!("http://{}", gateway.addr), seen, _gateway: gateway, _upstream: stop }
+    Fixture { base: format!("http://{}", gateway.addr), upstream, _gateway: gateway }
 }
 
 #[tokio::test]
@@ -485,4 +529,86 @@ async fn an_oversized_request_head_is_431() {
     let response =
         client.post(fixture.url("/user/login")).json(&json!({"username": "a", "password": "b"})).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// Every answer a route gives to the statuses auth-svc can answer its call with (CONTRACT.md's
+/// lists per RPC, plus a stalled call and an auth-svc that is gone) is one the OpenAPI document
+/// lists for that route, with the documented headers. A healthy stack, which is all
+/// Schemathesis sees, never shows most of these.
+#[tokio::test]
+async fn every_answer_to_an_auth_svc_failure_is_documented() {
+    let doc = serde_json::to_value(gateway::routes::openapi()).unwrap();
+    // (method, path, the RPC's failure codes)
+    let account_codes = [Code::InvalidArgument, Code::AlreadyExists, Code::Unavailable, Code::Internal];
+    let login_codes =
+        [Code::InvalidArgument, Code::Unauthenticated, Code::ResourceExhausted, Code::Unavailable, Code::Internal];
+    let refresh_codes = [Code::InvalidArgument, Code::Unauthenticated, Code::Unavailable, Code::Internal];
+    let token_codes = [Code::Unauthenticated, Code::Unavailable, Code::Internal];
+    let routes: [(&str, &str, &[Code]); 8] = [
+        ("post", "/user/register", &account_codes),
+        ("post", "/signup", &account_codes),
+        ("post", "/user/login", &login_codes),
+        ("post", "/token", &login_codes),
+        ("post", "/user/refresh", &refresh_codes),
+        ("get", "/user/info", &token_codes),
+        ("post", "/user/logout", &token_codes),
+        ("get", "/protected", &token_codes),
+    ];
+    let mut behaviors: Vec<(Behavior, String)> = [
+        Code::InvalidArgument,
+        Code::AlreadyExists,
+        Code::Unauthenticated,
+        Code::ResourceExhausted,
+        Code::Unavailable,
+        Code::Internal,
+    ]
+    .into_iter()
+    .map(|code| (Behavior::Fail { code, message: "scripted", retry_after: Some("3") }, format!("{code:?}")))
+    .collect();
+    behaviors.push((Behavior::Stall, "a stalled call".to_owned()));
+
+    let client = client();
+    let send = |base: String, method: &'static str, path: &'static str| {
+        let url = format!("{base}{path}");
+        let request = match (method, path) {
+            (_, "/token") => client.post(url).form(&[("username", "a"), ("password", "b")]),
+            (_, "/user/refresh") => client.post(url).json(&json!({"refreshToken": "d.e.f"})),
+            ("post", "/user/logout") => client.post(url).bearer_auth("a.b.c"),
+            ("post", _) => client.post(url).json(&json!({"username": "a", "password": "b"})),
+            _ => client.get(url).bearer_auth("a.b.c"),
+        };
+        request.send()
+    };
+    let check = |method: &str, path: &str, what: &str, response: &reqwest::Response| {
+        let status = response.status().as_u16().to_string();
+        let documented = &doc["paths"][path][method]["responses"][&status];
+        assert!(documented.is_object(), "{method} {path} answers {what} with {status}, which is not documented");
+        for (name, header) in documented["headers"].as_object().into_iter().flatten() {
+            if header["required"] == true {
+                assert!(response.headers().contains_key(name.as_str()), "{method} {path} {status}: no {name}");
+            }
+        }
+    };
+
+    for (behavior, what) in behaviors {
+        let fixture = start(behavior, ServingStatus::Serving, 200).await;
+        for (method, path, codes) in routes {
+            let answered = match behavior {
+                Behavior::Fail { code, .. } => codes.contains(&code),
+                _ => true,
+            };
+            if answered {
+                let response = send(fixture.base.clone(), method, path).await.unwrap();
+                check(method, path, &what, &response);
+            }
+        }
+    }
+
+    // auth-svc gone: nothing listens on the upstream address.
+    let gateway = Gateway::start(&gateway_config("127.0.0.1:9".parse().unwrap())).await;
+    for (method, path, _) in routes {
+        let response = send(format!("http://{}", gateway.addr), method, path).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        check(method, path, "auth-svc gone", &response);
+    }
 }

@@ -7,6 +7,7 @@ mod support;
 
 mod cli;
 mod cors;
+mod decoding;
 mod docs;
 mod fake_upstream;
 mod gozero;
@@ -14,4 +15,5 @@ mod health;
 mod limits;
 mod oauth2;
 mod request_id;
+mod shutdown;
 mod upstream_down;
