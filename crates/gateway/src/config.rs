@@ -30,6 +30,24 @@ pub struct Config {
     pub http: HttpConfig,
     #[serde(default)]
     pub cors: CorsConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (the default) or `json` (one object per line, for log collectors).
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// How the gateway talks to auth-svc.
@@ -81,6 +99,7 @@ impl Default for Config {
             grpc: GrpcConfig::default(),
             http: HttpConfig::default(),
             cors: CorsConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }

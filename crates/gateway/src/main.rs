@@ -3,7 +3,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
-use gateway::{App, Config};
+use gateway::{App, Config, config::LogFormat};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -24,7 +24,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging();
+    init_logging(config.log.format);
     match serve(&config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -36,36 +36,32 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: &Config) -> anyhow::Result<()> {
+    // Handlers first: a SIGTERM that arrives while the app is starting must still mean "drain".
+    let shutdown = shutdown_signal()?;
     let app = App::build(config).await?;
     tracing::info!(address = %app.local_addr()?, upstream = %config.upstream, "serving REST");
-    app.serve(shutdown_signal()).await
+    app.serve(shutdown).await
 }
 
-/// `RUST_LOG` picks the filter (default `info`).
-fn init_logging() {
+/// `RUST_LOG` picks the filter (default `info`); `log.format` text or JSON lines.
+fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
+    }
 }
 
-/// Resolves on SIGTERM (Kubernetes) or SIGINT (Ctrl-C).
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
+/// Registers SIGTERM (Kubernetes) and SIGINT (Ctrl-C) now; the future resolves on either.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
+    })
 }
