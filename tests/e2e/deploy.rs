@@ -145,6 +145,10 @@ fn gateway_manifests_match_what_the_binary_accepts_and_serves() {
                 gateway::Config::load(Some(Path::new("gateway.yaml"))).map_err(|e| format!("{overlay}: {e}"))?;
             assert_eq!(port_named(c, "http"), u64::from(config.listen.port()), "{overlay}: container port");
             assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+            let admin = config.admin_listen.ok_or(format!("{overlay}: admin_listen must be set for metrics"))?;
+            assert_eq!(port_named(c, "metrics"), u64::from(admin.port()), "{overlay}: metrics port");
+            let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+            assert_eq!(annotations["prometheus.io/port"], admin.port().to_string(), "{overlay}: scrape port");
             assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
             for probe in ["readinessProbe", "livenessProbe"] {
                 assert_eq!(c[probe]["httpGet"]["port"], "http", "{overlay} {probe}");

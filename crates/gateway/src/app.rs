@@ -61,6 +61,8 @@ pub struct AppState {
 /// A gateway whose port is bound, ready to serve.
 pub struct App {
     listener: TcpListener,
+    admin_listener: Option<TcpListener>,
+    metrics: Arc<crate::metrics::Metrics>,
     router: Router,
     shutdown_grace: Duration,
     header_read_timeout: Duration,
@@ -71,12 +73,25 @@ impl App {
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         config.validate()?;
         let state = AppState { upstream: Upstream::new(config)?, body_limit: config.http.body_limit_bytes };
-        let router = with_middleware(routes::router().with_state(state), config);
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        // Outermost, so the status counted is the one the client gets.
+        let router = with_middleware(routes::router().with_state(state), config)
+            .layer(middleware::from_fn_with_state(metrics.clone(), crate::metrics::record));
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
+        let admin_listener = match config.admin_listen {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen on {address} (admin_listen)"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             listener,
+            admin_listener,
+            metrics,
             router,
             shutdown_grace: config.shutdown_grace(),
             header_read_timeout: config.header_read_timeout(),
@@ -87,10 +102,23 @@ impl App {
         self.listener.local_addr()
     }
 
+    /// The bound admin (metrics) address, when `admin_listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_listener.as_ref().and_then(|listener| listener.local_addr().ok())
+    }
+
     /// Serves until `shutdown` completes, then stops accepting and gives in-flight requests the
     /// grace period to finish.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, router, shutdown_grace, header_read_timeout } = self;
+        let Self { listener, admin_listener, metrics, router, shutdown_grace, header_read_timeout } = self;
+        // The admin port lives as long as this call: its server ends when `admin_stop` drops.
+        let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        if let Some(admin) = admin_listener {
+            tokio::spawn(crate::metrics::serve_admin(admin, metrics, async move {
+                let _ = admin_stopped.await;
+            }));
+        }
+        let _admin_stop = admin_stop;
         let builder = Arc::new(connection_builder(header_read_timeout));
         // Hands every connection the router with its peer address (`ConnectInfo<SocketAddr>`).
         let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();

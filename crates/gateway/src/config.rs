@@ -21,6 +21,9 @@ pub struct Config {
     /// REST listen address.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Admin HTTP address serving Prometheus `/metrics`; unset = no admin port.
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
     /// gRPC endpoint of auth-svc (`http://host:port`).
     #[serde(default = "default_upstream")]
     pub upstream: String,
@@ -95,6 +98,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            admin_listen: None,
             upstream: default_upstream(),
             grpc: GrpcConfig::default(),
             http: HttpConfig::default(),

@@ -13,6 +13,7 @@ mod fake_upstream;
 mod gozero;
 mod health;
 mod limits;
+mod metrics;
 mod oauth2;
 mod request_id;
 mod shutdown;
