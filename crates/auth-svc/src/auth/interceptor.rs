@@ -269,7 +269,9 @@ mod tests {
             #![proptest_config(config())]
 
             #[test]
-            fn arbitrary_header_bytes_never_panic(values in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..96), 0..3)) {
+            fn arbitrary_header_bytes_never_panic(
+                values in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..96), 0..3),
+            ) {
                 let map = header_map(&values);
                 if let Ok(token) = bearer_token(&map) {
                     check_accepted(&map, token)?;
