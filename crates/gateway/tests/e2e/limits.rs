@@ -97,3 +97,27 @@ async fn slow_request_heads_are_cut_off() {
     assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
     assert_closed_by_gateway(&mut stream, Duration::from_secs(5), "idle keep-alive").await;
 }
+
+/// A 10 MB body is refused from its Content-Length, before it is read: the client here sends
+/// only its first kilobyte and still gets the 413.
+#[tokio::test]
+async fn a_10_mb_body_is_413_before_the_gateway_reads_it() {
+    let app = spawn_app().await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    for (path, content_type) in [("/user/login", "application/json"), ("/token", "application/x-www-form-urlencoded")] {
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            10 * 1024 * 1024
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&[b'a'; 1024]).await.unwrap();
+        let mut response = vec![0u8; 4096];
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut response))
+            .await
+            .expect("answered without waiting for the other 10 MB")
+            .unwrap();
+        let text = String::from_utf8_lossy(&response[..read]);
+        assert!(text.starts_with("HTTP/1.1 413"), "{path}: {text}");
+    }
+}
