@@ -94,14 +94,7 @@ impl App {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
-        let admin_listener = match config.admin_listen {
-            Some(address) => Some(
-                TcpListener::bind(address)
-                    .await
-                    .with_context(|| format!("cannot listen on {address} (admin_listen)"))?,
-            ),
-            None => None,
-        };
+        let admin_listener = service_kit::bind_admin(config.admin_listen).await?;
         Ok(Self {
             listener,
             admin_listener,
@@ -169,7 +162,10 @@ impl App {
         let admin_stop = Arc::new(Notify::new());
         if let Some(listener) = self.admin_listener {
             let stop = admin_stop.clone();
-            tokio::spawn(metrics::serve_admin(listener, self.metrics.clone(), async move { stop.notified().await }));
+            let metrics = self.metrics.clone();
+            tokio::spawn(service_kit::serve_metrics(listener, move || metrics.render(), async move {
+                stop.notified().await
+            }));
         }
         let signal = {
             let draining = draining.clone();

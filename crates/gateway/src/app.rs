@@ -80,14 +80,7 @@ impl App {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
-        let admin_listener = match config.admin_listen {
-            Some(address) => Some(
-                TcpListener::bind(address)
-                    .await
-                    .with_context(|| format!("cannot listen on {address} (admin_listen)"))?,
-            ),
-            None => None,
-        };
+        let admin_listener = service_kit::bind_admin(config.admin_listen).await?;
         Ok(Self {
             listener,
             admin_listener,
@@ -114,9 +107,10 @@ impl App {
         // The admin port lives as long as this call: its server ends when `admin_stop` drops.
         let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         if let Some(admin) = admin_listener {
-            tokio::spawn(crate::metrics::serve_admin(admin, metrics, async move {
+            let stopped = async move {
                 let _ = admin_stopped.await;
-            }));
+            };
+            tokio::spawn(service_kit::serve_metrics(admin, move || metrics.render(), stopped));
         }
         let _admin_stop = admin_stop;
         let builder = Arc::new(connection_builder(header_read_timeout));

@@ -36,8 +36,7 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: &Config) -> anyhow::Result<()> {
-    // Handlers first: a SIGTERM that arrives while the app is starting must still mean "drain".
-    let shutdown = shutdown_signal()?;
+    let shutdown = service_kit::shutdown_signal()?;
     let app = App::build(config).await?;
     tracing::info!(address = %app.local_addr()?, upstream = %config.upstream, "serving REST");
     app.serve(shutdown).await
@@ -51,17 +50,4 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
     }
-}
-
-/// Registers SIGTERM (Kubernetes) and SIGINT (Ctrl-C) now; the future resolves on either.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-    })
 }

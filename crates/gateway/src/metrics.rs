@@ -4,12 +4,9 @@
 use std::{sync::Arc, time::Instant};
 
 use axum::{
-    Router,
     extract::{MatchedPath, Request, State},
-    http::header,
     middleware::Next,
     response::Response,
-    routing::get,
 };
 use prometheus_client::{
     encoding::{EncodeLabelSet, text::encode},
@@ -20,7 +17,6 @@ use prometheus_client::{
     },
     registry::Registry,
 };
-use tokio::net::TcpListener;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteStatus {
@@ -70,20 +66,4 @@ pub async fn record(State(metrics): State<Arc<Metrics>>, request: Request, next:
     metrics.seconds.get_or_create(&RouteLabel { route: route.clone() }).observe(started.elapsed().as_secs_f64());
     metrics.requests.get_or_create(&RouteStatus { route, status: response.status().as_u16() }).inc();
     response
-}
-
-/// Serves `/metrics` on `listener` until `shutdown` completes.
-pub async fn serve_admin(
-    listener: TcpListener,
-    metrics: Arc<Metrics>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let app = Router::new().route(
-        "/metrics",
-        get(move || {
-            let metrics = metrics.clone();
-            async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], metrics.render()) }
-        }),
-    );
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

@@ -1,0 +1,52 @@
+//! What auth-svc and the gateway share as processes, written once: the shutdown signals and
+//! the admin port that serves Prometheus `/metrics`.
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+
+/// Registers SIGTERM (Kubernetes) and SIGINT (Ctrl-C) now, so a signal that arrives while the
+/// service is still starting means "drain", not death; the future resolves on either.
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+    })
+}
+
+/// Binds the admin address when one is configured (`admin_listen`).
+pub async fn bind_admin(address: Option<SocketAddr>) -> anyhow::Result<Option<TcpListener>> {
+    match address {
+        Some(address) => {
+            let listener = TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (admin_listen)"))?;
+            Ok(Some(listener))
+        }
+        None => Ok(None),
+    }
+}
+
+/// Serves `GET /metrics` (Prometheus text format, from `render`) on `listener` until `shutdown`.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    render: impl Fn() -> String + Send + Sync + 'static,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::{Router, http::header, routing::get};
+    let render = Arc::new(render);
+    let app = Router::new().route(
+        "/metrics",
+        get(move || {
+            let render = render.clone();
+            async move { ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], render()) }
+        }),
+    );
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
