@@ -22,11 +22,11 @@ const B64TOKEN_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv
 
 static KEYS: LazyLock<TokenKeys> = LazyLock::new(|| {
     let secrets = Secrets {
-        access: SecretString::from("fuzz-access-secret-fuzz-access-secret-00"),
+        access: Some(SecretString::from("fuzz-access-secret-fuzz-access-secret-00")),
         refresh: SecretString::from("fuzz-refresh-secret-fuzz-refresh-secret-0"),
         generated: false,
     };
-    TokenKeys::new(&secrets, "auth-svc", 900)
+    TokenKeys::new(&secrets, "auth-svc", 900).expect("HS256 keys")
 });
 
 fuzz_target!(|data: &[u8]| {

@@ -28,11 +28,11 @@ const REFRESH_SECRET: &str = "fuzz-refresh-secret-fuzz-refresh-secret-0";
 
 static KEYS: LazyLock<TokenKeys> = LazyLock::new(|| {
     let secrets = Secrets {
-        access: SecretString::from(ACCESS_SECRET),
+        access: Some(SecretString::from(ACCESS_SECRET)),
         refresh: SecretString::from(REFRESH_SECRET),
         generated: false,
     };
-    TokenKeys::new(&secrets, ISSUER, 900)
+    TokenKeys::new(&secrets, ISSUER, 900).expect("HS256 keys")
 });
 
 fuzz_target!(|data: &[u8]| {

@@ -21,11 +21,11 @@ use secrecy::SecretString;
 
 fn keys() -> TokenKeys {
     let secrets = Secrets {
-        access: SecretString::from("bench-access-secret-0123456789-abcdefghijklmnop"),
+        access: Some(SecretString::from("bench-access-secret-0123456789-abcdefghijklmnop")),
         refresh: SecretString::from("bench-refresh-secret-0123456789-abcdefghijklmnop"),
         generated: false,
     };
-    TokenKeys::new(&secrets, "auth-svc", 900)
+    TokenKeys::new(&secrets, "auth-svc", 900).expect("HS256 keys")
 }
 
 fn spec(issued_at: i64) -> PairSpec<'static> {

@@ -8,14 +8,13 @@ use crate::{
     auth::{password::PasswordHasher, tokens::AccessClaims},
     error::AuthError,
     metrics::Metrics,
+    config::{ROLE_ADMIN, ROLE_USER},
     policy,
     sessions::{Sessions, TokenPair},
     throttle::LoginThrottle,
     users::{User, Users},
 };
 
-/// Role of every new account.
-pub const DEFAULT_ROLE: &str = "user";
 
 pub struct Accounts {
     users: Arc<Users>,
@@ -23,6 +22,8 @@ pub struct Accounts {
     sessions: Arc<Sessions>,
     throttle: LoginThrottle,
     min_password_chars: usize,
+    /// Roles SetUserRole accepts (`auth.roles`).
+    roles: Vec<String>,
     metrics: Arc<Metrics>,
 }
 
@@ -33,9 +34,10 @@ impl Accounts {
         sessions: Arc<Sessions>,
         throttle: LoginThrottle,
         min_password_chars: usize,
+        roles: Vec<String>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self { users, hasher, sessions, throttle, min_password_chars, metrics }
+        Self { users, hasher, sessions, throttle, min_password_chars, roles, metrics }
     }
 
     pub async fn register(&self, username: &str, password: SecretString) -> Result<User, AuthError> {
@@ -46,7 +48,7 @@ impl Accounts {
             return Err(AuthError::AlreadyExists("username already exists"));
         }
         let hash = self.hasher.hash(password).await?;
-        self.users.create(&username, &hash, DEFAULT_ROLE).await
+        self.users.create(&username, &hash, ROLE_USER).await
     }
 
     /// Checks credentials and starts a session. Unknown user and wrong password take the
@@ -75,6 +77,24 @@ impl Accounts {
         self.throttle.record_success(&username).await;
         self.metrics.login("success");
         self.sessions.start(&user).await
+    }
+
+    /// Sets `username`'s role on behalf of `caller`, whose token said "admin" (the bearer layer
+    /// checked that). The caller's account is read again from the database: a demoted admin's
+    /// token, still saying "admin" until it expires, gets no further.
+    pub async fn set_role(&self, caller: &AccessClaims, username: &str, role: &str) -> Result<User, AuthError> {
+        let caller = self.users.by_id_uncached(caller.user_id).await?;
+        let caller = caller.ok_or(AuthError::Unauthenticated("account no longer exists"))?;
+        if caller.role != ROLE_ADMIN {
+            return Err(AuthError::PermissionDenied("only admins may set roles"));
+        }
+        let username = policy::normalize_username(username)?;
+        if !self.roles.iter().any(|known| known == role) {
+            return Err(AuthError::InvalidArgument(format!("unknown role; known roles: {}", self.roles.join(", "))));
+        }
+        let user = self.users.set_role(&username, role).await?.ok_or(AuthError::NotFound("no such user"))?;
+        tracing::info!(user_id = user.id, role, "role set");
+        Ok(user)
     }
 
     /// The account an access token speaks for; gone accounts are refused.

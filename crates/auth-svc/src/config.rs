@@ -2,7 +2,12 @@
 //! variables (the key path joined with `__`, e.g. `AUTH_SVC__AUTH__ACCESS_SECRET`). Validated
 //! once at start; every error names the key. `config/auth-svc.yaml` documents every key.
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use figment::{
     Figment,
@@ -113,10 +118,21 @@ pub struct DatabaseConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// HS256 key of access tokens; unset = random per process (with a warning).
+    /// HS256 key of access tokens; unset = random per process (with a warning). With
+    /// `signing_key` set it only verifies (tokens signed before the switch), and may be unset.
     pub access_secret: Option<SecretString>,
     /// HS256 key of refresh tokens; must differ from `access_secret`.
     pub refresh_secret: Option<SecretString>,
+    /// Id of the key in `keys` that signs access tokens; unset = HS256 with `access_secret`.
+    pub signing_key: Option<String>,
+    /// Asymmetric keys by key id: every one verifies access tokens and is published in the
+    /// JWKS; the one named by `signing_key` also signs.
+    pub keys: BTreeMap<String, KeyConfig>,
+    /// Seconds verifiers may cache the JWKS (`Cache-Control: max-age`).
+    pub jwks_max_age: u64,
+    /// Roles an account may have; SetUserRole refuses others. `user` (every new account) and
+    /// `admin` (may call SetUserRole) are always among them.
+    pub roles: Vec<String>,
     /// Access-token lifetime in seconds.
     pub access_expire: u64,
     /// Refresh-token lifetime in seconds (each rotation starts a new one).
@@ -125,6 +141,33 @@ pub struct AuthConfig {
     pub refresh_reuse_interval: u64,
     /// `iss` of every token, checked on every verification.
     pub issuer: String,
+}
+
+/// Algorithms of configured keys (JOSE names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum KeyAlgorithm {
+    /// Ed25519 (RFC 8037).
+    EdDSA,
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
+}
+
+/// One asymmetric key: exactly one of the four sources. A private key signs and verifies; a
+/// public key only verifies (the first and last steps of a rotation).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyConfig {
+    pub algorithm: KeyAlgorithm,
+    /// PKCS#8 PEM file, e.g. a mounted Kubernetes Secret.
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub private_key_pem: Option<SecretString>,
+    /// SubjectPublicKeyInfo PEM file.
+    #[serde(default)]
+    pub public_key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub public_key_pem: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -222,6 +265,10 @@ impl Default for AuthConfig {
             refresh_expire: 1_209_600,
             refresh_reuse_interval: 10,
             issuer: "auth-svc".to_owned(),
+            signing_key: None,
+            keys: BTreeMap::new(),
+            jwks_max_age: 300,
+            roles: vec![ROLE_USER.to_owned(), ROLE_ADMIN.to_owned()],
         }
     }
 }
@@ -243,9 +290,15 @@ impl Default for GrpcConfig {
 #[error("config: {0}")]
 pub struct ConfigError(String);
 
-/// The two HS256 keys after defaults are applied; `generated` says they are per-process.
+/// Role of every new account.
+pub const ROLE_USER: &str = "user";
+/// The role that may call SetUserRole.
+pub const ROLE_ADMIN: &str = "admin";
+
+/// The HS256 keys after defaults are applied; `generated` says they are per-process. `access`
+/// is `None` only when an asymmetric `signing_key` signs access tokens and no secret was set.
 pub struct Secrets {
-    pub access: SecretString,
+    pub access: Option<SecretString>,
     pub refresh: SecretString,
     pub generated: bool,
 }
@@ -279,8 +332,40 @@ impl Config {
                 ));
             }
         }
-        if auth.access_secret.is_some() != auth.refresh_secret.is_some() {
+        // With an asymmetric signing key the access secret only verifies old tokens; it may go.
+        let access_secret_optional = auth.signing_key.is_some() && auth.refresh_secret.is_some();
+        if auth.access_secret.is_some() != auth.refresh_secret.is_some() && !access_secret_optional {
             return Err(invalid("auth.access_secret", "set both access_secret and refresh_secret, or neither"));
+        }
+        for (kid, key) in &auth.keys {
+            crate::auth::keys::check_kid(kid).map_err(|why| invalid(&format!("auth.keys.{kid}"), &why))?;
+            let sources = [
+                key.private_key_file.is_some(),
+                key.private_key_pem.is_some(),
+                key.public_key_file.is_some(),
+                key.public_key_pem.is_some(),
+            ];
+            if sources.iter().filter(|set| **set).count() != 1 {
+                return Err(invalid(
+                    &format!("auth.keys.{kid}"),
+                    "needs exactly one of private_key_file, private_key_pem, public_key_file, public_key_pem",
+                ));
+            }
+        }
+        if let Some(kid) = &auth.signing_key {
+            match auth.keys.get(kid) {
+                None => return Err(invalid("auth.signing_key", &format!("names no key in auth.keys: {kid}"))),
+                Some(key) if key.private_key_file.is_none() && key.private_key_pem.is_none() => {
+                    return Err(invalid("auth.signing_key", &format!("names a key with no private half: {kid}")));
+                }
+                Some(_) => {}
+            }
+        }
+        for role in &auth.roles {
+            crate::policy::check_role_name(role).map_err(|why| invalid("auth.roles", &why))?;
+        }
+        if !auth.roles.iter().any(|role| role == ROLE_USER) || !auth.roles.iter().any(|role| role == ROLE_ADMIN) {
+            return Err(invalid("auth.roles", "must include user and admin"));
         }
         if let (Some(access), Some(refresh)) = (&auth.access_secret, &auth.refresh_secret)
             && access.expose_secret() == refresh.expose_secret()
@@ -330,12 +415,33 @@ impl Config {
 
     /// The configured secrets, or fresh random ones for a development run.
     pub fn secrets(&self) -> Secrets {
+        let asymmetric = self.auth.signing_key.is_some();
         match (&self.auth.access_secret, &self.auth.refresh_secret) {
-            (Some(access), Some(refresh)) => {
-                Secrets { access: access.clone(), refresh: refresh.clone(), generated: false }
-            }
-            _ => Secrets { access: random_secret(), refresh: random_secret(), generated: true },
+            (access, Some(refresh)) => Secrets { access: access.clone(), refresh: refresh.clone(), generated: false },
+            _ => Secrets {
+                access: (!asymmetric).then(random_secret),
+                refresh: random_secret(),
+                generated: true,
+            },
         }
+    }
+
+    /// Every key of the ring, loaded (files read, PEM parsed), with `secrets` (from
+    /// [`Config::secrets`]) for the HMAC keys; errors name the key.
+    pub fn token_keys(&self, secrets: &Secrets) -> Result<crate::auth::tokens::TokenKeys, ConfigError> {
+        let mut loaded = Vec::new();
+        for (kid, key) in &self.auth.keys {
+            let key = crate::auth::keys::load(kid, key).map_err(|why| invalid(&format!("auth.keys.{kid}"), &why))?;
+            loaded.push(key);
+        }
+        crate::auth::tokens::TokenKeys::with_keys(
+            secrets,
+            loaded,
+            self.auth.signing_key.as_deref(),
+            &self.auth.issuer,
+            self.auth.access_expire,
+        )
+        .map_err(|why| invalid("auth.signing_key", &why))
     }
 
     pub fn shutdown_grace(&self) -> Duration {
@@ -440,6 +546,64 @@ mod tests {
     }
 
     #[test]
+    fn key_settings_are_checked_and_name_their_key() {
+        let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/keys");
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("AUTH_SVC__AUTH__SIGNING_KEY", "nope")], "auth.signing_key"),
+            (&[("AUTH_SVC__AUTH__KEYS__K1__ALGORITHM", "EdDSA")], "auth.keys.k1"),
+            (&[("AUTH_SVC__AUTH__KEYS__K1__ALGORITHM", "HS512")], "algorithm"),
+            (&[("AUTH_SVC__AUTH__ROLES", "[user]")], "auth.roles"),
+            (&[("AUTH_SVC__AUTH__ROLES", "[user, admin, Root]")], "auth.roles"),
+        ];
+        for (vars, key) in cases {
+            figment::Jail::expect_with(|jail| {
+                for (name, value) in *vars {
+                    jail.set_env(name, value);
+                }
+                let err = Config::load(None).err().ok_or("expected an error")?.to_string();
+                assert!(err.to_lowercase().contains(key), "{vars:?}: {err}");
+                Ok(())
+            });
+        }
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AUTH_SVC__AUTH__KEYS__K1__ALGORITHM", "EdDSA");
+            jail.set_env("AUTH_SVC__AUTH__KEYS__K1__PUBLIC_KEY_FILE", format!("{fixtures}/ed25519-a.pub.pem"));
+            jail.set_env("AUTH_SVC__AUTH__SIGNING_KEY", "k1");
+            let err = Config::load(None).err().ok_or("a public key cannot sign")?.to_string();
+            assert!(err.contains("no private half"), "{err}");
+            Ok(())
+        });
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AUTH_SVC__AUTH__KEYS__K1__ALGORITHM", "ES256");
+            jail.set_env("AUTH_SVC__AUTH__KEYS__K1__PRIVATE_KEY_FILE", format!("{fixtures}/ed25519-a.pem"));
+            jail.set_env("AUTH_SVC__AUTH__SIGNING_KEY", "k1");
+            jail.set_env("AUTH_SVC__AUTH__REFRESH_SECRET", "r".repeat(40));
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            let err = config.token_keys(&config.secrets()).err().ok_or("wrong algorithm")?.to_string();
+            assert!(err.contains("auth.keys.k1") && err.contains("ES256"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn an_asymmetric_signing_key_needs_no_access_secret() {
+        figment::Jail::expect_with(|jail| {
+            let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/keys");
+            jail.set_env("AUTH_SVC__AUTH__KEYS__K1__ALGORITHM", "EdDSA");
+            jail.set_env("AUTH_SVC__AUTH__KEYS__K1__PRIVATE_KEY_FILE", format!("{fixtures}/ed25519-a.pem"));
+            jail.set_env("AUTH_SVC__AUTH__SIGNING_KEY", "k1");
+            jail.set_env("AUTH_SVC__AUTH__REFRESH_SECRET", "r".repeat(40));
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            let secrets = config.secrets();
+            assert!(secrets.access.is_none() && !secrets.generated);
+            let keys = config.token_keys(&secrets).map_err(|e| e.to_string())?;
+            assert_eq!(keys.access_signing_key().0, "k1");
+            assert_eq!(keys.jwks().len(), 1);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn equal_secrets_are_refused() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("AUTH_SVC__AUTH__ACCESS_SECRET", "s".repeat(40));
@@ -456,8 +620,9 @@ mod tests {
             let config = Config::load(None).map_err(|e| e.to_string())?;
             let secrets = config.secrets();
             assert!(secrets.generated);
-            assert!(secrets.access.expose_secret().len() >= MIN_SECRET_BYTES);
-            assert_ne!(secrets.access.expose_secret(), secrets.refresh.expose_secret());
+            let access = secrets.access.ok_or("an access secret")?;
+            assert!(access.expose_secret().len() >= MIN_SECRET_BYTES);
+            assert_ne!(access.expose_secret(), secrets.refresh.expose_secret());
             Ok(())
         });
     }

@@ -13,6 +13,11 @@ pub enum AuthError {
     /// Wrong credentials or an unusable token; the message never says which secret part failed.
     #[error("{0}")]
     Unauthenticated(&'static str),
+    /// A valid token whose role may not do this.
+    #[error("{0}")]
+    PermissionDenied(&'static str),
+    #[error("{0}")]
+    NotFound(&'static str),
     /// Too many failed logins; retry after the given seconds.
     #[error("too many failed login attempts, retry later")]
     Throttled { retry_after_seconds: u64 },
@@ -47,6 +52,8 @@ impl From<AuthError> for Status {
             AuthError::InvalidArgument(msg) => Status::invalid_argument(msg.clone()),
             AuthError::AlreadyExists(msg) => Status::already_exists(*msg),
             AuthError::Unauthenticated(msg) => Status::unauthenticated(*msg),
+            AuthError::PermissionDenied(msg) => Status::permission_denied(*msg),
+            AuthError::NotFound(msg) => Status::not_found(*msg),
             AuthError::Throttled { retry_after_seconds } => {
                 let mut status = Status::resource_exhausted(err.to_string());
                 status.metadata_mut().insert("retry-after", (*retry_after_seconds).into());

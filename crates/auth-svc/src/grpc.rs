@@ -3,35 +3,34 @@
 use std::{future::Future, net::IpAddr, sync::Arc, time::Instant};
 
 use auth_api::user::v1::{
-    GetUserInfoRequest, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RegisterRequest,
-    RegisterResponse, UserInfo, user_service_server::UserService,
+    AccessTokenClaims, GetJwksRequest, GetJwksResponse, GetUserInfoRequest, Jwk, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RegisterRequest,
+    RegisterResponse, SetUserRoleRequest, UserInfo, ValidateTokenRequest, ValidateTokenResponse,
+    user_service_server::UserService,
 };
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, KeyAlgorithm};
 use secrecy::SecretString;
 use tonic::{Code, Request, Response, Status};
 
 use crate::{
     accounts::Accounts,
-    auth::tokens::AccessClaims,
+    auth::tokens::{AccessClaims, TokenKeys},
+    introspection::{ActiveToken, Introspection},
     metrics::Metrics,
     sessions::{Sessions, TokenPair},
 };
 
 pub struct UserGrpc {
-    accounts: Arc<Accounts>,
-    sessions: Arc<Sessions>,
-    metrics: Arc<Metrics>,
-    trust_forwarded_for: bool,
+    pub accounts: Arc<Accounts>,
+    pub sessions: Arc<Sessions>,
+    pub introspection: Introspection,
+    pub keys: Arc<TokenKeys>,
+    pub metrics: Arc<Metrics>,
+    pub trust_forwarded_for: bool,
+    /// `auth.jwks_max_age`, passed on with the key set.
+    pub jwks_max_age: i64,
 }
 
 impl UserGrpc {
-    pub fn new(
-        accounts: Arc<Accounts>,
-        sessions: Arc<Sessions>,
-        metrics: Arc<Metrics>,
-        trust_forwarded_for: bool,
-    ) -> Self {
-        Self { accounts, sessions, metrics, trust_forwarded_for }
-    }
 
     /// Runs one call and counts it by method and status code.
     async fn observed<T>(
@@ -90,6 +89,83 @@ impl UserService for UserGrpc {
         })
         .await
     }
+
+    async fn set_user_role(&self, request: Request<SetUserRoleRequest>) -> Result<Response<UserInfo>, Status> {
+        self.observed("SetUserRole", async {
+            let caller = claims(&request)?.clone();
+            let SetUserRoleRequest { username, role } = request.into_inner();
+            let user = self.accounts.set_role(&caller, &username, &role).await?;
+            Ok(Response::new(UserInfo { id: user.id, username: user.username, role: user.role }))
+        })
+        .await
+    }
+
+    async fn validate_token(
+        &self,
+        request: Request<ValidateTokenRequest>,
+    ) -> Result<Response<ValidateTokenResponse>, Status> {
+        self.observed("ValidateToken", async {
+            let active = self.introspection.check(&request.into_inner().token).await?;
+            Ok(Response::new(match active {
+                Some(active) => ValidateTokenResponse { active: true, claims: Some(token_claims(active)) },
+                None => ValidateTokenResponse { active: false, claims: None },
+            }))
+        })
+        .await
+    }
+
+    async fn get_jwks(&self, _request: Request<GetJwksRequest>) -> Result<Response<GetJwksResponse>, Status> {
+        self.observed("GetJwks", async {
+            Ok(Response::new(GetJwksResponse {
+                keys: self.keys.jwks().iter().filter_map(proto_jwk).collect(),
+                max_age_seconds: self.jwks_max_age,
+            }))
+        })
+        .await
+    }
+}
+
+fn token_claims(active: ActiveToken) -> AccessTokenClaims {
+    let ActiveToken { claims, kid, username } = active;
+    AccessTokenClaims {
+        iss: claims.iss,
+        sub: claims.sub,
+        user_id: claims.user_id,
+        role: claims.role,
+        iat: claims.iat,
+        exp: claims.exp,
+        jti: claims.jti,
+        sid: claims.sid,
+        kid,
+        username,
+    }
+}
+
+/// A public key in the JWK members' own names; `None` for kinds we never configure.
+fn proto_jwk(jwk: &jsonwebtoken::jwk::Jwk) -> Option<Jwk> {
+    let (kty, crv, x, y) = match &jwk.algorithm {
+        AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
+            ("OKP", "Ed25519", okp.x.clone(), String::new())
+        }
+        AlgorithmParameters::EllipticCurve(ec) if ec.curve == EllipticCurve::P256 => {
+            ("EC", "P-256", ec.x.clone(), ec.y.clone())
+        }
+        _ => return None,
+    };
+    let alg = match jwk.common.key_algorithm? {
+        KeyAlgorithm::EdDSA => "EdDSA",
+        KeyAlgorithm::ES256 => "ES256",
+        _ => return None,
+    };
+    Some(Jwk {
+        kty: kty.to_owned(),
+        crv: crv.to_owned(),
+        x,
+        y,
+        kid: jwk.common.key_id.clone()?,
+        alg: alg.to_owned(),
+        r#use: "sig".to_owned(),
+    })
 }
 
 /// Claims put there by the bearer layer; absent only if the layer was left out.

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod introspection;
 pub mod metrics;
 pub mod policy;
 pub mod redis_store;

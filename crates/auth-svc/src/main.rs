@@ -1,4 +1,4 @@
-//! `auth-svc [-f config.yaml] [serve|migrate]`
+//! `auth-svc [-f config.yaml] [serve|migrate|user set-role NAME ROLE]`
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -21,6 +21,16 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Account administration straight on the database (no server or token needed).
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Set an account's role, e.g. `auth-svc user set-role alice admin` for the first admin.
+    /// Tokens issued afterwards carry it; tokens already issued keep theirs until they expire.
+    SetRole { username: String, role: String },
 }
 
 #[tokio::main]
@@ -37,6 +47,7 @@ async fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&config).await,
         Command::Migrate => server::connect_and_migrate(&config).await.map(|_| tracing::info!("migrations applied")),
+        Command::User(UserCommand::SetRole { username, role }) => set_role(&config, &username, &role).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -46,6 +57,23 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn set_role(config: &Config, username: &str, role: &str) -> anyhow::Result<()> {
+    let (user, cache_current) = server::set_role_offline(config, username, role).await?;
+    println!("{} (id {}) now has role {}", user.username, user.id, user.role);
+    if !cache_current {
+        eprintln!(
+            "auth-svc: warning: Redis did not take the cache invalidation; running servers may serve the old role \
+             for up to cache.ttl_seconds"
+        );
+    } else if config.redis_url.is_none() {
+        eprintln!(
+            "auth-svc: note: without Redis each running server caches accounts in its own memory; they see the \
+             new role within cache.ttl_seconds, or at once after a restart"
+        );
+    }
+    Ok(())
 }
 
 async fn serve(config: &Config) -> anyhow::Result<()> {

@@ -17,12 +17,13 @@ use crate::{
     cache::{CacheTtl, MemoryUserCache, RedisUserCache, UserCache},
     config::Config,
     grpc::UserGrpc,
+    introspection::Introspection,
     metrics::{self, Metrics},
     redis_store::RedisStore,
     revocation::{MemoryRevocationList, RedisRevocationList, RevocationList, Revocations},
     sessions::Sessions,
     throttle::{AttemptLog, LoginThrottle, MemoryAttemptLog, RedisAttemptLog},
-    users::Users,
+    users::{User, Users},
 };
 
 /// A server whose database is migrated and whose port is bound, ready to serve.
@@ -47,7 +48,7 @@ impl App {
         let secrets = config.secrets();
         if secrets.generated {
             tracing::warn!(
-                "AUTH_SVC__AUTH__ACCESS_SECRET and AUTH_SVC__AUTH__REFRESH_SECRET are not set: using random \
+                "AUTH_SVC__AUTH__REFRESH_SECRET (and ACCESS_SECRET) are not set: using random \
                  secrets for this process only. Tokens die with it and other replicas will not accept them. \
                  Set both (e.g. `openssl rand -base64 48`) for any real deployment."
             );
@@ -57,7 +58,9 @@ impl App {
         } else {
             connect_migrated(config).await?
         };
-        let keys = Arc::new(TokenKeys::new(&secrets, &config.auth.issuer, config.auth.access_expire));
+        let keys = Arc::new(config.token_keys(&secrets)?);
+        let (kid, algorithm) = keys.access_signing_key();
+        tracing::info!(kid, ?algorithm, verification_keys = keys.jwks().len(), "access-token signing key");
         let metrics = Arc::new(Metrics::new());
         metrics.probe_database(database_pool_probe(&db));
         let hasher = PasswordHasher::new(config.password.hash_profile, config.hashing_concurrency(), metrics.clone())
@@ -89,8 +92,10 @@ impl App {
             sessions.clone(),
             throttle,
             config.password.min_length,
+            config.auth.roles.clone(),
             metrics.clone(),
         ));
+        let introspection = Introspection::new(keys.clone(), revocations.clone(), users.clone());
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
@@ -103,7 +108,15 @@ impl App {
             queries,
             redis: shared.redis,
             users,
-            user_service: UserGrpc::new(accounts, sessions, metrics, config.throttle.trust_forwarded_for),
+            user_service: UserGrpc {
+                accounts,
+                sessions,
+                introspection,
+                keys: keys.clone(),
+                metrics,
+                trust_forwarded_for: config.throttle.trust_forwarded_for,
+                jwks_max_age: i64::try_from(config.auth.jwks_max_age).unwrap_or(i64::MAX),
+            },
             keys,
             revocations,
             max_message_bytes: config.grpc.max_message_bytes,
@@ -250,6 +263,22 @@ fn database_pool_probe(db: &DatabaseConnection) -> metrics::PoolProbe {
 
 /// The cache, attempt log and revocation list: in Redis when `redis_url` is set (shared by
 /// every replica), else in this process (one process is then one replica).
+/// `auth-svc user set-role NAME ROLE`: sets a role straight in the database, with no token
+/// needed (how the first admin comes to be), and drops the account from the Redis cache.
+/// Returns the account and whether the cache is known to be current.
+pub async fn set_role_offline(config: &Config, username: &str, role: &str) -> anyhow::Result<(User, bool)> {
+    let username = crate::policy::normalize_username(username)?;
+    if !config.auth.roles.iter().any(|known| known == role) {
+        anyhow::bail!("unknown role {role:?}; auth.roles allows: {}", config.auth.roles.join(", "));
+    }
+    let (db, _) = connect_migrated(config).await?;
+    let shared = SharedState::new(config)?;
+    let users = Users::new(db, shared.cache, Arc::new(Metrics::new()));
+    let user = users.set_role(&username, role).await?.with_context(|| format!("no user named {username:?}"))?;
+    let cache_current = shared.redis.is_none() || users.invalidations_delivered().await;
+    Ok((user, cache_current))
+}
+
 struct SharedState {
     redis: Option<Arc<RedisStore>>,
     cache: Arc<dyn UserCache>,

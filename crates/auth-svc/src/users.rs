@@ -65,6 +65,16 @@ impl Users {
     }
 
     /// Retries the invalidations the cache missed; true when none is left.
+    pub async fn invalidations_delivered(&self) -> bool {
+        self.cache_is_current().await
+    }
+
+    /// An account read from the database, never the cache: for decisions that must see a
+    /// change made elsewhere at once (is the caller still an admin?).
+    pub async fn by_id_uncached(&self, id: i64) -> Result<Option<User>, AuthError> {
+        Ok(query::users::find_by_id(&self.db, id).await?.map(User::from))
+    }
+
     async fn cache_is_current(&self) -> bool {
         let pending = std::mem::take(&mut *self.unforgotten());
         if pending.is_empty() {
@@ -128,6 +138,15 @@ impl Users {
         let user = User::from(query::users::insert(&self.db, username, password_hash, role).await?);
         // The new id may sit in the cache as "unknown" from an earlier probe.
         self.forget(user.id, &user.username).await;
+        Ok(user)
+    }
+
+    /// Sets an account's role; `None` when no account has that (normalised) username.
+    pub async fn set_role(&self, username: &str, role: &str) -> Result<Option<User>, AuthError> {
+        let user = query::users::set_role(&self.db, username, role).await?.map(User::from);
+        if let Some(user) = &user {
+            self.forget(user.id, &user.username).await;
+        }
         Ok(user)
     }
 

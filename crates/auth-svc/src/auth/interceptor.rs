@@ -16,11 +16,20 @@ use tonic::{Status, body::Body, server::NamedService};
 use tower::{Layer, Service};
 
 use super::tokens::{AccessClaims, MAX_TOKEN_BYTES, TokenError, TokenKeys};
-use crate::{metrics::Metrics, revocation::Revocations};
+use crate::{config::ROLE_ADMIN, metrics::Metrics, revocation::Revocations};
 
-/// Methods callable without a token (full gRPC paths).
-pub const PUBLIC_METHODS: &[&str] =
-    &["/user.v1.UserService/Register", "/user.v1.UserService/Login", "/user.v1.UserService/Refresh"];
+/// Methods callable without a token (full gRPC paths). ValidateToken carries the token it
+/// asks about in its body; GetJwks serves public keys.
+pub const PUBLIC_METHODS: &[&str] = &[
+    "/user.v1.UserService/Register",
+    "/user.v1.UserService/Login",
+    "/user.v1.UserService/Refresh",
+    "/user.v1.UserService/ValidateToken",
+    "/user.v1.UserService/GetJwks",
+];
+
+/// Methods that also need the token's role to be `admin` (PERMISSION_DENIED otherwise).
+pub const ADMIN_METHODS: &[&str] = &["/user.v1.UserService/SetUserRole"];
 
 #[derive(Clone)]
 pub struct BearerAuthLayer {
@@ -94,6 +103,10 @@ where
             Ok(claims) => claims,
             Err(status) => return Box::pin(futures::future::ready(refuse(status))),
         };
+        if ADMIN_METHODS.contains(&request.uri().path()) && claims.role != ROLE_ADMIN {
+            let denied = Status::permission_denied("only admins may call this method");
+            return Box::pin(futures::future::ready(refuse(denied)));
+        }
         let revocations = self.revocations.clone();
         Box::pin(async move {
             match revocations.is_revoked(&claims.sid).await {
@@ -112,6 +125,7 @@ fn method_name(path: &str) -> &'static str {
     match path.rsplit('/').next() {
         Some("GetUserInfo") => "GetUserInfo",
         Some("Logout") => "Logout",
+        Some("SetUserRole") => "SetUserRole",
         _ => "other",
     }
 }

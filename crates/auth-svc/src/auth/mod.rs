@@ -2,5 +2,6 @@
 //! in front of protected RPCs.
 
 pub mod interceptor;
+pub mod keys;
 pub mod password;
 pub mod tokens;

@@ -1,15 +1,20 @@
-//! JWT access and refresh tokens (HS256, separate keys), signed and verified with rules that
-//! exclude each other (RFC 8725 section 3.11): each kind has its own key, its own JOSE `typ`
-//! header and its own `token_type` claim, and verification checks all three.
+//! JWT access and refresh tokens, signed and verified with rules that exclude each other
+//! (RFC 8725 section 3.11): each kind has its own keys, its own JOSE `typ` header and its own
+//! `token_type` claim, and verification checks all three.
 //!
-//! Verification pins HS256, requires `exp`, `iat`, `iss`, `sub` and `jti`, checks the issuer,
+//! Every token names its key in the header `kid`; verification looks the key up (an unknown or
+//! missing `kid` is refused) and pins that key's algorithm. Access tokens are HS256 by default,
+//! or EdDSA/ES256 (see `keys`); refresh tokens are always HS256. Verification requires `exp`,
+//! `iat`, `iss`, `sub` and `jti`, checks the issuer,
 //! allows no leeway on `exp`, and refuses an `iat` or `nbf` more than [`CLOCK_SKEW_SECONDS`]
 //! in the future.
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
-use secrecy::ExposeSecret;
+use std::collections::HashMap;
+
+use jsonwebtoken::{Algorithm, Header, Validation, errors::ErrorKind, jwk::Jwk};
 use serde::{Deserialize, Serialize};
 
+use super::keys::{self, AsymmetricKey, SigningKey, VerifyingKey};
 use crate::config::Secrets;
 
 /// JOSE `typ` of access tokens (RFC 9068).
@@ -94,40 +99,97 @@ pub struct SignedPair {
 pub struct TokenKeys {
     issuer: String,
     access_ttl: i64,
-    access_encoding: EncodingKey,
-    access_decoding: DecodingKey,
-    refresh_encoding: EncodingKey,
-    refresh_decoding: DecodingKey,
+    access_signing: SigningKey,
+    /// Every key that verifies access tokens, by key id.
+    access_verifying: HashMap<String, Verifier>,
+    refresh_signing: SigningKey,
+    refresh_verifying: Verifier,
+    /// Public keys of `access_verifying`, the signing key first.
+    jwks: Vec<Jwk>,
+}
+
+/// A verification key with the rules pinned to its algorithm.
+struct Verifier {
+    key: VerifyingKey,
     validation: Validation,
 }
 
+impl Verifier {
+    fn new(key: VerifyingKey, issuer: &str) -> Self {
+        let validation = keys::validation(key.algorithm, issuer);
+        Self { key, validation }
+    }
+}
+
 impl TokenKeys {
-    pub fn new(secrets: &Secrets, issuer: &str, access_ttl_seconds: u64) -> Self {
-        let access = secrets.access.expose_secret().as_bytes();
-        let refresh = secrets.refresh.expose_secret().as_bytes();
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 0;
-        validation.validate_nbf = true;
-        validation.validate_aud = false;
-        validation.set_issuer(&[issuer]);
-        validation.set_required_spec_claims(&["exp", "iat", "iss", "sub", "jti"]);
-        Self {
+    /// HS256 only: `secrets.access` signs access tokens (it must be set), `secrets.refresh`
+    /// refresh tokens.
+    pub fn new(secrets: &Secrets, issuer: &str, access_ttl_seconds: u64) -> Result<Self, String> {
+        Self::with_keys(secrets, Vec::new(), None, issuer, access_ttl_seconds)
+    }
+
+    /// The ring: `asymmetric` keys verify (and are published); `signing_kid` names the one that
+    /// signs access tokens, or `None` for HS256 under `secrets.access`. The access secret, when
+    /// set, always verifies, so tokens signed before a switch to an asymmetric key live on.
+    pub fn with_keys(
+        secrets: &Secrets,
+        asymmetric: Vec<AsymmetricKey>,
+        signing_kid: Option<&str>,
+        issuer: &str,
+        access_ttl_seconds: u64,
+    ) -> Result<Self, String> {
+        let mut access_verifying = HashMap::new();
+        let mut access_signing = None;
+        if let Some(secret) = &secrets.access {
+            let (signing, verifying) = keys::hmac_keys(secret);
+            access_verifying.insert(verifying.kid.clone(), Verifier::new(verifying, issuer));
+            access_signing = signing_kid.is_none().then_some(signing);
+        }
+        let mut jwks = Vec::new();
+        for key in asymmetric {
+            if signing_kid == Some(key.verifying.kid.as_str()) {
+                access_signing = key.signing;
+            }
+            jwks.extend(key.verifying.jwk.clone());
+            access_verifying.insert(key.verifying.kid.clone(), Verifier::new(key.verifying, issuer));
+        }
+        let access_signing = access_signing.ok_or_else(|| match signing_kid {
+            Some(kid) => format!("names no key with a private half: {kid}"),
+            None => "no access secret and no signing key".to_owned(),
+        })?;
+        jwks.sort_by_key(|jwk| jwk.common.key_id.as_deref() != Some(access_signing.kid.as_str()));
+        let (refresh_signing, refresh_verifying) = keys::hmac_keys(&secrets.refresh);
+        if access_verifying.contains_key(&refresh_verifying.kid) {
+            return Err("the access and refresh secrets must differ".to_owned());
+        }
+        Ok(Self {
             issuer: issuer.to_owned(),
             access_ttl: i64::try_from(access_ttl_seconds).unwrap_or(i64::MAX),
-            access_encoding: EncodingKey::from_secret(access),
-            access_decoding: DecodingKey::from_secret(access),
-            refresh_encoding: EncodingKey::from_secret(refresh),
-            refresh_decoding: DecodingKey::from_secret(refresh),
-            validation,
-        }
+            access_signing,
+            access_verifying,
+            refresh_signing,
+            refresh_verifying: Verifier::new(refresh_verifying, issuer),
+            jwks,
+        })
     }
 
     pub fn access_ttl(&self) -> i64 {
         self.access_ttl
     }
 
-    /// Signs both tokens of a pair. HS256 over the same claims gives the same bytes, so a
-    /// pair re-signed from the same database row is identical to the first one.
+    /// Key id and algorithm of the key signing access tokens.
+    pub fn access_signing_key(&self) -> (&str, Algorithm) {
+        (&self.access_signing.kid, self.access_signing.algorithm)
+    }
+
+    /// The public keys verifying access tokens (the JWKS); HMAC keys are never among them.
+    pub fn jwks(&self) -> &[Jwk] {
+        &self.jwks
+    }
+
+    /// Signs both tokens of a pair. HS256, EdDSA (RFC 8032) and our ES256 (RFC 6979 nonces)
+    /// are deterministic, so a pair re-signed from the same database row with the same keys is
+    /// identical to the first one.
     pub fn sign_pair(&self, spec: &PairSpec<'_>) -> Result<SignedPair, jsonwebtoken::errors::Error> {
         let access = AccessClaims {
             iss: self.issuer.clone(),
@@ -150,50 +212,66 @@ impl TokenKeys {
             sid: spec.session_id.to_owned(),
             token_type: TokenType::Refresh,
         };
+        let (access_key, refresh_key) = (&self.access_signing, &self.refresh_signing);
         Ok(SignedPair {
-            access_token: jsonwebtoken::encode(&header(ACCESS_TYP), &access, &self.access_encoding)?,
-            refresh_token: jsonwebtoken::encode(&header(REFRESH_TYP), &refresh, &self.refresh_encoding)?,
+            access_token: jsonwebtoken::encode(&header(ACCESS_TYP, access_key), &access, &access_key.encoding)?,
+            refresh_token: jsonwebtoken::encode(&header(REFRESH_TYP, refresh_key), &refresh, &refresh_key.encoding)?,
             access_expires_at: access.exp,
         })
     }
 
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        let claims: AccessClaims = self.verify(token, &self.access_decoding, ACCESS_TYP)?;
+        self.verify_access_with_kid(token).map(|(claims, _)| claims)
+    }
+
+    /// Verifies an access token and names the key that signed it.
+    pub fn verify_access_with_kid(&self, token: &str) -> Result<(AccessClaims, String), TokenError> {
+        let (claims, kid): (AccessClaims, _) = verify(token, ACCESS_TYP, |kid| self.access_verifying.get(kid))?;
         check_kind_and_times(claims.token_type, TokenType::Access, claims.iat)?;
-        Ok(claims)
+        Ok((claims, kid))
     }
 
     pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
-        let claims: RefreshClaims = self.verify(token, &self.refresh_decoding, REFRESH_TYP)?;
+        let refresh = &self.refresh_verifying;
+        let (claims, _): (RefreshClaims, _) = verify(token, REFRESH_TYP, |kid| (kid == refresh.key.kid).then_some(refresh))?;
         check_kind_and_times(claims.token_type, TokenType::Refresh, claims.iat)?;
         Ok(claims)
     }
+}
 
-    fn verify<T: serde::de::DeserializeOwned>(
-        &self,
-        token: &str,
-        key: &DecodingKey,
-        expected_typ: &str,
-    ) -> Result<T, TokenError> {
-        if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
-            return Err(TokenError::Invalid);
-        }
-        let data = jsonwebtoken::decode::<T>(token, key, &self.validation).map_err(|err| match err.kind() {
+/// Checks a token against the key its header's `kid` names (a token without one, or naming a
+/// key not in the ring, is refused) under that key's pinned algorithm.
+fn verify<'k, T: serde::de::DeserializeOwned>(
+    token: &str,
+    expected_typ: &str,
+    key_for: impl FnOnce(&str) -> Option<&'k Verifier>,
+) -> Result<(T, String), TokenError> {
+    if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+        return Err(TokenError::Invalid);
+    }
+    let header = jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid)?;
+    let verifier = header.kid.as_deref().and_then(key_for).ok_or(TokenError::Invalid)?;
+    if header.alg != verifier.key.algorithm {
+        return Err(TokenError::Invalid);
+    }
+    let data = jsonwebtoken::decode::<T>(token, &verifier.key.decoding, &verifier.validation).map_err(|err| {
+        match err.kind() {
             ErrorKind::ExpiredSignature => TokenError::Expired,
             ErrorKind::ImmatureSignature => TokenError::NotYetValid,
             _ => TokenError::Invalid,
-        })?;
-        // jsonwebtoken does not look at `typ`; the header check is ours.
-        if data.header.typ.as_deref() != Some(expected_typ) {
-            return Err(TokenError::WrongType);
         }
-        Ok(data.claims)
+    })?;
+    // jsonwebtoken does not look at `typ`; the header check is ours.
+    if data.header.typ.as_deref() != Some(expected_typ) {
+        return Err(TokenError::WrongType);
     }
+    Ok((data.claims, verifier.key.kid.clone()))
 }
 
-fn header(typ: &str) -> Header {
-    let mut header = Header::new(Algorithm::HS256);
+fn header(typ: &str, key: &SigningKey) -> Header {
+    let mut header = Header::new(key.algorithm);
     header.typ = Some(typ.to_owned());
+    header.kid = Some(key.kid.clone());
     header
 }
 
@@ -220,11 +298,11 @@ mod tests {
 
     fn keys() -> TokenKeys {
         let secrets = Secrets {
-            access: SecretString::from("a".repeat(40)),
+            access: Some(SecretString::from("a".repeat(40))),
             refresh: SecretString::from("r".repeat(40)),
             generated: false,
         };
-        TokenKeys::new(&secrets, "auth-svc", 900)
+        TokenKeys::new(&secrets, "auth-svc", 900).unwrap()
     }
 
     fn spec(issued_at: i64) -> PairSpec<'static> {
@@ -277,6 +355,173 @@ mod tests {
         }
     }
 
+    mod asymmetric {
+        use std::path::{Path, PathBuf};
+
+        use jsonwebtoken::{EncodingKey, encode};
+        use secrecy::SecretString;
+
+        use super::*;
+        use crate::config::{KeyAlgorithm, KeyConfig};
+
+        fn fixture(name: &str) -> PathBuf {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/keys").join(name)
+        }
+
+        fn private(kid: &str, algorithm: KeyAlgorithm, file: &str) -> AsymmetricKey {
+            let config = KeyConfig {
+                algorithm,
+                private_key_file: Some(fixture(file)),
+                private_key_pem: None,
+                public_key_file: None,
+                public_key_pem: None,
+            };
+            keys::load(kid, &config).unwrap()
+        }
+
+        fn public(kid: &str, algorithm: KeyAlgorithm, file: &str) -> AsymmetricKey {
+            let config = KeyConfig {
+                algorithm,
+                private_key_file: None,
+                private_key_pem: None,
+                public_key_file: Some(fixture(file)),
+                public_key_pem: None,
+            };
+            keys::load(kid, &config).unwrap()
+        }
+
+        fn secrets(access: bool) -> Secrets {
+            Secrets {
+                access: access.then(|| SecretString::from("a".repeat(40))),
+                refresh: SecretString::from("r".repeat(40)),
+                generated: false,
+            }
+        }
+
+        fn ring(keys: Vec<AsymmetricKey>, signing: Option<&str>) -> TokenKeys {
+            TokenKeys::with_keys(&secrets(true), keys, signing, "auth-svc", 900).unwrap()
+        }
+
+        fn access_token(keys: &TokenKeys) -> String {
+            keys.sign_pair(&spec(now_unix())).unwrap().access_token
+        }
+
+        #[test]
+        fn each_algorithm_signs_with_its_kid_and_verifies() {
+            for (algorithm, file, alg) in
+                [(KeyAlgorithm::EdDSA, "ed25519-a.pem", Algorithm::EdDSA), (KeyAlgorithm::ES256, "p256-a.pem", Algorithm::ES256)]
+            {
+                let keys = ring(vec![private("k1", algorithm, file)], Some("k1"));
+                let pair = keys.sign_pair(&spec(now_unix())).unwrap();
+                let header = jsonwebtoken::decode_header(&pair.access_token).unwrap();
+                assert_eq!((header.alg, header.kid.as_deref(), header.typ.as_deref()), (alg, Some("k1"), Some(ACCESS_TYP)));
+                assert_eq!(keys.verify_access_with_kid(&pair.access_token).unwrap().1, "k1");
+                // Refresh tokens stay HS256 under the refresh secret, with their own kid.
+                let refresh_header = jsonwebtoken::decode_header(&pair.refresh_token).unwrap();
+                assert_eq!(refresh_header.alg, Algorithm::HS256);
+                assert!(keys.verify_refresh(&pair.refresh_token).is_ok());
+                // Deterministic signatures: a re-signed row gives the same pair (the reuse interval relies on it).
+                let again = keys.sign_pair(&spec(pair_issued_at(&keys, &pair.access_token))).unwrap();
+                assert_eq!(again.access_token, pair.access_token, "{alg:?}");
+                assert_eq!(keys.jwks().len(), 1);
+            }
+        }
+
+        fn pair_issued_at(keys: &TokenKeys, token: &str) -> i64 {
+            keys.verify_access(token).unwrap().iat
+        }
+
+        /// The three steps of a rotation from A to B, and what each accepts.
+        #[test]
+        fn rotation_keeps_old_tokens_valid_until_the_old_key_is_retired() {
+            let before = ring(vec![private("a", KeyAlgorithm::EdDSA, "ed25519-a.pem")], Some("a"));
+            let signed_by_a = access_token(&before);
+            // Step 1: B added, verify only. A still signs; both verify.
+            let step1 = ring(
+                vec![private("a", KeyAlgorithm::EdDSA, "ed25519-a.pem"), public("b", KeyAlgorithm::ES256, "p256-b.pub.pem")],
+                Some("a"),
+            );
+            assert!(step1.verify_access(&signed_by_a).is_ok());
+            assert_eq!(step1.jwks().len(), 2);
+            // Step 2: B signs, A verifies.
+            let step2 = ring(
+                vec![public("a", KeyAlgorithm::EdDSA, "ed25519-a.pub.pem"), private("b", KeyAlgorithm::ES256, "p256-b.pem")],
+                Some("b"),
+            );
+            let signed_by_b = access_token(&step2);
+            assert!(step2.verify_access(&signed_by_a).is_ok());
+            assert!(step1.verify_access(&signed_by_b).is_ok(), "a step-1 replica accepts step-2 tokens");
+            assert_eq!(step2.jwks()[0].common.key_id.as_deref(), Some("b"), "the signing key is listed first");
+            // Step 3: A retired.
+            let step3 = ring(vec![private("b", KeyAlgorithm::ES256, "p256-b.pem")], Some("b"));
+            assert!(step3.verify_access(&signed_by_b).is_ok());
+            assert_eq!(step3.verify_access(&signed_by_a), Err(TokenError::Invalid));
+        }
+
+        #[test]
+        fn a_public_key_cannot_sign_and_hmac_keys_are_never_published() {
+            let only_public = vec![public("a", KeyAlgorithm::EdDSA, "ed25519-a.pub.pem")];
+            assert!(TokenKeys::with_keys(&secrets(true), only_public, Some("a"), "auth-svc", 900).is_err());
+            let hs = TokenKeys::new(&secrets(true), "auth-svc", 900).unwrap();
+            assert!(hs.jwks().is_empty());
+            let without_access_secret = TokenKeys::with_keys(
+                &secrets(false),
+                vec![private("a", KeyAlgorithm::EdDSA, "ed25519-a.pem")],
+                Some("a"),
+                "auth-svc",
+                900,
+            )
+            .unwrap();
+            assert_eq!(without_access_secret.access_signing_key().0, "a");
+        }
+
+        #[test]
+        fn unknown_missing_and_misused_kids_are_refused() {
+            let keys = ring(vec![private("a", KeyAlgorithm::EdDSA, "ed25519-a.pem")], Some("a"));
+            let other = ring(vec![private("z", KeyAlgorithm::EdDSA, "ed25519-b.pem")], Some("z"));
+            assert_eq!(keys.verify_access(&access_token(&other)), Err(TokenError::Invalid), "unknown kid");
+            // Same key material under a kid we do not have.
+            let renamed = ring(vec![private("b", KeyAlgorithm::EdDSA, "ed25519-a.pem")], Some("b"));
+            assert_eq!(keys.verify_access(&access_token(&renamed)), Err(TokenError::Invalid));
+            // A genuine signature with the kid removed.
+            let claims = keys.verify_access(&access_token(&keys)).unwrap();
+            let mut header = Header::new(Algorithm::EdDSA);
+            header.typ = Some(ACCESS_TYP.to_owned());
+            let pem = std::fs::read(fixture("ed25519-a.pem")).unwrap();
+            let no_kid = encode(&header, &claims, &EncodingKey::from_ed_pem(&pem).unwrap()).unwrap();
+            assert_eq!(keys.verify_access(&no_kid), Err(TokenError::Invalid));
+            // The refresh kid on an access token.
+            let pair = keys.sign_pair(&spec(now_unix())).unwrap();
+            assert!(keys.verify_access(&pair.refresh_token).is_err());
+        }
+
+        /// RFC 8725 section 2.1: an HS256 token whose HMAC key is the public key (as PEM text, as
+        /// DER, or as the raw JWK bytes), naming the asymmetric key's kid.
+        #[test]
+        fn hs256_signed_with_the_public_key_is_refused() {
+            for (algorithm, private_file, public_file) in
+                [(KeyAlgorithm::EdDSA, "ed25519-a.pem", "ed25519-a.pub.pem"), (KeyAlgorithm::ES256, "p256-a.pem", "p256-a.pub.pem")]
+            {
+                let keys = ring(vec![private("pk", algorithm, private_file)], Some("pk"));
+                let claims = keys.verify_access(&access_token(&keys)).unwrap();
+                let pem = std::fs::read(fixture(public_file)).unwrap();
+                let jwk_json = serde_json::to_vec(&keys.jwks()[0]).unwrap();
+                let x = match &keys.jwks()[0].algorithm {
+                    jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(okp) => okp.x.clone().into_bytes(),
+                    jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(ec) => ec.x.clone().into_bytes(),
+                    _ => unreachable!(),
+                };
+                for secret in [pem.clone(), pem.trim_ascii_end().to_vec(), jwk_json, x] {
+                    let mut header = Header::new(Algorithm::HS256);
+                    header.typ = Some(ACCESS_TYP.to_owned());
+                    header.kid = Some("pk".to_owned());
+                    let forged = encode(&header, &claims, &EncodingKey::from_secret(&secret)).unwrap();
+                    assert_eq!(keys.verify_access(&forged), Err(TokenError::Invalid), "{algorithm:?}");
+                }
+            }
+        }
+    }
+
     /// Property tests: whatever arrives, verification answers with a `TokenError` and never
     /// panics, and only a token signed with its kind's own key, header and claims gets through.
     mod properties {
@@ -299,6 +544,10 @@ mod tests {
                 TokenType::Access => "a".repeat(40),
                 TokenType::Refresh => "r".repeat(40),
             }
+        }
+
+        fn kid(kind: TokenType) -> String {
+            keys::hmac_kid(&secrecy::SecretString::from(secret(kind)))
         }
 
         fn typ(kind: TokenType) -> &'static str {
@@ -328,7 +577,7 @@ mod tests {
                 _ => Algorithm::HS256,
             };
             let message = format!("{}.{}", b64(header), b64(claims));
-            let key = EncodingKey::from_secret(secret.as_bytes());
+            let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
             let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key, alg).expect("HMAC takes any key");
             format!("{message}.{signature}")
         }
@@ -397,6 +646,7 @@ mod tests {
                 let mut header: Map<String, Value> = self.extra_header.clone().into_iter().collect();
                 header.insert("alg".into(), json!("HS256"));
                 header.insert("typ".into(), json!(typ(self.kind)));
+                header.insert("kid".into(), json!(kid(self.kind)));
                 header
             }
 
@@ -541,6 +791,16 @@ mod tests {
                     .prop_filter("null reads as absent", |t| !t.is_null())
                     .prop_map(|t| (Header("typ", Some(t)), Invalid))
                     .boxed(),
+                // Header: no `kid`, the other kind's, an unknown one, or not a string.
+                prop_oneof![
+                    Just(None),
+                    Just(Some(json!(kid(other_kind)))),
+                    "[ -~]{0,24}".prop_map(|k| Some(json!(k))),
+                    not_a_string().prop_map(Some),
+                ]
+                .prop_filter("another kid", move |k| k.as_ref() != Some(&json!(kid(kind))))
+                .prop_map(|k| (Header("kid", k), Invalid))
+                .boxed(),
                 // Key: the other kind's or any other.
                 prop_oneof![Just(secret(other_kind)), ".{0,64}"]
                     .prop_filter("another key", move |s| *s != own_secret)
@@ -728,7 +988,11 @@ mod tests {
             ) {
                 let keys = keys();
                 let claims: Map<String, Value> = claims.into_iter().collect();
-                let header = Map::from_iter([("alg".to_owned(), json!("HS256")), ("typ".to_owned(), json!(typ(kind)))]);
+                let header = Map::from_iter([
+                    ("alg".to_owned(), json!("HS256")),
+                    ("typ".to_owned(), json!(typ(kind))),
+                    ("kid".to_owned(), json!(kid(kind))),
+                ]);
                 let token = sign(&header, &claims, &secret(kind));
                 let before = now_unix();
                 if let Ok(Value::Object(verified)) = verify_to_json(&keys, kind, &token) {

@@ -1,6 +1,6 @@
 //! Account lookups and inserts.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, sea_query::Expr};
 
 use crate::{
     entity::users::{self, Entity as Users},
@@ -40,4 +40,17 @@ pub async fn insert(
 /// Deletes an account; its refresh tokens go with it (foreign key cascade).
 pub async fn delete(db: &impl ConnectionTrait, id: i64) -> Result<bool, StoreError> {
     Ok(Users::delete_by_id(id).exec(db).await?.rows_affected > 0)
+}
+
+/// Sets the role of the account named `username`; `None` when there is no such account.
+pub async fn set_role(db: &impl ConnectionTrait, username: &str, role: &str) -> Result<Option<users::Model>, StoreError> {
+    Users::update_many()
+        .col_expr(users::Column::Role, Expr::value(role))
+        .col_expr(users::Column::UpdatedAt, Expr::value(chrono::Utc::now().naive_utc()))
+        .filter(users::Column::Username.eq(username))
+        .exec(db)
+        .await?;
+    // Not `rows_affected`: MySQL counts only changed rows, so 0 may mean "already that role".
+    // The unique username makes this read the row just written.
+    find_by_username(db, username).await
 }
