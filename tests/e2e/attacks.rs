@@ -6,7 +6,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tonic::Code;
 
-use crate::helpers::{ACCESS_SECRET, REFRESH_SECRET, TestApp, bearer, spawn_app};
+use crate::helpers::{ACCESS_SECRET, REFRESH_SECRET, TestApp, bearer, hmac_kid, spawn_app};
 
 /// Valid access-token claims for `user_id`, as the service would write them.
 fn claims(user_id: i64) -> Value {
@@ -18,6 +18,7 @@ fn claims(user_id: i64) -> Value {
 fn sign(alg: Algorithm, claims: &Value, secret: &str) -> String {
     let mut header = Header::new(alg);
     header.typ = Some("at+jwt".into());
+    header.kid = Some(hmac_kid(ACCESS_SECRET));
     jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
 }
 

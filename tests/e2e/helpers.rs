@@ -18,6 +18,11 @@ pub const ACCESS_SECRET: &str = "test-access-secret-0123456789abcdef-0123456789"
 pub const REFRESH_SECRET: &str = "test-refresh-secret-0123456789abcdef-012345678";
 pub const PASSWORD: &str = "correct horse battery";
 
+/// The `kid` the service gives the HMAC key `secret` (forged tokens need it to get anywhere).
+pub fn hmac_kid(secret: &str) -> String {
+    auth_svc::auth::keys::hmac_kid(&secrecy::SecretString::from(secret))
+}
+
 /// Set to a PostgreSQL or MySQL/MariaDB URL (any existing database on the server) to run the
 /// suite there: each test then creates and drops its own database. Unset = SQLite files.
 pub const DATABASE_ENV: &str = "AUTH_TEST_DATABASE_URL";

@@ -6,7 +6,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use tonic::{Code, Request};
 
-use crate::helpers::{ACCESS_SECRET, PASSWORD, assert_status, bearer, spawn_app, spawn_app_with, with_authorization};
+use crate::helpers::{ACCESS_SECRET, PASSWORD, hmac_kid, assert_status, bearer, spawn_app, spawn_app_with, with_authorization};
 
 #[tokio::test]
 async fn a_second_user_info_on_a_hot_user_makes_no_database_query() {
@@ -36,6 +36,7 @@ fn access_token_for(user_id: i64) -> String {
                         "exp":now + 60,"jti":"j","sid":uuid::Uuid::new_v4().to_string(),"token_type":"access"});
     let mut header = Header::new(Algorithm::HS256);
     header.typ = Some("at+jwt".into());
+    header.kid = Some(hmac_kid(ACCESS_SECRET));
     jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(ACCESS_SECRET.as_bytes())).unwrap()
 }
 

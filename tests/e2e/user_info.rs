@@ -3,7 +3,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use tonic::{Code, Request, metadata::MetadataValue};
 
-use crate::helpers::{ACCESS_SECRET, REFRESH_SECRET, assert_status, bearer, spawn_app, with_authorization};
+use crate::helpers::{ACCESS_SECRET, REFRESH_SECRET, assert_status, hmac_kid, bearer, spawn_app, with_authorization};
 
 #[tokio::test]
 async fn user_info_returns_the_bearer_s_account() {
@@ -74,6 +74,7 @@ async fn forged_and_mistyped_tokens_are_refused() {
     let sign = |typ: &str, claims: &serde_json::Value, secret: &str| {
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some(typ.into());
+        header.kid = Some(hmac_kid(ACCESS_SECRET));
         jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
     };
     let cases = [
