@@ -1,6 +1,7 @@
 //! gateway: the REST front of auth-svc. It serves the go-zero tutorial's `/user/…` paths and
-//! the FastAPI tutorial's `/signup`, `/token`, `/protected`, turning each REST call into exactly
-//! one gRPC call on a single shared channel to auth-svc.
+//! the FastAPI tutorial's `/signup`, `/token`, `/protected`, and the token verification keys at
+//! `/.well-known/jwks.json`, turning each REST call into exactly one gRPC call on a single shared
+//! channel to auth-svc.
 //!
 //! `routes` holds the thin handlers; `upstream` the channel and what travels over it;
 //! `client` which address a request comes from (auth-svc throttles logins by it);

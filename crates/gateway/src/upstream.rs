@@ -1,4 +1,4 @@
-//! The one tonic `Channel` to auth-svc and the five calls the REST routes make on it.
+//! The one tonic `Channel` to auth-svc and the calls the REST routes make on it.
 //!
 //! The channel is created with `connect_lazy`: the gateway starts (and answers 503) while
 //! auth-svc is down, and the channel reconnects by itself when it is back. All calls share one
@@ -11,8 +11,8 @@ use std::{future::Future, net::IpAddr, time::Duration};
 
 use anyhow::Context as _;
 use auth_api::user::v1::{
-    GetUserInfoRequest, LoginRequest, LoginResponse, LogoutRequest, RefreshRequest, RegisterRequest, RegisterResponse,
-    UserInfo, user_service_client::UserServiceClient,
+    GetJwksRequest, GetJwksResponse, GetUserInfoRequest, LoginRequest, LoginResponse, LogoutRequest, RefreshRequest,
+    RegisterRequest, RegisterResponse, SetUserRoleRequest, UserInfo, user_service_client::UserServiceClient,
 };
 use axum::{extract::FromRequestParts, http::request::Parts};
 use http::{HeaderMap, HeaderValue, StatusCode, header::AUTHORIZATION};
@@ -79,6 +79,16 @@ impl Upstream {
     pub async fn logout(&self, metadata: &Forwarded) -> Result<(), Status> {
         let request = self.request(metadata, LogoutRequest {});
         self.call(|mut client| async move { client.logout(request).await }).await.map(drop)
+    }
+
+    pub async fn set_user_role(&self, metadata: &Forwarded, message: SetUserRoleRequest) -> Result<UserInfo, Status> {
+        let request = self.request(metadata, message);
+        self.call(|mut client| async move { client.set_user_role(request).await }).await
+    }
+
+    pub async fn jwks(&self, metadata: &Forwarded) -> Result<GetJwksResponse, Status> {
+        let request = self.request(metadata, GetJwksRequest {});
+        self.call(|mut client| async move { client.get_jwks(request).await }).await
     }
 
     /// Whether auth-svc's gRPC health service reports `user.v1.UserService` as SERVING.
@@ -211,7 +221,7 @@ pub struct AuthorizationTooLong {
 }
 
 /// [`Forwarded`] with the caller's `Authorization`: for the routes auth-svc checks a token on
-/// (`/user/info`, `/user/logout`, `/protected`). A header over [`MAX_AUTHORIZATION_BYTES`] is
+/// (`/user/info`, `/user/logout`, `/user/role`, `/protected`). A header over [`MAX_AUTHORIZATION_BYTES`] is
 /// refused with the 401 of an unusable token, in the route's dialect, without calling auth-svc.
 #[derive(Debug, Clone)]
 pub struct WithAuthorization(pub Forwarded);

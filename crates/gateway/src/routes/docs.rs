@@ -22,7 +22,7 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{gozero, health, oauth2};
+use super::{gozero, health, jwks, oauth2};
 use crate::{
     app::{AppState, MAX_HEADER_BYTES, MAX_REQUEST_ID_BYTES},
     error::{CodeError, Detail, Dialect},
@@ -38,13 +38,15 @@ pub const DOCS_PATH: &str = "/docs";
         title = "auth gateway",
         description = "REST front of auth-svc. `/user/...` follows the go-zero tutorial (camelCase JSON, \
                        errors as {\"code\",\"msg\"}); `/signup`, `/token`, `/protected` follow the FastAPI \
-                       tutorial (OAuth2 password flow, errors as {\"detail\"}). Every 401 carries \
+                       tutorial (OAuth2 password flow, errors as {\"detail\"}); `/.well-known/jwks.json` \
+                       publishes the keys that verify access tokens. Every 401 carries \
                        `WWW-Authenticate: Bearer`; every response carries `x-request-id`."
     ),
     modifiers(&SecuritySchemes),
     tags(
         (name = gozero::TAG, description = "go-zero `user-api`"),
         (name = oauth2::TAG, description = "FastAPI OAuth2 password flow"),
+        (name = jwks::TAG, description = "Public keys of the access tokens (RFC 7517)"),
         (name = health::TAG, description = "Probes"),
     )
 )]
@@ -69,7 +71,7 @@ impl Modify for SecuritySchemes {
 }
 
 /// The tags of the routes that make a `UserService` call (and so can answer 503 and 504).
-const UPSTREAM_TAGS: [&str; 2] = [gozero::TAG, oauth2::TAG];
+const UPSTREAM_TAGS: [&str; 3] = [gozero::TAG, oauth2::TAG, jwks::TAG];
 
 /// Adds to every operation of `openapi` what the handlers' attributes leave to the shared code,
 /// each only where the operation does not already say it in its own words:
@@ -82,6 +84,8 @@ const UPSTREAM_TAGS: [&str; 2] = [gozero::TAG, oauth2::TAG];
 ///   on routes with a security requirement;
 /// - the headers `ApiError` and the request-id layers always set: `x-request-id` on every
 ///   answer but the 431, `WWW-Authenticate: Bearer` on every 401, `Retry-After` on every 429;
+/// - `required` on every header a route's own attribute lists: a route lists only headers it
+///   always sends with that answer;
 /// - the optional `x-request-id` request header.
 ///
 /// Error bodies are the route's [`Dialect`]: [`CodeError`] under `/user/…`, [`Detail`] elsewhere.
@@ -139,6 +143,11 @@ fn complete_operation(dialect: Dialect, operation: &mut Operation) {
 
     for (status, response) in responses.iter_mut() {
         let RefOr::T(response) = response else { continue };
+        for header in response.headers.values_mut() {
+            if let RefOr::T(header) = header {
+                mark_required(header);
+            }
+        }
         let status = status.parse().ok().and_then(|code| StatusCode::from_u16(code).ok());
         if status == Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE) {
             continue;
@@ -199,8 +208,12 @@ fn request_id_header() -> RefOr<Header> {
 fn required_header(schema: impl Into<RefOr<Schema>>, description: &str) -> RefOr<Header> {
     let mut header = Header::new(schema);
     header.description = Some(description.to_owned());
-    header.extensions = Some(Extensions::from_iter([("required", true)]));
+    mark_required(&mut header);
     RefOr::T(header)
+}
+
+fn mark_required(header: &mut Header) {
+    header.extensions.get_or_insert_with(Extensions::default).insert("required".to_owned(), true.into());
 }
 
 /// Serves the document and the UI.
@@ -282,10 +295,34 @@ mod tests {
     #[test]
     fn response_bodies_allow_no_other_fields() {
         let doc = doc();
-        for name in ["CodeError", "Detail", "LoginResp", "RegisterResp", "UserInfoResp", "TokenResponse", "Health"] {
+        for name in [
+            "CodeError",
+            "Detail",
+            "LoginResp",
+            "RegisterResp",
+            "UserInfoResp",
+            "TokenResponse",
+            "Health",
+            "JwkSet",
+            "Jwk",
+        ] {
             assert_eq!(doc["components"]["schemas"][name]["additionalProperties"], false, "{name}");
         }
         assert_eq!(doc["components"]["schemas"]["TokenType"]["enum"], serde_json::json!(["bearer"]));
         assert_eq!(doc["components"]["schemas"]["CodeError"]["properties"]["code"]["minimum"], 400);
+    }
+
+    #[test]
+    fn headers_a_route_lists_are_required() {
+        let doc = doc();
+        let jwks = &doc["paths"]["/.well-known/jwks.json"]["get"]["responses"];
+        for status in ["200", "304"] {
+            for name in ["cache-control", "etag"] {
+                assert_eq!(jwks[status]["headers"][name]["required"], true, "{status} {name}");
+            }
+        }
+        assert!(jwks["304"].get("content").is_none());
+        let login = &doc["paths"]["/user/login"]["post"]["responses"]["200"];
+        assert_eq!(login["headers"]["cache-control"]["required"], true);
     }
 }

@@ -1,8 +1,15 @@
 //! The go-zero tutorial's `user-api`: camelCase JSON under `/user/…`, errors as
 //! `{"code","msg"}`. Each handler makes exactly one `UserService` call.
 
-use auth_api::user::v1::{LoginRequest, LoginResponse, RefreshRequest, RegisterRequest, RegisterResponse, UserInfo};
-use axum::{Json, extract::State, http::header, response::IntoResponse};
+use auth_api::user::v1::{
+    LoginRequest, LoginResponse, RefreshRequest, RegisterRequest, RegisterResponse, SetUserRoleRequest, UserInfo,
+};
+use axum::{
+    Json,
+    extract::State,
+    http::{StatusCode, header},
+    response::IntoResponse,
+};
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 use utoipa::ToSchema;
@@ -74,6 +81,17 @@ pub struct RefreshReq {
 pub struct UserInfoResp {
     pub id: i64,
     pub username: String,
+    pub role: String,
+}
+
+/// Body of `/user/role`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"username": "bob", "role": "admin"}))]
+pub struct SetRoleReq {
+    /// The account to change.
+    pub username: String,
+    /// One of auth-svc's configured roles (`auth.roles`).
     pub role: String,
 }
 
@@ -187,4 +205,30 @@ pub async fn logout(
 ) -> Result<Json<LogoutResp>, ApiError> {
     state.upstream.logout(&forwarded).await.map_err(failed)?;
     Ok(Json(LogoutResp {}))
+}
+
+/// Sets the role of an account; tokens issued to it afterwards carry the new role. Needs an access
+/// token with role `admin` (whose account is still an admin).
+#[utoipa::path(post, path = "/user/role", tag = TAG, security(("bearer" = [])), request_body = SetRoleReq,
+    responses(
+        (status = 200, description = "The account, with its new role", body = UserInfoResp,
+            example = json!({"id": 2, "username": "bob", "role": "admin"})),
+        (status = 400, description = "Body does not parse or misses a field, or the role is not one of the \
+            configured roles", body = CodeError),
+        (status = 403, description = "The token's role is not `admin`", body = CodeError,
+            example = json!({"code": 403, "msg": "permission denied"})),
+        (status = 404, description = "No account has this username", body = CodeError,
+            example = json!({"code": 404, "msg": "user not found"})),
+    ))]
+pub async fn set_role(
+    State(state): State<AppState>,
+    WithAuthorization(forwarded): WithAuthorization,
+    JsonBody(body): JsonBody<SetRoleReq>,
+) -> Result<Json<UserInfoResp>, ApiError> {
+    let request = SetUserRoleRequest { username: body.username, role: body.role };
+    let user = state.upstream.set_user_role(&forwarded, request).await.map_err(|status| {
+        // The mapper's bare "not found" would read like an unknown path.
+        failed(status).reword(StatusCode::NOT_FOUND, StatusCode::NOT_FOUND, "user not found")
+    })?;
+    Ok(Json(user.into()))
 }

@@ -1,9 +1,10 @@
-//! The REST routes, one module per tutorial plus probes and docs. Routes are registered through
+//! The REST routes, one module per tutorial plus the key set, probes and docs. Routes are registered through
 //! `utoipa_axum`, which records each one in the OpenAPI document as it adds it to the router.
 
 pub mod docs;
 pub mod gozero;
 pub mod health;
+pub mod jwks;
 pub mod oauth2;
 
 use axum::Router;
@@ -31,9 +32,11 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(gozero::refresh))
         .routes(routes!(gozero::info))
         .routes(routes!(gozero::logout))
+        .routes(routes!(gozero::set_role))
         .routes(routes!(oauth2::signup))
         .routes(routes!(oauth2::token))
         .routes(routes!(oauth2::protected))
+        .routes(routes!(jwks::jwks))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
         .split_for_parts();

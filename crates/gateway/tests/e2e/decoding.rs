@@ -21,7 +21,7 @@ use gateway::{
     extract::decode_json,
     routes::{
         self,
-        gozero::{LoginReq, RefreshReq, RegisterReq},
+        gozero::{LoginReq, RefreshReq, RegisterReq, SetRoleReq},
         oauth2::{SignupRequest, decode_token_form},
     },
     upstream::{MAX_AUTHORIZATION_BYTES, Upstream},
@@ -164,7 +164,7 @@ fn json_value() -> impl Strategy<Value = Value> {
 fn field_name() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => prop::sample::select(vec![
-            "username", "password", "refreshToken", "refresh_token", "grant_type", "scope", "client_id",
+            "username", "password", "refreshToken", "role", "refresh_token", "grant_type", "scope", "client_id",
         ])
         .prop_map(str::to_owned),
         1 => any::<String>(),
@@ -194,7 +194,7 @@ fn json_body() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         1 => vec(any::<u8>(), 0..1200),
         1 => json_value().prop_map(|value| serde_json::to_vec(&value).unwrap()),
-        4 => fields(&["username", "password", "refreshToken"], field_value).prop_map(|fields| {
+        4 => fields(&["username", "password", "refreshToken", "role"], field_value).prop_map(|fields| {
             serde_json::to_vec(&Value::Object(fields.into_iter().collect())).unwrap()
         }),
     ]
@@ -233,31 +233,35 @@ fn body_headers(content_type: Option<&str>, body: &[u8]) -> HeaderMap {
 #[test]
 fn json_routes_answer_any_body_in_their_documented_shape() {
     let fixture = Fixture::new();
-    let routes = vec!["/user/register", "/user/login", "/user/refresh", "/signup"];
+    let routes = vec!["/user/register", "/user/login", "/user/refresh", "/user/role", "/signup"];
     let strategy = (prop::sample::select(routes), json_content_type(), json_body());
     check(runner(128).run(&strategy, |(path, content_type, body)| {
-        let headers = body_headers(content_type.as_deref(), &body);
+        let mut headers = body_headers(content_type.as_deref(), &body);
+        if path == "/user/role" {
+            headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer a.b.c"));
+        }
         let (status, answer_headers, answer) = fixture.send(request(Method::POST, path, &headers, body.clone()))?;
         check_answer("post", path, status, &answer_headers, &answer)?;
         if body.len() > BODY_LIMIT {
             prop_assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
             return Ok(());
         }
-        // The route decodes exactly as the public function does.
+        // The route decodes exactly as the public function does; what the scripted auth-svc
+        // then answers.
         let dialect = Dialect::for_path(path);
+        let pair = json!({"accessToken": "a.b.c", "refreshToken": "d.e.f", "expiresIn": 60});
         let decoded = match path {
-            "/user/register" => decode_json::<RegisterReq>(dialect, &headers, &body).map(drop),
-            "/user/login" => decode_json::<LoginReq>(dialect, &headers, &body).map(drop),
-            "/user/refresh" => decode_json::<RefreshReq>(dialect, &headers, &body).map(drop),
-            _ => decode_json::<SignupRequest>(dialect, &headers, &body).map(drop),
+            "/user/register" => decode_json::<RegisterReq>(dialect, &headers, &body)
+                .map(|_| json!({"id": 7, "username": "fake", "role": "admin"})),
+            "/user/login" => decode_json::<LoginReq>(dialect, &headers, &body).map(|_| pair),
+            "/user/refresh" => decode_json::<RefreshReq>(dialect, &headers, &body).map(|_| pair),
+            "/user/role" => decode_json::<SetRoleReq>(dialect, &headers, &body)
+                .map(|set| json!({"id": 7, "username": set.username, "role": set.role})),
+            _ => decode_json::<SignupRequest>(dialect, &headers, &body)
+                .map(|_| json!({"message": "User created successfully"})),
         };
         match decoded {
-            Ok(()) => {
-                let expected = match path {
-                    "/user/register" => json!({"id": 7, "username": "fake", "role": "admin"}),
-                    "/signup" => json!({"message": "User created successfully"}),
-                    _ => json!({"accessToken": "a.b.c", "refreshToken": "d.e.f", "expiresIn": 60}),
-                };
+            Ok(expected) => {
                 prop_assert_eq!(status, StatusCode::OK, "{}", answer);
                 prop_assert_eq!(answer, expected);
             }

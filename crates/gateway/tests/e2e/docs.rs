@@ -20,6 +20,7 @@ async fn openapi_lists_every_route_with_its_method() {
         .map(|(path, item)| (path.as_str(), item.as_object().unwrap().keys().map(String::as_str).collect()))
         .collect();
     let expected: BTreeMap<&str, Vec<&str>> = [
+        ("/.well-known/jwks.json", vec!["get"]),
         ("/healthz", vec!["get"]),
         ("/protected", vec!["get"]),
         ("/readyz", vec!["get"]),
@@ -30,6 +31,7 @@ async fn openapi_lists_every_route_with_its_method() {
         ("/user/logout", vec!["post"]),
         ("/user/refresh", vec!["post"]),
         ("/user/register", vec!["post"]),
+        ("/user/role", vec!["post"]),
     ]
     .into();
     assert_eq!(routes, expected);

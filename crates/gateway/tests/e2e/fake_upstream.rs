@@ -1,8 +1,9 @@
 //! The gateway against a scripted `UserService` that records the metadata it receives: what
 //! travels to auth-svc, and the gRPC statuses a healthy auth-svc does not produce on demand
 //! (RESOURCE_EXHAUSTED, INTERNAL, a stalled call, NOT_SERVING). Other modules use the scripted
-//! service too ([`ScriptedUpstream`]): the shutdown test holds its calls at a gate, the decoding
-//! properties need an auth-svc that always answers.
+//! service too ([`ScriptedUpstream`], [`start`]): the shutdown test holds its calls at a gate, the
+//! decoding properties need an auth-svc that always answers, the JWKS tests a key set of their
+//! choosing ([`ScriptedUpstream::set_jwks`]).
 
 use std::{
     net::SocketAddr,
@@ -11,8 +12,9 @@ use std::{
 };
 
 use auth_api::user::v1::{
-    GetUserInfoRequest, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RegisterRequest,
-    RegisterResponse, UserInfo,
+    GetJwksRequest, GetJwksResponse, GetUserInfoRequest, Jwk, LoginRequest, LoginResponse, LogoutRequest,
+    LogoutResponse, RefreshRequest, RegisterRequest, RegisterResponse, SetUserRoleRequest, UserInfo,
+    ValidateTokenRequest, ValidateTokenResponse,
     user_service_server::{UserService, UserServiceServer},
 };
 use reqwest::StatusCode;
@@ -48,6 +50,8 @@ struct ScriptedUsers {
     behavior: Behavior,
     seen: Arc<Mutex<Vec<MetadataMap>>>,
     gate: watch::Receiver<bool>,
+    /// What GetJwks answers (when `behavior` answers).
+    jwks: Arc<Mutex<GetJwksResponse>>,
 }
 
 impl ScriptedUsers {
@@ -80,6 +84,30 @@ pub fn pair() -> LoginResponse {
     LoginResponse { access_token: "a.b.c".into(), refresh_token: "d.e.f".into(), expires_in: 60 }
 }
 
+/// The key set GetJwks answers until [`ScriptedUpstream::set_jwks`]: an Ed25519 key (no `y`) and
+/// a P-256 key (RFC 8037's and RFC 7515's example keys), cacheable for 300 seconds.
+pub fn sample_jwks() -> GetJwksResponse {
+    let okp = Jwk {
+        kty: "OKP".into(),
+        crv: "Ed25519".into(),
+        x: "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo".into(),
+        y: String::new(),
+        kid: "ed-1".into(),
+        alg: "EdDSA".into(),
+        r#use: "sig".into(),
+    };
+    let ec = Jwk {
+        kty: "EC".into(),
+        crv: "P-256".into(),
+        x: "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU".into(),
+        y: "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0".into(),
+        kid: "ec-1".into(),
+        alg: "ES256".into(),
+        r#use: "sig".into(),
+    };
+    GetJwksResponse { keys: vec![okp, ec], max_age_seconds: 300 }
+}
+
 #[tonic::async_trait]
 impl UserService for ScriptedUsers {
     async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<RegisterResponse>, Status> {
@@ -101,12 +129,36 @@ impl UserService for ScriptedUsers {
     async fn logout(&self, request: Request<LogoutRequest>) -> Result<Response<LogoutResponse>, Status> {
         self.answer(request, LogoutResponse {}).await
     }
+
+    /// As auth-svc's interceptor: no `authorization` metadata is UNAUTHENTICATED before the
+    /// behaviour applies. Answers the account named, with the role asked for.
+    async fn set_user_role(&self, request: Request<SetUserRoleRequest>) -> Result<Response<UserInfo>, Status> {
+        if request.metadata().get("authorization").is_none() {
+            self.seen.lock().unwrap().push(request.metadata().clone());
+            return Err(Status::unauthenticated("missing authorization: Bearer token"));
+        }
+        let SetUserRoleRequest { username, role } = request.get_ref().clone();
+        self.answer(request, UserInfo { id: 7, username, role }).await
+    }
+
+    async fn validate_token(
+        &self,
+        request: Request<ValidateTokenRequest>,
+    ) -> Result<Response<ValidateTokenResponse>, Status> {
+        self.answer(request, ValidateTokenResponse { active: false, claims: None }).await
+    }
+
+    async fn get_jwks(&self, request: Request<GetJwksRequest>) -> Result<Response<GetJwksResponse>, Status> {
+        let jwks = self.jwks.lock().unwrap().clone();
+        self.answer(request, jwks).await
+    }
 }
 
 /// A scripted auth-svc on an ephemeral loopback port; stops when dropped.
 pub struct ScriptedUpstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<MetadataMap>>>,
+    jwks: Arc<Mutex<GetJwksResponse>>,
     gate: watch::Sender<bool>,
     _stop: oneshot::Sender<()>,
 }
@@ -116,7 +168,8 @@ impl ScriptedUpstream {
     pub async fn start(behavior: Behavior, health: ServingStatus, runtime: Option<&tokio::runtime::Runtime>) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (gate, gate_rx) = watch::channel(false);
-        let users = ScriptedUsers { behavior, seen: seen.clone(), gate: gate_rx };
+        let jwks = Arc::new(Mutex::new(sample_jwks()));
+        let users = ScriptedUsers { behavior, seen: seen.clone(), gate: gate_rx, jwks: jwks.clone() };
         let (reporter, health_service) = tonic_health::server::health_reporter();
         reporter.set_service_status("user.v1.UserService", health).await;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -139,7 +192,7 @@ impl ScriptedUpstream {
             Some(runtime) => drop(runtime.spawn(server)),
             None => drop(tokio::spawn(server)),
         }
-        Self { addr, seen, gate, _stop: stop }
+        Self { addr, seen, jwks, gate, _stop: stop }
     }
 
     /// Calls received so far (answered or not).
@@ -151,29 +204,36 @@ impl ScriptedUpstream {
     pub fn open_gate(&self) {
         self.gate.send_replace(true);
     }
+
+    /// What GetJwks answers from now on.
+    pub fn set_jwks(&self, jwks: GetJwksResponse) {
+        *self.jwks.lock().unwrap() = jwks;
+    }
 }
 
-struct Fixture {
-    base: String,
-    upstream: ScriptedUpstream,
+/// A scripted auth-svc and a gateway in front of it.
+pub struct Fixture {
+    pub base: String,
+    pub upstream: ScriptedUpstream,
     _gateway: Gateway,
 }
 
 impl Fixture {
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    fn last_metadata(&self) -> MetadataMap {
+    /// The metadata of the last call auth-svc received.
+    pub fn last_metadata(&self) -> MetadataMap {
         self.upstream.seen.lock().unwrap().last().cloned().expect("auth-svc was called")
     }
 
-    fn calls(&self) -> usize {
+    pub fn calls(&self) -> usize {
         self.upstream.calls()
     }
 }
 
-async fn start(behavior: Behavior, health: ServingStatus, grpc_timeout_ms: u64) -> Fixture {
+pub async fn start(behavior: Behavior, health: ServingStatus, grpc_timeout_ms: u64) -> Fixture {
     start_with(behavior, health, None, |config| config.grpc.request_timeout_ms = grpc_timeout_ms).await
 }
 
@@ -544,7 +604,16 @@ async fn every_answer_to_an_auth_svc_failure_is_documented() {
         [Code::InvalidArgument, Code::Unauthenticated, Code::ResourceExhausted, Code::Unavailable, Code::Internal];
     let refresh_codes = [Code::InvalidArgument, Code::Unauthenticated, Code::Unavailable, Code::Internal];
     let token_codes = [Code::Unauthenticated, Code::Unavailable, Code::Internal];
-    let routes: [(&str, &str, &[Code]); 8] = [
+    let role_codes = [
+        Code::InvalidArgument,
+        Code::Unauthenticated,
+        Code::PermissionDenied,
+        Code::NotFound,
+        Code::Unavailable,
+        Code::Internal,
+    ];
+    let jwks_codes = [Code::Unavailable, Code::Internal];
+    let routes: [(&str, &str, &[Code]); 10] = [
         ("post", "/user/register", &account_codes),
         ("post", "/signup", &account_codes),
         ("post", "/user/login", &login_codes),
@@ -553,11 +622,15 @@ async fn every_answer_to_an_auth_svc_failure_is_documented() {
         ("get", "/user/info", &token_codes),
         ("post", "/user/logout", &token_codes),
         ("get", "/protected", &token_codes),
+        ("post", "/user/role", &role_codes),
+        ("get", "/.well-known/jwks.json", &jwks_codes),
     ];
     let mut behaviors: Vec<(Behavior, String)> = [
         Code::InvalidArgument,
         Code::AlreadyExists,
         Code::Unauthenticated,
+        Code::PermissionDenied,
+        Code::NotFound,
         Code::ResourceExhausted,
         Code::Unavailable,
         Code::Internal,
@@ -574,6 +647,10 @@ async fn every_answer_to_an_auth_svc_failure_is_documented() {
             (_, "/token") => client.post(url).form(&[("username", "a"), ("password", "b")]),
             (_, "/user/refresh") => client.post(url).json(&json!({"refreshToken": "d.e.f"})),
             ("post", "/user/logout") => client.post(url).bearer_auth("a.b.c"),
+            ("post", "/user/role") => {
+                client.post(url).bearer_auth("a.b.c").json(&json!({"username": "a", "role": "b"}))
+            }
+            (_, "/.well-known/jwks.json") => client.get(url),
             ("post", _) => client.post(url).json(&json!({"username": "a", "password": "b"})),
             _ => client.get(url).bearer_auth("a.b.c"),
         };
