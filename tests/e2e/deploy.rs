@@ -76,6 +76,22 @@ fn port_named(container: &Value, name: &str) -> u64 {
         .unwrap()
 }
 
+/// Whether `file` lies in a volume the pod mounts from a Secret (where key files belong).
+fn secret_mount_holds(deployment: &Value, file: &Path) -> bool {
+    let pod = &deployment["spec"]["template"]["spec"];
+    let secret_volumes: Vec<&str> = pod["volumes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|volume| volume["secret"].is_object())
+        .filter_map(|volume| volume["name"].as_str())
+        .collect();
+    pod["containers"][0]["volumeMounts"].as_array().into_iter().flatten().any(|mount| {
+        mount["name"].as_str().is_some_and(|name| secret_volumes.contains(&name))
+            && mount["mountPath"].as_str().is_some_and(|path| file.starts_with(path))
+    })
+}
+
 fn pre_stop_seconds(container: &Value) -> u64 {
     container["lifecycle"]["preStop"]["sleep"]["seconds"].as_u64().unwrap_or(0)
 }
@@ -106,6 +122,14 @@ fn auth_svc_manifests_match_what_the_binary_accepts_and_serves() {
                 );
             }
             assert_eq!(c["readinessProbe"]["grpc"]["service"], "user.v1.UserService");
+            for (kid, key) in &config.auth.keys {
+                for file in [&key.private_key_file, &key.public_key_file].into_iter().flatten() {
+                    assert!(secret_mount_holds(deployment, file), "{overlay}: key {kid}: {file:?} is in no Secret mount");
+                }
+            }
+            if let Some(kid) = &config.auth.signing_key {
+                assert!(config.auth.keys.contains_key(kid), "{overlay}: signing key {kid}");
+            }
             let admin = config.admin_listen.ok_or(format!("{overlay}: admin_listen must be set for metrics"))?;
             assert_eq!(port_named(c, "metrics"), u64::from(admin.port()), "{overlay}: metrics port");
             let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
