@@ -56,6 +56,8 @@ pub fn database_server_or_skip(test: &str) -> Option<String> {
 }
 
 pub struct TestApp {
+    /// The gRPC address the server listens on.
+    pub addr: std::net::SocketAddr,
     pub client: UserServiceClient<Channel>,
     pub channel: Channel,
     pub db: DatabaseConnection,
@@ -260,6 +262,7 @@ pub async fn spawn_app_on(config: Config, database: TestDatabase) -> TestApp {
         .await
         .expect("connects");
     TestApp {
+        addr,
         client: UserServiceClient::new(channel.clone()),
         channel,
         db,
@@ -271,4 +274,9 @@ pub async fn spawn_app_on(config: Config, database: TestDatabase) -> TestApp {
         server: Some(server),
         _database: database,
     }
+}
+
+/// The claims of a JWT, read without checking its signature (what any holder of it can read).
+pub fn token_payload(token: &str) -> serde_json::Value {
+    jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token).expect("a JWT").claims
 }

@@ -7,6 +7,7 @@ mod attacks;
 mod deploy;
 mod faults;
 mod helpers;
+mod keys;
 mod login;
 mod metrics;
 mod pressure;

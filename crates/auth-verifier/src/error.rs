@@ -1,0 +1,45 @@
+//! Why a token was refused, or why it could not be checked. The messages are safe to show to
+//! callers (they become the gRPC `grpc-message`); none of them ever contains the token.
+
+/// The crate's one error type.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// No `Authorization: Bearer` header (the layer's case; `verify` never returns it).
+    #[error("missing bearer token")]
+    MissingToken,
+    /// More than one `Authorization` header, a non-ASCII value, an empty or oversized token.
+    #[error("malformed authorization header")]
+    MalformedHeader,
+    /// Not a compact JWS, undecodable header, `alg: none`, or unsupported `crit` parameters.
+    #[error("malformed token")]
+    Malformed,
+    /// The header's `alg` is not EdDSA or ES256, or not the algorithm of the key its `kid` names.
+    #[error("token algorithm is not accepted")]
+    UnsupportedAlgorithm,
+    /// No `kid`, or one the published key set does not contain.
+    #[error("token signing key is unknown")]
+    UnknownKey,
+    /// A refresh token, or any JWT whose `typ`/`token_type` is not an access token's.
+    #[error("not an access token")]
+    NotAccessToken,
+    #[error("invalid token signature")]
+    InvalidSignature,
+    #[error("token expired")]
+    Expired,
+    /// `iat` or `nbf` more than the tolerated clock skew in the future.
+    #[error("token is not valid yet")]
+    NotYetValid,
+    #[error("token issuer is not trusted")]
+    WrongIssuer,
+    /// A required claim is missing or has the wrong type, or an `aud` claim is present.
+    #[error("token claims are invalid")]
+    InvalidClaims,
+    /// The key set could not be fetched and none is cached: the token may well be valid, so
+    /// the layer answers 503 / `UNAVAILABLE`, not 401.
+    #[error("signing keys are unavailable")]
+    KeysUnavailable,
+    /// The builder was given settings it cannot work with.
+    #[error("invalid verifier configuration: {0}")]
+    Config(String),
+}

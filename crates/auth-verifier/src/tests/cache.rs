@@ -1,0 +1,186 @@
+//! When the key set is fetched: lazily, single-flight, on unknown kids (rate-limited), when
+//! stale; and what happens when the gateway cannot be reached.
+
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use super::support::*;
+use crate::VerifyError;
+
+/// Runs `count` verifications of `token` at once and returns their results.
+async fn verify_concurrently(
+    verifier: &crate::Verifier,
+    token: &str,
+    count: usize,
+) -> Vec<Result<crate::Claims, VerifyError>> {
+    let mut tasks = JoinSet::new();
+    for _ in 0..count {
+        let (verifier, token) = (verifier.clone(), token.to_owned());
+        tasks.spawn(async move { verifier.verify(&token).await });
+    }
+    tasks.join_all().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_use_shares_one_fetch() {
+    let key = ed_a();
+    let server = JwksServer::start(jwks(&[&key])).await;
+    let verifier = server.verifier(DEFAULT_INTERVAL);
+
+    let results = verify_concurrently(&verifier, &key.sign(&access_claims()), 32).await;
+
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(server.fetches(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unknown_kids_causes_one_refetch() {
+    let key = ed_a();
+    let server = JwksServer::start(jwks(&[&key])).await;
+    let verifier = server.verifier(DEFAULT_INTERVAL);
+    verifier.prefetch().await.unwrap();
+    let stranger = p256_b().sign(&access_claims());
+
+    let results = verify_concurrently(&verifier, &stranger, 32).await;
+
+    assert!(results.iter().all(|result| *result == Err(VerifyError::UnknownKey)), "{results:?}");
+    assert_eq!(server.fetches(), 2, "the prefetch and exactly one refetch");
+    // Still within the window: other unknown kids are refused without asking again.
+    let another = sign(&header(jsonwebtoken::Algorithm::EdDSA, Some("made-up")), &access_claims(), &key.encoding);
+    assert_eq!(verifier.verify(&another).await, Err(VerifyError::UnknownKey));
+    assert_eq!(server.fetches(), 2);
+    // Known kids are unaffected.
+    assert!(verifier.verify(&key.sign(&access_claims())).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_kids_on_a_cold_cache_share_the_first_fetch() {
+    let server = JwksServer::start(jwks(&[&ed_a()])).await;
+    let verifier = server.verifier(DEFAULT_INTERVAL);
+
+    let results = verify_concurrently(&verifier, &p256_b().sign(&access_claims()), 32).await;
+
+    assert!(results.iter().all(|result| *result == Err(VerifyError::UnknownKey)), "{results:?}");
+    // Requests that waited for the first fetch use its answer. One that starts after it finished
+    // may spend the window's one unknown-kid refetch, so two is allowed; 32 would be a stampede.
+    assert!((1..=2).contains(&server.fetches()), "{} fetches", server.fetches());
+}
+
+#[tokio::test]
+async fn unknown_kids_may_refetch_again_once_the_window_has_passed() {
+    let key = ed_a();
+    let server = JwksServer::start(jwks(&[&key])).await;
+    let window = Duration::from_millis(200);
+    let verifier = server.verifier(window);
+    verifier.prefetch().await.unwrap();
+    let stranger = p256_b().sign(&access_claims());
+
+    assert_eq!(verifier.verify(&stranger).await, Err(VerifyError::UnknownKey));
+    assert_eq!(server.fetches(), 2);
+    // The rate limit is measured on the real clock; waiting it out is the behaviour under test.
+    tokio::time::sleep(window + Duration::from_millis(50)).await;
+    assert_eq!(verifier.verify(&stranger).await, Err(VerifyError::UnknownKey));
+    assert_eq!(server.fetches(), 3);
+}
+
+#[tokio::test]
+async fn a_key_published_later_is_picked_up_on_first_sight_of_its_kid() {
+    let (old, new) = (ed_a(), p256_b());
+    let server = JwksServer::start(jwks(&[&old])).await;
+    let verifier = server.verifier(DEFAULT_INTERVAL);
+    verifier.prefetch().await.unwrap();
+
+    server.set_jwks(jwks(&[&old, &new]));
+    let verified = verifier.verify(&new.sign(&access_claims())).await;
+
+    assert!(verified.is_ok(), "{verified:?}");
+    assert_eq!(server.fetches(), 2);
+    assert!(verifier.verify(&old.sign(&access_claims())).await.is_ok());
+    assert_eq!(server.fetches(), 2);
+}
+
+#[tokio::test]
+async fn a_retired_key_is_dropped_once_the_set_goes_stale() {
+    let (retired, current) = (ed_a(), ed_b());
+    let server = JwksServer::start(jwks(&[&retired, &current])).await;
+    // max-age=0 is clamped up to min_refresh_interval.
+    server.set_cache_control("public, max-age=0");
+    // Long enough that the second verification below surely falls inside it, even on a busy machine.
+    let fresh_for = Duration::from_millis(500);
+    let verifier = server.verifier(fresh_for);
+    let old_token = retired.sign(&access_claims());
+    assert!(verifier.verify(&old_token).await.is_ok());
+
+    server.set_jwks(jwks(&[&current]));
+    assert!(verifier.verify(&old_token).await.is_ok(), "still fresh: the cached set is used");
+    assert_eq!(server.fetches(), 1);
+    // Freshness is measured on the real clock; waiting it out is the behaviour under test.
+    tokio::time::sleep(fresh_for + Duration::from_millis(50)).await;
+
+    assert_eq!(verifier.verify(&old_token).await, Err(VerifyError::UnknownKey));
+    assert_eq!(server.fetches(), 2, "one refresh; its answer is not asked for again for the unknown kid");
+}
+
+#[tokio::test]
+async fn jwks_down_at_start_means_keys_unavailable() {
+    let verifier = crate::Verifier::builder(dead_url().await).build().unwrap();
+    let token = ed_a().sign(&access_claims());
+
+    assert_eq!(verifier.verify(&token).await, Err(VerifyError::KeysUnavailable));
+    assert_eq!(verifier.prefetch().await, Err(VerifyError::KeysUnavailable));
+}
+
+#[tokio::test]
+async fn failed_fetches_are_not_retried_until_the_window_passes_except_by_prefetch() {
+    let key = ed_a();
+    let server = JwksServer::start(jwks(&[&key])).await;
+    server.set_failing(true);
+    let verifier = server.verifier(DEFAULT_INTERVAL);
+    let token = key.sign(&access_claims());
+
+    assert_eq!(verifier.verify(&token).await, Err(VerifyError::KeysUnavailable));
+    assert_eq!(verifier.verify(&token).await, Err(VerifyError::KeysUnavailable));
+    assert_eq!(server.fetches(), 1, "a gateway in trouble is not hammered");
+
+    server.set_failing(false);
+    verifier.prefetch().await.unwrap();
+    assert_eq!(server.fetches(), 2);
+    assert!(verifier.verify(&token).await.is_ok());
+}
+
+#[tokio::test]
+async fn cached_keys_keep_verifying_when_the_gateway_goes_down() {
+    let key = ed_a();
+    let mut server = JwksServer::start(jwks(&[&key])).await;
+    server.set_cache_control("max-age=0");
+    let fresh_for = Duration::from_millis(100);
+    let verifier = server.verifier(fresh_for);
+    verifier.prefetch().await.unwrap();
+
+    server.stop().await;
+    let token = key.sign(&access_claims());
+    assert!(verifier.verify(&token).await.is_ok(), "fresh cached set");
+    // Past its freshness the set is refetched, which fails, and the stale keys stay in use.
+    tokio::time::sleep(fresh_for + Duration::from_millis(50)).await;
+    assert_eq!(verifier.verify(&token).await.map(|claims| claims.sub), Ok("42".to_owned()));
+    assert_eq!(verifier.prefetch().await, Err(VerifyError::KeysUnavailable));
+    assert!(verifier.verify(&token).await.is_ok(), "a failed prefetch keeps the cached keys too");
+}
+
+#[tokio::test]
+async fn an_oversized_or_invalid_jwks_is_a_failed_fetch() {
+    let key = ed_a();
+    let server = JwksServer::start(jwks(&[&key])).await;
+    let token = key.sign(&access_claims());
+
+    let padded = format!("{}{}", " ".repeat(64 * 1024), jwks(&[&key]));
+    server.set_body(padded);
+    assert_eq!(server.verifier(DEFAULT_INTERVAL).verify(&token).await, Err(VerifyError::KeysUnavailable));
+
+    server.set_body("<html>gateway error</html>".to_owned());
+    assert_eq!(server.verifier(DEFAULT_INTERVAL).verify(&token).await, Err(VerifyError::KeysUnavailable));
+
+    server.set_body(jwks(&[&key]).to_string());
+    assert!(server.verifier(DEFAULT_INTERVAL).verify(&token).await.is_ok());
+}

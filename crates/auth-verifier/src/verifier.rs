@@ -1,0 +1,140 @@
+//! `Verifier`: the configured rules plus the cached key set, shared behind one `Arc`.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::KeyCache;
+use crate::token::TokenRules;
+use crate::{BearerLayer, Claims, VerifyError};
+
+const DEFAULT_ISSUER: &str = "auth-svc";
+const DEFAULT_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Upper bound of `min_refresh_interval` and `leeway`: an hour is already far past sensible.
+const MAX_SETTING: Duration = Duration::from_secs(60 * 60);
+
+/// Verifies auth-svc access tokens against the JWKS the gateway publishes. Cheap to clone: all
+/// clones share one key cache.
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    jwks_url: reqwest::Url,
+    rules: TokenRules,
+    keys: KeyCache,
+}
+
+impl Verifier {
+    /// Starts a verifier for the JWKS at `jwks_url`, e.g.
+    /// `http://gateway:8888/.well-known/jwks.json`.
+    pub fn builder(jwks_url: impl Into<String>) -> VerifierBuilder {
+        VerifierBuilder {
+            jwks_url: jwks_url.into(),
+            issuer: DEFAULT_ISSUER.to_owned(),
+            min_refresh_interval: DEFAULT_MIN_REFRESH_INTERVAL,
+            leeway: Duration::ZERO,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Verifies an access token (without the `Bearer ` prefix) and returns its claims.
+    pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        let header = self.inner.rules.read_header(token)?;
+        let key = self.inner.keys.key(&header.kid).await?;
+        self.inner.rules.check(token, &header, &key)
+    }
+
+    /// Fetches the key set now. Call it at start to fail fast (or just to log) when the gateway
+    /// cannot be reached; without it the first request fetches. Not rate-limited.
+    pub async fn prefetch(&self) -> Result<(), VerifyError> {
+        self.inner.keys.prefetch().await
+    }
+
+    /// A tower layer that verifies the `Authorization: Bearer` header of every request and puts
+    /// the `Claims` into the request's extensions.
+    pub fn layer(&self) -> BearerLayer {
+        BearerLayer::new(self.clone())
+    }
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier").field("jwks_url", &self.inner.jwks_url.as_str()).finish_non_exhaustive()
+    }
+}
+
+/// Settings of a [`Verifier`]; every one has a default but the JWKS URL.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct VerifierBuilder {
+    jwks_url: String,
+    issuer: String,
+    min_refresh_interval: Duration,
+    leeway: Duration,
+    timeout: Duration,
+}
+
+impl VerifierBuilder {
+    /// The `iss` tokens must carry. Default `auth-svc`.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = issuer.into();
+        self
+    }
+
+    /// The least time between two fetches caused by unknown `kid`s, and after a failed fetch;
+    /// also the shortest freshness a key set gets. Default 30 s; more than zero, at most an hour.
+    pub fn min_refresh_interval(mut self, interval: Duration) -> Self {
+        self.min_refresh_interval = interval;
+        self
+    }
+
+    /// Clock skew allowed past `exp`, in whole seconds. Default zero, at most an hour.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Timeout of one JWKS request, connection included. Default 5 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Checks the settings and builds the verifier. No request is made yet.
+    pub fn build(self) -> Result<Verifier, VerifyError> {
+        let jwks_url = reqwest::Url::parse(&self.jwks_url)
+            .map_err(|error| VerifyError::Config(format!("JWKS URL {:?}: {error}", self.jwks_url)))?;
+        if jwks_url.scheme() != "http" {
+            // reqwest is built without a TLS stack (see the README); fail now, not per request.
+            return Err(VerifyError::Config(format!(
+                "JWKS URL {:?}: only http:// is supported by this build",
+                self.jwks_url
+            )));
+        }
+        if self.min_refresh_interval.is_zero() || self.min_refresh_interval > MAX_SETTING {
+            return Err(VerifyError::Config(
+                "min_refresh_interval must be more than zero and at most an hour".to_owned(),
+            ));
+        }
+        // jsonwebtoken subtracts the leeway from the current time in u64 arithmetic.
+        if self.leeway > MAX_SETTING {
+            return Err(VerifyError::Config("leeway must be at most an hour".to_owned()));
+        }
+        if self.issuer.is_empty() {
+            return Err(VerifyError::Config("issuer must not be empty".to_owned()));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout)
+            // The gateway answers the JWKS itself; a redirect elsewhere is not followed.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|error| VerifyError::Config(format!("HTTP client: {error}")))?;
+        let keys = KeyCache::new(client, jwks_url.clone(), self.min_refresh_interval);
+        let rules = TokenRules::new(&self.issuer, self.leeway);
+        Ok(Verifier { inner: Arc::new(Inner { jwks_url, rules, keys }) })
+    }
+}
