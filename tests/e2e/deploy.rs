@@ -124,7 +124,10 @@ fn auth_svc_manifests_match_what_the_binary_accepts_and_serves() {
             assert_eq!(c["readinessProbe"]["grpc"]["service"], "user.v1.UserService");
             for (kid, key) in &config.auth.keys {
                 for file in [&key.private_key_file, &key.public_key_file].into_iter().flatten() {
-                    assert!(secret_mount_holds(deployment, file), "{overlay}: key {kid}: {file:?} is in no Secret mount");
+                    assert!(
+                        secret_mount_holds(deployment, file),
+                        "{overlay}: key {kid}: {file:?} is in no Secret mount"
+                    );
                 }
             }
             if let Some(kid) = &config.auth.signing_key {

@@ -6,7 +6,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use tonic::{Code, Request};
 
-use crate::helpers::{ACCESS_SECRET, PASSWORD, hmac_kid, assert_status, bearer, spawn_app, spawn_app_with, with_authorization};
+use crate::helpers::{
+    ACCESS_SECRET, PASSWORD, assert_status, bearer, hmac_kid, spawn_app, spawn_app_with, with_authorization,
+};
 
 #[tokio::test]
 async fn a_second_user_info_on_a_hot_user_makes_no_database_query() {

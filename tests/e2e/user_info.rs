@@ -3,7 +3,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
 use tonic::{Code, Request, metadata::MetadataValue};
 
-use crate::helpers::{ACCESS_SECRET, REFRESH_SECRET, assert_status, hmac_kid, bearer, spawn_app, with_authorization};
+use crate::helpers::{ACCESS_SECRET, REFRESH_SECRET, assert_status, bearer, hmac_kid, spawn_app, with_authorization};
 
 #[tokio::test]
 async fn user_info_returns_the_bearer_s_account() {

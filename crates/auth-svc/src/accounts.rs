@@ -6,15 +6,14 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
     auth::{password::PasswordHasher, tokens::AccessClaims},
+    config::{ROLE_ADMIN, ROLE_USER},
     error::AuthError,
     metrics::Metrics,
-    config::{ROLE_ADMIN, ROLE_USER},
     policy,
     sessions::{Sessions, TokenPair},
     throttle::LoginThrottle,
     users::{User, Users},
 };
-
 
 pub struct Accounts {
     users: Arc<Users>,

@@ -418,11 +418,7 @@ impl Config {
         let asymmetric = self.auth.signing_key.is_some();
         match (&self.auth.access_secret, &self.auth.refresh_secret) {
             (access, Some(refresh)) => Secrets { access: access.clone(), refresh: refresh.clone(), generated: false },
-            _ => Secrets {
-                access: (!asymmetric).then(random_secret),
-                refresh: random_secret(),
-                generated: true,
-            },
+            _ => Secrets { access: (!asymmetric).then(random_secret), refresh: random_secret(), generated: true },
         }
     }
 

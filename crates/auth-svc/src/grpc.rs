@@ -3,9 +3,9 @@
 use std::{future::Future, net::IpAddr, sync::Arc, time::Instant};
 
 use auth_api::user::v1::{
-    AccessTokenClaims, GetJwksRequest, GetJwksResponse, GetUserInfoRequest, Jwk, LoginRequest, LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RegisterRequest,
-    RegisterResponse, SetUserRoleRequest, UserInfo, ValidateTokenRequest, ValidateTokenResponse,
-    user_service_server::UserService,
+    AccessTokenClaims, GetJwksRequest, GetJwksResponse, GetUserInfoRequest, Jwk, LoginRequest, LoginResponse,
+    LogoutRequest, LogoutResponse, RefreshRequest, RegisterRequest, RegisterResponse, SetUserRoleRequest, UserInfo,
+    ValidateTokenRequest, ValidateTokenResponse, user_service_server::UserService,
 };
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, KeyAlgorithm};
 use secrecy::SecretString;
@@ -31,7 +31,6 @@ pub struct UserGrpc {
 }
 
 impl UserGrpc {
-
     /// Runs one call and counts it by method and status code.
     async fn observed<T>(
         &self,

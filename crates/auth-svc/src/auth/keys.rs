@@ -187,8 +187,9 @@ mod tests {
     #[test]
     fn private_and_public_halves_load_to_the_same_jwk() {
         for (algorithm, name) in [(KeyAlgorithm::EdDSA, "ed25519-a"), (KeyAlgorithm::ES256, "p256-a")] {
-            let private = load("k1", &KeyConfig { private_key_file: Some(fixture(&format!("{name}.pem"))), ..key(algorithm) })
-                .expect("private key loads");
+            let private =
+                load("k1", &KeyConfig { private_key_file: Some(fixture(&format!("{name}.pem"))), ..key(algorithm) })
+                    .expect("private key loads");
             let public =
                 load("k1", &KeyConfig { public_key_file: Some(fixture(&format!("{name}.pub.pem"))), ..key(algorithm) })
                     .expect("public key loads");

@@ -233,7 +233,8 @@ impl TokenKeys {
 
     pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {
         let refresh = &self.refresh_verifying;
-        let (claims, _): (RefreshClaims, _) = verify(token, REFRESH_TYP, |kid| (kid == refresh.key.kid).then_some(refresh))?;
+        let (claims, _): (RefreshClaims, _) =
+            verify(token, REFRESH_TYP, |kid| (kid == refresh.key.kid).then_some(refresh))?;
         check_kind_and_times(claims.token_type, TokenType::Refresh, claims.iat)?;
         Ok(claims)
     }
@@ -254,13 +255,14 @@ fn verify<'k, T: serde::de::DeserializeOwned>(
     if header.alg != verifier.key.algorithm {
         return Err(TokenError::Invalid);
     }
-    let data = jsonwebtoken::decode::<T>(token, &verifier.key.decoding, &verifier.validation).map_err(|err| {
-        match err.kind() {
-            ErrorKind::ExpiredSignature => TokenError::Expired,
-            ErrorKind::ImmatureSignature => TokenError::NotYetValid,
-            _ => TokenError::Invalid,
-        }
-    })?;
+    let data =
+        jsonwebtoken::decode::<T>(token, &verifier.key.decoding, &verifier.validation).map_err(|err| {
+            match err.kind() {
+                ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::ImmatureSignature => TokenError::NotYetValid,
+                _ => TokenError::Invalid,
+            }
+        })?;
     // jsonwebtoken does not look at `typ`; the header check is ours.
     if data.header.typ.as_deref() != Some(expected_typ) {
         return Err(TokenError::WrongType);
@@ -408,13 +410,17 @@ mod tests {
 
         #[test]
         fn each_algorithm_signs_with_its_kid_and_verifies() {
-            for (algorithm, file, alg) in
-                [(KeyAlgorithm::EdDSA, "ed25519-a.pem", Algorithm::EdDSA), (KeyAlgorithm::ES256, "p256-a.pem", Algorithm::ES256)]
-            {
+            for (algorithm, file, alg) in [
+                (KeyAlgorithm::EdDSA, "ed25519-a.pem", Algorithm::EdDSA),
+                (KeyAlgorithm::ES256, "p256-a.pem", Algorithm::ES256),
+            ] {
                 let keys = ring(vec![private("k1", algorithm, file)], Some("k1"));
                 let pair = keys.sign_pair(&spec(now_unix())).unwrap();
                 let header = jsonwebtoken::decode_header(&pair.access_token).unwrap();
-                assert_eq!((header.alg, header.kid.as_deref(), header.typ.as_deref()), (alg, Some("k1"), Some(ACCESS_TYP)));
+                assert_eq!(
+                    (header.alg, header.kid.as_deref(), header.typ.as_deref()),
+                    (alg, Some("k1"), Some(ACCESS_TYP))
+                );
                 assert_eq!(keys.verify_access_with_kid(&pair.access_token).unwrap().1, "k1");
                 // Refresh tokens stay HS256 under the refresh secret, with their own kid.
                 let refresh_header = jsonwebtoken::decode_header(&pair.refresh_token).unwrap();
@@ -438,14 +444,20 @@ mod tests {
             let signed_by_a = access_token(&before);
             // Step 1: B added, verify only. A still signs; both verify.
             let step1 = ring(
-                vec![private("a", KeyAlgorithm::EdDSA, "ed25519-a.pem"), public("b", KeyAlgorithm::ES256, "p256-b.pub.pem")],
+                vec![
+                    private("a", KeyAlgorithm::EdDSA, "ed25519-a.pem"),
+                    public("b", KeyAlgorithm::ES256, "p256-b.pub.pem"),
+                ],
                 Some("a"),
             );
             assert!(step1.verify_access(&signed_by_a).is_ok());
             assert_eq!(step1.jwks().len(), 2);
             // Step 2: B signs, A verifies.
             let step2 = ring(
-                vec![public("a", KeyAlgorithm::EdDSA, "ed25519-a.pub.pem"), private("b", KeyAlgorithm::ES256, "p256-b.pem")],
+                vec![
+                    public("a", KeyAlgorithm::EdDSA, "ed25519-a.pub.pem"),
+                    private("b", KeyAlgorithm::ES256, "p256-b.pem"),
+                ],
                 Some("b"),
             );
             let signed_by_b = access_token(&step2);
@@ -499,9 +511,10 @@ mod tests {
         /// DER, or as the raw JWK bytes), naming the asymmetric key's kid.
         #[test]
         fn hs256_signed_with_the_public_key_is_refused() {
-            for (algorithm, private_file, public_file) in
-                [(KeyAlgorithm::EdDSA, "ed25519-a.pem", "ed25519-a.pub.pem"), (KeyAlgorithm::ES256, "p256-a.pem", "p256-a.pub.pem")]
-            {
+            for (algorithm, private_file, public_file) in [
+                (KeyAlgorithm::EdDSA, "ed25519-a.pem", "ed25519-a.pub.pem"),
+                (KeyAlgorithm::ES256, "p256-a.pem", "p256-a.pub.pem"),
+            ] {
                 let keys = ring(vec![private("pk", algorithm, private_file)], Some("pk"));
                 let claims = keys.verify_access(&access_token(&keys)).unwrap();
                 let pem = std::fs::read(fixture(public_file)).unwrap();

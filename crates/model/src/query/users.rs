@@ -43,7 +43,11 @@ pub async fn delete(db: &impl ConnectionTrait, id: i64) -> Result<bool, StoreErr
 }
 
 /// Sets the role of the account named `username`; `None` when there is no such account.
-pub async fn set_role(db: &impl ConnectionTrait, username: &str, role: &str) -> Result<Option<users::Model>, StoreError> {
+pub async fn set_role(
+    db: &impl ConnectionTrait,
+    username: &str,
+    role: &str,
+) -> Result<Option<users::Model>, StoreError> {
     Users::update_many()
         .col_expr(users::Column::Role, Expr::value(role))
         .col_expr(users::Column::UpdatedAt, Expr::value(chrono::Utc::now().naive_utc()))
