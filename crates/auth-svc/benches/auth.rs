@@ -13,7 +13,7 @@ use auth_svc::{
         password::PasswordHasher,
         tokens::{PairSpec, TokenKeys, now_unix},
     },
-    config::{HashProfile, Secrets},
+    config::{HashProfile, KeyAlgorithm, KeyConfig, Secrets},
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
@@ -54,6 +54,36 @@ fn tokens(c: &mut Criterion) {
     c.bench_function("interceptor/authenticate", |b| b.iter(|| authenticate(&keys, black_box(&headers))));
 }
 
+/// The same pair signed and verified with each asymmetric access-token algorithm (the refresh
+/// token stays HS256), to weigh a switch away from the default HS256.
+fn asymmetric(c: &mut Criterion) {
+    let fixtures = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/keys");
+    for (name, algorithm, file) in
+        [("eddsa", KeyAlgorithm::EdDSA, "ed25519-a.pem"), ("es256", KeyAlgorithm::ES256, "p256-a.pem")]
+    {
+        let config = KeyConfig {
+            algorithm,
+            private_key_file: Some(format!("{fixtures}/{file}").into()),
+            private_key_pem: None,
+            public_key_file: None,
+            public_key_pem: None,
+        };
+        let key = auth_svc::auth::keys::load("bench", &config).expect("the fixture key loads");
+        let secrets = Secrets {
+            access: None,
+            refresh: SecretString::from("bench-refresh-secret-0123456789-abcdefghijklmnop"),
+            generated: false,
+        };
+        let keys = TokenKeys::with_keys(&secrets, vec![key], Some("bench"), "auth-svc", 900).expect("a key ring");
+        let spec = spec(now_unix());
+        c.bench_function(&format!("tokens/sign_pair_{name}"), |b| b.iter(|| keys.sign_pair(black_box(&spec))));
+        let pair = keys.sign_pair(&spec).expect("signing works");
+        c.bench_function(&format!("tokens/verify_access_{name}"), |b| {
+            b.iter(|| keys.verify_access(black_box(&pair.access_token)))
+        });
+    }
+}
+
 fn password(c: &mut Criterion) {
     // The service's own hasher (a blocking thread behind a semaphore), driven to completion.
     let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a tokio runtime");
@@ -67,5 +97,5 @@ fn password(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, tokens, password);
+criterion_group!(benches, tokens, asymmetric, password);
 criterion_main!(benches);

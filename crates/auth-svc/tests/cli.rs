@@ -130,3 +130,100 @@ fn json_logs_are_one_object_per_line() {
         stdout.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))).collect();
     assert!(lines.iter().any(|l| l["message"] == "migrations applied" && l["level"] == "INFO"), "{stdout}");
 }
+
+/// `auth-svc user set-role` runs against the default database, `./data/auth-svc.db` in `dir`.
+fn database_url(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}?mode=rwc", dir.path().join("data/auth-svc.db").display())
+}
+
+/// Runs `f` on a fresh connection to the database of `dir` (the test's view, not the binary's).
+fn on_database<T>(dir: &tempfile::TempDir, f: impl AsyncFnOnce(&model::DatabaseConnection) -> T) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let (db, _) = model::connect(&database_url(dir), &model::PoolOptions::default()).await.unwrap();
+        let result = f(&db).await;
+        db.close().await.unwrap();
+        result
+    })
+}
+
+/// A database migrated by `auth-svc migrate`, holding the account `alice` with role "user" as
+/// Register stores it (the hash is never read here).
+fn database_with_alice(dir: &tempfile::TempDir) {
+    let migrate = command(dir).arg("migrate").output().unwrap();
+    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+    on_database(dir, async |db| {
+        model::query::users::insert(db, "alice", "$argon2id$v=19$unused", "user").await.unwrap()
+    });
+}
+
+fn stored_role(dir: &tempfile::TempDir, username: &str) -> Option<String> {
+    on_database(dir, async |db| model::query::users::find_by_username(db, username).await.unwrap().map(|u| u.role))
+}
+
+fn set_role(dir: &tempfile::TempDir, username: &str, role: &str) -> std::process::Output {
+    command(dir).args(["user", "set-role", username, role]).output().unwrap()
+}
+
+#[test]
+fn set_role_makes_an_admin_and_prints_the_new_role() {
+    let dir = tempfile::tempdir().unwrap();
+    database_with_alice(&dir);
+    assert_eq!(stored_role(&dir, "alice").as_deref(), Some("user"));
+
+    let output = set_role(&dir, "alice", "admin");
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(stdout.lines().any(|line| line == "alice (id 1) now has role admin"), "{stdout}");
+    assert_eq!(stored_role(&dir, "alice").as_deref(), Some("admin"));
+    // Without Redis, running servers' in-memory caches cannot be reached; the operator is told.
+    assert!(stderr.contains("without Redis") && stderr.contains("cache.ttl_seconds"), "{stderr}");
+}
+
+#[test]
+fn set_role_of_an_unknown_user_fails_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    database_with_alice(&dir);
+
+    let output = set_role(&dir, "nobody", "admin");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "auth-svc: no user named \"nobody\"\n");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("now has role"));
+    assert_eq!(stored_role(&dir, "nobody"), None, "nothing was created");
+    // Usernames are exact (trimmed, as at Register), not case-folded.
+    assert_eq!(set_role(&dir, "Alice", "admin").status.code(), Some(1));
+    assert_eq!(stored_role(&dir, "alice").as_deref(), Some("user"));
+    assert!(set_role(&dir, " alice ", "admin").status.success(), "the control: the trimmed name is alice");
+}
+
+#[test]
+fn set_role_with_an_unknown_role_fails_naming_the_allowed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    database_with_alice(&dir);
+
+    for role in ["root", "Admin"] {
+        let output = set_role(&dir, "alice", role);
+        assert_eq!(output.status.code(), Some(1), "{role}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr, format!("auth-svc: unknown role {role:?}; auth.roles allows: user, admin\n"));
+    }
+    assert_eq!(stored_role(&dir, "alice").as_deref(), Some("user"));
+
+    // A role added through `auth.roles` (here its env override) is allowed.
+    let output = command(&dir)
+        .env("AUTH_SVC__AUTH__ROLES", "[user, admin, auditor]")
+        .args(["user", "set-role", "alice", "auditor"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(stored_role(&dir, "alice").as_deref(), Some("auditor"));
+}
+
+#[test]
+fn set_role_on_a_database_that_was_never_migrated_asks_for_migrate() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = set_role(&dir, "alice", "admin");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("run `auth-svc migrate` first"), "{stderr}");
+}

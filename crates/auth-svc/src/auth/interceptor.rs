@@ -103,16 +103,17 @@ where
             Ok(claims) => claims,
             Err(status) => return Box::pin(futures::future::ready(refuse(status))),
         };
-        if ADMIN_METHODS.contains(&request.uri().path()) && claims.role != ROLE_ADMIN {
-            let denied = Status::permission_denied("only admins may call this method");
-            return Box::pin(futures::future::ready(refuse(denied)));
-        }
         let revocations = self.revocations.clone();
+        let admin_only = ADMIN_METHODS.contains(&request.uri().path());
         Box::pin(async move {
             match revocations.is_revoked(&claims.sid).await {
                 Ok(false) => {}
                 Ok(true) => return refuse(Status::unauthenticated("session revoked")),
                 Err(err) => return refuse(Status::from(err)),
+            }
+            // After the revocation check: a logged-out token is UNAUTHENTICATED, whatever its role.
+            if admin_only && claims.role != ROLE_ADMIN {
+                return refuse(Status::permission_denied("only admins may call this method"));
             }
             request.extensions_mut().insert(claims);
             ready.call(request).await
