@@ -133,6 +133,9 @@ fn auth_svc_manifests_match_what_the_binary_accepts_and_serves() {
             if let Some(kid) = &config.auth.signing_key {
                 assert!(config.auth.keys.contains_key(kid), "{overlay}: signing key {kid}");
             }
+            if overlay.ends_with("prod") {
+                assert!(config.auth.signing_key.is_some(), "prod signs with an asymmetric key (JWKS)");
+            }
             let admin = config.admin_listen.ok_or(format!("{overlay}: admin_listen must be set for metrics"))?;
             assert_eq!(port_named(c, "metrics"), u64::from(admin.port()), "{overlay}: metrics port");
             let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];

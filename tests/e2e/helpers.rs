@@ -280,3 +280,34 @@ pub async fn spawn_app_on(config: Config, database: TestDatabase) -> TestApp {
 pub fn token_payload(token: &str) -> serde_json::Value {
     jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token).expect("a JWT").claims
 }
+
+/// A gateway in front of an auth-svc address, stopped when the guard drops.
+pub struct Gateway {
+    /// `http://127.0.0.1:PORT`
+    pub base_url: String,
+    pub jwks_url: String,
+    _stop: oneshot::Sender<()>,
+}
+
+pub async fn gateway_for(app: &TestApp) -> Gateway {
+    gateway_for_addr(app.addr).await
+}
+
+pub async fn gateway_for_addr(upstream: std::net::SocketAddr) -> Gateway {
+    let config = gateway::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upstream: format!("http://{upstream}"),
+        ..gateway::Config::default()
+    };
+    let gateway = gateway::App::build(&config).await.expect("gateway builds");
+    let addr = gateway.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(gateway.serve(async move {
+        let _ = stopped.await;
+    }));
+    Gateway {
+        base_url: format!("http://{addr}"),
+        jwks_url: format!("http://{addr}/.well-known/jwks.json"),
+        _stop: stop,
+    }
+}

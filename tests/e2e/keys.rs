@@ -8,10 +8,11 @@ use auth_api::user::v1::{GetJwksRequest, ValidateTokenRequest};
 use auth_svc::config::{Config, KeyAlgorithm, KeyConfig};
 use auth_verifier::Verifier;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use tokio::sync::oneshot;
 use tonic::Code;
 
-use crate::helpers::{PASSWORD, TestApp, TestDatabase, bearer, spawn_app_on, test_config};
+use crate::helpers::{
+    Gateway, PASSWORD, TestApp, TestDatabase, bearer, gateway_for, gateway_for_addr, spawn_app_on, test_config,
+};
 
 const JWKS_MAX_AGE: u64 = 1;
 
@@ -56,16 +57,6 @@ fn replica_config(database: &TestDatabase, keys: Vec<(String, KeyConfig)>, signi
 
 async fn replica(database: &TestDatabase, keys: Vec<(String, KeyConfig)>, signing: &str) -> TestApp {
     spawn_app_on(replica_config(database, keys, signing), database.handle()).await
-}
-
-/// A gateway in front of `app`, stopped when the guard drops.
-struct Gateway {
-    jwks_url: String,
-    _stop: oneshot::Sender<()>,
-}
-
-async fn gateway_for(app: &TestApp) -> Gateway {
-    gateway_for_addr(app.addr).await
 }
 
 fn verifier(gateway: &Gateway) -> Verifier {
@@ -332,19 +323,4 @@ impl Relay {
         // Let clients see the closed connections before the next request.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn gateway_for_addr(upstream: std::net::SocketAddr) -> Gateway {
-    let config = gateway::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        upstream: format!("http://{upstream}"),
-        ..gateway::Config::default()
-    };
-    let gateway = gateway::App::build(&config).await.expect("gateway builds");
-    let addr = gateway.local_addr().unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(gateway.serve(async move {
-        let _ = stopped.await;
-    }));
-    Gateway { jwks_url: format!("http://{addr}/.well-known/jwks.json"), _stop: stop }
 }

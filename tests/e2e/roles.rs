@@ -8,8 +8,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tonic::{Code, Request, Status};
 
 use crate::helpers::{
-    ACCESS_SECRET, PASSWORD, TestApp, TestDatabase, assert_status, bearer, hmac_kid, redis_or_skip, spawn_app_on,
-    test_config, token_payload, with_authorization,
+    ACCESS_SECRET, PASSWORD, TestApp, TestDatabase, assert_status, bearer, gateway_for, hmac_kid, redis_or_skip,
+    spawn_app_on, test_config, token_payload, with_authorization,
 };
 
 const ADMINS_ONLY: &str = "only admins may call this method";
@@ -268,4 +268,31 @@ async fn with_redis_an_operator_s_role_change_reaches_a_running_server_at_once()
     assert_eq!(role_in(&fresh.access_token), "admin");
     assert_eq!(app.user_info(&bearer(&bob.access_token)).await.unwrap().role, "admin");
     assert_eq!(role_in(&app.refresh(&bob.refresh_token).await.unwrap().access_token), "admin");
+}
+
+/// The same rule through the REST gateway, with the real auth-svc behind it: 403 for a user,
+/// 200 for an admin, 404 for nobody.
+#[tokio::test]
+async fn through_the_gateway_a_user_gets_403_and_an_admin_200() {
+    let (app, operator) = spawn_deployment(|_| {}).await;
+    let alice = bootstrap_admin(&app, &operator, "alice").await;
+    let bob = app.signed_in("bob").await.access_token;
+    let gateway = gateway_for(&app).await;
+    let client = reqwest::Client::new();
+    let set_role = |token: String, username: &'static str| {
+        let request = client
+            .post(format!("{}/user/role", gateway.base_url))
+            .bearer_auth(token)
+            .json(&serde_json::json!({"username": username, "role": "admin"}));
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.json::<serde_json::Value>().await.unwrap())
+        }
+    };
+    let (status, body) = set_role(bob.clone(), "bob").await;
+    assert_eq!((status, &body["code"]), (403, &serde_json::json!(403)), "{body}");
+    assert_eq!(stored_role(&app, "bob").await, "user");
+    let (status, body) = set_role(alice.clone(), "bob").await;
+    assert_eq!((status, &body["role"]), (200, &serde_json::json!("admin")), "{body}");
+    assert_eq!(set_role(alice, "nobody").await.0, 404);
 }

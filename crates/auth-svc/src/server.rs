@@ -60,7 +60,14 @@ impl App {
         };
         let keys = Arc::new(config.token_keys(&secrets)?);
         let (kid, algorithm) = keys.access_signing_key();
-        tracing::info!(kid, ?algorithm, verification_keys = keys.jwks().len(), "access-token signing key");
+        tracing::info!(kid, ?algorithm, published_keys = keys.jwks().len(), "access-token signing key");
+        if config.auth.signing_key.is_some() && config.auth.access_secret.is_some() {
+            // Whoever holds the HS256 secret can still mint access tokens we accept.
+            tracing::warn!(
+                "auth.access_secret is set beside auth.signing_key: HS256 access tokens are still accepted. \
+                 Remove it once auth.access_expire seconds have passed since the switch."
+            );
+        }
         let metrics = Arc::new(Metrics::new());
         metrics.probe_database(database_pool_probe(&db));
         let hasher = PasswordHasher::new(config.password.hash_profile, config.hashing_concurrency(), metrics.clone())

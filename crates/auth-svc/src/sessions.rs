@@ -3,7 +3,9 @@
 //! Rotation with a grace window: a token exchanged less than `reuse_interval` seconds ago
 //! returns the very same successor pair again (several tabs refreshing at once, or a lost
 //! response, must not log the user out). The pair is re-signed from the successor's row, never
-//! stored. Any other reuse of a spent token is taken as theft and revokes the whole family.
+//! stored: byte for byte the same while the signing key and the account's role are unchanged;
+//! across a key promotion or a role change it is an equivalent pair (same ids and times, the
+//! new `kid` or role). Any other reuse of a spent token is taken as theft and revokes the whole family.
 
 use std::sync::Arc;
 

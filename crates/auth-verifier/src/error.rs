@@ -17,7 +17,7 @@ pub enum VerifyError {
     /// The header's `alg` is not EdDSA or ES256, or not the algorithm of the key its `kid` names.
     #[error("token algorithm is not accepted")]
     UnsupportedAlgorithm,
-    /// No `kid`, or one the published key set does not contain.
+    /// No `kid`, or one the published key set does not contain (as of a successful fetch).
     #[error("token signing key is unknown")]
     UnknownKey,
     /// A refresh token, or any JWT whose `typ`/`token_type` is not an access token's.
@@ -35,8 +35,10 @@ pub enum VerifyError {
     /// A required claim is missing or has the wrong type, or an `aud` claim is present.
     #[error("token claims are invalid")]
     InvalidClaims,
-    /// The key set could not be fetched and none is cached: the token may well be valid, so
-    /// the layer answers 503 / `UNAVAILABLE`, not 401.
+    /// The key set could not be fetched and no usable one is cached (none yet, or one stale for
+    /// longer than `max_stale`), or the token's `kid` is not in the cached set and the latest
+    /// fetch failed. The token may well be valid, so the layer answers 503 / `UNAVAILABLE`, not
+    /// 401.
     #[error("signing keys are unavailable")]
     KeysUnavailable,
     /// The builder was given settings it cannot work with.

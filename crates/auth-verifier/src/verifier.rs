@@ -11,6 +11,9 @@ use crate::{BearerLayer, Claims, VerifyError};
 const DEFAULT_ISSUER: &str = "auth-svc";
 const DEFAULT_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_MAX_STALE: Duration = Duration::from_secs(60 * 60);
+/// Upper bound of `max_stale`: past a week, a set nobody could refresh is not worth trusting.
+const MAX_MAX_STALE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// Upper bound of `min_refresh_interval` and `leeway`: an hour is already far past sensible.
 const MAX_SETTING: Duration = Duration::from_secs(60 * 60);
 
@@ -37,6 +40,7 @@ impl Verifier {
             min_refresh_interval: DEFAULT_MIN_REFRESH_INTERVAL,
             leeway: Duration::ZERO,
             timeout: DEFAULT_TIMEOUT,
+            max_stale: DEFAULT_MAX_STALE,
         }
     }
 
@@ -75,6 +79,7 @@ pub struct VerifierBuilder {
     min_refresh_interval: Duration,
     leeway: Duration,
     timeout: Duration,
+    max_stale: Duration,
 }
 
 impl VerifierBuilder {
@@ -103,6 +108,16 @@ impl VerifierBuilder {
         self
     }
 
+    /// How long past its freshness a cached key set may still be used while refreshing it fails
+    /// (gateway unreachable, 5xx, bad body). Past that the set is dropped and tokens get
+    /// [`VerifyError::KeysUnavailable`] (503 / `UNAVAILABLE`) until a fetch succeeds. It bounds
+    /// how long a retired or leaked key stays accepted during an outage. Default 1 h; zero
+    /// means a stale set is never used; at most 7 days.
+    pub fn max_stale(mut self, max_stale: Duration) -> Self {
+        self.max_stale = max_stale;
+        self
+    }
+
     /// Checks the settings and builds the verifier. No request is made yet.
     pub fn build(self) -> Result<Verifier, VerifyError> {
         let jwks_url = reqwest::Url::parse(&self.jwks_url)
@@ -123,6 +138,9 @@ impl VerifierBuilder {
         if self.leeway > MAX_SETTING {
             return Err(VerifyError::Config("leeway must be at most an hour".to_owned()));
         }
+        if self.max_stale > MAX_MAX_STALE {
+            return Err(VerifyError::Config("max_stale must be at most 7 days".to_owned()));
+        }
         if self.issuer.is_empty() {
             return Err(VerifyError::Config("issuer must not be empty".to_owned()));
         }
@@ -133,7 +151,7 @@ impl VerifierBuilder {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|error| VerifyError::Config(format!("HTTP client: {error}")))?;
-        let keys = KeyCache::new(client, jwks_url.clone(), self.min_refresh_interval);
+        let keys = KeyCache::new(client, jwks_url.clone(), self.min_refresh_interval, self.max_stale);
         let rules = TokenRules::new(&self.issuer, self.leeway);
         Ok(Verifier { inner: Arc::new(Inner { jwks_url, rules, keys }) })
     }

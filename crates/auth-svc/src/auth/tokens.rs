@@ -188,8 +188,8 @@ impl TokenKeys {
     }
 
     /// Signs both tokens of a pair. HS256, EdDSA (RFC 8032) and our ES256 (RFC 6979 nonces)
-    /// are deterministic, so a pair re-signed from the same database row with the same keys is
-    /// identical to the first one.
+    /// are deterministic, so a pair re-signed from the same database row with the same signing
+    /// key (and role) is identical to the first one.
     pub fn sign_pair(&self, spec: &PairSpec<'_>) -> Result<SignedPair, jsonwebtoken::errors::Error> {
         let access = AccessClaims {
             iss: self.issuer.clone(),

@@ -184,3 +184,126 @@ async fn an_oversized_or_invalid_jwks_is_a_failed_fetch() {
     server.set_body(jwks(&[&key]).to_string());
     assert!(server.verifier(DEFAULT_INTERVAL).verify(&token).await.is_ok());
 }
+
+/// A verifier for `server` with the given freshness floor and `max_stale`.
+fn verifier_with_max_stale(
+    server: &JwksServer,
+    min_refresh_interval: Duration,
+    max_stale: Duration,
+) -> crate::Verifier {
+    crate::Verifier::builder(&server.url)
+        .min_refresh_interval(min_refresh_interval)
+        .max_stale(max_stale)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_stale_set_is_used_within_max_stale_while_the_gateway_answers_500() {
+    let key = ed_a();
+    let server = JwksServer::start(jwks(&[&key])).await;
+    server.set_cache_control("max-age=0");
+    let fresh_for = Duration::from_millis(100);
+    let verifier = verifier_with_max_stale(&server, fresh_for, Duration::from_secs(60));
+    verifier.prefetch().await.unwrap();
+    server.set_failing(true);
+    let token = key.sign(&access_claims());
+
+    // Freshness is measured on the real clock; waiting it out is the behaviour under test.
+    tokio::time::sleep(fresh_for + Duration::from_millis(50)).await;
+    assert!(verifier.verify(&token).await.is_ok(), "stale, the refresh got a 500, within max_stale");
+    assert_eq!(server.fetches(), 2, "the stale set was refreshed, and that failed");
+    // Past the retry delay: tried again, failed again, the stale set still serves.
+    tokio::time::sleep(fresh_for + Duration::from_millis(50)).await;
+    assert!(verifier.verify(&token).await.is_ok());
+    assert_eq!(server.fetches(), 3);
+}
+
+#[tokio::test]
+async fn a_stale_set_is_dropped_after_max_stale_and_tokens_get_keys_unavailable() {
+    let key = ed_a();
+    let server = JwksServer::start(jwks(&[&key])).await;
+    server.set_cache_control("public, max-age=1");
+    let (retry, max_stale) = (Duration::from_millis(100), Duration::from_millis(500));
+    let verifier = verifier_with_max_stale(&server, retry, max_stale);
+    verifier.prefetch().await.unwrap();
+    server.set_failing(true);
+    let token = key.sign(&access_claims());
+
+    // Past max-age (1 s), within max_stale: the stale set serves while the refresh fails.
+    tokio::time::sleep(Duration::from_millis(1050)).await;
+    assert!(verifier.verify(&token).await.is_ok(), "within max_stale");
+    assert_eq!(server.fetches(), 2);
+    // Past max-age + max_stale: the refresh fails again and the set is dropped.
+    tokio::time::sleep(max_stale).await;
+    assert_eq!(verifier.verify(&token).await, Err(VerifyError::KeysUnavailable));
+    assert_eq!(server.fetches(), 3);
+    // Dropped for good: not brought back by a rate-limited request, nor by a failed prefetch.
+    assert_eq!(verifier.verify(&token).await, Err(VerifyError::KeysUnavailable));
+    assert_eq!(verifier.prefetch().await, Err(VerifyError::KeysUnavailable));
+    assert_eq!(verifier.verify(&token).await, Err(VerifyError::KeysUnavailable));
+
+    // Once the gateway answers again, the next attempt after the retry delay recovers.
+    server.set_failing(false);
+    tokio::time::sleep(retry + Duration::from_millis(50)).await;
+    assert!(verifier.verify(&token).await.is_ok());
+}
+
+#[tokio::test]
+async fn max_stale_zero_never_uses_a_stale_set() {
+    let key = ed_a();
+    let server = JwksServer::start(jwks(&[&key])).await;
+    server.set_cache_control("max-age=0");
+    let fresh_for = Duration::from_millis(100);
+    let verifier = verifier_with_max_stale(&server, fresh_for, Duration::ZERO);
+    verifier.prefetch().await.unwrap();
+    let token = key.sign(&access_claims());
+    assert!(verifier.verify(&token).await.is_ok(), "fresh");
+
+    server.set_failing(true);
+    tokio::time::sleep(fresh_for + Duration::from_millis(50)).await;
+    assert_eq!(verifier.verify(&token).await, Err(VerifyError::KeysUnavailable));
+    assert_eq!(server.fetches(), 2);
+}
+
+#[tokio::test]
+async fn an_unknown_kid_while_the_gateway_fails_is_keys_unavailable_not_unknown_key() {
+    let key = ed_a();
+    let server = JwksServer::start(jwks(&[&key])).await;
+    let retry = Duration::from_millis(100);
+    let verifier = server.verifier(retry);
+    verifier.prefetch().await.unwrap();
+    server.set_failing(true);
+    let stranger = p256_b().sign(&access_claims());
+
+    // The refetch the unknown kid triggers fails: the key may have been published meanwhile.
+    assert_eq!(verifier.verify(&stranger).await, Err(VerifyError::KeysUnavailable));
+    assert_eq!(server.fetches(), 2);
+    // Within the retry delay no fetch is made, but the latest one failed: still unavailable.
+    let made_up = sign(&header(jsonwebtoken::Algorithm::EdDSA, Some("made-up")), &access_claims(), &key.encoding);
+    assert_eq!(verifier.verify(&made_up).await, Err(VerifyError::KeysUnavailable));
+    assert_eq!(server.fetches(), 2);
+    // Known kids of the (fresh) cached set are unaffected.
+    assert!(verifier.verify(&key.sign(&access_claims())).await.is_ok());
+
+    // Once a fetch succeeds and the kid is really not published, it is an unknown key again.
+    server.set_failing(false);
+    tokio::time::sleep(retry + Duration::from_millis(50)).await;
+    assert_eq!(verifier.verify(&stranger).await, Err(VerifyError::UnknownKey));
+    assert_eq!(server.fetches(), 3);
+}
+
+#[tokio::test]
+async fn an_unknown_kid_with_the_gateway_stopped_and_a_stale_set_is_keys_unavailable() {
+    let key = ed_a();
+    let mut server = JwksServer::start(jwks(&[&key])).await;
+    server.set_cache_control("max-age=0");
+    let fresh_for = Duration::from_millis(100);
+    let verifier = server.verifier(fresh_for);
+    verifier.prefetch().await.unwrap();
+    server.stop().await;
+
+    tokio::time::sleep(fresh_for + Duration::from_millis(50)).await;
+    assert_eq!(verifier.verify(&p256_b().sign(&access_claims())).await, Err(VerifyError::KeysUnavailable));
+    assert!(verifier.verify(&key.sign(&access_claims())).await.is_ok(), "the stale set still serves known kids");
+}

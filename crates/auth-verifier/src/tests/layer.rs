@@ -146,6 +146,25 @@ async fn grpc_requests_get_unavailable_when_no_keys_can_be_had() {
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
 
+#[tokio::test]
+async fn an_unknown_kid_while_the_gateway_fails_gets_503_and_unavailable_not_401() {
+    let key = ed_a();
+    let server = JwksServer::start(jwks(&[&key])).await;
+    let verifier = server.verifier(DEFAULT_INTERVAL);
+    verifier.prefetch().await.unwrap();
+    server.set_failing(true);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let app = app(&verifier, &calls);
+    let bearer = format!("Bearer {}", p256_b().sign(&access_claims()));
+
+    let response = app.clone().oneshot(get_me(&[&bearer])).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header(&response, "www-authenticate"), None);
+    let response = app.oneshot(grpc_request(Some(&bearer))).await.unwrap();
+    assert_eq!(header(&response, "grpc-status"), Some("14"));
+    assert_eq!(calls.load(Ordering::SeqCst), 0);
+}
+
 /// A hand-written unary gRPC service (`/test.WhoAmI/Call`, empty messages) that answers with
 /// the verified subject in the `x-sub` response metadata.
 #[derive(Clone)]
