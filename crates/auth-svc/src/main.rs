@@ -43,8 +43,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log.format);
-    let result = match cli.command.unwrap_or(Command::Serve) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    let default_filter = match command {
+        Command::User(_) => telemetry::COMMAND_FILTER,
+        Command::Serve | Command::Migrate => telemetry::SERVER_FILTER,
+    };
+    telemetry::init(config.log.format, default_filter);
+    let interactive = matches!(command, Command::User(_));
+    let result = match command {
         Command::Serve => serve(&config).await,
         Command::Migrate => server::connect_and_migrate(&config).await.map(|_| tracing::info!("migrations applied")),
         Command::User(UserCommand::SetRole { username, role }) => set_role(&config, &username, &role).await,
@@ -52,7 +58,10 @@ async fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!("{err:#}");
+            // A command's error is its answer, printed once; the server also logs it.
+            if !interactive {
+                tracing::error!("{err:#}");
+            }
             eprintln!("auth-svc: {err:#}");
             ExitCode::FAILURE
         }
