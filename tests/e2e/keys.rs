@@ -152,6 +152,9 @@ async fn rotation_from_eddsa_to_es256_fails_no_request_and_retires_the_old_key()
     let by_a = access_token(&step0, "alice").await;
     assert_eq!(header_of(&by_a).kid.as_deref(), Some("a"));
     accepted_everywhere(&[&step0], &verifier, &[&by_a], "step 0").await;
+    // Verifiers that cache a set for a minute, with their one unknown-kid refetch spent on junk:
+    // whether they accept B once it signs depends only on whether their cached set held B.
+    let cached_at_step0 = slow_verifier(&gateway, &by_a).await;
 
     // Step 1: B added, A still signs. Old and new replicas side by side.
     let step1 = replica(&database, vec![key_a(Half::Private), key_b(Half::Private)], "a").await;
@@ -160,6 +163,7 @@ async fn rotation_from_eddsa_to_es256_fails_no_request_and_retires_the_old_key()
     assert_eq!(header_of(&by_a_again).kid.as_deref(), Some("a"), "step 1 still signs with A");
     accepted_everywhere(&[&step0, &step1], &verifier, &[&by_a, &by_a_again], "step 1").await;
     drop(step0);
+    let cached_at_step1 = slow_verifier(&gateway, &by_a).await;
 
     // Step 2 (after the JWKS max-age): B signs, A verifies by its public half. Step-1 and step-2
     // replicas overlap: each accepts the other's tokens.
@@ -170,6 +174,10 @@ async fn rotation_from_eddsa_to_es256_fails_no_request_and_retires_the_old_key()
     let header = header_of(&by_b);
     assert_eq!((header.alg, header.kid.as_deref()), (Algorithm::ES256, Some("b")));
     accepted_everywhere(&[&step1, &step2], &verifier, &[&by_a, &by_a_again, &by_b], "step 2").await;
+    // This is what step 1 is for: a set cached after it already holds B...
+    assert!(cached_at_step1.verify(&by_b).await.is_ok(), "a set cached in step 1 verifies B");
+    // ...while one cached before it cannot learn B until its cache expires (skipping step 1).
+    assert!(cached_at_step0.verify(&by_b).await.is_err(), "a set cached before step 1 cannot know B");
     drop(step1);
 
     // Step 3: A retired. Tokens by B go on; tokens by A are refused by auth-svc at once...
@@ -190,6 +198,30 @@ async fn rotation_from_eddsa_to_es256_fails_no_request_and_retires_the_old_key()
         "the verifier still accepts A after the JWKS max-age"
     );
     assert!(verifier.verify(&by_b).await.is_ok(), "and B as before");
+}
+
+/// A verifier that caches the set for a minute, has fetched it now, and has spent its one
+/// unknown-kid refetch of that minute on a junk kid (`token` re-labelled).
+async fn slow_verifier(gateway: &Gateway, token: &str) -> Verifier {
+    let verifier = Verifier::builder(&gateway.jwks_url)
+        .issuer("auth-svc")
+        .min_refresh_interval(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    verifier.prefetch().await.unwrap();
+    assert!(verifier.verify(&with_kid(token, "junk")).await.is_err());
+    verifier
+}
+
+/// `token` with its header's `kid` replaced (the signature no longer matters: no key has it).
+fn with_kid(token: &str, kid: &str) -> String {
+    use base64::Engine as _;
+    let mut header: serde_json::Value =
+        serde_json::from_slice(&base64_url_decode(token.split('.').next().unwrap())).unwrap();
+    header["kid"] = serde_json::json!(kid);
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(header.to_string());
+    let rest = token.split_once('.').unwrap().1;
+    format!("{header}.{rest}")
 }
 
 #[tokio::test]
