@@ -9,10 +9,6 @@ use std::{
     time::Duration,
 };
 
-use figment::{
-    Figment,
-    providers::{Env, Format, Yaml},
-};
 use rand::{Rng, distr::Alphanumeric};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -64,7 +60,7 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `text` (the default) or `json` (one object per line).
-    pub format: crate::telemetry::LogFormat,
+    pub format: service_kit::logging::LogFormat,
 }
 
 #[derive(Debug, Deserialize)]
@@ -306,15 +302,7 @@ pub struct Secrets {
 impl Config {
     /// Reads the YAML file (if given), then the environment, then validates.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::new();
-        if let Some(path) = file {
-            if !path.is_file() {
-                return Err(ConfigError(format!("file {} not found", path.display())));
-            }
-            figment = figment.merge(Yaml::file_exact(path));
-        }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
-        let config: Self = figment.extract().map_err(|err| ConfigError(one_line(&err)))?;
+        let config: Self = service_kit::config::load(file, ENV_PREFIX).map_err(ConfigError)?;
         config.validate()?;
         Ok(config)
     }
@@ -454,15 +442,11 @@ impl Config {
 
 /// The environment variable that overrides a dotted key, for error messages.
 fn env_name(key: &str) -> String {
-    format!("{ENV_PREFIX}{}", key.replace('.', "__").to_uppercase())
+    service_kit::config::env_name(ENV_PREFIX, key)
 }
 
 fn invalid(key: &str, why: &str) -> ConfigError {
     ConfigError(format!("{key} ({}) {why}", env_name(key)))
-}
-
-fn one_line(err: &figment::Error) -> String {
-    err.to_string().replace('\n', " ")
 }
 
 fn random_secret() -> SecretString {

@@ -19,7 +19,6 @@ pub mod redis_store;
 pub mod revocation;
 pub mod server;
 pub mod sessions;
-pub mod telemetry;
 pub mod throttle;
 pub mod users;
 

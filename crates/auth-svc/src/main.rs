@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use auth_svc::{App, Config, server, telemetry};
+use auth_svc::{App, Config, server};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -45,10 +45,11 @@ async fn main() -> ExitCode {
     };
     let command = cli.command.unwrap_or(Command::Serve);
     let default_filter = match command {
-        Command::User(_) => telemetry::COMMAND_FILTER,
-        Command::Serve | Command::Migrate => telemetry::SERVER_FILTER,
+        // A command's answer is on stdout/stderr; the server says what it does, without the SQL.
+        Command::User(_) => "warn",
+        Command::Serve | Command::Migrate => "info,sqlx=warn",
     };
-    telemetry::init(config.log.format, default_filter);
+    service_kit::logging::init(config.log.format, default_filter);
     let interactive = matches!(command, Command::User(_));
     let result = match command {
         Command::Serve => serve(&config).await,

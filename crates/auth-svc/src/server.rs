@@ -103,9 +103,7 @@ impl App {
             metrics.clone(),
         ));
         let introspection = Introspection::new(keys.clone(), revocations.clone(), users.clone());
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
+        let listener = service_kit::bind(config.listen, "listen").await?;
         let admin_listener = service_kit::bind_admin(config.admin_listen).await?;
         Ok(Self {
             listener,

@@ -5,7 +5,6 @@
 
 use std::{any::Any, convert::Infallible, future::Future, net::SocketAddr, pin::pin, sync::Arc, time::Duration};
 
-use anyhow::Context as _;
 use axum::{
     Router,
     body::Body,
@@ -77,9 +76,7 @@ impl App {
         // Outermost, so the status counted is the one the client gets.
         let router = with_middleware(routes::router().with_state(state), config)
             .layer(middleware::from_fn_with_state(metrics.clone(), crate::metrics::record));
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot listen on {} (listen)", config.listen))?;
+        let listener = service_kit::bind(config.listen, "listen").await?;
         let admin_listener = service_kit::bind_admin(config.admin_listen).await?;
         Ok(Self {
             listener,

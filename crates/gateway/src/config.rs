@@ -5,12 +5,9 @@
 
 use std::{net::SocketAddr, path::Path, time::Duration};
 
-use figment::{
-    Figment,
-    providers::{Env, Format, Yaml},
-};
 use http::{HeaderName, HeaderValue, Uri};
 use serde::{Deserialize, Deserializer};
+pub use service_kit::logging::LogFormat;
 
 /// Prefix of every environment override.
 pub const ENV_PREFIX: &str = "GATEWAY__";
@@ -43,14 +40,6 @@ pub struct Config {
 pub struct LogConfig {
     /// `text` (the default) or `json` (one object per line, for log collectors).
     pub format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    #[default]
-    Text,
-    Json,
 }
 
 /// How the gateway talks to auth-svc.
@@ -151,15 +140,7 @@ pub struct ConfigError(String);
 impl Config {
     /// Reads the YAML file (if given), then the environment, then validates.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let mut figment = Figment::new();
-        if let Some(path) = file {
-            if !path.is_file() {
-                return Err(ConfigError(format!("file {} not found", path.display())));
-            }
-            figment = figment.merge(Yaml::file_exact(path));
-        }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
-        let config: Self = figment.extract().map_err(|err| ConfigError(describe(err)))?;
+        let config: Self = service_kit::config::load(file, ENV_PREFIX).map_err(ConfigError)?;
         config.validate()?;
         Ok(config)
     }
@@ -278,31 +259,7 @@ fn comma_separated_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result
 
 /// The environment variable that overrides a dotted key, for error messages.
 fn env_name(key: &str) -> String {
-    format!("{ENV_PREFIX}{}", key.replace('.', "__").to_uppercase())
-}
-
-/// figment's errors on one line, each naming its key, the variable that sets it, and its origin:
-/// `listen (GATEWAY__LISTEN) invalid socket address syntax, from `GATEWAY__` environment variable(s)`.
-fn describe(errors: figment::Error) -> String {
-    let lines: Vec<String> = errors
-        .into_iter()
-        .map(|error| {
-            let key = error.path.join(".").to_lowercase();
-            let what = if key.is_empty() {
-                error.kind.to_string()
-            } else {
-                format!("{key} ({}) {}", env_name(&key), error.kind)
-            };
-            match &error.metadata {
-                Some(metadata) => match &metadata.source {
-                    Some(source) => format!("{what}, in {source}"),
-                    None => format!("{what}, from {}", metadata.name),
-                },
-                None => what,
-            }
-        })
-        .collect();
-    lines.join("; ").replace('\n', " ")
+    service_kit::config::env_name(ENV_PREFIX, key)
 }
 
 fn invalid(key: &str, why: &str) -> ConfigError {

@@ -3,8 +3,7 @@
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::Parser;
-use gateway::{App, Config, config::LogFormat};
-use tracing_subscriber::EnvFilter;
+use gateway::{App, Config};
 
 #[derive(Parser)]
 #[command(version, about = "REST gateway in front of auth-svc")]
@@ -24,7 +23,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log.format);
+    service_kit::logging::init(config.log.format, "info");
     match serve(&config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -40,14 +39,4 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
     let app = App::build(config).await?;
     tracing::info!(address = %app.local_addr()?, upstream = %config.upstream, "serving REST");
     app.serve(shutdown).await
-}
-
-/// `RUST_LOG` picks the filter (default `info`); `log.format` text or JSON lines.
-fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).init(),
-    }
 }

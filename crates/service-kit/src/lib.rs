@@ -1,10 +1,19 @@
-//! What auth-svc and the gateway share as processes, written once: the shutdown signals and
-//! the admin port that serves Prometheus `/metrics`.
+//! What auth-svc and the gateway share as processes, written once: configuration loading, log
+//! setup, the shutdown signals, binding listeners, and the admin port that serves Prometheus
+//! `/metrics`.
+
+pub mod config;
+pub mod logging;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
+
+/// Binds `address`; the error names the config key that set it.
+pub async fn bind(address: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address).await.with_context(|| format!("cannot listen on {address} ({key})"))
+}
 
 /// Registers SIGTERM (Kubernetes) and SIGINT (Ctrl-C) now, so a signal that arrives while the
 /// service is still starting means "drain", not death; the future resolves on either.
@@ -23,12 +32,7 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
 /// Binds the admin address when one is configured (`admin_listen`).
 pub async fn bind_admin(address: Option<SocketAddr>) -> anyhow::Result<Option<TcpListener>> {
     match address {
-        Some(address) => {
-            let listener = TcpListener::bind(address)
-                .await
-                .with_context(|| format!("cannot listen on {address} (admin_listen)"))?;
-            Ok(Some(listener))
-        }
+        Some(address) => bind(address, "admin_listen").await.map(Some),
         None => Ok(None),
     }
 }

@@ -1,0 +1,53 @@
+//! Configuration as both binaries read it: an optional YAML file (`-f/--config`), overridden by
+//! environment variables named by a prefix and the key path joined with `__`
+//! (`AUTH_SVC__AUTH__ACCESS_EXPIRE`), deserialised into the binary's own config type.
+
+use std::path::Path;
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Yaml},
+};
+use serde::de::DeserializeOwned;
+
+/// Reads `file` (if given), then the `env_prefix`ed environment, into `T`. The error is one
+/// line naming each bad key, the variable that sets it and where the value came from.
+pub fn load<T: DeserializeOwned>(file: Option<&Path>, env_prefix: &str) -> Result<T, String> {
+    let mut figment = Figment::new();
+    if let Some(path) = file {
+        if !path.is_file() {
+            return Err(format!("file {} not found", path.display()));
+        }
+        figment = figment.merge(Yaml::file_exact(path));
+    }
+    figment = figment.merge(Env::prefixed(env_prefix).split("__"));
+    figment.extract().map_err(|errors| describe(errors, env_prefix))
+}
+
+/// The environment variable that overrides a dotted key (`auth.access_expire`).
+pub fn env_name(env_prefix: &str, key: &str) -> String {
+    format!("{env_prefix}{}", key.replace('.', "__").to_uppercase())
+}
+
+/// figment's errors on one line, each naming its key, the variable that sets it, and its origin.
+fn describe(errors: figment::Error, env_prefix: &str) -> String {
+    let lines: Vec<String> = errors
+        .into_iter()
+        .map(|error| {
+            let key = error.path.join(".").to_lowercase();
+            let what = if key.is_empty() {
+                error.kind.to_string()
+            } else {
+                format!("{key} ({}) {}", env_name(env_prefix, &key), error.kind)
+            };
+            match &error.metadata {
+                Some(metadata) => match &metadata.source {
+                    Some(source) => format!("{what}, in {source}"),
+                    None => format!("{what}, from {}", metadata.name),
+                },
+                None => what,
+            }
+        })
+        .collect();
+    lines.join("; ").replace('\n', " ")
+}
