@@ -96,12 +96,12 @@ impl KeyCache {
     }
 
     /// The key published under `kid`, fetching the set if the rules above allow it.
-    pub(crate) async fn key(&self, kid: &str) -> Result<PublishedKey, VerifyError> {
+    pub(crate) async fn key(&self, kid: &str) -> Result<Arc<PublishedKey>, VerifyError> {
         let seen = self.snapshot();
         let seen_generation = seen.as_ref().map(|snapshot| snapshot.generation);
         let snapshot = self.usable_snapshot(seen).await?;
         if let Some(key) = snapshot.keys.get(kid) {
-            return Ok(key.clone());
+            return Ok(Arc::clone(key));
         }
         if Some(snapshot.generation) != seen_generation {
             // This request just got the set from the gateway; asking again would not help.
@@ -111,7 +111,7 @@ impl KeyCache {
         let mut log = self.refresh.lock().await;
         let refreshed = self.refresh_locked(&mut log, Some(snapshot.generation), Trigger::UnknownKid).await;
         if let Some(key) = self.settle_locked(&log, refreshed)?.keys.get(kid) {
-            return Ok(key.clone());
+            return Ok(Arc::clone(key));
         }
         if log.last_failure.is_some() {
             // The refetch failed (or was not tried because the latest fetch failed): the key

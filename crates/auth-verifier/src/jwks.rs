@@ -6,13 +6,15 @@
 //! secret, and a published symmetric key would let anyone mint tokens.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, KeyOperations, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
 
-/// A published verification key and the only algorithm it is accepted with.
-#[derive(Clone)]
+/// A published verification key and the only algorithm it is accepted with. Not `Clone`: cloning
+/// a `DecodingKey` copies its bytes, so the set shares each key behind an `Arc` instead, and a
+/// lookup per verified token costs no allocation.
 pub(crate) struct PublishedKey {
     pub(crate) algorithm: Algorithm,
     pub(crate) key: DecodingKey,
@@ -21,7 +23,7 @@ pub(crate) struct PublishedKey {
 /// The usable keys of one JWKS document, by `kid`.
 #[derive(Clone, Default)]
 pub(crate) struct KeySet {
-    keys: HashMap<String, PublishedKey>,
+    keys: HashMap<String, Arc<PublishedKey>>,
 }
 
 /// The document's shape, with each key left raw so that one key this crate cannot read does not
@@ -51,12 +53,12 @@ impl KeySet {
                 tracing::warn!(%kid, "JWKS lists a kid twice; keeping the first key");
                 continue;
             }
-            keys.insert(kid, key);
+            keys.insert(kid, Arc::new(key));
         }
         Ok(Self { keys })
     }
 
-    pub(crate) fn get(&self, kid: &str) -> Option<&PublishedKey> {
+    pub(crate) fn get(&self, kid: &str) -> Option<&Arc<PublishedKey>> {
         self.keys.get(kid)
     }
 

@@ -76,8 +76,9 @@ where
         let verifier = self.verifier.clone();
         Box::pin(async move {
             let grpc = is_grpc(request.headers());
-            let verified = match bearer_token(request.headers()).map(str::to_owned) {
-                Ok(token) => verifier.verify(&token).await,
+            // The token borrows from the request, which is only changed once `verify` is done.
+            let verified = match bearer_token(request.headers()) {
+                Ok(token) => verifier.verify(token).await,
                 Err(error) => Err(error),
             };
             match verified {

@@ -11,7 +11,7 @@ use crate::{BearerLayer, Claims, VerifyError};
 const DEFAULT_ISSUER: &str = "auth-svc";
 const DEFAULT_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
-const DEFAULT_MAX_STALE: Duration = Duration::from_secs(60 * 60);
+pub(crate) const DEFAULT_MAX_STALE: Duration = Duration::from_secs(60 * 60);
 /// Upper bound of `max_stale`: past a week, a set nobody could refresh is not worth trusting.
 const MAX_MAX_STALE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// Upper bound of `min_refresh_interval` and `leeway`: an hour is already far past sensible.

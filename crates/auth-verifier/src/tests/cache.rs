@@ -6,11 +6,12 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use super::support::*;
-use crate::VerifyError;
+use crate::verifier::DEFAULT_MAX_STALE;
+use crate::{Verifier, VerifyError};
 
 /// Runs `count` verifications of `token` at once and returns their results.
 async fn verify_concurrently(
-    verifier: &crate::Verifier,
+    verifier: &Verifier,
     token: &str,
     count: usize,
 ) -> Vec<Result<crate::Claims, VerifyError>> {
@@ -22,11 +23,32 @@ async fn verify_concurrently(
     tasks.join_all().await
 }
 
+/// Sleeps until just past `period`. The cache measures freshness and its rate limits on the
+/// real clock, so waiting them out is the behaviour under test.
+async fn sleep_past(period: Duration) {
+    tokio::time::sleep(period + Duration::from_millis(50)).await;
+}
+
+/// How soon the set of [`prefetched_stale_soon`] goes stale, and its verifier's retry delay.
+const STALE_AFTER: Duration = Duration::from_millis(100);
+
+/// One key; a server whose set goes stale `STALE_AFTER` after each fetch (`max-age=0` is clamped
+/// up to `min_refresh_interval`, which is `STALE_AFTER`); and a verifier with `max_stale` that
+/// has fetched it once.
+async fn prefetched_stale_soon(max_stale: Duration) -> (TestKey, JwksServer, Verifier) {
+    let key = ed_a();
+    let server = JwksServer::start(jwks(&[&key])).await;
+    server.set_cache_control("max-age=0");
+    let verifier =
+        Verifier::builder(&server.url).min_refresh_interval(STALE_AFTER).max_stale(max_stale).build().unwrap();
+    verifier.prefetch().await.unwrap();
+    (key, server, verifier)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_first_use_shares_one_fetch() {
     let key = ed_a();
-    let server = JwksServer::start(jwks(&[&key])).await;
-    let verifier = server.verifier(DEFAULT_INTERVAL);
+    let (server, verifier) = verifier_for(&[&key]).await;
 
     let results = verify_concurrently(&verifier, &key.sign(&access_claims()), 32).await;
 
@@ -37,8 +59,7 @@ async fn concurrent_first_use_shares_one_fetch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_unknown_kids_causes_one_refetch() {
     let key = ed_a();
-    let server = JwksServer::start(jwks(&[&key])).await;
-    let verifier = server.verifier(DEFAULT_INTERVAL);
+    let (server, verifier) = verifier_for(&[&key]).await;
     verifier.prefetch().await.unwrap();
     let stranger = p256_b().sign(&access_claims());
 
@@ -47,7 +68,7 @@ async fn a_flood_of_unknown_kids_causes_one_refetch() {
     assert!(results.iter().all(|result| *result == Err(VerifyError::UnknownKey)), "{results:?}");
     assert_eq!(server.fetches(), 2, "the prefetch and exactly one refetch");
     // Still within the window: other unknown kids are refused without asking again.
-    let another = sign(&header(jsonwebtoken::Algorithm::EdDSA, Some("made-up")), &access_claims(), &key.encoding);
+    let another = key.sign_with_kid("made-up", &access_claims());
     assert_eq!(verifier.verify(&another).await, Err(VerifyError::UnknownKey));
     assert_eq!(server.fetches(), 2);
     // Known kids are unaffected.
@@ -56,8 +77,7 @@ async fn a_flood_of_unknown_kids_causes_one_refetch() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_kids_on_a_cold_cache_share_the_first_fetch() {
-    let server = JwksServer::start(jwks(&[&ed_a()])).await;
-    let verifier = server.verifier(DEFAULT_INTERVAL);
+    let (server, verifier) = verifier_for(&[&ed_a()]).await;
 
     let results = verify_concurrently(&verifier, &p256_b().sign(&access_claims()), 32).await;
 
@@ -78,8 +98,7 @@ async fn unknown_kids_may_refetch_again_once_the_window_has_passed() {
 
     assert_eq!(verifier.verify(&stranger).await, Err(VerifyError::UnknownKey));
     assert_eq!(server.fetches(), 2);
-    // The rate limit is measured on the real clock; waiting it out is the behaviour under test.
-    tokio::time::sleep(window + Duration::from_millis(50)).await;
+    sleep_past(window).await;
     assert_eq!(verifier.verify(&stranger).await, Err(VerifyError::UnknownKey));
     assert_eq!(server.fetches(), 3);
 }
@@ -115,8 +134,7 @@ async fn a_retired_key_is_dropped_once_the_set_goes_stale() {
     server.set_jwks(jwks(&[&current]));
     assert!(verifier.verify(&old_token).await.is_ok(), "still fresh: the cached set is used");
     assert_eq!(server.fetches(), 1);
-    // Freshness is measured on the real clock; waiting it out is the behaviour under test.
-    tokio::time::sleep(fresh_for + Duration::from_millis(50)).await;
+    sleep_past(fresh_for).await;
 
     assert_eq!(verifier.verify(&old_token).await, Err(VerifyError::UnknownKey));
     assert_eq!(server.fetches(), 2, "one refresh; its answer is not asked for again for the unknown kid");
@@ -124,7 +142,7 @@ async fn a_retired_key_is_dropped_once_the_set_goes_stale() {
 
 #[tokio::test]
 async fn jwks_down_at_start_means_keys_unavailable() {
-    let verifier = crate::Verifier::builder(dead_url().await).build().unwrap();
+    let verifier = Verifier::builder(dead_url().await).build().unwrap();
     let token = ed_a().sign(&access_claims());
 
     assert_eq!(verifier.verify(&token).await, Err(VerifyError::KeysUnavailable));
@@ -134,9 +152,8 @@ async fn jwks_down_at_start_means_keys_unavailable() {
 #[tokio::test]
 async fn failed_fetches_are_not_retried_until_the_window_passes_except_by_prefetch() {
     let key = ed_a();
-    let server = JwksServer::start(jwks(&[&key])).await;
+    let (server, verifier) = verifier_for(&[&key]).await;
     server.set_failing(true);
-    let verifier = server.verifier(DEFAULT_INTERVAL);
     let token = key.sign(&access_claims());
 
     assert_eq!(verifier.verify(&token).await, Err(VerifyError::KeysUnavailable));
@@ -151,18 +168,13 @@ async fn failed_fetches_are_not_retried_until_the_window_passes_except_by_prefet
 
 #[tokio::test]
 async fn cached_keys_keep_verifying_when_the_gateway_goes_down() {
-    let key = ed_a();
-    let mut server = JwksServer::start(jwks(&[&key])).await;
-    server.set_cache_control("max-age=0");
-    let fresh_for = Duration::from_millis(100);
-    let verifier = server.verifier(fresh_for);
-    verifier.prefetch().await.unwrap();
+    let (key, mut server, verifier) = prefetched_stale_soon(DEFAULT_MAX_STALE).await;
 
     server.stop().await;
     let token = key.sign(&access_claims());
     assert!(verifier.verify(&token).await.is_ok(), "fresh cached set");
     // Past its freshness the set is refetched, which fails, and the stale keys stay in use.
-    tokio::time::sleep(fresh_for + Duration::from_millis(50)).await;
+    sleep_past(STALE_AFTER).await;
     assert_eq!(verifier.verify(&token).await.map(|claims| claims.sub), Ok("42".to_owned()));
     assert_eq!(verifier.prefetch().await, Err(VerifyError::KeysUnavailable));
     assert!(verifier.verify(&token).await.is_ok(), "a failed prefetch keeps the cached keys too");
@@ -185,36 +197,17 @@ async fn an_oversized_or_invalid_jwks_is_a_failed_fetch() {
     assert!(server.verifier(DEFAULT_INTERVAL).verify(&token).await.is_ok());
 }
 
-/// A verifier for `server` with the given freshness floor and `max_stale`.
-fn verifier_with_max_stale(
-    server: &JwksServer,
-    min_refresh_interval: Duration,
-    max_stale: Duration,
-) -> crate::Verifier {
-    crate::Verifier::builder(&server.url)
-        .min_refresh_interval(min_refresh_interval)
-        .max_stale(max_stale)
-        .build()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_stale_set_is_used_within_max_stale_while_the_gateway_answers_500() {
-    let key = ed_a();
-    let server = JwksServer::start(jwks(&[&key])).await;
-    server.set_cache_control("max-age=0");
-    let fresh_for = Duration::from_millis(100);
-    let verifier = verifier_with_max_stale(&server, fresh_for, Duration::from_secs(60));
-    verifier.prefetch().await.unwrap();
+    let (key, server, verifier) = prefetched_stale_soon(Duration::from_secs(60)).await;
     server.set_failing(true);
     let token = key.sign(&access_claims());
 
-    // Freshness is measured on the real clock; waiting it out is the behaviour under test.
-    tokio::time::sleep(fresh_for + Duration::from_millis(50)).await;
+    sleep_past(STALE_AFTER).await;
     assert!(verifier.verify(&token).await.is_ok(), "stale, the refresh got a 500, within max_stale");
     assert_eq!(server.fetches(), 2, "the stale set was refreshed, and that failed");
     // Past the retry delay: tried again, failed again, the stale set still serves.
-    tokio::time::sleep(fresh_for + Duration::from_millis(50)).await;
+    sleep_past(STALE_AFTER).await;
     assert!(verifier.verify(&token).await.is_ok());
     assert_eq!(server.fetches(), 3);
 }
@@ -225,13 +218,13 @@ async fn a_stale_set_is_dropped_after_max_stale_and_tokens_get_keys_unavailable(
     let server = JwksServer::start(jwks(&[&key])).await;
     server.set_cache_control("public, max-age=1");
     let (retry, max_stale) = (Duration::from_millis(100), Duration::from_millis(500));
-    let verifier = verifier_with_max_stale(&server, retry, max_stale);
+    let verifier = Verifier::builder(&server.url).min_refresh_interval(retry).max_stale(max_stale).build().unwrap();
     verifier.prefetch().await.unwrap();
     server.set_failing(true);
     let token = key.sign(&access_claims());
 
     // Past max-age (1 s), within max_stale: the stale set serves while the refresh fails.
-    tokio::time::sleep(Duration::from_millis(1050)).await;
+    sleep_past(Duration::from_secs(1)).await;
     assert!(verifier.verify(&token).await.is_ok(), "within max_stale");
     assert_eq!(server.fetches(), 2);
     // Past max-age + max_stale: the refresh fails again and the set is dropped.
@@ -245,23 +238,18 @@ async fn a_stale_set_is_dropped_after_max_stale_and_tokens_get_keys_unavailable(
 
     // Once the gateway answers again, the next attempt after the retry delay recovers.
     server.set_failing(false);
-    tokio::time::sleep(retry + Duration::from_millis(50)).await;
+    sleep_past(retry).await;
     assert!(verifier.verify(&token).await.is_ok());
 }
 
 #[tokio::test]
 async fn max_stale_zero_never_uses_a_stale_set() {
-    let key = ed_a();
-    let server = JwksServer::start(jwks(&[&key])).await;
-    server.set_cache_control("max-age=0");
-    let fresh_for = Duration::from_millis(100);
-    let verifier = verifier_with_max_stale(&server, fresh_for, Duration::ZERO);
-    verifier.prefetch().await.unwrap();
+    let (key, server, verifier) = prefetched_stale_soon(Duration::ZERO).await;
     let token = key.sign(&access_claims());
     assert!(verifier.verify(&token).await.is_ok(), "fresh");
 
     server.set_failing(true);
-    tokio::time::sleep(fresh_for + Duration::from_millis(50)).await;
+    sleep_past(STALE_AFTER).await;
     assert_eq!(verifier.verify(&token).await, Err(VerifyError::KeysUnavailable));
     assert_eq!(server.fetches(), 2);
 }
@@ -280,7 +268,7 @@ async fn an_unknown_kid_while_the_gateway_fails_is_keys_unavailable_not_unknown_
     assert_eq!(verifier.verify(&stranger).await, Err(VerifyError::KeysUnavailable));
     assert_eq!(server.fetches(), 2);
     // Within the retry delay no fetch is made, but the latest one failed: still unavailable.
-    let made_up = sign(&header(jsonwebtoken::Algorithm::EdDSA, Some("made-up")), &access_claims(), &key.encoding);
+    let made_up = key.sign_with_kid("made-up", &access_claims());
     assert_eq!(verifier.verify(&made_up).await, Err(VerifyError::KeysUnavailable));
     assert_eq!(server.fetches(), 2);
     // Known kids of the (fresh) cached set are unaffected.
@@ -288,22 +276,17 @@ async fn an_unknown_kid_while_the_gateway_fails_is_keys_unavailable_not_unknown_
 
     // Once a fetch succeeds and the kid is really not published, it is an unknown key again.
     server.set_failing(false);
-    tokio::time::sleep(retry + Duration::from_millis(50)).await;
+    sleep_past(retry).await;
     assert_eq!(verifier.verify(&stranger).await, Err(VerifyError::UnknownKey));
     assert_eq!(server.fetches(), 3);
 }
 
 #[tokio::test]
 async fn an_unknown_kid_with_the_gateway_stopped_and_a_stale_set_is_keys_unavailable() {
-    let key = ed_a();
-    let mut server = JwksServer::start(jwks(&[&key])).await;
-    server.set_cache_control("max-age=0");
-    let fresh_for = Duration::from_millis(100);
-    let verifier = server.verifier(fresh_for);
-    verifier.prefetch().await.unwrap();
+    let (key, mut server, verifier) = prefetched_stale_soon(DEFAULT_MAX_STALE).await;
     server.stop().await;
 
-    tokio::time::sleep(fresh_for + Duration::from_millis(50)).await;
+    sleep_past(STALE_AFTER).await;
     assert_eq!(verifier.verify(&p256_b().sign(&access_claims())).await, Err(VerifyError::KeysUnavailable));
     assert!(verifier.verify(&key.sign(&access_claims())).await.is_ok(), "the stale set still serves known kids");
 }

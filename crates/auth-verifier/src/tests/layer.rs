@@ -14,18 +14,20 @@ use tower::ServiceExt as _;
 use super::support::*;
 use crate::{Claims, Verifier};
 
-/// A router whose one handler answers with the verified subject and counts its calls.
-fn app(verifier: &Verifier, calls: &Arc<AtomicUsize>) -> Router {
-    let calls = Arc::clone(calls);
-    Router::new()
+/// A router whose one handler answers with the verified subject, and the count of its calls.
+fn app(verifier: &Verifier) -> (Router, Arc<AtomicUsize>) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let router = Router::new()
         .route(
             "/me",
             get(move |Extension(claims): Extension<Claims>| async move {
-                calls.fetch_add(1, Ordering::SeqCst);
+                counter.fetch_add(1, Ordering::SeqCst);
                 format!("{} {}", claims.sub, claims.role)
             }),
         )
-        .layer(verifier.layer())
+        .layer(verifier.layer());
+    (router, calls)
 }
 
 fn get_me(authorization: &[&str]) -> Request<Body> {
@@ -41,16 +43,15 @@ async fn body_text(response: axum::response::Response) -> String {
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
-fn header<'a>(response: &'a axum::response::Response, name: &str) -> Option<&'a str> {
+fn response_header<'a>(response: &'a axum::response::Response, name: &str) -> Option<&'a str> {
     response.headers().get(name).map(|value| value.to_str().unwrap())
 }
 
 #[tokio::test]
 async fn axum_handlers_get_the_claims_as_an_extension() {
     let key = ed_a();
-    let server = JwksServer::start(jwks(&[&key])).await;
-    let calls = Arc::new(AtomicUsize::new(0));
-    let app = app(&server.verifier(DEFAULT_INTERVAL), &calls);
+    let (_server, verifier) = verifier_for(&[&key]).await;
+    let (app, calls) = app(&verifier);
     let token = key.sign(&access_claims());
 
     for scheme in ["Bearer", "bearer", "BEARER"] {
@@ -64,9 +65,8 @@ async fn axum_handlers_get_the_claims_as_an_extension() {
 #[tokio::test]
 async fn axum_requests_without_a_valid_token_get_401_and_never_reach_the_handler() {
     let key = ed_a();
-    let server = JwksServer::start(jwks(&[&key])).await;
-    let calls = Arc::new(AtomicUsize::new(0));
-    let app = app(&server.verifier(DEFAULT_INTERVAL), &calls);
+    let (_server, verifier) = verifier_for(&[&key]).await;
+    let (app, calls) = app(&verifier);
     let token = key.sign(&access_claims());
     let expired = key.sign(&claims_with(serde_json::json!({"exp": now() - 1})));
     let oversized = format!("Bearer {}", "a".repeat(4097));
@@ -84,7 +84,7 @@ async fn axum_requests_without_a_valid_token_get_401_and_never_reach_the_handler
     for (authorization, challenge) in cases {
         let response = app.clone().oneshot(get_me(authorization)).await.unwrap();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{authorization:?}");
-        assert_eq!(header(&response, "www-authenticate"), Some(challenge), "{authorization:?}");
+        assert_eq!(response_header(&response, "www-authenticate"), Some(challenge), "{authorization:?}");
         assert_eq!(body_text(response).await, "");
     }
     assert_eq!(calls.load(Ordering::SeqCst), 0);
@@ -93,13 +93,13 @@ async fn axum_requests_without_a_valid_token_get_401_and_never_reach_the_handler
 #[tokio::test]
 async fn axum_requests_get_503_when_no_keys_can_be_had() {
     let verifier = Verifier::builder(dead_url().await).build().unwrap();
-    let calls = Arc::new(AtomicUsize::new(0));
+    let (app, calls) = app(&verifier);
     let token = ed_a().sign(&access_claims());
 
-    let response = app(&verifier, &calls).oneshot(get_me(&[&format!("Bearer {token}")])).await.unwrap();
+    let response = app.oneshot(get_me(&[&format!("Bearer {token}")])).await.unwrap();
 
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(header(&response, "www-authenticate"), None);
+    assert_eq!(response_header(&response, "www-authenticate"), None);
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
 
@@ -115,18 +115,17 @@ fn grpc_request(authorization: Option<&str>) -> Request<Body> {
 
 #[tokio::test]
 async fn grpc_requests_without_a_token_get_unauthenticated_trailers_only() {
-    let server = JwksServer::start(jwks(&[&ed_a()])).await;
-    let calls = Arc::new(AtomicUsize::new(0));
-    let app = app(&server.verifier(DEFAULT_INTERVAL), &calls);
+    let (_server, verifier) = verifier_for(&[&ed_a()]).await;
+    let (app, calls) = app(&verifier);
 
     let cases = [(None, "missing bearer token"), (Some("Bearer junk"), "malformed token")];
     for (authorization, message) in cases {
         let response = app.clone().oneshot(grpc_request(authorization)).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(header(&response, "content-type"), Some("application/grpc"));
-        assert_eq!(header(&response, "grpc-status"), Some("16"));
-        assert_eq!(header(&response, "grpc-message"), Some(message));
-        assert_eq!(header(&response, "www-authenticate"), None);
+        assert_eq!(response_header(&response, "content-type"), Some("application/grpc"));
+        assert_eq!(response_header(&response, "grpc-status"), Some("16"));
+        assert_eq!(response_header(&response, "grpc-message"), Some(message));
+        assert_eq!(response_header(&response, "www-authenticate"), None);
         assert_eq!(body_text(response).await, "");
     }
     assert_eq!(calls.load(Ordering::SeqCst), 0);
@@ -135,33 +134,31 @@ async fn grpc_requests_without_a_token_get_unauthenticated_trailers_only() {
 #[tokio::test]
 async fn grpc_requests_get_unavailable_when_no_keys_can_be_had() {
     let verifier = Verifier::builder(dead_url().await).build().unwrap();
-    let calls = Arc::new(AtomicUsize::new(0));
+    let (app, calls) = app(&verifier);
     let token = ed_a().sign(&access_claims());
 
-    let response = app(&verifier, &calls).oneshot(grpc_request(Some(&format!("Bearer {token}")))).await.unwrap();
+    let response = app.oneshot(grpc_request(Some(&format!("Bearer {token}")))).await.unwrap();
 
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(header(&response, "grpc-status"), Some("14"));
-    assert_eq!(header(&response, "grpc-message"), Some("signing keys are unavailable"));
+    assert_eq!(response_header(&response, "grpc-status"), Some("14"));
+    assert_eq!(response_header(&response, "grpc-message"), Some("signing keys are unavailable"));
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
 
 #[tokio::test]
 async fn an_unknown_kid_while_the_gateway_fails_gets_503_and_unavailable_not_401() {
     let key = ed_a();
-    let server = JwksServer::start(jwks(&[&key])).await;
-    let verifier = server.verifier(DEFAULT_INTERVAL);
+    let (server, verifier) = verifier_for(&[&key]).await;
     verifier.prefetch().await.unwrap();
     server.set_failing(true);
-    let calls = Arc::new(AtomicUsize::new(0));
-    let app = app(&verifier, &calls);
+    let (app, calls) = app(&verifier);
     let bearer = format!("Bearer {}", p256_b().sign(&access_claims()));
 
     let response = app.clone().oneshot(get_me(&[&bearer])).await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(header(&response, "www-authenticate"), None);
+    assert_eq!(response_header(&response, "www-authenticate"), None);
     let response = app.oneshot(grpc_request(Some(&bearer))).await.unwrap();
-    assert_eq!(header(&response, "grpc-status"), Some("14"));
+    assert_eq!(response_header(&response, "grpc-status"), Some("14"));
     assert_eq!(calls.load(Ordering::SeqCst), 0);
 }
 
@@ -245,8 +242,7 @@ impl GrpcServer {
 #[tokio::test]
 async fn tonic_methods_get_the_claims_and_refusals_are_unauthenticated() {
     let key = p256_a();
-    let jwks_server = JwksServer::start(jwks(&[&key])).await;
-    let verifier = jwks_server.verifier(DEFAULT_INTERVAL);
+    let (_jwks_server, verifier) = verifier_for(&[&key]).await;
     let server = GrpcServer::start(|incoming, stop| {
         tonic::transport::Server::builder()
             .layer(verifier.layer())
@@ -260,7 +256,7 @@ async fn tonic_methods_get_the_claims_and_refusals_are_unauthenticated() {
 
     let missing = server.who_am_i(None).await.unwrap_err();
     assert_eq!((missing.code(), missing.message()), (tonic::Code::Unauthenticated, "missing bearer token"));
-    let mut refresh_header = header_for(&key);
+    let mut refresh_header = header(key.algorithm, Some(key.kid));
     refresh_header.typ = Some("rt+jwt".to_owned());
     let refresh_typ = sign(&refresh_header, &access_claims(), &key.encoding);
     let refused = server.who_am_i(Some(format!("Bearer {refresh_typ}"))).await.unwrap_err();
@@ -276,8 +272,7 @@ async fn one_tonic_service_can_be_guarded_while_health_stays_open() {
     use tower::Layer as _;
 
     let key = ed_a();
-    let jwks_server = JwksServer::start(jwks(&[&key])).await;
-    let verifier = jwks_server.verifier(DEFAULT_INTERVAL);
+    let (_jwks_server, verifier) = verifier_for(&[&key]).await;
     let (_reporter, health) = tonic_health::server::health_reporter();
     let server = GrpcServer::start(|incoming, stop| {
         tonic::transport::Server::builder()
@@ -294,8 +289,4 @@ async fn one_tonic_service_can_be_guarded_while_health_stays_open() {
     assert_eq!(server.who_am_i(Some(format!("Bearer {}", key.sign(&access_claims())))).await.unwrap(), "42");
 
     server.stop().await;
-}
-
-fn header_for(key: &TestKey) -> jsonwebtoken::Header {
-    super::support::header(key.algorithm, Some(key.kid))
 }

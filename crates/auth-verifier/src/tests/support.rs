@@ -56,7 +56,13 @@ impl TestKey {
 
     /// A token signed by this key with its own `alg` and `kid`.
     pub(crate) fn sign(&self, claims: &Value) -> String {
-        sign(&header(self.algorithm, Some(self.kid)), claims, &self.encoding)
+        self.sign_with_kid(self.kid, claims)
+    }
+
+    /// A token signed by this key with its own `alg` but naming `kid` (another key's, or one
+    /// nobody publishes).
+    pub(crate) fn sign_with_kid(&self, kid: &str, claims: &Value) -> String {
+        sign(&header(self.algorithm, Some(kid)), claims, &self.encoding)
     }
 }
 
@@ -228,6 +234,13 @@ async fn serve_jwks(State(served): State<Arc<Served>>) -> axum::response::Respon
     let body = served.body.lock().expect("lock").clone();
     let cache_control = served.cache_control.lock().expect("lock").clone();
     ([(CONTENT_TYPE, "application/json".to_owned()), (CACHE_CONTROL, cache_control)], body).into_response()
+}
+
+/// A server publishing `keys`, and a verifier for it with the default settings.
+pub(crate) async fn verifier_for(keys: &[&TestKey]) -> (JwksServer, Verifier) {
+    let server = JwksServer::start(jwks(keys)).await;
+    let verifier = server.verifier(DEFAULT_INTERVAL);
+    (server, verifier)
 }
 
 /// A JWKS URL where nothing listens: the port was bound and released.
