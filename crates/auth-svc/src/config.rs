@@ -166,6 +166,34 @@ pub struct KeyConfig {
     pub public_key_pem: Option<String>,
 }
 
+/// Where a key's PEM text comes from: exactly one of [`KeyConfig`]'s four fields.
+pub enum KeySource<'a> {
+    PrivateFile(&'a Path),
+    PrivatePem(&'a SecretString),
+    PublicFile(&'a Path),
+    PublicPem(&'a str),
+}
+
+impl KeySource<'_> {
+    /// A private key signs as well as verifies.
+    pub fn is_private(&self) -> bool {
+        matches!(self, Self::PrivateFile(_) | Self::PrivatePem(_))
+    }
+}
+
+impl KeyConfig {
+    /// The one source set, or why the key is misconfigured.
+    pub fn source(&self) -> Result<KeySource<'_>, &'static str> {
+        match (&self.private_key_file, &self.private_key_pem, &self.public_key_file, &self.public_key_pem) {
+            (Some(path), None, None, None) => Ok(KeySource::PrivateFile(path)),
+            (None, Some(pem), None, None) => Ok(KeySource::PrivatePem(pem)),
+            (None, None, Some(path), None) => Ok(KeySource::PublicFile(path)),
+            (None, None, None, Some(pem)) => Ok(KeySource::PublicPem(pem)),
+            _ => Err("needs exactly one of private_key_file, private_key_pem, public_key_file, public_key_pem"),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PasswordConfig {
@@ -327,23 +355,12 @@ impl Config {
         }
         for (kid, key) in &auth.keys {
             crate::auth::keys::check_kid(kid).map_err(|why| invalid(&format!("auth.keys.{kid}"), &why))?;
-            let sources = [
-                key.private_key_file.is_some(),
-                key.private_key_pem.is_some(),
-                key.public_key_file.is_some(),
-                key.public_key_pem.is_some(),
-            ];
-            if sources.iter().filter(|set| **set).count() != 1 {
-                return Err(invalid(
-                    &format!("auth.keys.{kid}"),
-                    "needs exactly one of private_key_file, private_key_pem, public_key_file, public_key_pem",
-                ));
-            }
+            key.source().map_err(|why| invalid(&format!("auth.keys.{kid}"), why))?;
         }
         if let Some(kid) = &auth.signing_key {
-            match auth.keys.get(kid) {
+            match auth.keys.get(kid).map(KeyConfig::source) {
                 None => return Err(invalid("auth.signing_key", &format!("names no key in auth.keys: {kid}"))),
-                Some(key) if key.private_key_file.is_none() && key.private_key_pem.is_none() => {
+                Some(Ok(source)) if !source.is_private() => {
                     return Err(invalid("auth.signing_key", &format!("names a key with no private half: {kid}")));
                 }
                 Some(_) => {}

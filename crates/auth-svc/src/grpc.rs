@@ -23,11 +23,10 @@ pub struct UserGrpc {
     pub accounts: Arc<Accounts>,
     pub sessions: Arc<Sessions>,
     pub introspection: Introspection,
-    pub keys: Arc<TokenKeys>,
     pub metrics: Arc<Metrics>,
     pub trust_forwarded_for: bool,
-    /// `auth.jwks_max_age`, passed on with the key set.
-    pub jwks_max_age: i64,
+    /// The GetJwks answer: the keys do not change while the process runs (see [`jwks_response`]).
+    pub jwks: GetJwksResponse,
 }
 
 impl UserGrpc {
@@ -114,13 +113,7 @@ impl UserService for UserGrpc {
     }
 
     async fn get_jwks(&self, _request: Request<GetJwksRequest>) -> Result<Response<GetJwksResponse>, Status> {
-        self.observed("GetJwks", async {
-            Ok(Response::new(GetJwksResponse {
-                keys: self.keys.jwks().iter().filter_map(proto_jwk).collect(),
-                max_age_seconds: self.jwks_max_age,
-            }))
-        })
-        .await
+        self.observed("GetJwks", async { Ok(Response::new(self.jwks.clone())) }).await
     }
 }
 
@@ -137,6 +130,14 @@ fn token_claims(active: ActiveToken) -> AccessTokenClaims {
         sid: claims.sid,
         kid,
         username,
+    }
+}
+
+/// The public keys of `keys` with the cache lifetime verifiers may give them.
+pub fn jwks_response(keys: &TokenKeys, max_age_seconds: u64) -> GetJwksResponse {
+    GetJwksResponse {
+        keys: keys.jwks().iter().filter_map(proto_jwk).collect(),
+        max_age_seconds: i64::try_from(max_age_seconds).unwrap_or(i64::MAX),
     }
 }
 

@@ -44,6 +44,6 @@ impl Introspection {
         let Some(user) = self.users.by_id(claims.user_id).await? else {
             return Ok(None);
         };
-        Ok(Some(ActiveToken { claims, kid, username: user.username }))
+        Ok(Some(ActiveToken { claims, kid: kid.to_owned(), username: user.username }))
     }
 }

@@ -16,7 +16,7 @@ use crate::{
     auth::{interceptor::BearerAuthLayer, password::PasswordHasher, tokens::TokenKeys},
     cache::{CacheTtl, MemoryUserCache, RedisUserCache, UserCache},
     config::Config,
-    grpc::UserGrpc,
+    grpc::{self, UserGrpc},
     introspection::Introspection,
     metrics::{self, Metrics},
     redis_store::RedisStore,
@@ -117,10 +117,9 @@ impl App {
                 accounts,
                 sessions,
                 introspection,
-                keys: keys.clone(),
                 metrics,
                 trust_forwarded_for: config.throttle.trust_forwarded_for,
-                jwks_max_age: i64::try_from(config.auth.jwks_max_age).unwrap_or(i64::MAX),
+                jwks: grpc::jwks_response(&keys, config.auth.jwks_max_age),
             },
             keys,
             revocations,
@@ -280,7 +279,7 @@ pub async fn set_role_offline(config: &Config, username: &str, role: &str) -> an
     let shared = SharedState::new(config)?;
     let users = Users::new(db, shared.cache, Arc::new(Metrics::new()));
     let user = users.set_role(&username, role).await?.with_context(|| format!("no user named {username:?}"))?;
-    let cache_current = shared.redis.is_none() || users.invalidations_delivered().await;
+    let cache_current = shared.redis.is_none() || users.cache_is_current().await;
     Ok((user, cache_current))
 }
 

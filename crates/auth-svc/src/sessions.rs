@@ -89,13 +89,10 @@ impl Sessions {
         let now = now_unix();
         if row.revoked_at.is_none() && row.rotated_at.is_none() {
             let successor = self.new_token(row.user_id, row.family_id.clone(), now);
-            if query::refresh_tokens::rotate(&self.db, &row.id, now, successor.clone()).await? {
+            if query::refresh_tokens::rotate(&self.db, &row.id, now, &successor).await? {
                 let user = self.owner(successor.user_id).await?;
-                let successor_row = query::refresh_tokens::find(&self.db, &successor.id)
-                    .await?
-                    .ok_or(AuthError::Unauthenticated("invalid refresh token"))?;
                 self.metrics.token("refreshed");
-                return self.sign(&successor_row, &user.role, now);
+                return self.sign(&successor.into_row(), &user.role, now);
             }
             // Someone rotated or revoked it between our read and our write: read what won.
             row = self.find_row(&claims.jti).await?;

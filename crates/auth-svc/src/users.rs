@@ -64,18 +64,14 @@ impl Users {
         }
     }
 
-    /// Retries the invalidations the cache missed; true when none is left.
-    pub async fn invalidations_delivered(&self) -> bool {
-        self.cache_is_current().await
-    }
-
     /// An account read from the database, never the cache: for decisions that must see a
     /// change made elsewhere at once (is the caller still an admin?).
     pub async fn by_id_uncached(&self, id: i64) -> Result<Option<User>, AuthError> {
         Ok(query::users::find_by_id(&self.db, id).await?.map(User::from))
     }
 
-    async fn cache_is_current(&self) -> bool {
+    /// Retries the invalidations the cache missed; true when none is left.
+    pub async fn cache_is_current(&self) -> bool {
         let pending = std::mem::take(&mut *self.unforgotten());
         if pending.is_empty() {
             return true;

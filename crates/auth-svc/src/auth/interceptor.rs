@@ -1,8 +1,8 @@
 //! The bearer-token check in front of `UserService`, as a tower layer (a tonic `Interceptor`
 //! cannot see which method is called).
 //!
-//! Default deny: every method needs `authorization: Bearer <access token>` except those in
-//! [`PUBLIC_METHODS`], so an RPC added later is protected until someone decides otherwise.
+//! Default deny: every method needs `authorization: Bearer <access token>` unless [`access`]
+//! says it is public, so an RPC added later is protected until someone decides otherwise.
 //! Verified claims go into the request extensions, where the methods read them.
 
 use std::{
@@ -18,18 +18,29 @@ use tower::{Layer, Service};
 use super::tokens::{AccessClaims, MAX_TOKEN_BYTES, TokenError, TokenKeys};
 use crate::{config::ROLE_ADMIN, metrics::Metrics, revocation::Revocations};
 
-/// Methods callable without a token (full gRPC paths). ValidateToken carries the token it
-/// asks about in its body; GetJwks serves public keys.
-pub const PUBLIC_METHODS: &[&str] = &[
-    "/user.v1.UserService/Register",
-    "/user.v1.UserService/Login",
-    "/user.v1.UserService/Refresh",
-    "/user.v1.UserService/ValidateToken",
-    "/user.v1.UserService/GetJwks",
-];
+/// What a method (full gRPC path) needs; the label names it in the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No token: Register, Login, Refresh; ValidateToken carries the token it asks about in its
+    /// body; GetJwks serves public keys.
+    Public,
+    /// A valid access token of a live session.
+    Bearer(&'static str),
+    /// That, with role `admin` (PERMISSION_DENIED otherwise).
+    Admin(&'static str),
+}
 
-/// Methods that also need the token's role to be `admin` (PERMISSION_DENIED otherwise).
-pub const ADMIN_METHODS: &[&str] = &["/user.v1.UserService/SetUserRole"];
+/// The one list of who may call what. Anything not named here needs a token.
+pub fn access(path: &str) -> Access {
+    match path.strip_prefix("/user.v1.UserService/") {
+        Some("Register" | "Login" | "Refresh" | "ValidateToken" | "GetJwks") => Access::Public,
+        Some("GetUserInfo") => Access::Bearer("GetUserInfo"),
+        Some("Logout") => Access::Bearer("Logout"),
+        Some("SetUserRole") => Access::Admin("SetUserRole"),
+        // A bounded label for everything else (metrics label sets must stay small).
+        _ => Access::Bearer("other"),
+    }
+}
 
 #[derive(Clone)]
 pub struct BearerAuthLayer {
@@ -88,11 +99,12 @@ where
         // The clone that was driven to readiness serves this call (tower's usual swap).
         let clone = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, clone);
-        if PUBLIC_METHODS.contains(&request.uri().path()) {
-            return Box::pin(ready.call(request));
-        }
+        let (method, admin_only) = match access(request.uri().path()) {
+            Access::Public => return Box::pin(ready.call(request)),
+            Access::Bearer(method) => (method, false),
+            Access::Admin(method) => (method, true),
+        };
         let started = std::time::Instant::now();
-        let method = method_name(request.uri().path());
         let metrics = self.metrics.clone();
         // Refused calls never reach the service methods; they are counted here.
         let refuse = move |status: Status| {
@@ -104,7 +116,6 @@ where
             Err(status) => return Box::pin(futures::future::ready(refuse(status))),
         };
         let revocations = self.revocations.clone();
-        let admin_only = ADMIN_METHODS.contains(&request.uri().path());
         Box::pin(async move {
             match revocations.is_revoked(&claims.sid).await {
                 Ok(false) => {}
@@ -118,16 +129,6 @@ where
             request.extensions_mut().insert(claims);
             ready.call(request).await
         })
-    }
-}
-
-/// The method label of a protected path (a static set, so labels stay bounded).
-fn method_name(path: &str) -> &'static str {
-    match path.rsplit('/').next() {
-        Some("GetUserInfo") => "GetUserInfo",
-        Some("Logout") => "Logout",
-        Some("SetUserRole") => "SetUserRole",
-        _ => "other",
     }
 }
 

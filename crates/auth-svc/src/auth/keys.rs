@@ -18,7 +18,7 @@ use jsonwebtoken::{
 };
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::{KeyAlgorithm, KeyConfig};
+use crate::config::{KeyAlgorithm, KeyConfig, KeySource};
 
 /// Longest accepted key id; ids travel in every token header.
 pub const MAX_KID_CHARS: usize = 64;
@@ -71,24 +71,15 @@ pub fn load(kid: &str, config: &KeyConfig) -> Result<AsymmetricKey, String> {
         KeyAlgorithm::EdDSA => Algorithm::EdDSA,
         KeyAlgorithm::ES256 => Algorithm::ES256,
     };
-    let sources = [
-        config.private_key_file.is_some(),
-        config.private_key_pem.is_some(),
-        config.public_key_file.is_some(),
-        config.public_key_pem.is_some(),
-    ];
-    if sources.iter().filter(|set| **set).count() != 1 {
-        return Err(
-            "needs exactly one of private_key_file, private_key_pem, public_key_file, public_key_pem".to_owned()
-        );
-    }
-    let public_pem = match (&config.public_key_file, &config.public_key_pem) {
-        (Some(path), _) => Some(read_pem(path, "public_key_file")?),
-        (None, Some(pem)) => Some(SecretString::from(pem.clone())),
-        (None, None) => None,
+    let source = config.source()?;
+    let pem = match source {
+        KeySource::PrivateFile(path) => read_pem(path, "private_key_file")?,
+        KeySource::PublicFile(path) => read_pem(path, "public_key_file")?,
+        KeySource::PrivatePem(pem) => pem.clone(),
+        KeySource::PublicPem(pem) => SecretString::from(pem),
     };
-    if let Some(pem) = public_pem {
-        let pem = pem.expose_secret().as_bytes();
+    let pem = pem.expose_secret().as_bytes();
+    if !source.is_private() {
         let decoding = match algorithm {
             Algorithm::EdDSA => DecodingKey::from_ed_pem(pem),
             _ => DecodingKey::from_ec_pem(pem),
@@ -98,12 +89,6 @@ pub fn load(kid: &str, config: &KeyConfig) -> Result<AsymmetricKey, String> {
             .map_err(|_| format!("is not a {algorithm:?} public key in PEM (SubjectPublicKeyInfo)"))?;
         return Ok(AsymmetricKey { verifying: verifying_from_jwk(kid, algorithm, jwk)?, signing: None });
     }
-    let private_pem = match (&config.private_key_file, &config.private_key_pem) {
-        (Some(path), _) => read_pem(path, "private_key_file")?,
-        (None, Some(pem)) => pem.clone(),
-        (None, None) => unreachable!("exactly one source is set"),
-    };
-    let pem = private_pem.expose_secret().as_bytes();
     let wrong = || format!("is not a {algorithm:?} private key in PKCS#8 PEM (see the README: generating keys)");
     let encoding = match algorithm {
         Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),

@@ -100,6 +100,9 @@ pub struct TokenKeys {
     issuer: String,
     access_ttl: i64,
     access_signing: SigningKey,
+    /// The JOSE headers of each kind (algorithm, `typ`, `kid`), built once.
+    access_header: Header,
+    refresh_header: Header,
     /// Every key that verifies access tokens, by key id.
     access_verifying: HashMap<String, Verifier>,
     refresh_signing: SigningKey,
@@ -165,6 +168,8 @@ impl TokenKeys {
         Ok(Self {
             issuer: issuer.to_owned(),
             access_ttl: i64::try_from(access_ttl_seconds).unwrap_or(i64::MAX),
+            access_header: header(ACCESS_TYP, &access_signing),
+            refresh_header: header(REFRESH_TYP, &refresh_signing),
             access_signing,
             access_verifying,
             refresh_signing,
@@ -212,10 +217,9 @@ impl TokenKeys {
             sid: spec.session_id.to_owned(),
             token_type: TokenType::Refresh,
         };
-        let (access_key, refresh_key) = (&self.access_signing, &self.refresh_signing);
         Ok(SignedPair {
-            access_token: jsonwebtoken::encode(&header(ACCESS_TYP, access_key), &access, &access_key.encoding)?,
-            refresh_token: jsonwebtoken::encode(&header(REFRESH_TYP, refresh_key), &refresh, &refresh_key.encoding)?,
+            access_token: jsonwebtoken::encode(&self.access_header, &access, &self.access_signing.encoding)?,
+            refresh_token: jsonwebtoken::encode(&self.refresh_header, &refresh, &self.refresh_signing.encoding)?,
             access_expires_at: access.exp,
         })
     }
@@ -225,7 +229,7 @@ impl TokenKeys {
     }
 
     /// Verifies an access token and names the key that signed it.
-    pub fn verify_access_with_kid(&self, token: &str) -> Result<(AccessClaims, String), TokenError> {
+    pub fn verify_access_with_kid(&self, token: &str) -> Result<(AccessClaims, &str), TokenError> {
         let (claims, kid): (AccessClaims, _) = verify(token, ACCESS_TYP, |kid| self.access_verifying.get(kid))?;
         check_kind_and_times(claims.token_type, TokenType::Access, claims.iat)?;
         Ok((claims, kid))
@@ -246,7 +250,7 @@ fn verify<'k, T: serde::de::DeserializeOwned>(
     token: &str,
     expected_typ: &str,
     key_for: impl FnOnce(&str) -> Option<&'k Verifier>,
-) -> Result<(T, String), TokenError> {
+) -> Result<(T, &'k str), TokenError> {
     if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
         return Err(TokenError::Invalid);
     }
@@ -267,7 +271,7 @@ fn verify<'k, T: serde::de::DeserializeOwned>(
     if data.header.typ.as_deref() != Some(expected_typ) {
         return Err(TokenError::WrongType);
     }
-    Ok((data.claims, verifier.key.kid.clone()))
+    Ok((data.claims, &verifier.key.kid))
 }
 
 fn header(typ: &str, key: &SigningKey) -> Header {

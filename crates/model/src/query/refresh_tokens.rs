@@ -22,6 +22,22 @@ pub struct NewRefreshToken {
 }
 
 impl NewRefreshToken {
+    /// The row as it is written: what a successful [`insert`] or [`rotate`] stored, without
+    /// reading it back.
+    pub fn into_row(self) -> refresh_tokens::Model {
+        refresh_tokens::Model {
+            id: self.id,
+            family_id: self.family_id,
+            user_id: self.user_id,
+            access_jti: self.access_jti,
+            issued_at: self.issued_at,
+            expires_at: self.expires_at,
+            rotated_at: None,
+            successor_id: None,
+            revoked_at: None,
+        }
+    }
+
     fn into_active_model(self) -> refresh_tokens::ActiveModel {
         refresh_tokens::ActiveModel {
             id: Set(self.id),
@@ -56,16 +72,16 @@ pub async fn rotate(
     db: &DatabaseConnection,
     spent_id: &str,
     now: i64,
-    successor: NewRefreshToken,
+    successor: &NewRefreshToken,
 ) -> Result<bool, StoreError> {
-    Ok(retry_conflicts(|| rotate_once(db, spent_id, now, successor.clone())).await?)
+    Ok(retry_conflicts(|| rotate_once(db, spent_id, now, successor)).await?)
 }
 
 async fn rotate_once(
     db: &DatabaseConnection,
     spent_id: &str,
     now: i64,
-    successor: NewRefreshToken,
+    successor: &NewRefreshToken,
 ) -> Result<bool, DbErr> {
     let txn = db.begin().await?;
     let claimed = RefreshTokens::update_many()
@@ -82,7 +98,7 @@ async fn rotate_once(
         txn.rollback().await?;
         return Ok(false);
     }
-    successor.into_active_model().insert(&txn).await?;
+    successor.clone().into_active_model().insert(&txn).await?;
     txn.commit().await?;
     Ok(true)
 }
