@@ -3,6 +3,20 @@
 
 pub mod codec;
 
+/// Longest token (access or refresh) auth-svc accepts; longer ones are refused before any
+/// parsing, and the gateway refuses longer `Authorization` headers itself.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+
+/// gRPC metadata keys that auth-svc and its callers (the gateway) agree on.
+pub mod metadata {
+    /// The request id that follows a call through both logs.
+    pub const REQUEST_ID: &str = "x-request-id";
+    /// The client address (first entry) auth-svc throttles failed logins by.
+    pub const FORWARDED_FOR: &str = "x-forwarded-for";
+    /// Seconds to wait after RESOURCE_EXHAUSTED.
+    pub const RETRY_AFTER: &str = "retry-after";
+}
+
 pub mod user {
     pub mod v1 {
         tonic::include_proto!("user.v1");

@@ -56,7 +56,7 @@ impl From<AuthError> for Status {
             AuthError::NotFound(msg) => Status::not_found(*msg),
             AuthError::Throttled { retry_after_seconds } => {
                 let mut status = Status::resource_exhausted(err.to_string());
-                status.metadata_mut().insert("retry-after", (*retry_after_seconds).into());
+                status.metadata_mut().insert(auth_api::metadata::RETRY_AFTER, (*retry_after_seconds).into());
                 status
             }
             AuthError::Unavailable(_) => {

@@ -177,7 +177,18 @@ fn claims<T>(request: &Request<T>) -> Result<&AccessClaims, Status> {
 /// else the TCP peer.
 fn client_address<T>(request: &Request<T>, trust_forwarded_for: bool) -> Option<IpAddr> {
     let forwarded = trust_forwarded_for
-        .then(|| request.metadata().get("x-forwarded-for")?.to_str().ok()?.split(',').next()?.trim().parse().ok())
+        .then(|| {
+            request
+                .metadata()
+                .get(auth_api::metadata::FORWARDED_FOR)?
+                .to_str()
+                .ok()?
+                .split(',')
+                .next()?
+                .trim()
+                .parse()
+                .ok()
+        })
         .flatten();
     forwarded.or_else(|| request.remote_addr().map(|peer| peer.ip()))
 }

@@ -206,7 +206,8 @@ impl App {
             // UNAUTHENTICATED, instead of h2 tearing down the whole shared connection.
             .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
             .trace_fn(|request| {
-                let request_id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                let request_id =
+                    request.headers().get(auth_api::metadata::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
                 tracing::info_span!("grpc", method = %request.uri().path(), request_id)
             })
             .add_service(health_service)

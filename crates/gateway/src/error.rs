@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 
+use auth_api::metadata::RETRY_AFTER as RETRY_AFTER_METADATA;
 use axum::{
     Json,
     extract::{Request, State},
@@ -71,9 +72,6 @@ pub struct ApiError {
     message: Cow<'static, str>,
     retry_after: Option<HeaderValue>,
 }
-
-/// Metadata key in which auth-svc says how many seconds to wait after RESOURCE_EXHAUSTED.
-const RETRY_AFTER_METADATA: &str = "retry-after";
 
 /// The message of every 503: auth-svc down, unreachable, or lost mid-call.
 const UNAVAILABLE: &str = "auth service unavailable, retry later";

@@ -29,10 +29,10 @@ use crate::{
 };
 
 /// The service `/readyz` asks auth-svc's health endpoint about.
-pub const USER_SERVICE: &str = "user.v1.UserService";
+pub use auth_api::user::v1::user_service_server::SERVICE_NAME as USER_SERVICE;
 
 /// Header (and gRPC metadata key) that carries the request id end to end.
-pub const REQUEST_ID: &str = "x-request-id";
+pub use auth_api::metadata::REQUEST_ID;
 
 /// A handle on auth-svc; cheap to clone (every clone shares the connection).
 #[derive(Clone)]
@@ -132,11 +132,11 @@ async fn deadline<T>(
 /// Longest `Authorization` header forwarded: `Bearer ` and the largest token auth-svc accepts
 /// (4096 bytes). auth-svc answers a longer one with an HTTP/2 431 instead of a gRPC status, which
 /// would read as a 500; the gateway refuses it itself, as the 401 of an unusable token.
-pub const MAX_AUTHORIZATION_BYTES: usize = "Bearer ".len() + 4096;
+pub const MAX_AUTHORIZATION_BYTES: usize = "Bearer ".len() + auth_api::MAX_TOKEN_BYTES;
 
 /// Metadata key in which auth-svc reads the client address (it throttles failed logins per
 /// address). Always set by the gateway, never copied from the caller.
-pub const FORWARDED_FOR: &str = "x-forwarded-for";
+pub use auth_api::metadata::FORWARDED_FOR;
 
 /// The address of the client a request came from, as resolved by `client::resolve_client_ip`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

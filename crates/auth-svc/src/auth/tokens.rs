@@ -24,7 +24,7 @@ pub const REFRESH_TYP: &str = "rt+jwt";
 /// Tolerated clock difference between replicas for `iat`/`nbf` in the future. `exp` gets none.
 pub const CLOCK_SKEW_SECONDS: i64 = 5;
 /// Longer tokens are refused before any parsing; ours are a few hundred bytes.
-pub const MAX_TOKEN_BYTES: usize = 4096;
+pub use auth_api::MAX_TOKEN_BYTES;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
