@@ -31,6 +31,12 @@ pub enum Dialect {
     FastApi,
 }
 
+/// The FastAPI tutorial's two 401 wordings (`OAuth2PasswordBearer`): with a bearer token that
+/// did not pass, and without one.
+pub fn fastapi_unauthorized(bearer_presented: bool) -> &'static str {
+    if bearer_presented { "Invalid token" } else { "Not authenticated" }
+}
+
 impl Dialect {
     pub fn for_path(path: &str) -> Self {
         if path == "/user" || path.starts_with("/user/") { Self::GoZero } else { Self::FastApi }

@@ -238,9 +238,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WithAuthorization {
             );
             let dialect = Dialect::for_path(parts.uri.path());
             let message = match (dialect, bearer) {
-                // The FastAPI tutorial's two wordings (`OAuth2PasswordBearer`).
-                (Dialect::FastApi, true) => "Invalid token",
-                (Dialect::FastApi, false) => "Not authenticated",
+                (Dialect::FastApi, bearer) => crate::error::fastapi_unauthorized(bearer),
                 // auth-svc's own wording for such a token.
                 (Dialect::GoZero, true) => "bearer token too long",
                 (Dialect::GoZero, false) => "authorization header too long",

@@ -4,12 +4,7 @@
 use auth_api::user::v1::{
     LoginRequest, LoginResponse, RefreshRequest, RegisterRequest, RegisterResponse, SetUserRoleRequest, UserInfo,
 };
-use axum::{
-    Json,
-    extract::State,
-    http::{StatusCode, header},
-    response::IntoResponse,
-};
+use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 use utoipa::ToSchema;
@@ -119,10 +114,6 @@ impl From<UserInfo> for UserInfoResp {
 }
 
 /// Tokens must not be kept by caches (RFC 6749 section 5.1 asks the same of token endpoints).
-fn no_store(pair: LoginResp) -> impl IntoResponse {
-    ([(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")], Json(pair))
-}
-
 /// Creates an account with role `user`.
 #[utoipa::path(post, path = "/user/register", tag = TAG, request_body = RegisterReq,
     responses(
@@ -160,7 +151,7 @@ pub async fn login(
 ) -> Result<impl IntoResponse, ApiError> {
     let request = LoginRequest { username: body.username, password: body.password };
     let pair = state.upstream.login(&forwarded, request).await.map_err(failed)?;
-    Ok(no_store(pair.into()))
+    Ok(super::no_store(LoginResp::from(pair)))
 }
 
 /// Exchanges a refresh token for a new pair; the presented token is spent.
@@ -178,7 +169,7 @@ pub async fn refresh(
 ) -> Result<impl IntoResponse, ApiError> {
     let request = RefreshRequest { refresh_token: body.refresh_token };
     let pair = state.upstream.refresh(&forwarded, request).await.map_err(failed)?;
-    Ok(no_store(pair.into()))
+    Ok(super::no_store(LoginResp::from(pair)))
 }
 
 /// The account behind the bearer access token.

@@ -7,11 +7,17 @@ pub mod health;
 pub mod jwks;
 pub mod oauth2;
 
-use axum::Router;
+use axum::{Json, Router, http::header, response::IntoResponse};
+use serde::Serialize;
 use utoipa::OpenApi as _;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::app::AppState;
+
+/// A token response, which no cache may keep (RFC 6749 section 5.1).
+fn no_store(body: impl Serialize) -> impl IntoResponse {
+    ([(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")], Json(body))
+}
 
 /// Every route, with the OpenAPI document and the docs UI mounted beside them.
 pub fn router() -> Router<AppState> {

@@ -247,8 +247,7 @@ pub async fn token(
             state.upstream.refresh(&forwarded, RefreshRequest { refresh_token }).await.map_err(failed)?
         }
     };
-    let headers = [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")];
-    Ok((headers, Json(TokenResponse::from(pair))))
+    Ok(super::no_store(TokenResponse::from(pair)))
 }
 
 /// A route only a bearer of a valid access token may call.
@@ -265,8 +264,11 @@ pub async fn protected(
 ) -> Result<Json<MessageResponse>, ApiError> {
     let user = state.upstream.user_info(&forwarded).await.map_err(|status| {
         // auth-svc decided; only the wording is FastAPI's.
-        let wording = if forwarded.bearer_presented() { "Invalid token" } else { "Not authenticated" };
-        failed(status).reword(StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED, wording)
+        failed(status).reword(
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            crate::error::fastapi_unauthorized(forwarded.bearer_presented()),
+        )
     })?;
     Ok(Json(MessageResponse { message: format!("Hello {}! This is a protected route", user.username) }))
 }
