@@ -7,14 +7,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use auth_api::user::v1::{LogoutRequest, RegisterRequest};
-use secrecy::SecretString;
 use tonic::{Code, Status};
 
 use crate::{
     helpers::{
-        PASSWORD, TestApp, TestDatabase, assert_status, bearer, database_server_or_skip, redis_or_skip, spawn_app_on,
-        spawn_app_with, test_config, with_authorization,
+        PASSWORD, TestApp, TestDatabase, assert_status, bearer, database_server_or_skip, eventually,
+        proxied_redis_or_skip, spawn_app_on, spawn_app_with, test_config,
     },
     proxy::TcpProxy,
 };
@@ -29,18 +27,6 @@ const DATABASE_DOWN_BOUND: Duration = Duration::from_secs(10);
 /// `call`'s answer, which must come within `bound`.
 async fn within<T>(bound: Duration, what: &str, call: impl Future<Output = T>) -> T {
     tokio::time::timeout(bound, call).await.unwrap_or_else(|_| panic!("{what}: no answer within {bound:?}"))
-}
-
-async fn logout(app: &TestApp, access_token: &str) -> Result<(), Status> {
-    app.client.clone().logout(with_authorization(LogoutRequest {}, &bearer(access_token))).await.map(|_| ())
-}
-
-async fn register(app: &TestApp, username: &str) -> Result<i64, Status> {
-    app.client
-        .clone()
-        .register(RegisterRequest { username: username.into(), password: PASSWORD.into() })
-        .await
-        .map(|r| r.into_inner().id)
 }
 
 /// Retries `call` every 100 ms until it answers `Ok` or `bound` has passed; the last answer.
@@ -61,25 +47,22 @@ async fn retry_until_ok<T, F: Future<Output = Result<T, Status>>>(
 /// Redis is used again once a `GetUserInfo` of a cached user sends no statement to the
 /// database (the revocation check and the row both come from Redis). Polls for up to `bound`.
 async fn serves_from_redis(app: &TestApp, access_token: &str, bound: Duration) -> bool {
-    let deadline = Instant::now() + bound;
-    while Instant::now() < deadline {
+    eventually(bound, move || async move {
         let before = app.queries.get();
         within(REDIS_DOWN_BOUND, "GetUserInfo", app.user_info(&bearer(access_token))).await.expect("GetUserInfo");
-        if app.queries.get() == before {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
+        app.queries.get() == before
+    })
+    .await
 }
 
 #[tokio::test]
 async fn redis_cut_mid_traffic_falls_back_to_the_database_and_recovers() {
-    let Some(redis_url) = redis_or_skip("faults::redis_cut_mid_traffic_falls_back_to_the_database_and_recovers") else {
+    let Some((proxy, redis_url)) =
+        proxied_redis_or_skip("faults::redis_cut_mid_traffic_falls_back_to_the_database_and_recovers").await
+    else {
         return;
     };
-    let (proxy, proxied_url) = TcpProxy::in_front_of(&redis_url, 6379).await;
-    let app = spawn_app_with(|config| config.redis_url = Some(SecretString::from(proxied_url))).await;
+    let app = spawn_app_with(|config| config.redis_url = Some(redis_url)).await;
     let redis = app.redis.clone().expect("the app uses Redis");
 
     // Traffic through Redis: a cached GetUserInfo sends nothing to the database.
@@ -101,7 +84,7 @@ async fn redis_cut_mid_traffic_falls_back_to_the_database_and_recovers() {
     assert!(redis.failures() > 0, "the Redis failures are counted");
 
     // Register, Login and Refresh keep working (the throttle fails open).
-    let bob = within(REDIS_DOWN_BOUND, "Register", register(&app, "bob")).await.unwrap();
+    let bob = within(REDIS_DOWN_BOUND, "Register", app.try_register("bob", PASSWORD)).await.unwrap().id;
     let second = within(REDIS_DOWN_BOUND, "Login", app.login("alice", PASSWORD)).await.unwrap();
     let rotated = within(REDIS_DOWN_BOUND, "Refresh", app.refresh(&second.refresh_token)).await.unwrap();
     let info = within(REDIS_DOWN_BOUND, "GetUserInfo", app.user_info(&bearer(&rotated.access_token))).await.unwrap();
@@ -118,7 +101,7 @@ async fn redis_cut_mid_traffic_falls_back_to_the_database_and_recovers() {
 
     // Logout still works, and its access token is refused at once: the revocation check asks
     // the database when Redis cannot answer.
-    within(REDIS_DOWN_BOUND, "Logout", logout(&app, &rotated.access_token)).await.unwrap();
+    within(REDIS_DOWN_BOUND, "Logout", app.logout(&rotated.access_token)).await.unwrap();
     assert_status(
         within(REDIS_DOWN_BOUND, "GetUserInfo", app.user_info(&bearer(&rotated.access_token))).await,
         Code::Unauthenticated,
@@ -149,17 +132,17 @@ async fn redis_cut_mid_traffic_falls_back_to_the_database_and_recovers() {
 /// again, the logout must still hold (the list is refilled from the database first).
 #[tokio::test]
 async fn a_logout_during_a_redis_outage_stays_in_force_after_redis_returns() {
-    let Some(redis_url) = redis_or_skip("faults::a_logout_during_a_redis_outage_stays_in_force_after_redis_returns")
+    let Some((proxy, redis_url)) =
+        proxied_redis_or_skip("faults::a_logout_during_a_redis_outage_stays_in_force_after_redis_returns").await
     else {
         return;
     };
-    let (proxy, proxied_url) = TcpProxy::in_front_of(&redis_url, 6379).await;
-    let app = spawn_app_with(|config| config.redis_url = Some(SecretString::from(proxied_url))).await;
+    let app = spawn_app_with(|config| config.redis_url = Some(redis_url)).await;
     let session = app.signed_in("alice").await;
     let other = app.login("alice", PASSWORD).await.unwrap();
 
     proxy.sever().await;
-    within(REDIS_DOWN_BOUND, "Logout", logout(&app, &session.access_token)).await.unwrap();
+    within(REDIS_DOWN_BOUND, "Logout", app.logout(&session.access_token)).await.unwrap();
     assert_status(app.user_info(&bearer(&session.access_token)).await, Code::Unauthenticated, "session revoked");
 
     proxy.restore();
@@ -175,13 +158,12 @@ async fn a_logout_during_a_redis_outage_stays_in_force_after_redis_returns() {
 /// Redis is down, and nothing replays it, so the stale row is served until its TTL (300 s).
 #[tokio::test]
 async fn an_account_deleted_during_a_redis_outage_stays_gone_after_redis_returns() {
-    let Some(redis_url) =
-        redis_or_skip("faults::an_account_deleted_during_a_redis_outage_stays_gone_after_redis_returns")
+    let Some((proxy, redis_url)) =
+        proxied_redis_or_skip("faults::an_account_deleted_during_a_redis_outage_stays_gone_after_redis_returns").await
     else {
         return;
     };
-    let (proxy, proxied_url) = TcpProxy::in_front_of(&redis_url, 6379).await;
-    let app = spawn_app_with(|config| config.redis_url = Some(SecretString::from(proxied_url))).await;
+    let app = spawn_app_with(|config| config.redis_url = Some(redis_url)).await;
     let alice = app.register("alice").await;
     let session = app.login("alice", PASSWORD).await.unwrap();
     let witness = app.signed_in("bob").await;
@@ -235,10 +217,10 @@ async fn database_cut_mid_traffic_answers_unavailable_in_bounded_time_and_recove
         DATABASE_DOWN_BOUND,
         "calls while the database is cut",
         futures::future::join4(
-            register(&app, "bob"),
+            app.try_register("bob", PASSWORD),
             app.login("alice", PASSWORD),
             app.refresh(&session.refresh_token),
-            register(&app, "carol"),
+            app.try_register("carol", PASSWORD),
         ),
     )
     .await;
@@ -250,12 +232,19 @@ async fn database_cut_mid_traffic_answers_unavailable_in_bounded_time_and_recove
     assert!(elapsed < Duration::from_secs(5), "UNAVAILABLE took {elapsed:?} with a 1 s acquire timeout");
     // Still down a second time (no state stuck half-way), and still bounded.
     let started = Instant::now();
-    assert_status(within(DATABASE_DOWN_BOUND, "Register", register(&app, "bob")).await, Code::Unavailable, UNAVAILABLE);
+    assert_status(
+        within(DATABASE_DOWN_BOUND, "Register", app.try_register("bob", PASSWORD)).await,
+        Code::Unavailable,
+        UNAVAILABLE,
+    );
     assert!(started.elapsed() < Duration::from_secs(5), "UNAVAILABLE took {:?}", started.elapsed());
 
     // Restored: the same calls succeed again without restarting the app.
     proxy.restore();
-    let bob = retry_until_ok(DATABASE_DOWN_BOUND, || register(&app, "bob")).await.expect("Register after restore");
+    let bob = retry_until_ok(DATABASE_DOWN_BOUND, || app.try_register("bob", PASSWORD))
+        .await
+        .expect("Register after restore")
+        .id;
     let pair = app.login("bob", PASSWORD).await.expect("Login after restore");
     let info = app.user_info(&bearer(&pair.access_token)).await.unwrap();
     assert_eq!((info.id, info.username.as_str()), (bob, "bob"));

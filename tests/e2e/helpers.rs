@@ -1,18 +1,25 @@
 //! `spawn_app()`: a real auth-svc on 127.0.0.1:0 with its own SQLite file.
 
-use std::time::Duration;
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use auth_api::user::v1::{
-    GetUserInfoRequest, LoginRequest, LoginResponse, RegisterRequest, RegisterResponse, UserInfo,
-    user_service_client::UserServiceClient,
+    GetUserInfoRequest, LoginRequest, LoginResponse, LogoutRequest, RegisterRequest, RegisterResponse, UserInfo,
+    ValidateTokenRequest, ValidateTokenResponse, user_service_client::UserServiceClient,
 };
-use std::sync::Arc;
-
 use auth_svc::{App, Config, config::HashProfile, redis_store::RedisStore, users::Users};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use model::DatabaseConnection;
 use secrecy::SecretString;
+use serde_json::{Value, json};
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{Code, Request, Status, transport::Channel};
+
+use crate::proxy::TcpProxy;
 
 pub const ACCESS_SECRET: &str = "test-access-secret-0123456789abcdef-0123456789";
 pub const REFRESH_SECRET: &str = "test-refresh-secret-0123456789abcdef-012345678";
@@ -44,6 +51,14 @@ pub fn redis_or_skip(test: &str) -> Option<String> {
         eprintln!("skipped {test}: needs Redis; set {REDIS_ENV}=redis://127.0.0.1:6379 to run it");
     }
     url
+}
+
+/// Like [`redis_or_skip`], with a [`TcpProxy`] in front of that Redis for the test to cut, and
+/// the Redis URL that goes through it.
+pub async fn proxied_redis_or_skip(test: &str) -> Option<(TcpProxy, SecretString)> {
+    let url = redis_or_skip(test)?;
+    let (proxy, proxied_url) = TcpProxy::in_front_of(&url, 6379).await;
+    Some((proxy, SecretString::from(proxied_url)))
 }
 
 /// A test that needs a database server (not SQLite), likewise.
@@ -132,6 +147,15 @@ pub fn test_config(database_url: &str) -> Config {
     config
 }
 
+/// Two configurations of one deployment on `database`: the same secrets and the same Redis key
+/// prefix, as two replicas (or a server and an operator's CLI next to it) share them.
+pub fn deployment_configs(database: &TestDatabase) -> (Config, Config) {
+    let first = test_config(&database.url);
+    let mut second = test_config(&database.url);
+    second.redis.key_prefix.clone_from(&first.redis.key_prefix);
+    (first, second)
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
@@ -161,13 +185,17 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
 }
 
 impl TestApp {
+    /// Registers `username` with [`PASSWORD`].
     pub async fn register(&self, username: &str) -> RegisterResponse {
+        self.try_register(username, PASSWORD).await.expect("register")
+    }
+
+    pub async fn try_register(&self, username: &str, password: &str) -> Result<RegisterResponse, Status> {
         self.client
             .clone()
-            .register(RegisterRequest { username: username.into(), password: PASSWORD.into() })
+            .register(RegisterRequest { username: username.into(), password: password.into() })
             .await
-            .expect("register")
-            .into_inner()
+            .map(|r| r.into_inner())
     }
 
     pub async fn login(&self, username: &str, password: &str) -> Result<LoginResponse, Status> {
@@ -198,6 +226,16 @@ impl TestApp {
             .get_user_info(with_authorization(GetUserInfoRequest {}, authorization))
             .await
             .map(|r| r.into_inner())
+    }
+
+    /// Logs out the session of `access_token` (sent as `Bearer <access_token>`).
+    pub async fn logout(&self, access_token: &str) -> Result<(), Status> {
+        self.client.clone().logout(with_authorization(LogoutRequest {}, &bearer(access_token))).await.map(|_| ())
+    }
+
+    /// ValidateToken on `token`, with no metadata (the method is public).
+    pub async fn validate(&self, token: &str) -> Result<ValidateTokenResponse, Status> {
+        self.client.clone().validate_token(ValidateTokenRequest { token: token.into() }).await.map(|r| r.into_inner())
     }
 
     /// Stops the server the way SIGTERM does and waits for it.
@@ -277,8 +315,56 @@ pub async fn spawn_app_on(config: Config, database: TestDatabase) -> TestApp {
 }
 
 /// The claims of a JWT, read without checking its signature (what any holder of it can read).
-pub fn token_payload(token: &str) -> serde_json::Value {
-    jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(token).expect("a JWT").claims
+pub fn token_payload(token: &str) -> Value {
+    jsonwebtoken::dangerous::insecure_decode::<Value>(token).expect("a JWT").claims
+}
+
+/// Valid access-token claims for `user_id`, as the service would write them: the recipe of
+/// forged tokens, which tests then spoil one field at a time.
+pub fn access_claims(user_id: i64) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    json!({"iss":"auth-svc","sub":user_id.to_string(),"userId":user_id,"role":"user","iat":now,"exp":now + 300,
+           "jti":"jti-1","sid":uuid::Uuid::new_v4().to_string(),"token_type":"access"})
+}
+
+/// A JWT over `claims` with this header, signed by `key`: what only a holder of the key can
+/// make (the service uses `typ` "at+jwt" for access tokens and names its keys by `kid`).
+pub fn sign_jwt(alg: Algorithm, typ: &str, kid: Option<&str>, claims: &Value, key: &EncodingKey) -> String {
+    let mut header = Header::new(alg);
+    header.typ = Some(typ.into());
+    header.kid = kid.map(Into::into);
+    jsonwebtoken::encode(&header, claims, key).unwrap()
+}
+
+/// The HS256/384/512 signing key of `secret`.
+pub fn hmac_key(secret: &str) -> EncodingKey {
+    EncodingKey::from_secret(secret.as_bytes())
+}
+
+/// One part of a JWT built by hand: `value` as JSON, base64url without padding.
+pub fn jwt_part(value: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(value).unwrap())
+}
+
+/// Polls `check` every 100 ms until it holds or `bound` has passed; whether it held.
+pub async fn eventually<F: Future<Output = bool>>(bound: Duration, mut check: impl FnMut() -> F) -> bool {
+    let deadline = Instant::now() + bound;
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// The body of a GET of `url`, which must answer 200 OK.
+pub async fn http_get_ok(url: &str) -> String {
+    let response = reqwest::get(url).await.unwrap_or_else(|err| panic!("GET {url}: {err}"));
+    let status = response.status();
+    let body = response.text().await.unwrap();
+    assert_eq!(status, reqwest::StatusCode::OK, "GET {url}: {body}");
+    body
 }
 
 /// A gateway in front of an auth-svc address, stopped when the guard drops.

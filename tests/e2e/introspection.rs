@@ -4,18 +4,15 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use auth_api::user::v1::{
-    AccessTokenClaims, GetUserInfoRequest, LogoutRequest, ValidateTokenRequest, ValidateTokenResponse,
-};
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD as B64};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use auth_api::user::v1::{AccessTokenClaims, GetUserInfoRequest, ValidateTokenRequest, ValidateTokenResponse};
+use jsonwebtoken::Algorithm;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tonic::{Code, Request};
 
 use crate::helpers::{
-    ACCESS_SECRET, PASSWORD, REFRESH_SECRET, TestApp, assert_status, bearer, hmac_kid, spawn_app, spawn_app_with,
-    token_payload, with_authorization,
+    ACCESS_SECRET, PASSWORD, REFRESH_SECRET, TestApp, assert_status, bearer, hmac_key, hmac_kid, jwt_part, sign_jwt,
+    spawn_app, spawn_app_with, token_payload, with_authorization,
 };
 
 const OTHER_SECRET: &str = "another-access-secret-0123456789abcdef-0123456";
@@ -44,17 +41,10 @@ fn active_claims(response: ValidateTokenResponse, case: &str) -> AccessTokenClai
     response.claims.unwrap_or_else(|| panic!("{case}: an active token comes with its claims"))
 }
 
-async fn logout(app: &TestApp, access_token: &str) {
-    app.client.clone().logout(with_authorization(LogoutRequest {}, &bearer(access_token))).await.expect("logout");
-}
-
 /// An access token signed with `secret` and naming `kid`, as the service would write it
 /// otherwise.
 fn sign(claims: &Value, secret: &str, kid: Option<String>) -> String {
-    let mut header = Header::new(Algorithm::HS256);
-    header.typ = Some("at+jwt".into());
-    header.kid = kid;
-    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+    sign_jwt(Algorithm::HS256, "at+jwt", kid.as_deref(), claims, &hmac_key(secret))
 }
 
 /// Sleeps until the clock is past `exp`: no leeway is allowed, so the token is then expired.
@@ -131,7 +121,7 @@ async fn a_logged_out_session_s_token_is_inactive_while_another_session_stays_ac
     let second = app.login("alice", PASSWORD).await.unwrap();
     let first_sid = active_claims(validate(&app, &first.access_token).await, "before logout").sid;
 
-    logout(&app, &first.access_token).await;
+    app.logout(&first.access_token).await.expect("logout");
     assert_inactive(&validate(&app, &first.access_token).await, "the logged-out session");
     let still = active_claims(validate(&app, &second.access_token).await, "the other session");
     assert_eq!(still.username, "alice");
@@ -171,13 +161,9 @@ async fn anything_but_one_of_our_access_tokens_is_inactive_and_never_an_error() 
 
     let mut unknown_kid = hmac_kid(ACCESS_SECRET);
     unknown_kid.replace_range(unknown_kid.len() - 4.., "zzzz");
-    let mut header = Header::new(Algorithm::HS256);
-    header.typ = Some("JWT".into());
-    header.kid = our_kid();
-    let plain_jwt =
-        jsonwebtoken::encode(&header, &genuine, &EncodingKey::from_secret(ACCESS_SECRET.as_bytes())).unwrap();
+    let plain_jwt = sign_jwt(Algorithm::HS256, "JWT", our_kid().as_deref(), &genuine, &hmac_key(ACCESS_SECRET));
     let [head, _, signature]: [&str; 3] = pair.access_token.split('.').collect::<Vec<_>>().try_into().unwrap();
-    let promoted = B64.encode(serde_json::to_vec(&with("role", json!("admin"))).unwrap());
+    let promoted = jwt_part(&with("role", json!("admin")));
     let tampered = format!("{head}.{promoted}.{signature}");
     let cases = [
         ("the refresh token", pair.refresh_token.clone()),

@@ -2,16 +2,20 @@
 //! through the JWKS a live gateway serves, a rotation from key A (EdDSA) to key B (ES256) walked
 //! with two replicas live at every step, and the refusals (unknown `kid`, algorithm confusion).
 
-use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
-use auth_api::user::v1::{GetJwksRequest, ValidateTokenRequest};
+use auth_api::user::v1::GetJwksRequest;
 use auth_svc::config::{Config, KeyAlgorithm, KeyConfig};
 use auth_verifier::Verifier;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use tonic::Code;
 
-use crate::helpers::{
-    Gateway, PASSWORD, TestApp, TestDatabase, bearer, gateway_for, gateway_for_addr, spawn_app_on, test_config,
+use crate::{
+    helpers::{
+        Gateway, PASSWORD, TestApp, TestDatabase, bearer, eventually, gateway_for, gateway_for_addr, http_get_ok,
+        jwt_part, sign_jwt, spawn_app_on, test_config, token_payload,
+    },
+    proxy::TcpProxy,
 };
 
 const JWKS_MAX_AGE: u64 = 1;
@@ -76,8 +80,7 @@ async fn access_token(app: &TestApp, username: &str) -> String {
 }
 
 async fn active(app: &TestApp, token: &str) -> bool {
-    let request = ValidateTokenRequest { token: token.to_owned() };
-    app.client.clone().validate_token(request).await.expect("ValidateToken answers").into_inner().active
+    app.validate(token).await.expect("ValidateToken answers").active
 }
 
 /// Every replica accepts every token, through GetUserInfo and ValidateToken; so does the verifier.
@@ -99,14 +102,9 @@ async fn jwks_cache_expires() {
     tokio::time::sleep(Duration::from_millis(JWKS_MAX_AGE * 1000 + 300)).await;
 }
 
-async fn eventually<F: Future<Output = bool>>(mut check: impl FnMut() -> F) -> bool {
-    for _ in 0..30 {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
+/// The JWKS the gateway serves, as JSON.
+async fn served_jwks(gateway: &Gateway) -> serde_json::Value {
+    serde_json::from_str(&http_get_ok(&gateway.jwks_url).await).unwrap()
 }
 
 #[tokio::test]
@@ -130,7 +128,7 @@ async fn each_algorithm_verifies_through_the_gateway_jwks_and_hmac_keys_stay_pri
         let jwks = app.client.clone().get_jwks(GetJwksRequest {}).await.unwrap().into_inner();
         assert_eq!(jwks.keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(), [signing]);
         assert_eq!(jwks.max_age_seconds, i64::try_from(JWKS_MAX_AGE).unwrap());
-        let body: serde_json::Value = http_get_json(&gateway.jwks_url).await;
+        let body = served_jwks(&gateway).await;
         assert_eq!(body["keys"].as_array().map(Vec::len), Some(1), "{body}");
         assert!(body["keys"][0].get("d").is_none() && body["keys"][0].get("k").is_none(), "no private part: {body}");
         assert_eq!(body["keys"][0]["kid"], signing);
@@ -140,13 +138,13 @@ async fn each_algorithm_verifies_through_the_gateway_jwks_and_hmac_keys_stay_pri
 /// The rotation of the README: A signs; add B (verify only); B signs; A retired. Two replicas
 /// overlap at every step, as in a rolling update, and every token issued so far is checked on
 /// both, and by one verifier reading the JWKS through a gateway in front of the newest replica
-/// (a relay standing in for the Kubernetes Service).
+/// (a retargeted proxy standing in for the Kubernetes Service).
 #[tokio::test]
 async fn rotation_from_eddsa_to_es256_fails_no_request_and_retires_the_old_key() {
     let database = TestDatabase::create().await;
     let step0 = replica(&database, vec![key_a(Half::Private)], "a").await;
-    let service = Relay::start(step0.addr).await;
-    let gateway = gateway_for_addr(service.addr).await;
+    let service = TcpProxy::start(step0.addr).await;
+    let gateway = gateway_for_addr(service.addr()).await;
     let verifier = verifier(&gateway);
     step0.register("alice").await;
     let by_a = access_token(&step0, "alice").await;
@@ -158,7 +156,7 @@ async fn rotation_from_eddsa_to_es256_fails_no_request_and_retires_the_old_key()
 
     // Step 1: B added, A still signs. Old and new replicas side by side.
     let step1 = replica(&database, vec![key_a(Half::Private), key_b(Half::Private)], "a").await;
-    service.point_to(step1.addr).await;
+    service.retarget(step1.addr).await;
     let by_a_again = access_token(&step1, "alice").await;
     assert_eq!(header_of(&by_a_again).kid.as_deref(), Some("a"), "step 1 still signs with A");
     accepted_everywhere(&[&step0, &step1], &verifier, &[&by_a, &by_a_again], "step 1").await;
@@ -169,7 +167,7 @@ async fn rotation_from_eddsa_to_es256_fails_no_request_and_retires_the_old_key()
     // replicas overlap: each accepts the other's tokens.
     jwks_cache_expires().await;
     let step2 = replica(&database, vec![key_a(Half::Public), key_b(Half::Private)], "b").await;
-    service.point_to(step2.addr).await;
+    service.retarget(step2.addr).await;
     let by_b = access_token(&step2, "alice").await;
     let header = header_of(&by_b);
     assert_eq!((header.alg, header.kid.as_deref()), (Algorithm::ES256, Some("b")));
@@ -182,7 +180,7 @@ async fn rotation_from_eddsa_to_es256_fails_no_request_and_retires_the_old_key()
 
     // Step 3: A retired. Tokens by B go on; tokens by A are refused by auth-svc at once...
     let step3 = replica(&database, vec![key_b(Half::Private)], "b").await;
-    service.point_to(step3.addr).await;
+    service.retarget(step3.addr).await;
     accepted_everywhere(&[&step2, &step3], &verifier, &[&by_b], "step 3").await;
     let refused = step3.user_info(&bearer(&by_a)).await.expect_err("a retired key's token is refused");
     assert_eq!(refused.code(), Code::Unauthenticated);
@@ -190,7 +188,7 @@ async fn rotation_from_eddsa_to_es256_fails_no_request_and_retires_the_old_key()
     // ...and by the verifier once the JWKS it cached has expired: never later than the max-age.
     jwks_cache_expires().await;
     assert!(
-        eventually(|| {
+        eventually(Duration::from_secs(3), || {
             let (verifier, token) = (verifier.clone(), by_a.clone());
             async move { verifier.verify(&token).await.is_err() }
         })
@@ -215,11 +213,9 @@ async fn slow_verifier(gateway: &Gateway, token: &str) -> Verifier {
 
 /// `token` with its header's `kid` replaced (the signature no longer matters: no key has it).
 fn with_kid(token: &str, kid: &str) -> String {
-    use base64::Engine as _;
-    let mut header: serde_json::Value =
-        serde_json::from_slice(&base64_url_decode(token.split('.').next().unwrap())).unwrap();
-    header["kid"] = serde_json::json!(kid);
-    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(header.to_string());
+    let mut header = header_of(token);
+    header.kid = Some(kid.to_owned());
+    let header = jwt_part(&serde_json::to_value(header).unwrap());
     let rest = token.split_once('.').unwrap().1;
     format!("{header}.{rest}")
 }
@@ -231,20 +227,12 @@ async fn unknown_kids_and_algorithm_confusion_are_refused_by_the_service_and_the
     let gateway = gateway_for(&app).await;
     let verifier = verifier(&gateway);
     let good = app.signed_in("alice").await.access_token;
-    let claims: serde_json::Value = {
-        let payload = good.split('.').nth(1).unwrap();
-        serde_json::from_slice(&base64_url_decode(payload)).unwrap()
-    };
-    let sign = |alg: Algorithm, kid: &str, key: &EncodingKey| {
-        let mut header = Header::new(alg);
-        header.typ = Some("at+jwt".into());
-        header.kid = Some(kid.into());
-        jsonwebtoken::encode(&header, &claims, key).unwrap()
-    };
+    let claims = token_payload(&good);
+    let sign = |alg: Algorithm, kid: &str, key: &EncodingKey| sign_jwt(alg, "at+jwt", Some(kid), &claims, key);
     let other_ed = EncodingKey::from_ed_pem(&std::fs::read(fixture("ed25519-b.pem")).unwrap()).unwrap();
     let a_private = EncodingKey::from_ed_pem(&std::fs::read(fixture("ed25519-a.pem")).unwrap()).unwrap();
     let a_public_pem = std::fs::read(fixture("ed25519-a.pub.pem")).unwrap();
-    let jwk_x = http_get_json(&gateway.jwks_url).await["keys"][0]["x"].as_str().unwrap().to_owned();
+    let jwk_x = served_jwks(&gateway).await["keys"][0]["x"].as_str().unwrap().to_owned();
     let forged = [
         ("a key nobody configured, under its own kid", sign(Algorithm::EdDSA, "c", &other_ed)),
         ("a key nobody configured, under A's kid", sign(Algorithm::EdDSA, "a", &other_ed)),
@@ -296,63 +284,4 @@ async fn an_axum_service_behind_the_verifier_layer_gets_the_claims() {
     assert_eq!(call(None).await.0, http::StatusCode::UNAUTHORIZED);
     let tampered = format!("{}x", &token[..token.len() - 1]);
     assert_eq!(call(Some(bearer(&tampered))).await.0, http::StatusCode::UNAUTHORIZED);
-}
-
-fn base64_url_decode(part: &str) -> Vec<u8> {
-    use base64::Engine as _;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()
-}
-
-async fn http_get_json(url: &str) -> serde_json::Value {
-    let uri: http::Uri = url.parse().unwrap();
-    let addr = format!("{}:{}", uri.host().unwrap(), uri.port_u16().unwrap());
-    let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let request = format!("GET {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n", uri.path());
-    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut response).await.unwrap();
-    let text = String::from_utf8(response).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    serde_json::from_str(body).unwrap()
-}
-
-/// A TCP relay whose target can change, standing in for a Service whose pods are replaced:
-/// re-pointing it also cuts the open connections, so clients reconnect to the new target.
-struct Relay {
-    addr: std::net::SocketAddr,
-    target: Arc<std::sync::Mutex<(std::net::SocketAddr, Vec<tokio::task::AbortHandle>)>>,
-}
-
-impl Relay {
-    async fn start(target: std::net::SocketAddr) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let target = Arc::new(std::sync::Mutex::new((target, Vec::new())));
-        let current = target.clone();
-        tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let mut current = current.lock().unwrap();
-                let to = current.0;
-                let relay = tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-                current.1.push(relay.abort_handle());
-            }
-        });
-        Self { addr, target }
-    }
-
-    async fn point_to(&self, target: std::net::SocketAddr) {
-        let open = {
-            let mut current = self.target.lock().unwrap();
-            current.0 = target;
-            std::mem::take(&mut current.1)
-        };
-        open.iter().for_each(tokio::task::AbortHandle::abort);
-        // Let clients see the closed connections before the next request.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

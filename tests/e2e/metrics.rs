@@ -1,21 +1,9 @@
 //! `/metrics` on the admin port after a scripted scenario: the counters moved by exactly what
 //! the scenario did.
 
-use std::net::SocketAddr;
+use auth_api::user::v1::GetUserInfoRequest;
 
-use auth_api::user::v1::{GetUserInfoRequest, LogoutRequest};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-use crate::helpers::{PASSWORD, bearer, spawn_app_with, with_authorization};
-
-async fn scrape(admin: SocketAddr) -> String {
-    let mut stream = tokio::net::TcpStream::connect(admin).await.unwrap();
-    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: test\r\n\r\n").await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    assert!(response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"), "{response}");
-    response
-}
+use crate::helpers::{PASSWORD, bearer, http_get_ok, spawn_app_with};
 
 /// The value of the sample `name{labels}` (labels exactly as exposed), 0 when absent.
 fn sample(text: &str, series: &str) -> f64 {
@@ -45,9 +33,9 @@ async fn counters_move_by_what_a_scripted_scenario_did() {
     app.user_info(&bearer(&bob.access_token)).await.unwrap();
     app.user_info(&bearer(&bob.access_token)).await.unwrap();
     app.client.clone().get_user_info(GetUserInfoRequest {}).await.unwrap_err(); // refused by the bearer check
-    app.client.clone().logout(with_authorization(LogoutRequest {}, &bearer(&bob.access_token))).await.unwrap(); // revoked 2
+    app.logout(&bob.access_token).await.unwrap(); // revoked 2
 
-    let text = scrape(admin).await;
+    let text = http_get_ok(&format!("http://{admin}/metrics")).await;
     let expect = [
         ("auth_logins_total{outcome=\"success\"}", 2.0),
         ("auth_logins_total{outcome=\"failure\"}", 3.0),

@@ -1,6 +1,8 @@
 //! A TCP proxy the fault tests put between the service and a store, to cut the connection
 //! without disturbing the shared server: `sever()` closes every forwarded connection and makes
 //! new ones fail at once (accepted, then closed), `restore()` forwards again on the same port.
+//! `retarget()` stands in for a Kubernetes Service whose pods are replaced: new connections go
+//! to the new target, open ones are closed so clients reconnect.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -11,10 +13,13 @@ use tokio::{
     task::{JoinHandle, JoinSet},
 };
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 struct State {
+    /// Where new connections are forwarded.
+    target: SocketAddr,
     severed: bool,
-    /// Bumped by every `sever()`: a connection forwarded in an earlier epoch is closed.
+    /// Bumped by every `sever()` and `retarget()`: a connection forwarded in an earlier epoch
+    /// is closed.
     epoch: u64,
 }
 
@@ -32,9 +37,9 @@ impl TcpProxy {
     pub async fn start(target: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy binds");
         let addr = listener.local_addr().unwrap();
-        let state = Arc::new(watch::Sender::new(State::default()));
+        let state = Arc::new(watch::Sender::new(State { target, severed: false, epoch: 0 }));
         let live = Arc::new(watch::Sender::new(0_usize));
-        let accept = tokio::spawn(accept_loop(listener, target, state.clone(), live.clone()));
+        let accept = tokio::spawn(accept_loop(listener, state.clone(), live.clone()));
         Self { addr, state, live, accept }
     }
 
@@ -80,6 +85,17 @@ impl TcpProxy {
         self.state.send_if_modified(|state| std::mem::replace(&mut state.severed, false));
     }
 
+    /// Forwards new connections to `target` and closes the open ones, so clients reconnect
+    /// (to `target`); returns after giving them a moment to notice.
+    pub async fn retarget(&self, target: SocketAddr) {
+        self.state.send_modify(|state| {
+            state.target = target;
+            state.epoch += 1;
+        });
+        // Let clients see the closed connections before their next request.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
     /// Connections being forwarded now.
     pub fn live_connections(&self) -> usize {
         *self.live.borrow()
@@ -92,12 +108,7 @@ impl Drop for TcpProxy {
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    target: SocketAddr,
-    state: Arc<watch::Sender<State>>,
-    live: Arc<watch::Sender<usize>>,
-) {
+async fn accept_loop(listener: TcpListener, state: Arc<watch::Sender<State>>, live: Arc<watch::Sender<usize>>) {
     let mut connections = JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
@@ -117,7 +128,7 @@ async fn accept_loop(
         connections.spawn(async move {
             let _guard = guard;
             tokio::select! {
-                () = forward(client, target) => {}
+                () = forward(client, at_accept.target) => {}
                 _ = watch.wait_for(|now| now.epoch != at_accept.epoch) => {}
             }
             // Both sockets drop here: the client and the store see the connection close.
@@ -209,6 +220,24 @@ async fn severs_live_and_new_connections_and_restores_on_the_same_port() {
     drop(proxy);
     assert!(closed(&mut after).await, "dropping the proxy closes its connections");
     echo_task.abort();
+}
+
+#[tokio::test]
+async fn retarget_closes_open_connections_and_forwards_new_ones_to_the_new_target() {
+    let (old, old_task) = echo_server().await;
+    let (new, new_task) = echo_server().await;
+    let proxy = TcpProxy::start(old).await;
+    let mut before = TcpStream::connect(proxy.addr()).await.unwrap();
+    assert!(echoes(&mut before).await, "forwards to the first target");
+
+    proxy.retarget(new).await;
+    assert!(closed(&mut before).await, "an open connection is closed by retarget");
+    // With the old target gone, only the new one can answer.
+    old_task.abort();
+    let _ = old_task.await;
+    let mut after = TcpStream::connect(proxy.addr()).await.unwrap();
+    assert!(echoes(&mut after).await, "a new connection reaches the new target");
+    new_task.abort();
 }
 
 #[test]

@@ -3,12 +3,11 @@ use std::time::Duration;
 use futures::future::join_all;
 use tonic::Code;
 
-use crate::helpers::{assert_status, bearer, spawn_app, spawn_app_with};
+use crate::helpers::{assert_status, bearer, spawn_app, spawn_app_with, token_payload};
 
 /// The session id (`sid`) of a token, read without verification (the test only needs the id).
 fn session_of(token: &str) -> String {
-    let claims: serde_json::Value = jsonwebtoken::dangerous::insecure_decode(token).unwrap().claims;
-    claims["sid"].as_str().unwrap().to_owned()
+    token_payload(token)["sid"].as_str().unwrap().to_owned()
 }
 
 async fn live_tokens(app: &crate::helpers::TestApp, session: &str) -> usize {
@@ -107,11 +106,7 @@ async fn sessions_are_independent() {
     let app = spawn_app().await;
     let laptop = app.signed_in("alice").await;
     let phone = app.login("alice", crate::helpers::PASSWORD).await.unwrap();
-    app.client
-        .clone()
-        .logout(crate::helpers::with_authorization(auth_api::user::v1::LogoutRequest {}, &bearer(&laptop.access_token)))
-        .await
-        .unwrap();
+    app.logout(&laptop.access_token).await.unwrap();
     assert_status(app.refresh(&laptop.refresh_token).await, Code::Unauthenticated, "session revoked");
     app.refresh(&phone.refresh_token).await.expect("the other session lives on");
 }
@@ -135,14 +130,7 @@ async fn logout_racing_a_chain_of_refreshes_leaves_no_live_token() {
     };
     let logout = async {
         tokio::time::sleep(Duration::from_millis(5)).await;
-        app.client
-            .clone()
-            .logout(crate::helpers::with_authorization(
-                auth_api::user::v1::LogoutRequest {},
-                &bearer(&first.access_token),
-            ))
-            .await
-            .expect("logout succeeds while refreshes run");
+        app.logout(&first.access_token).await.expect("logout succeeds while refreshes run");
     };
     tokio::join!(refresher, logout);
     assert_eq!(live_tokens(&app, &session).await, 0, "a refresh slipped past the logout");

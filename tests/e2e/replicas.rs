@@ -3,27 +3,29 @@
 
 use std::time::Duration;
 
-use auth_api::user::v1::LogoutRequest;
-use secrecy::SecretString;
+use auth_svc::Config;
 use tonic::Code;
 
-use crate::{
-    helpers::{
-        PASSWORD, TestApp, TestDatabase, assert_status, bearer, redis_or_skip, spawn_app_on, test_config,
-        with_authorization,
-    },
-    proxy::TcpProxy,
+use crate::helpers::{
+    PASSWORD, TestApp, TestDatabase, assert_status, bearer, deployment_configs, proxied_redis_or_skip, redis_or_skip,
+    spawn_app_on,
 };
 
-/// Replicas `a` and `b`. `adjust` applies to both configurations; `a` owns the database, so
-/// it is declared (and dropped) last.
-async fn two_replicas(adjust: impl Fn(&mut auth_svc::Config)) -> (TestApp, TestApp) {
+/// Replicas `a` and `b`. `adjust` applies to both configurations.
+async fn two_replicas(adjust: impl Fn(&mut Config)) -> (TestApp, TestApp) {
+    two_replicas_each(|config_a, config_b| {
+        adjust(config_a);
+        adjust(config_b);
+    })
+    .await
+}
+
+/// Replicas `a` and `b` of one deployment, configured by `adjust(config_a, config_b)`; `a` owns
+/// the database, so it is declared (and dropped) last.
+async fn two_replicas_each(adjust: impl FnOnce(&mut Config, &mut Config)) -> (TestApp, TestApp) {
     let database = TestDatabase::create().await;
-    let mut config_a = test_config(&database.url);
-    let mut config_b = test_config(&database.url);
-    config_b.redis.key_prefix = config_a.redis.key_prefix.clone();
-    adjust(&mut config_a);
-    adjust(&mut config_b);
+    let (mut config_a, mut config_b) = deployment_configs(&database);
+    adjust(&mut config_a, &mut config_b);
     let shared = database.handle();
     let a = spawn_app_on(config_a, database).await;
     let b = spawn_app_on(config_b, shared).await;
@@ -120,7 +122,7 @@ async fn logout_on_one_replica_revokes_the_access_token_on_the_other_at_once() {
     let other = a.login("alice", PASSWORD).await.unwrap();
     // B has seen the token (and cached the user) before the logout.
     b.user_info(&bearer(&session.access_token)).await.unwrap();
-    a.client.clone().logout(with_authorization(LogoutRequest {}, &bearer(&session.access_token))).await.unwrap();
+    a.logout(&session.access_token).await.unwrap();
     assert_status(b.user_info(&bearer(&session.access_token)).await, Code::Unauthenticated, "session revoked");
     assert_status(b.refresh(&session.refresh_token).await, Code::Unauthenticated, "session revoked");
     // Only that session: the other one still works on B.
@@ -129,28 +131,22 @@ async fn logout_on_one_replica_revokes_the_access_token_on_the_other_at_once() {
 
 #[tokio::test]
 async fn a_logout_on_a_replica_cut_off_from_redis_reaches_the_other_once_redis_is_back() {
-    let Some(redis_url) =
-        redis_or_skip("replicas::a_logout_on_a_replica_cut_off_from_redis_reaches_the_other_once_redis_is_back")
+    let Some((proxy, proxied_url)) = proxied_redis_or_skip(
+        "replicas::a_logout_on_a_replica_cut_off_from_redis_reaches_the_other_once_redis_is_back",
+    )
+    .await
     else {
         return;
     };
     // Only A goes through the proxy: cutting it leaves B's Redis up.
-    let (proxy, proxied_url) = TcpProxy::in_front_of(&redis_url, 6379).await;
-    let database = TestDatabase::create().await;
-    let mut config_a = test_config(&database.url);
-    let mut config_b = test_config(&database.url);
-    config_b.redis.key_prefix = config_a.redis.key_prefix.clone();
-    config_a.redis_url = Some(SecretString::from(proxied_url));
-    let shared = database.handle();
-    let a = spawn_app_on(config_a, database).await;
-    let b = spawn_app_on(config_b, shared).await;
+    let (a, b) = two_replicas_each(|config_a, _| config_a.redis_url = Some(proxied_url)).await;
 
     let session = a.signed_in("alice").await;
     let other = a.login("alice", PASSWORD).await.unwrap();
     b.user_info(&bearer(&session.access_token)).await.unwrap();
 
     proxy.sever().await;
-    a.client.clone().logout(with_authorization(LogoutRequest {}, &bearer(&session.access_token))).await.unwrap();
+    a.logout(&session.access_token).await.unwrap();
     assert_status(a.user_info(&bearer(&session.access_token)).await, Code::Unauthenticated, "session revoked");
     // Meanwhile B, which trusts Redis, still accepts the token: nothing told Redis yet.
 

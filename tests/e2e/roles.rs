@@ -2,14 +2,14 @@
 //! runs; the binary itself is tested in auth-svc's `tests/cli.rs`), SetUserRole and who may call
 //! it, and when a new role reaches tokens.
 
-use auth_api::user::v1::{SetUserRoleRequest, UserInfo, ValidateTokenRequest};
+use auth_api::user::v1::{SetUserRoleRequest, UserInfo};
 use auth_svc::{Config, server::set_role_offline};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use tonic::{Code, Request, Status};
+use jsonwebtoken::Algorithm;
+use tonic::{Code, Status};
 
 use crate::helpers::{
-    ACCESS_SECRET, PASSWORD, TestApp, TestDatabase, assert_status, bearer, gateway_for, hmac_kid, redis_or_skip,
-    spawn_app_on, test_config, token_payload, with_authorization,
+    ACCESS_SECRET, PASSWORD, TestApp, TestDatabase, assert_status, bearer, deployment_configs, gateway_for, hmac_key,
+    hmac_kid, redis_or_skip, sign_jwt, spawn_app_on, token_payload, with_authorization,
 };
 
 const ADMINS_ONLY: &str = "only admins may call this method";
@@ -19,11 +19,9 @@ const KNOWN_ROLES: &str = "unknown role; known roles: user, admin";
 /// with next to it: the same database and the same Redis key prefix.
 async fn spawn_deployment(adjust: impl Fn(&mut Config)) -> (TestApp, Config) {
     let database = TestDatabase::create().await;
-    let mut config = test_config(&database.url);
+    let (mut config, mut operator) = deployment_configs(&database);
     adjust(&mut config);
-    let mut operator = test_config(&database.url);
     adjust(&mut operator);
-    operator.redis.key_prefix.clone_from(&config.redis.key_prefix);
     (spawn_app_on(config, database).await, operator)
 }
 
@@ -86,8 +84,7 @@ async fn a_new_role_reaches_tokens_at_the_next_refresh_or_login() {
 
     // Issued tokens keep the role they were issued with...
     assert_eq!(role_in(&bob.access_token), "user");
-    let request = Request::new(ValidateTokenRequest { token: bob.access_token.clone() });
-    let validated = app.client.clone().validate_token(request).await.unwrap().into_inner();
+    let validated = app.validate(&bob.access_token).await.unwrap();
     assert_eq!(validated.claims.expect("still active").role, "user", "ValidateToken reports the issued role");
     assert_status(set_role(&app, &bob.access_token, "carol", "admin").await, Code::PermissionDenied, ADMINS_ONLY);
     // ...while the account has the new one at once.
@@ -129,10 +126,8 @@ async fn a_token_claiming_admin_for_a_user_account_is_refused_by_the_account_che
     // Only someone holding the signing key can make this; it gets past the bearer layer.
     let mut claims = token_payload(&bob.access_token);
     claims["role"] = "admin".into();
-    let mut header = Header::new(Algorithm::HS256);
-    header.typ = Some("at+jwt".into());
-    header.kid = Some(hmac_kid(ACCESS_SECRET));
-    let forged = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(ACCESS_SECRET.as_bytes())).unwrap();
+    let forged =
+        sign_jwt(Algorithm::HS256, "at+jwt", Some(&hmac_kid(ACCESS_SECRET)), &claims, &hmac_key(ACCESS_SECRET));
     assert_eq!(app.user_info(&bearer(&forged)).await.unwrap().username, "bob", "the token is valid");
 
     assert_status(set_role(&app, &forged, "carol", "admin").await, Code::PermissionDenied, "only admins may set roles");
@@ -164,7 +159,7 @@ async fn set_user_role_needs_an_access_token() {
     // The control: alice's access token of the same login does it.
     assert_eq!(set_role(&app, &alice_pair.access_token, "bob", "admin").await.unwrap().role, "admin");
     // A logged-out admin session is refused like any other.
-    app.client.clone().logout(with_authorization(auth_api::user::v1::LogoutRequest {}, &bearer(&alice))).await.unwrap();
+    app.logout(&alice).await.unwrap();
     assert_status(set_role(&app, &alice, "bob", "user").await, Code::Unauthenticated, "session revoked");
     assert_eq!(stored_role(&app, "bob").await, "admin");
     // So is a logged-out non-admin: UNAUTHENTICATED (the session), not PERMISSION_DENIED (the role).
@@ -174,7 +169,7 @@ async fn set_user_role_needs_an_access_token() {
         Code::PermissionDenied,
         "only admins may call this method",
     );
-    app.client.clone().logout(with_authorization(auth_api::user::v1::LogoutRequest {}, &bearer(&dave))).await.unwrap();
+    app.logout(&dave).await.unwrap();
     assert_status(set_role(&app, &dave, "bob", "user").await, Code::Unauthenticated, "session revoked");
 }
 

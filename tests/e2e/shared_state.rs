@@ -1,13 +1,13 @@
 //! The cache, the login throttle and the revocation list. The suite runs these against the
 //! in-process implementations, and again with `AUTH_TEST_REDIS_URL` against Redis.
 
-use auth_api::user::v1::{GetUserInfoRequest, LoginRequest, LogoutRequest};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use serde_json::json;
+use auth_api::user::v1::LoginRequest;
+use jsonwebtoken::Algorithm;
 use tonic::{Code, Request};
 
 use crate::helpers::{
-    ACCESS_SECRET, PASSWORD, assert_status, bearer, hmac_kid, spawn_app, spawn_app_with, with_authorization,
+    ACCESS_SECRET, PASSWORD, access_claims, assert_status, bearer, hmac_key, hmac_kid, sign_jwt, spawn_app,
+    spawn_app_with,
 };
 
 #[tokio::test]
@@ -33,13 +33,8 @@ async fn deleting_a_user_invalidates_the_cached_row() {
 
 /// An access token for any user id, as only the service (or a test with its key) can make.
 fn access_token_for(user_id: i64) -> String {
-    let now = chrono::Utc::now().timestamp();
-    let claims = json!({"iss":"auth-svc","sub":user_id.to_string(),"userId":user_id,"role":"user","iat":now,
-                        "exp":now + 60,"jti":"j","sid":uuid::Uuid::new_v4().to_string(),"token_type":"access"});
-    let mut header = Header::new(Algorithm::HS256);
-    header.typ = Some("at+jwt".into());
-    header.kid = Some(hmac_kid(ACCESS_SECRET));
-    jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(ACCESS_SECRET.as_bytes())).unwrap()
+    let claims = access_claims(user_id);
+    sign_jwt(Algorithm::HS256, "at+jwt", Some(&hmac_kid(ACCESS_SECRET)), &claims, &hmac_key(ACCESS_SECRET))
 }
 
 #[tokio::test]
@@ -121,7 +116,7 @@ async fn one_address_guessing_many_accounts_is_throttled() {
 async fn logout_stops_the_access_token_at_once() {
     let app = spawn_app().await;
     let pair = app.signed_in("alice").await;
-    app.client.clone().logout(with_authorization(LogoutRequest {}, &bearer(&pair.access_token))).await.unwrap();
+    app.logout(&pair.access_token).await.unwrap();
     assert_status(app.user_info(&bearer(&pair.access_token)).await, Code::Unauthenticated, "session revoked");
 }
 
@@ -133,7 +128,5 @@ async fn reuse_detection_stops_the_session_s_access_tokens_too() {
     app.refresh(&first.refresh_token).await.unwrap_err();
     assert_status(app.user_info(&bearer(&second.access_token)).await, Code::Unauthenticated, "session revoked");
     let fresh = app.login("alice", PASSWORD).await.unwrap();
-    let mut request = Request::new(GetUserInfoRequest {});
-    request.metadata_mut().insert("authorization", bearer(&fresh.access_token).parse().unwrap());
-    app.client.clone().get_user_info(request).await.expect("a new session is unaffected");
+    app.user_info(&bearer(&fresh.access_token)).await.expect("a new session is unaffected");
 }

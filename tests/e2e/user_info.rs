@@ -1,9 +1,11 @@
 use auth_api::user::v1::{GetUserInfoRequest, LogoutRequest};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::Algorithm;
 use serde_json::json;
 use tonic::{Code, Request, metadata::MetadataValue};
 
-use crate::helpers::{ACCESS_SECRET, REFRESH_SECRET, assert_status, bearer, hmac_kid, spawn_app, with_authorization};
+use crate::helpers::{
+    ACCESS_SECRET, REFRESH_SECRET, access_claims, assert_status, bearer, hmac_key, hmac_kid, sign_jwt, spawn_app,
+};
 
 #[tokio::test]
 async fn user_info_returns_the_bearer_s_account() {
@@ -68,14 +70,15 @@ async fn forged_and_mistyped_tokens_are_refused() {
     let user = app.register("alice").await;
     let now = chrono::Utc::now().timestamp();
     let claims = |token_type: &str, exp: i64| {
-        json!({"iss":"auth-svc","sub":user.id.to_string(),"userId":user.id,"role":"admin","iat":now,"exp":exp,
-               "jti":"j","sid":"s","token_type":token_type})
+        let mut claims = access_claims(user.id);
+        claims["role"] = json!("admin");
+        claims["token_type"] = json!(token_type);
+        claims["exp"] = json!(exp);
+        claims
     };
+    let kid = hmac_kid(ACCESS_SECRET);
     let sign = |typ: &str, claims: &serde_json::Value, secret: &str| {
-        let mut header = Header::new(Algorithm::HS256);
-        header.typ = Some(typ.into());
-        header.kid = Some(hmac_kid(ACCESS_SECRET));
-        jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret.as_bytes())).unwrap()
+        sign_jwt(Algorithm::HS256, typ, Some(&kid), claims, &hmac_key(secret))
     };
     let cases = [
         (sign("at+jwt", &claims("access", now + 60), REFRESH_SECRET), "invalid access token"),
@@ -110,6 +113,6 @@ async fn logout_needs_a_token_and_ends_the_session() {
         Code::Unauthenticated,
         "missing authorization: Bearer token",
     );
-    app.client.clone().logout(with_authorization(LogoutRequest {}, &bearer(&pair.access_token))).await.unwrap();
+    app.logout(&pair.access_token).await.unwrap();
     assert_status(app.refresh(&pair.refresh_token).await, Code::Unauthenticated, "session revoked");
 }
