@@ -195,3 +195,27 @@ fn gateway_manifests_match_what_the_binary_accepts_and_serves() {
         });
     }
 }
+
+/// The Dockerfile's dependency layer copies every workspace member's manifest and stubs its
+/// sources; a member it misses leaves cargo unable to load the workspace there.
+#[test]
+fn the_dockerfile_stubs_every_workspace_member() {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let members_line = manifest.lines().find(|line| line.starts_with("members = [")).expect("a members line");
+    let members: Vec<&str> = members_line
+        .trim_start_matches("members = [")
+        .trim_end_matches(']')
+        .split(',')
+        .map(|member| member.trim().trim_matches('"'))
+        .filter(|member| !member.is_empty() && *member != ".")
+        .collect();
+    assert!(members.len() >= 5, "{members:?}");
+    let dockerfile = std::fs::read_to_string(root().join("deploy/Dockerfile")).unwrap();
+    for member in members {
+        assert!(
+            dockerfile.contains(&format!("COPY {member}/Cargo.toml {member}/")),
+            "Dockerfile: no {member}/Cargo.toml"
+        );
+        assert!(dockerfile.contains(&format!("{member}/src")), "Dockerfile: no stub for {member}/src");
+    }
+}
