@@ -78,6 +78,7 @@ export AUTH_SVC__AUTH__REFRESH_SECRET="bench-refresh-secret-0123456789-abcdefghi
 export AUTH_SVC__PASSWORD__HASH_PROFILE=owasp
 export AUTH_SVC__THROTTLE__MAX_FAILURES_PER_USERNAME=1000000000
 export AUTH_SVC__THROTTLE__MAX_FAILURES_PER_ADDRESS=1000000000
+export AUTH_SVC__REGISTER__MAX_PER_ADDRESS=1000000000
 sqlite_url="sqlite://$work/auth.db?mode=rwc"
 
 now_ns() { date +%s%N; }

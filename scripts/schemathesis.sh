@@ -67,7 +67,7 @@ for addr in "$AUTH_ADDR" "$GATEWAY_ADDR"; do
 done
 
 echo "== starting auth-svc on $AUTH_ADDR and the gateway on $GATEWAY_ADDR"
-# Throttle limits out of reach: Schemathesis sends thousands of failed logins from one address.
+# Throttle limits out of reach: Schemathesis sends thousands of logins and sign-ups from one address.
 AUTH_SVC__LISTEN=$AUTH_ADDR \
 AUTH_SVC__DATABASE_URL="sqlite://$work/auth.db?mode=rwc" \
 AUTH_SVC__AUTH__ACCESS_SECRET=schemathesis-access-secret-0123456789abcdef \
@@ -75,6 +75,7 @@ AUTH_SVC__AUTH__REFRESH_SECRET=schemathesis-refresh-secret-0123456789abcdef \
 AUTH_SVC__PASSWORD__HASH_PROFILE=test \
 AUTH_SVC__THROTTLE__MAX_FAILURES_PER_USERNAME=1000000 \
 AUTH_SVC__THROTTLE__MAX_FAILURES_PER_ADDRESS=1000000 \
+AUTH_SVC__REGISTER__MAX_PER_ADDRESS=1000000 \
 AUTH_SVC__GRPC__SHUTDOWN_GRACE_SECONDS=2 \
 RUST_LOG=warn \
   "$bin/auth-svc" >"$work/auth-svc.log" 2>&1 &

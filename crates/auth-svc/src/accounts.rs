@@ -11,7 +11,7 @@ use crate::{
     metrics::Metrics,
     policy,
     sessions::{Sessions, TokenPair},
-    throttle::LoginThrottle,
+    throttle::{LoginThrottle, SignupThrottle},
     users::{User, Users},
 };
 
@@ -20,6 +20,7 @@ pub struct Accounts {
     hasher: PasswordHasher,
     sessions: Arc<Sessions>,
     throttle: LoginThrottle,
+    signups: SignupThrottle,
     min_password_chars: usize,
     /// Roles SetUserRole accepts (`auth.roles`).
     roles: Vec<String>,
@@ -31,28 +32,42 @@ impl Accounts {
         users: Arc<Users>,
         hasher: PasswordHasher,
         sessions: Arc<Sessions>,
-        throttle: LoginThrottle,
+        throttles: (LoginThrottle, SignupThrottle),
         min_password_chars: usize,
         roles: Vec<String>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        Self { users, hasher, sessions, throttle, min_password_chars, roles, metrics }
+        let (throttle, signups) = throttles;
+        Self { users, hasher, sessions, throttle, signups, min_password_chars, roles, metrics }
     }
 
-    pub async fn register(&self, username: &str, password: SecretString) -> Result<User, AuthError> {
+    /// Creates an account. A taken name and a free one cost the same: both are counted by the
+    /// signup throttle, both hash the password, and the database's unique key decides (there is
+    /// no cheaper "is it taken?" look-up first to time). `client` is the caller's address.
+    pub async fn register(
+        &self,
+        username: &str,
+        password: SecretString,
+        client: Option<IpAddr>,
+    ) -> Result<User, AuthError> {
         let username = policy::normalize_username(username)?;
         policy::check_new_password(password.expose_secret(), self.min_password_chars)?;
-        // Cheap early answer; the unique key still decides races between concurrent calls.
-        if self.users.by_username(&username).await?.is_some() {
-            return Err(AuthError::AlreadyExists("username already exists"));
-        }
-        let hash = self.hasher.hash(password).await?;
+        let attempt = self.signups.reserve(client).await?;
+        let hash = match self.hasher.hash(password).await {
+            Ok(hash) => hash,
+            Err(err) => {
+                self.signups.cancelled(attempt).await;
+                return Err(err);
+            }
+        };
+        self.signups.attempted(attempt).await;
         self.users.create(&username, &hash, ROLE_USER).await
     }
 
     /// Checks credentials and starts a session. Unknown user and wrong password take the
     /// same path (a hash verification) and give the same answer. `client` is the caller's
-    /// address, for throttling.
+    /// address, for throttling. The attempt is counted before the password is checked, so
+    /// concurrent guesses cannot all slip past the limit.
     pub async fn login(
         &self,
         username: &str,
@@ -61,19 +76,41 @@ impl Accounts {
     ) -> Result<TokenPair, AuthError> {
         let username = policy::normalize_username(username)?;
         policy::check_password_size(password.expose_secret())?;
-        if let Err(throttled) = self.throttle.check(&username, client).await {
-            self.metrics.login("throttled");
-            return Err(throttled);
-        }
-        let user = self.users.by_username(&username).await?;
+        let attempt = match self.throttle.reserve(&username, client).await {
+            Ok(attempt) => attempt,
+            Err(throttled) => {
+                self.metrics.login("throttled");
+                return Err(throttled);
+            }
+        };
+        let user = match self.users.by_username(&username).await {
+            Ok(user) => user,
+            Err(err) => {
+                self.throttle.cancelled(attempt).await;
+                return Err(err);
+            }
+        };
         let stored_hash = user.as_ref().map(|user| user.password_hash.clone());
-        if !self.hasher.verify(password, stored_hash).await? {
-            self.throttle.record_failure(&username, client).await;
-            self.metrics.login("failure");
-            return Err(AuthError::Unauthenticated("invalid credentials"));
+        match self.hasher.verify(password, stored_hash).await {
+            Ok(true) => {}
+            Ok(false) => {
+                self.throttle.failed(attempt).await;
+                self.metrics.login("failure");
+                return Err(AuthError::Unauthenticated("invalid credentials"));
+            }
+            // No password was checked: the attempt does not count.
+            Err(overloaded @ AuthError::Overloaded { .. }) => {
+                self.throttle.cancelled(attempt).await;
+                self.metrics.login("overloaded");
+                return Err(overloaded);
+            }
+            Err(err) => {
+                self.throttle.failed(attempt).await;
+                return Err(err);
+            }
         }
         let user = user.ok_or(AuthError::Unauthenticated("invalid credentials"))?;
-        self.throttle.record_success(&username).await;
+        self.throttle.succeeded(attempt).await;
         self.metrics.login("success");
         self.sessions.start(&user).await
     }

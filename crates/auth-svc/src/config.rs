@@ -53,6 +53,8 @@ pub struct Config {
     #[serde(default)]
     pub throttle: ThrottleConfig,
     #[serde(default)]
+    pub register: RegisterConfig,
+    #[serde(default)]
     pub log: LogConfig,
 }
 
@@ -92,11 +94,21 @@ pub struct ThrottleConfig {
     /// Failed logins for one username within the window before Login answers
     /// RESOURCE_EXHAUSTED. A successful login resets it.
     pub max_failures_per_username: u32,
-    /// Failed logins from one client address within the window.
+    /// Failed logins from one client address (IPv6: one /64) within the window.
     pub max_failures_per_address: u32,
-    /// Take the client address from the first `x-forwarded-for` entry (the gateway sets it).
-    /// Only callers that can reach auth-svc can set it; keep them trusted (NetworkPolicy).
-    pub trust_forwarded_for: bool,
+    /// Usernames and addresses this process keeps counts for (and for registrations, the
+    /// same again); past it the least recently used go one by one.
+    pub max_tracked_keys: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RegisterConfig {
+    /// Sliding window in which registrations are counted per client address, seconds.
+    pub window_seconds: u64,
+    /// Registrations (taken names included) from one client address (IPv6: one /64) within
+    /// the window before Register answers RESOURCE_EXHAUSTED.
+    pub max_per_address: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,6 +215,9 @@ pub struct PasswordConfig {
     pub hash_profile: HashProfile,
     /// Hashes computed at once; 0 = one per CPU core.
     pub max_concurrent_hashes: usize,
+    /// Hashes that may wait for a hashing thread; past it Login and Register answer
+    /// RESOURCE_EXHAUSTED at once.
+    pub max_queued_hashes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -221,6 +236,9 @@ pub struct GrpcConfig {
     pub max_message_bytes: usize,
     /// Seconds in-flight calls get to finish after SIGTERM/SIGINT.
     pub shutdown_grace_seconds: u64,
+    /// Peers (CIDRs) whose `x-forwarded-for` names the client: the gateway. Any other caller
+    /// is counted by its own TCP address, whatever it sends.
+    pub trusted_forwarders: Vec<ipnet::IpNet>,
 }
 
 impl Default for Config {
@@ -238,6 +256,7 @@ impl Default for Config {
             redis: RedisConfig::default(),
             cache: CacheConfig::default(),
             throttle: ThrottleConfig::default(),
+            register: RegisterConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -261,9 +280,23 @@ impl Default for ThrottleConfig {
             window_seconds: 300,
             max_failures_per_username: 5,
             max_failures_per_address: 50,
-            trust_forwarded_for: true,
+            max_tracked_keys: 100_000,
         }
     }
+}
+
+impl Default for RegisterConfig {
+    fn default() -> Self {
+        Self { window_seconds: 3600, max_per_address: 50 }
+    }
+}
+
+/// IPv4 and IPv6 loopback: a gateway on the same host (`scripts/dev.sh`, a sidecar).
+fn loopback() -> Vec<ipnet::IpNet> {
+    vec![
+        ipnet::IpNet::from(ipnet::Ipv4Net::new_assert(std::net::Ipv4Addr::new(127, 0, 0, 0), 8)),
+        ipnet::IpNet::from(ipnet::Ipv6Net::new_assert(std::net::Ipv6Addr::LOCALHOST, 128)),
+    ]
 }
 
 fn default_listen() -> SocketAddr {
@@ -299,13 +332,13 @@ impl Default for AuthConfig {
 
 impl Default for PasswordConfig {
     fn default() -> Self {
-        Self { min_length: 8, hash_profile: HashProfile::Owasp, max_concurrent_hashes: 0 }
+        Self { min_length: 8, hash_profile: HashProfile::Owasp, max_concurrent_hashes: 0, max_queued_hashes: 128 }
     }
 }
 
 impl Default for GrpcConfig {
     fn default() -> Self {
-        Self { max_message_bytes: 64 * 1024, shutdown_grace_seconds: 20 }
+        Self { max_message_bytes: 64 * 1024, shutdown_grace_seconds: 20, trusted_forwarders: loopback() }
     }
 }
 
@@ -405,6 +438,12 @@ impl Config {
             || self.throttle.max_failures_per_address == 0
         {
             return Err(invalid("throttle.window_seconds", "and the throttle limits must be at least 1"));
+        }
+        if self.throttle.max_tracked_keys < 1000 {
+            return Err(invalid("throttle.max_tracked_keys", "must be at least 1000"));
+        }
+        if self.register.window_seconds == 0 || self.register.max_per_address == 0 {
+            return Err(invalid("register.window_seconds", "and register.max_per_address must be at least 1"));
         }
         if self.database.max_connections == 0 {
             return Err(invalid("database.max_connections", "must be at least 1"));

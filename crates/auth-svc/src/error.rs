@@ -18,9 +18,15 @@ pub enum AuthError {
     PermissionDenied(&'static str),
     #[error("{0}")]
     NotFound(&'static str),
-    /// Too many failed logins; retry after the given seconds.
+    /// Too many login attempts for the username or from the address; retry after the seconds.
     #[error("too many failed login attempts, retry later")]
-    Throttled { retry_after_seconds: u64 },
+    LoginThrottled { retry_after_seconds: u64 },
+    /// Too many registrations from the address.
+    #[error("too many registrations from this address, retry later")]
+    SignupThrottled { retry_after_seconds: u64 },
+    /// The password-hashing queue is full: refused at once rather than queued past any deadline.
+    #[error("server busy, retry later")]
+    Overloaded { retry_after_seconds: u64 },
     /// A backing store is down; worth a retry.
     #[error("service temporarily unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -54,7 +60,9 @@ impl From<AuthError> for Status {
             AuthError::Unauthenticated(msg) => Status::unauthenticated(*msg),
             AuthError::PermissionDenied(msg) => Status::permission_denied(*msg),
             AuthError::NotFound(msg) => Status::not_found(*msg),
-            AuthError::Throttled { retry_after_seconds } => {
+            AuthError::LoginThrottled { retry_after_seconds }
+            | AuthError::SignupThrottled { retry_after_seconds }
+            | AuthError::Overloaded { retry_after_seconds } => {
                 let mut status = Status::resource_exhausted(err.to_string());
                 status.metadata_mut().insert(auth_api::metadata::RETRY_AFTER, (*retry_after_seconds).into());
                 status

@@ -24,7 +24,8 @@ pub struct UserGrpc {
     pub sessions: Arc<Sessions>,
     pub introspection: Introspection,
     pub metrics: Arc<Metrics>,
-    pub trust_forwarded_for: bool,
+    /// Peers whose `x-forwarded-for` is believed (`grpc.trusted_forwarders`).
+    pub trusted_forwarders: Vec<ipnet::IpNet>,
     /// The GetJwks answer: the keys do not change while the process runs (see [`jwks_response`]).
     pub jwks: GetJwksResponse,
 }
@@ -47,8 +48,9 @@ impl UserGrpc {
 impl UserService for UserGrpc {
     async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<RegisterResponse>, Status> {
         self.observed("Register", async {
+            let client = client_address(&request, &self.trusted_forwarders);
             let RegisterRequest { username, password } = request.into_inner();
-            let user = self.accounts.register(&username, SecretString::from(password)).await?;
+            let user = self.accounts.register(&username, SecretString::from(password), client).await?;
             Ok(Response::new(RegisterResponse { id: user.id, username: user.username, role: user.role }))
         })
         .await
@@ -56,7 +58,7 @@ impl UserService for UserGrpc {
 
     async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
         self.observed("Login", async {
-            let client = client_address(&request, self.trust_forwarded_for);
+            let client = client_address(&request, &self.trusted_forwarders);
             let LoginRequest { username, password } = request.into_inner();
             let pair = self.accounts.login(&username, SecretString::from(password), client).await?;
             Ok(Response::new(login_response(pair)))
@@ -173,24 +175,26 @@ fn claims<T>(request: &Request<T>) -> Result<&AccessClaims, Status> {
     request.extensions().get::<AccessClaims>().ok_or_else(|| Status::unauthenticated("missing access token"))
 }
 
-/// The caller's address: the first `x-forwarded-for` entry when trusted (the gateway sets it),
-/// else the TCP peer.
-fn client_address<T>(request: &Request<T>, trust_forwarded_for: bool) -> Option<IpAddr> {
-    let forwarded = trust_forwarded_for
-        .then(|| {
-            request
-                .metadata()
-                .get(auth_api::metadata::FORWARDED_FOR)?
-                .to_str()
-                .ok()?
-                .split(',')
-                .next()?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .flatten();
-    forwarded.or_else(|| request.remote_addr().map(|peer| peer.ip()))
+/// The caller's address. A peer in `trusted` (the gateway) speaks for its client through
+/// `x-forwarded-for`: walking it from the right, past further trusted proxies, the first other
+/// address is the client. Anyone else is its own TCP peer, whatever header it sends.
+fn client_address<T>(request: &Request<T>, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+    let peer = request.remote_addr()?.ip().to_canonical();
+    let is_trusted = |address: &IpAddr| trusted.iter().any(|net| net.contains(address));
+    if !is_trusted(&peer) {
+        return Some(peer);
+    }
+    let Some(forwarded) = request.metadata().get(auth_api::metadata::FORWARDED_FOR) else { return Some(peer) };
+    let Ok(forwarded) = forwarded.to_str() else { return Some(peer) };
+    let mut client = peer;
+    for hop in forwarded.rsplit(',') {
+        let Ok(address) = hop.trim().parse::<IpAddr>() else { break };
+        client = address.to_canonical();
+        if !is_trusted(&client) {
+            break;
+        }
+    }
+    Some(client)
 }
 
 fn login_response(pair: TokenPair) -> LoginResponse {

@@ -23,6 +23,11 @@ pub struct MethodLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ThrottleLabels {
+    pub throttle: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
@@ -43,6 +48,8 @@ pub struct Metrics {
     db_connections: Family<OutcomeLabels, Gauge>,
     redis_connections: Family<OutcomeLabels, Gauge>,
     redis_failures: Gauge,
+    throttle_degraded: Family<ThrottleLabels, Counter>,
+    hashes_refused: Counter,
     probes: std::sync::Mutex<Probes>,
 }
 
@@ -76,6 +83,8 @@ impl Metrics {
         let db_connections = Family::<OutcomeLabels, Gauge>::default();
         let redis_connections = Family::<OutcomeLabels, Gauge>::default();
         let redis_failures = Gauge::default();
+        let throttle_degraded = Family::<ThrottleLabels, Counter>::default();
+        let hashes_refused = Counter::default();
         registry.register("rpc_requests", "gRPC calls by method and status code", rpc_requests.clone());
         registry.register("rpc_duration_seconds", "gRPC call latency by method", rpc_seconds.clone());
         registry.register("logins", "Login attempts by outcome (success, failure, throttled)", logins.clone());
@@ -99,6 +108,16 @@ impl Metrics {
             redis_connections.clone(),
         );
         registry.register("redis_failures", "Redis operations failed or skipped since start", redis_failures.clone());
+        registry.register(
+            "throttle_degraded",
+            "Throttle reservations made in this replica only, because Redis could not answer",
+            throttle_degraded.clone(),
+        );
+        registry.register(
+            "password_hashes_refused",
+            "Logins and registrations refused at once because the hashing queue was full",
+            hashes_refused.clone(),
+        );
         Self {
             registry,
             rpc_requests,
@@ -112,6 +131,8 @@ impl Metrics {
             db_connections,
             redis_connections,
             redis_failures,
+            throttle_degraded,
+            hashes_refused,
             probes: std::sync::Mutex::new(Probes::default()),
         }
     }
@@ -135,6 +156,14 @@ impl Metrics {
 
     pub fn cache(&self, hit: bool) {
         self.cache_lookups.get_or_create(&OutcomeLabels { outcome: if hit { "hit" } else { "miss" } }).inc();
+    }
+
+    pub fn throttle_degraded(&self, throttle: &'static str) {
+        self.throttle_degraded.get_or_create(&ThrottleLabels { throttle }).inc();
+    }
+
+    pub fn hash_refused(&self) {
+        self.hashes_refused.inc();
     }
 
     pub fn hash_queue(&self) -> (&Gauge, &Gauge) {

@@ -11,7 +11,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use deadpool_redis::{Connection, Pool, Runtime, redis::RedisResult};
+use deadpool_redis::{Connection, Pool, PoolError, Runtime, redis::RedisResult};
+use deadpool_redis::TimeoutType;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::RedisConfig;
@@ -26,6 +27,7 @@ pub struct RedisStore {
     /// Until when Redis is skipped; `None` while healthy.
     breaker: Mutex<Option<Instant>>,
     failures: AtomicU64,
+    pool_waits: AtomicU64,
 }
 
 impl RedisStore {
@@ -48,6 +50,7 @@ impl RedisStore {
             prefix: config.key_prefix.clone(),
             breaker: Mutex::new(None),
             failures: AtomicU64::new(0),
+            pool_waits: AtomicU64::new(0),
         })
     }
 
@@ -67,7 +70,10 @@ impl RedisStore {
         self.failures.load(Ordering::Relaxed)
     }
 
-    /// Runs `operation` on a pooled connection within the deadline; `None` if Redis is down.
+    /// Runs `operation` on a pooled connection within the deadline; `None` if Redis is down,
+    /// or if every pooled connection stayed busy for the whole deadline. The latter is load, not
+    /// an outage: it does not open the breaker (a flood of calls must not switch Redis off for
+    /// everybody).
     pub async fn run<T>(
         &self,
         what: &'static str,
@@ -77,14 +83,22 @@ impl RedisStore {
             self.failures.fetch_add(1, Ordering::Relaxed);
             return None;
         }
-        let attempt = async {
-            let mut connection = self.pool.get().await.map_err(|err| err.to_string())?;
-            operation(&mut connection).await.map_err(|err| err.to_string())
+        // The pool's own wait, create and recycle timeouts bound this step.
+        let mut connection = match self.pool.get().await {
+            Ok(connection) => connection,
+            Err(PoolError::Timeout(TimeoutType::Wait)) => {
+                self.pool_waits.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            Err(error) => {
+                self.trip(what, &error.to_string());
+                return None;
+            }
         };
-        match tokio::time::timeout(self.timeout, attempt).await {
+        match tokio::time::timeout(self.timeout, operation(&mut connection)).await {
             Ok(Ok(value)) => Some(value),
             Ok(Err(error)) => {
-                self.trip(what, &error);
+                self.trip(what, &error.to_string());
                 None
             }
             Err(_) => {
@@ -92,6 +106,11 @@ impl RedisStore {
                 None
             }
         }
+    }
+
+    /// Calls that found every pooled connection busy for the whole deadline.
+    pub fn pool_waits(&self) -> u64 {
+        self.pool_waits.load(Ordering::Relaxed)
     }
 
     fn breaker_open(&self) -> bool {

@@ -22,7 +22,7 @@ use crate::{
     redis_store::RedisStore,
     revocation::{MemoryRevocationList, RedisRevocationList, RevocationList, Revocations},
     sessions::Sessions,
-    throttle::{AttemptLog, LoginThrottle, MemoryAttemptLog, RedisAttemptLog},
+    throttle::{AttemptLog, LoginThrottle, MemoryAttemptLog, RedisAttemptLog, SignupThrottle, Throttle},
     users::{User, Users},
 };
 
@@ -70,8 +70,13 @@ impl App {
         }
         let metrics = Arc::new(Metrics::new());
         metrics.probe_database(database_pool_probe(&db));
-        let hasher = PasswordHasher::new(config.password.hash_profile, config.hashing_concurrency(), metrics.clone())
-            .context("setting up password hashing")?;
+        let hasher = PasswordHasher::new(
+            config.password.hash_profile,
+            config.hashing_concurrency(),
+            config.password.max_queued_hashes,
+            metrics.clone(),
+        )
+        .context("setting up password hashing")?;
         let shared = SharedState::new(config)?;
         if let Some(redis) = &shared.redis {
             let (usage, failures) = (redis.clone(), redis.clone());
@@ -92,12 +97,12 @@ impl App {
             config.auth.refresh_expire,
             config.auth.refresh_reuse_interval,
         ));
-        let throttle = LoginThrottle::new(shared.attempts, &config.throttle);
+        let throttles = throttles(config, shared.attempts.clone(), &metrics);
         let accounts = Arc::new(Accounts::new(
             users.clone(),
             hasher,
             sessions.clone(),
-            throttle,
+            throttles,
             config.password.min_length,
             config.auth.roles.clone(),
             metrics.clone(),
@@ -118,7 +123,7 @@ impl App {
                 sessions,
                 introspection,
                 metrics,
-                trust_forwarded_for: config.throttle.trust_forwarded_for,
+                trusted_forwarders: config.grpc.trusted_forwarders.clone(),
                 jwks: grpc::jwks_response(&keys, config.auth.jwks_max_age),
             },
             keys,
@@ -231,6 +236,36 @@ impl App {
     }
 }
 
+/// The login and signup throttles: counted in this process always, and in Redis (`shared`) too
+/// when it is configured.
+fn throttles(
+    config: &Config,
+    shared: Option<Arc<dyn AttemptLog>>,
+    metrics: &Arc<Metrics>,
+) -> (LoginThrottle, SignupThrottle) {
+    let capacity = config.throttle.max_tracked_keys;
+    let login_window = Duration::from_secs(config.throttle.window_seconds);
+    let signup_window = Duration::from_secs(config.register.window_seconds);
+    let login = Throttle::new(
+        "login",
+        Arc::new(MemoryAttemptLog::new(capacity, login_window)),
+        shared.clone(),
+        login_window,
+        metrics.clone(),
+    );
+    let signup = Throttle::new(
+        "register",
+        Arc::new(MemoryAttemptLog::new(capacity, signup_window)),
+        shared,
+        signup_window,
+        metrics.clone(),
+    );
+    (
+        LoginThrottle::new(login, config.throttle.max_failures_per_username, config.throttle.max_failures_per_address),
+        SignupThrottle::new(signup, config.register.max_per_address),
+    )
+}
+
 /// Largest request header block accepted (h2's default is 16 KiB).
 const MAX_HEADER_LIST_BYTES: u32 = 256 * 1024;
 
@@ -287,7 +322,8 @@ pub async fn set_role_offline(config: &Config, username: &str, role: &str) -> an
 struct SharedState {
     redis: Option<Arc<RedisStore>>,
     cache: Arc<dyn UserCache>,
-    attempts: Arc<dyn AttemptLog>,
+    /// The shared attempt log; each throttle keeps its own in-process one beside it.
+    attempts: Option<Arc<dyn AttemptLog>>,
     revocations: Arc<dyn RevocationList>,
 }
 
@@ -303,7 +339,7 @@ impl SharedState {
                 tracing::info!("user cache, login throttle and revocation list in Redis");
                 Self {
                     cache: Arc::new(RedisUserCache::new(redis.clone(), ttl)),
-                    attempts: Arc::new(RedisAttemptLog::new(redis.clone())),
+                    attempts: Some(Arc::new(RedisAttemptLog::new(redis.clone()))),
                     revocations: Arc::new(RedisRevocationList::new(redis.clone())),
                     redis: Some(redis),
                 }
@@ -313,7 +349,7 @@ impl SharedState {
                 Self {
                     redis: None,
                     cache: Arc::new(MemoryUserCache::new(ttl)),
-                    attempts: Arc::new(MemoryAttemptLog::default()),
+                    attempts: None,
                     revocations: Arc::new(MemoryRevocationList::default()),
                 }
             }

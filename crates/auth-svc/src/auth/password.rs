@@ -8,6 +8,7 @@
 
 use std::sync::{
     Arc, Mutex,
+    atomic::{AtomicUsize, Ordering},
     mpsc::{Receiver, SyncSender, sync_channel},
 };
 
@@ -40,6 +41,11 @@ pub struct PasswordHasher {
     jobs: SyncSender<Job>,
     /// One per hashing thread; the async side waits here, not on a blocked thread.
     permits: Arc<Semaphore>,
+    /// Jobs waiting for a hashing thread, and the most that may wait: past it a call is refused
+    /// at once (RESOURCE_EXHAUSTED), so a storm costs neither unbounded memory nor the deadlines
+    /// of everyone queued behind it.
+    waiting: Arc<AtomicUsize>,
+    max_waiting: usize,
     /// A hash of a random password with the current parameters, made on first need: unknown
     /// usernames are verified against it so they cost the same time as a wrong password.
     dummy_hash: Arc<OnceCell<Arc<str>>>,
@@ -47,7 +53,12 @@ pub struct PasswordHasher {
 }
 
 impl PasswordHasher {
-    pub fn new(profile: HashProfile, concurrency: usize, metrics: Arc<Metrics>) -> Result<Self, AuthError> {
+    pub fn new(
+        profile: HashProfile,
+        concurrency: usize,
+        max_waiting: usize,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, AuthError> {
         let params = match profile {
             HashProfile::Owasp => Params::new(19_456, 2, 1, Some(OUTPUT_BYTES)),
             HashProfile::Test => Params::new(Params::MIN_M_COST, 1, 1, Some(OUTPUT_BYTES)),
@@ -65,7 +76,15 @@ impl PasswordHasher {
                 .map_err(hash_error)?;
         }
         let permits = Arc::new(Semaphore::new(concurrency));
-        Ok(Self { params, jobs, permits, dummy_hash: Arc::default(), metrics })
+        Ok(Self {
+            params,
+            jobs,
+            permits,
+            waiting: Arc::default(),
+            max_waiting,
+            dummy_hash: Arc::default(),
+            metrics,
+        })
     }
 
     /// A PHC string (`$argon2id$v=19$m=…`) for a new password.
@@ -98,15 +117,24 @@ impl PasswordHasher {
         Ok(dummy.clone())
     }
 
+    /// Queues for a hashing thread, unless `max_waiting` jobs already wait.
+    async fn wait_for_permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, AuthError> {
+        let Some(_place) = QueuePlace::take(&self.waiting, self.max_waiting, self.metrics.hash_queue().0) else {
+            self.metrics.hash_refused();
+            return Err(AuthError::Overloaded { retry_after_seconds: 1 });
+        };
+        self.permits.clone().acquire_owned().await.map_err(AuthError::internal)
+    }
+
     async fn run_bounded<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Vec<Block>) -> Result<T, AuthError> + Send + 'static,
     ) -> Result<T, AuthError> {
-        let (waiting, running) = self.metrics.hash_queue();
-        waiting.inc();
-        let permit = self.permits.clone().acquire_owned().await;
-        waiting.dec();
-        let permit = permit.map_err(AuthError::internal)?;
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => self.wait_for_permit().await?,
+        };
+        let running = self.metrics.hash_queue().1;
         let (reply, answer) = oneshot::channel();
         let running = running.clone();
         // The permit travels with the job: if the caller goes away mid-hash, the slot stays
@@ -120,6 +148,32 @@ impl PasswordHasher {
         });
         self.jobs.send(job).map_err(|_| hash_error("hashing threads stopped"))?;
         answer.await.map_err(|_| hash_error("hashing thread dropped the job"))?
+    }
+}
+
+/// A place in the hashing queue, given back when dropped: also when the caller goes away while
+/// waiting, so cancelled calls cannot leak places.
+struct QueuePlace<'a> {
+    waiting: &'a AtomicUsize,
+    gauge: &'a prometheus_client::metrics::gauge::Gauge,
+}
+
+impl<'a> QueuePlace<'a> {
+    fn take(
+        waiting: &'a AtomicUsize,
+        max_waiting: usize,
+        gauge: &'a prometheus_client::metrics::gauge::Gauge,
+    ) -> Option<Self> {
+        waiting.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| (n < max_waiting).then_some(n + 1)).ok()?;
+        gauge.inc();
+        Some(Self { waiting, gauge })
+    }
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        self.gauge.dec();
     }
 }
 
@@ -191,14 +245,14 @@ mod tests {
 
     #[tokio::test]
     async fn owasp_profile_writes_the_owasp_parameters() {
-        let hasher = PasswordHasher::new(HashProfile::Owasp, 1, Default::default()).expect("hasher");
+        let hasher = PasswordHasher::new(HashProfile::Owasp, 1, 8, Default::default()).expect("hasher");
         let phc = hasher.hash(secret("correct horse")).await.expect("ok");
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
     }
 
     #[tokio::test]
     async fn verifies_right_and_wrong_passwords_and_unknown_users() {
-        let hasher = PasswordHasher::new(HashProfile::Test, 2, Default::default()).expect("ok");
+        let hasher = PasswordHasher::new(HashProfile::Test, 2, 8, Default::default()).expect("ok");
         let phc = hasher.hash(secret("correct horse")).await.expect("ok");
         assert!(hasher.verify(secret("correct horse"), Some(phc.clone())).await.expect("verify"));
         assert!(!hasher.verify(secret("wrong horse"), Some(phc)).await.expect("verify"));
@@ -208,7 +262,7 @@ mod tests {
     #[tokio::test]
     async fn hashes_interoperate_with_the_argon2_crate_s_own_phc_api() {
         use argon2::{PasswordHasher as _, PasswordVerifier as _};
-        let hasher = PasswordHasher::new(HashProfile::Test, 1, Default::default()).expect("ok");
+        let hasher = PasswordHasher::new(HashProfile::Test, 1, 8, Default::default()).expect("ok");
         let ours = hasher.hash(secret("correct horse")).await.expect("ok");
         let reference = Argon2::default();
         assert!(reference.verify_password(b"correct horse", ours.as_str()).is_ok(), "{ours}");
@@ -224,7 +278,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_corrupt_stored_hash_is_an_error_not_a_match() {
-        let hasher = PasswordHasher::new(HashProfile::Test, 1, Default::default()).expect("ok");
+        let hasher = PasswordHasher::new(HashProfile::Test, 1, 8, Default::default()).expect("ok");
         let result = hasher.verify(secret("x"), Some("not-a-phc-string".into())).await;
         assert!(matches!(result, Err(AuthError::Internal(_))));
     }

@@ -1,63 +1,148 @@
-//! In-process attempt log (one replica), bounded in size.
+//! In-process attempt log (one replica), with a fixed capacity.
+//!
+//! Keys live in two moka caches of `capacity` entries each, which evict one entry at a time
+//! (never all at once) and drop keys idle for a whole window (nothing in them counts any more):
+//! - `recent`: every key with attempts in the window;
+//! - `locked`: the keys whose failures reached their limit, kept apart so that a flood of
+//!   other names, each failing once or twice, cannot push a locked account out. Pushing one
+//!   out takes locking `capacity` other keys within one window, each with `limit` real
+//!   password checks (500,000 at the defaults).
 
 use std::{
-    collections::{HashMap, VecDeque},
-    sync::Mutex,
+    collections::VecDeque,
+    sync::{Arc, Mutex, MutexGuard},
     time::{Duration, Instant},
 };
 
-use super::AttemptLog;
+use moka::sync::Cache;
 
-/// Keys kept at most; past it, keys with no attempt in their window are dropped first.
-const MAX_KEYS: usize = 100_000;
+use super::{AttemptLog, KeyLimit, Outcome, Reserved, Ticket};
 
+/// Attempts under one key, as milliseconds on the log's clock.
 #[derive(Default)]
+struct Attempts {
+    /// (member, started) of attempts in flight.
+    pending: Vec<(u64, i64)>,
+    /// When each recorded failure was recorded, oldest first.
+    failed: VecDeque<i64>,
+}
+
+impl Attempts {
+    fn prune(&mut self, now: i64, window_ms: i64) {
+        self.pending.retain(|&(_, started)| now - started < window_ms);
+        while self.failed.front().is_some_and(|&at| now - at >= window_ms) {
+            self.failed.pop_front();
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.pending.len() + self.failed.len()
+    }
+
+    /// How long until fewer than `limit` attempts remain in the window.
+    fn wait_below(&self, limit: usize, now: i64, window_ms: i64) -> Duration {
+        let mut times: Vec<i64> = self.pending.iter().map(|&(_, started)| started).chain(self.failed.iter().copied()).collect();
+        times.sort_unstable();
+        // The (count - limit + 1)th oldest must leave for the count to drop below the limit.
+        let must_leave = self.count().saturating_sub(limit);
+        let leaves_at = times.get(must_leave).map_or(now, |&at| at + window_ms);
+        Duration::from_millis(u64::try_from(leaves_at - now).unwrap_or(0))
+    }
+}
+
 pub struct MemoryAttemptLog {
-    attempts: Mutex<HashMap<String, VecDeque<Instant>>>,
+    recent: Cache<String, Arc<Mutex<Attempts>>>,
+    locked: Cache<String, Arc<Mutex<Attempts>>>,
+    /// Makes a reservation over several keys one step: no other attempt sees half of it.
+    one_at_a_time: Mutex<()>,
+    clock: Instant,
+    next_member: std::sync::atomic::AtomicU64,
 }
 
 impl MemoryAttemptLog {
-    fn attempts(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<Instant>>> {
-        self.attempts.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// `capacity`: keys kept at most; `window`: the longest window it is used with.
+    pub fn new(capacity: u64, window: Duration) -> Self {
+        Self {
+            recent: Cache::builder().max_capacity(capacity).time_to_idle(window).build(),
+            locked: Cache::builder().max_capacity(capacity).time_to_idle(window).build(),
+            one_at_a_time: Mutex::new(()),
+            clock: Instant::now(),
+            next_member: std::sync::atomic::AtomicU64::new(1),
+        }
+    }
+
+    fn now_ms(&self) -> i64 {
+        i64::try_from(self.clock.elapsed().as_millis()).unwrap_or(i64::MAX)
+    }
+
+    fn attempts(&self, key: &str) -> Arc<Mutex<Attempts>> {
+        self.locked.get(key).unwrap_or_else(|| self.recent.get_with_by_ref(key, Arc::default))
+    }
+
+    /// Keys held now (moka settles its counts lazily; this brings them up to date).
+    pub fn len(&self) -> u64 {
+        self.recent.run_pending_tasks();
+        self.locked.run_pending_tasks();
+        self.recent.entry_count() + self.locked.entry_count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
-fn prune(times: &mut VecDeque<Instant>, window: Duration, now: Instant) {
-    while times.front().is_some_and(|oldest| now.duration_since(*oldest) >= window) {
-        times.pop_front();
-    }
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn window_ms(window: Duration) -> i64 {
+    i64::try_from(window.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[tonic::async_trait]
 impl AttemptLog for MemoryAttemptLog {
-    async fn recent(&self, key: &str, window: Duration) -> Option<(u32, Duration)> {
-        let now = Instant::now();
-        let mut attempts = self.attempts();
-        let Some(times) = attempts.get_mut(key) else { return Some((0, Duration::ZERO)) };
-        prune(times, window, now);
-        let leaves_in =
-            times.front().map_or(Duration::ZERO, |oldest| window.saturating_sub(now.duration_since(*oldest)));
-        Some((u32::try_from(times.len()).unwrap_or(u32::MAX), leaves_in))
-    }
-
-    async fn record(&self, key: &str, window: Duration) {
-        let now = Instant::now();
-        let mut attempts = self.attempts();
-        if attempts.len() >= MAX_KEYS && !attempts.contains_key(key) {
-            attempts.retain(|_, times| {
-                prune(times, window, now);
-                !times.is_empty()
-            });
-            if attempts.len() >= MAX_KEYS {
-                attempts.clear();
+    async fn reserve(&self, keys: &[KeyLimit], window: Duration) -> Option<Reserved> {
+        let window = window_ms(window);
+        let _one_at_a_time = lock(&self.one_at_a_time);
+        let now = self.now_ms();
+        let entries: Vec<_> = keys.iter().map(|key| (self.attempts(&key.key), key.limit)).collect();
+        for (entry, limit) in &entries {
+            let mut attempts = lock(entry);
+            attempts.prune(now, window);
+            let limit = usize::try_from(*limit).unwrap_or(usize::MAX);
+            if attempts.count() >= limit {
+                return Some(Reserved::Refused { retry_after: attempts.wait_below(limit, now, window) });
             }
         }
-        let times = attempts.entry(key.to_owned()).or_default();
-        prune(times, window, now);
-        times.push_back(now);
+        let member = self.next_member.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        for (entry, _) in &entries {
+            lock(entry).pending.push((member, now));
+        }
+        Some(Reserved::Granted(Ticket { member: member.to_string(), started_ms: now }))
     }
 
-    async fn clear(&self, key: &str) {
-        self.attempts().remove(key);
+    async fn settle(&self, keys: &[KeyLimit], ticket: &Ticket, outcome: Outcome, window: Duration) -> Option<()> {
+        let Ok(member) = ticket.member.parse::<u64>() else { return Some(()) };
+        let _one_at_a_time = lock(&self.one_at_a_time);
+        let now = self.now_ms();
+        for (index, key) in keys.iter().enumerate() {
+            let entry = self.attempts(&key.key);
+            let mut attempts = lock(&entry);
+            attempts.prune(now, window_ms(window));
+            attempts.pending.retain(|&(pending, _)| pending != member);
+            match outcome {
+                Outcome::Failed => {
+                    attempts.failed.push_back(now);
+                    if attempts.failed.len() >= usize::try_from(key.limit).unwrap_or(usize::MAX) {
+                        self.locked.insert(key.key.clone(), entry.clone());
+                    }
+                }
+                Outcome::Succeeded { clear_failures_of: Some(cleared) } if cleared == index => {
+                    attempts.failed.retain(|&at| at >= ticket.started_ms);
+                }
+                Outcome::Succeeded { .. } | Outcome::Cancelled => {}
+            }
+        }
+        Some(())
     }
 }

@@ -1,32 +1,89 @@
-//! Attempt log in Redis, shared by every replica: one sorted set per key (`throttle:<key>`),
-//! scored by the attempt time in milliseconds, expiring with its window.
+//! Attempt log in Redis, shared by every replica. Per key two sorted sets scored by time in
+//! milliseconds: `throttle:<key>:pending` (attempts in flight, by start) and
+//! `throttle:<key>:failed` (by when the failure was recorded), expiring with the window.
+//!
+//! Each operation is one Lua script, so a reservation over two keys is one atomic step for
+//! every replica, and every time comes from Redis's own clock (replica clocks may differ).
 
-use std::{
-    sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{sync::Arc, time::Duration};
 
-use deadpool_redis::redis::{self, AsyncCommands};
+use redis::Script;
 
-use super::AttemptLog;
+use super::{AttemptLog, KeyLimit, Outcome, Reserved, Ticket};
 use crate::redis_store::RedisStore;
+
+/// KEYS: pending and failed set of each key, in pairs. ARGV: window ms, member, then the limit
+/// of each key. Answers {1, now} when granted, {0, ms until allowed} when refused.
+const RESERVE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+for i = 1, #KEYS, 2 do
+  local pending, failed = KEYS[i], KEYS[i + 1]
+  redis.call('ZREMRANGEBYSCORE', pending, '-inf', now - window)
+  redis.call('ZREMRANGEBYSCORE', failed, '-inf', now - window)
+  local limit = tonumber(ARGV[2 + (i + 1) / 2])
+  local count = redis.call('ZCARD', pending) + redis.call('ZCARD', failed)
+  if count >= limit then
+    -- The (count - limit + 1)th oldest attempt must leave the window first.
+    local n = count - limit + 1
+    local times = {}
+    for _, set in ipairs({pending, failed}) do
+      local entries = redis.call('ZRANGE', set, 0, n - 1, 'WITHSCORES')
+      for j = 2, #entries, 2 do table.insert(times, tonumber(entries[j])) end
+    end
+    table.sort(times)
+    local wait = (times[n] or now) + window - now
+    if wait < 0 then wait = 0 end
+    return {0, wait}
+  end
+end
+for i = 1, #KEYS, 2 do
+  redis.call('ZADD', KEYS[i], now, ARGV[2])
+  redis.call('PEXPIRE', KEYS[i], window)
+end
+return {1, now}
+";
+
+/// KEYS: as RESERVE. ARGV: window ms, member, outcome (`failed`, `succeeded`, `cancelled`),
+/// the index (1-based pair) whose failures a success clears or 0, and the attempt's start.
+const SETTLE: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[1])
+local member, outcome, clear, started = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+for i = 1, #KEYS, 2 do
+  local pending, failed = KEYS[i], KEYS[i + 1]
+  redis.call('ZREM', pending, member)
+  if outcome == 'failed' then
+    redis.call('ZADD', failed, now, member)
+    redis.call('PEXPIRE', failed, window)
+  elseif outcome == 'succeeded' and clear == (i + 1) / 2 then
+    redis.call('ZREMRANGEBYSCORE', failed, '-inf', '(' .. started)
+  end
+end
+return 1
+";
 
 pub struct RedisAttemptLog {
     redis: Arc<RedisStore>,
+    reserve: Script,
+    settle: Script,
 }
 
 impl RedisAttemptLog {
     pub fn new(redis: Arc<RedisStore>) -> Self {
-        Self { redis }
+        Self { redis, reserve: Script::new(RESERVE), settle: Script::new(SETTLE) }
     }
 
-    fn key(&self, key: &str) -> String {
-        self.redis.key(&format!("throttle:{key}"))
+    /// The pending and failed set names of every key, in pairs.
+    fn set_names(&self, keys: &[KeyLimit]) -> Vec<String> {
+        keys.iter()
+            .flat_map(|key| {
+                [self.redis.key(&format!("throttle:{}:pending", key.key)), self.redis.key(&format!("throttle:{}:failed", key.key))]
+            })
+            .collect()
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn millis(window: Duration) -> i64 {
@@ -35,32 +92,38 @@ fn millis(window: Duration) -> i64 {
 
 #[tonic::async_trait]
 impl AttemptLog for RedisAttemptLog {
-    async fn recent(&self, key: &str, window: Duration) -> Option<(u32, Duration)> {
-        let key = self.key(key);
-        let now = now_ms();
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .zrembyscore(&key, "-inf", now - millis(window))
-            .ignore()
-            .zcard(&key)
-            .zrange_withscores(&key, 0, 0);
-        let (count, oldest): (u32, Vec<(String, i64)>) =
-            self.redis.run("throttle count", async |c| pipe.query_async(c).await).await?;
-        let leaves_in = oldest.first().map_or(0, |(_, at)| (at + millis(window) - now).max(0));
-        Some((count, Duration::from_millis(u64::try_from(leaves_in).unwrap_or(0))))
+    async fn reserve(&self, keys: &[KeyLimit], window: Duration) -> Option<Reserved> {
+        // Unique members: two attempts in the same millisecond are two attempts.
+        let member = uuid::Uuid::new_v4().simple().to_string();
+        let mut invocation = self.reserve.prepare_invoke();
+        for name in self.set_names(keys) {
+            invocation.key(name);
+        }
+        invocation.arg(millis(window)).arg(&member);
+        for key in keys {
+            invocation.arg(key.limit);
+        }
+        let (granted, value): (i64, i64) =
+            self.redis.run("throttle reserve", async |c| invocation.invoke_async(c).await).await?;
+        Some(if granted == 1 {
+            Reserved::Granted(Ticket { member, started_ms: value })
+        } else {
+            Reserved::Refused { retry_after: Duration::from_millis(u64::try_from(value).unwrap_or(0)) }
+        })
     }
 
-    async fn record(&self, key: &str, window: Duration) {
-        let key = self.key(key);
-        // Unique members: two failures in the same millisecond are two failures.
-        let member = format!("{}-{}", now_ms(), uuid::Uuid::new_v4().simple());
-        let mut pipe = redis::pipe();
-        pipe.atomic().zadd(&key, member, now_ms()).ignore().pexpire(&key, millis(window)).ignore();
-        let _: Option<()> = self.redis.run("throttle record", async |c| pipe.query_async(c).await).await;
-    }
-
-    async fn clear(&self, key: &str) {
-        let key = self.key(key);
-        let _: Option<()> = self.redis.run("throttle clear", async |c| c.del(&key).await).await;
+    async fn settle(&self, keys: &[KeyLimit], ticket: &Ticket, outcome: Outcome, window: Duration) -> Option<()> {
+        let (outcome, clear) = match outcome {
+            Outcome::Failed => ("failed", 0),
+            Outcome::Succeeded { clear_failures_of } => ("succeeded", clear_failures_of.map_or(0, |index| index + 1)),
+            Outcome::Cancelled => ("cancelled", 0),
+        };
+        let mut invocation = self.settle.prepare_invoke();
+        for name in self.set_names(keys) {
+            invocation.key(name);
+        }
+        invocation.arg(millis(window)).arg(&ticket.member).arg(outcome).arg(clear).arg(ticket.started_ms);
+        let _: i64 = self.redis.run("throttle settle", async |c| invocation.invoke_async(c).await).await?;
+        Some(())
     }
 }
