@@ -92,6 +92,8 @@ async fn one_address_guessing_many_accounts_is_throttled() {
     let app = spawn_app_with(|c| {
         c.throttle.max_failures_per_address = 4;
         c.throttle.max_failures_per_username = 100;
+        // A proxy in 10/8 in front of the client, as in "203.0.113.7, 10.0.0.1" below.
+        c.grpc.trusted_forwarders.push("10.0.0.0/8".parse().unwrap());
     })
     .await;
     app.register("victim").await;

@@ -1,0 +1,392 @@
+//! Abuse limits attacked the way attackers attack them: many calls at once, floods bounded in
+//! count and time, a Redis that cannot answer, two replicas side by side. The suite runs on
+//! SQLite, PostgreSQL and MariaDB, each with the in-process logs and again with Redis.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use auth_api::user::v1::{LoginRequest, RegisterRequest};
+use auth_svc::{
+    config::{HashProfile, RedisConfig},
+    redis_store::RedisStore,
+    throttle::{AttemptLog, KeyLimit, Outcome, RedisAttemptLog, Reserved, Ticket},
+};
+use futures::{StreamExt, future::join_all, stream};
+use secrecy::SecretString;
+use tonic::{Code, Request, Status};
+
+use crate::helpers::{
+    PASSWORD, TestApp, TestDatabase, deployment_configs, http_get_ok, proxied_redis_or_skip, redis_or_skip,
+    spawn_app_on, spawn_app_with,
+};
+
+const BUSY: &str = "server busy, retry later";
+const SIGNUP_THROTTLED: &str = "too many registrations from this address, retry later";
+
+fn login_request(username: &str, password: &str, forwarded_for: Option<&str>) -> Request<LoginRequest> {
+    let mut request = Request::new(LoginRequest { username: username.into(), password: password.into() });
+    if let Some(address) = forwarded_for {
+        request.metadata_mut().insert("x-forwarded-for", address.parse().unwrap());
+    }
+    request
+}
+
+async fn login_from(app: &TestApp, username: &str, password: &str, forwarded_for: Option<&str>) -> Result<(), Status> {
+    app.client.clone().login(login_request(username, password, forwarded_for)).await.map(|_| ())
+}
+
+fn retry_after(status: &Status) -> u64 {
+    status.metadata().get("retry-after").expect("retry-after").to_str().unwrap().parse().unwrap()
+}
+
+/// How many answers had each outcome: (password checked, throttled, other).
+fn tally(results: &[Result<(), Status>]) -> (usize, usize, Vec<String>) {
+    let mut checked = 0;
+    let mut throttled = 0;
+    let mut other = Vec::new();
+    for result in results {
+        match result {
+            Ok(()) => checked += 1,
+            Err(status) if status.code() == Code::Unauthenticated => checked += 1,
+            Err(status) if status.code() == Code::ResourceExhausted => throttled += 1,
+            Err(status) => other.push(format!("{status:?}")),
+        }
+    }
+    (checked, throttled, other)
+}
+
+/// 39 wrong guesses and the right password, all at once: the throttle reserves each attempt
+/// before hashing, so no more than the limit reach the password check.
+#[tokio::test]
+async fn forty_guesses_at_once_get_at_most_the_limit_of_password_checks() {
+    let app = spawn_app_with(|c| {
+        c.throttle.max_failures_per_username = 5;
+        c.throttle.max_failures_per_address = 10_000;
+        // One hashing thread keeps the guesses in flight together.
+        c.password.max_concurrent_hashes = 1;
+    })
+    .await;
+    app.register("alice").await;
+    let guesses = (0..40).map(|n| {
+        let password = if n == 20 { PASSWORD.to_owned() } else { format!("wrong guess {n}") };
+        let app = &app;
+        async move { login_from(app, "alice", &password, None).await }
+    });
+    let results = join_all(guesses).await;
+    let (checked, throttled, other) = tally(&results);
+    assert!(other.is_empty(), "{other:?}");
+    assert!(checked <= 5, "{checked} password checks for a limit of 5");
+    assert_eq!(checked + throttled, 40);
+}
+
+/// Two replicas on one Redis share one limit: 40 guesses split between them still get at most
+/// the limit of password checks (each replica's own log alone would allow the limit each).
+#[tokio::test]
+async fn guesses_spread_over_two_replicas_share_one_limit() {
+    if redis_or_skip("abuse::guesses_spread_over_two_replicas_share_one_limit").is_none() {
+        return;
+    }
+    let database = TestDatabase::create().await;
+    let (mut first, mut second) = deployment_configs(&database);
+    for config in [&mut first, &mut second] {
+        config.throttle.max_failures_per_username = 5;
+        config.throttle.max_failures_per_address = 10_000;
+        config.password.max_concurrent_hashes = 1;
+    }
+    let a = spawn_app_on(first, database.handle()).await;
+    let b = spawn_app_on(second, database).await;
+    a.register("alice").await;
+    let guesses = (0..40).map(|n| {
+        let replica = if n % 2 == 0 { &a } else { &b };
+        async move { login_from(replica, "alice", &format!("wrong guess {n}"), None).await }
+    });
+    let results = join_all(guesses).await;
+    let (checked, throttled, other) = tally(&results);
+    assert!(other.is_empty(), "{other:?}");
+    assert!(checked <= 5, "{checked} password checks across both replicas for a limit of 5");
+    assert_eq!(checked + throttled, 40);
+}
+
+async fn redis_log(url: &str, pool_size: usize, timeout_ms: u64) -> (Arc<RedisStore>, RedisAttemptLog) {
+    let config = RedisConfig {
+        pool_size,
+        timeout_ms,
+        key_prefix: format!("auth-e2e:{}:", uuid::Uuid::new_v4().simple()),
+    };
+    let store = Arc::new(RedisStore::new(&SecretString::from(url.to_owned()), &config).unwrap());
+    (store.clone(), RedisAttemptLog::new(store))
+}
+
+fn granted(reserved: Option<Reserved>) -> Ticket {
+    match reserved {
+        Some(Reserved::Granted(ticket)) => ticket,
+        other => panic!("expected a grant, got {other:?}"),
+    }
+}
+
+/// The reservation rules of the Redis log, step by step (the in-process log has the same unit
+/// tests): atomic over two keys, pending attempts count, a success clears only the failures
+/// recorded before it began, a cancelled attempt leaves nothing.
+#[tokio::test]
+async fn the_redis_log_follows_the_reservation_rules() {
+    let Some(url) = redis_or_skip("abuse::the_redis_log_follows_the_reservation_rules") else { return };
+    let (_store, log) = redis_log(&url, 4, 250).await;
+    let window = Duration::from_secs(60);
+    let user = vec![KeyLimit { key: "user:alice".into(), limit: 4 }];
+
+    for _ in 0..2 {
+        let failed = granted(log.reserve(&user, window).await);
+        log.settle(&user, &failed, Outcome::Failed, window).await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let in_flight = granted(log.reserve(&user, window).await);
+    let success = granted(log.reserve(&user, window).await);
+    assert!(success.started_ms >= in_flight.started_ms);
+    log.settle(&user, &success, Outcome::Succeeded { clear_failures_of: Some(0) }, window).await.unwrap();
+    log.settle(&user, &in_flight, Outcome::Failed, window).await.unwrap();
+    for _ in 0..3 {
+        granted(log.reserve(&user, window).await);
+    }
+    match log.reserve(&user, window).await {
+        Some(Reserved::Refused { retry_after }) => assert!(retry_after <= window, "{retry_after:?}"),
+        other => panic!("the in-flight failure still counts: {other:?}"),
+    }
+
+    // All or nothing over two keys.
+    let address = vec![KeyLimit { key: "addr:203.0.113.9".into(), limit: 1 }];
+    let taken = granted(log.reserve(&address, window).await);
+    let both = vec![KeyLimit { key: "user:bob".into(), limit: 1 }, address[0].clone()];
+    assert!(matches!(log.reserve(&both, window).await, Some(Reserved::Refused { .. })));
+    let bob = vec![both[0].clone()];
+    let cancelled = granted(log.reserve(&bob, window).await);
+    log.settle(&bob, &cancelled, Outcome::Cancelled, window).await.unwrap();
+    granted(log.reserve(&bob, window).await);
+    log.settle(&address, &taken, Outcome::Cancelled, window).await.unwrap();
+}
+
+/// Under a flood, waiting for a pooled connection is load, not an outage: it must not switch
+/// Redis off (which used to open the throttle for everybody).
+#[tokio::test]
+async fn waiting_for_a_pooled_connection_does_not_open_the_breaker() {
+    let Some(url) = redis_or_skip("abuse::waiting_for_a_pooled_connection_does_not_open_the_breaker") else {
+        return;
+    };
+    let (store, _log) = redis_log(&url, 1, 100).await;
+    let key = store.key("nothing-here");
+    // Fifty calls share one connection; each holds it for 30 ms (a blocking pop that times out).
+    let calls = (0..50).map(|_| {
+        let (store, key) = (store.clone(), key.clone());
+        async move {
+            store
+                .run("slow", async |c| deadpool_redis::redis::cmd("BLPOP").arg(&key).arg(0.03).query_async::<Option<Vec<String>>>(c).await)
+                .await
+        }
+    });
+    let answers = join_all(calls).await;
+    assert!(answers.iter().any(Option::is_some), "some calls got the connection");
+    assert!(store.pool_waits() > 0, "the pool was exhausted");
+    assert_eq!(store.failures(), 0, "pool waits are not Redis failures");
+    let pong: Option<String> = store.run("ping", async |c| deadpool_redis::redis::cmd("PING").query_async(c).await).await;
+    assert_eq!(pong.as_deref(), Some("PONG"), "Redis is still used");
+}
+
+/// With Redis cut, each replica keeps throttling with its own counts: degraded, never open.
+#[tokio::test]
+async fn with_redis_cut_the_throttle_still_holds() {
+    let Some((proxy, redis_url)) = proxied_redis_or_skip("abuse::with_redis_cut_the_throttle_still_holds").await
+    else {
+        return;
+    };
+    let app = spawn_app_with(|c| {
+        c.redis_url = Some(redis_url);
+        c.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+        c.throttle.max_failures_per_username = 3;
+    })
+    .await;
+    app.register("alice").await;
+    proxy.sever().await;
+    for _ in 0..3 {
+        let status = login_from(&app, "alice", "wrong password", None).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    }
+    let status = login_from(&app, "alice", PASSWORD, None).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    let metrics = http_get_ok(&format!("http://{}/metrics", app.admin.unwrap())).await;
+    assert!(metrics.contains("auth_throttle_degraded_total{throttle=\"login\"}"), "{metrics}");
+    proxy.restore();
+}
+
+/// 3,000 failed logins with one-off usernames, three times the in-process capacity, do not
+/// unlock an account that was locked before them.
+#[tokio::test]
+async fn a_flood_of_other_names_does_not_unlock_a_locked_account() {
+    let app = spawn_app_with(|c| {
+        c.redis_url = None; // the in-process log is the one under test
+        c.throttle.max_tracked_keys = 1000;
+        c.throttle.max_failures_per_username = 3;
+        c.throttle.max_failures_per_address = 1_000_000;
+    })
+    .await;
+    app.register("victim").await;
+    for _ in 0..3 {
+        login_from(&app, "victim", "wrong password", None).await.unwrap_err();
+    }
+    let started = Instant::now();
+    let flood: Vec<_> = stream::iter(0..3000)
+        .map(|n| {
+            let app = &app;
+            async move { login_from(app, &format!("flood-{n}"), "wrong password", None).await }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert!(flood.iter().all(|r| r.as_ref().is_err_and(|s| s.code() == Code::Unauthenticated)));
+    assert!(started.elapsed() < Duration::from_secs(120), "bounded flood");
+    let status = login_from(&app, "victim", PASSWORD, None).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "the victim is still locked: {status:?}");
+}
+
+/// Only a trusted forwarder (the gateway; loopback by default) may name the client address.
+#[tokio::test]
+async fn x_forwarded_for_is_believed_only_from_trusted_forwarders() {
+    let untrusting = spawn_app_with(|c| {
+        c.grpc.trusted_forwarders = Vec::new();
+        c.throttle.max_failures_per_address = 3;
+        c.throttle.max_failures_per_username = 1000;
+    })
+    .await;
+    for (n, claimed) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"].into_iter().enumerate() {
+        let status = login_from(&untrusting, &format!("user-{n}"), "wrong", Some(claimed)).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated);
+    }
+    let status = login_from(&untrusting, "user-x", "wrong", Some("198.51.100.4")).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "all counted against the TCP peer: {status:?}");
+
+    let trusting = spawn_app_with(|c| {
+        c.throttle.max_failures_per_address = 3;
+        c.throttle.max_failures_per_username = 1000;
+    })
+    .await;
+    for (n, claimed) in ["198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4"].into_iter().enumerate() {
+        let status = login_from(&trusting, &format!("user-{n}"), "wrong", Some(claimed)).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "loopback is a trusted forwarder by default");
+    }
+}
+
+/// IPv6 clients are counted per /64: the addresses of one subscriber's prefix are one client.
+#[tokio::test]
+async fn ipv6_clients_are_counted_per_64() {
+    let app = spawn_app_with(|c| {
+        c.throttle.max_failures_per_address = 3;
+        c.throttle.max_failures_per_username = 1000;
+    })
+    .await;
+    for (n, address) in ["2001:db8:0:1::1", "2001:db8:0:1::2", "2001:db8:0:1:ab::3"].into_iter().enumerate() {
+        login_from(&app, &format!("user-{n}"), "wrong", Some(address)).await.unwrap_err();
+    }
+    let status = login_from(&app, "user-x", "wrong", Some("2001:db8:0:1:ffff::9")).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    let status = login_from(&app, "user-y", "wrong", Some("2001:db8:0:2::1")).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "another /64 is another client");
+}
+
+/// Past `password.max_queued_hashes` waiting hashes, Login and Register are refused at once
+/// instead of queueing past every deadline; the refused logins are not counted as failures.
+#[tokio::test]
+async fn a_full_hashing_queue_answers_resource_exhausted_at_once() {
+    let app = spawn_app_with(|c| {
+        c.password.hash_profile = HashProfile::Owasp;
+        c.password.max_concurrent_hashes = 1;
+        c.password.max_queued_hashes = 2;
+        c.throttle.max_failures_per_username = 1000;
+        c.throttle.max_failures_per_address = 1_000_000;
+    })
+    .await;
+    app.register("alice").await;
+    let logins = (0..40).map(|n| {
+        let app = &app;
+        async move {
+            let started = Instant::now();
+            (login_from(app, &format!("someone-{n}"), "wrong password", None).await, started.elapsed())
+        }
+    });
+    let results = join_all(logins).await;
+    let busy: Vec<_> = results.iter().filter(|(r, _)| r.as_ref().is_err_and(|s| s.message() == BUSY)).collect();
+    assert!(busy.len() >= 20, "{} of 40 refused", busy.len());
+    for (result, _) in &busy {
+        let status = result.as_ref().unwrap_err();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(retry_after(status), 1);
+    }
+    for (result, _) in &results {
+        if let Err(status) = result {
+            assert!(status.code() == Code::Unauthenticated || status.message() == BUSY, "{status:?}");
+        }
+    }
+
+    let registrations = (0..40).map(|n| {
+        let mut client = app.client.clone();
+        async move { client.register(RegisterRequest { username: format!("new-{n}"), password: PASSWORD.into() }).await }
+    });
+    let refused = join_all(registrations)
+        .await
+        .into_iter()
+        .filter(|r| r.as_ref().is_err_and(|s| s.code() == Code::ResourceExhausted && s.message() == BUSY))
+        .count();
+    assert!(refused >= 20, "{refused} of 40 registrations refused");
+    app.login("alice", PASSWORD).await.expect("the queue drains and logins work again");
+}
+
+/// Register is limited per client address, taken names included (else probing names would be free).
+#[tokio::test]
+async fn registrations_from_one_address_are_limited() {
+    let app = spawn_app_with(|c| c.register.max_per_address = 3).await;
+    let register_from = |username: &str, address: &str| {
+        let mut request = Request::new(RegisterRequest { username: username.into(), password: PASSWORD.into() });
+        request.metadata_mut().insert("x-forwarded-for", address.parse().unwrap());
+        let mut client = app.client.clone();
+        async move { client.register(request).await.map(|_| ()) }
+    };
+    register_from("alice", "203.0.113.5").await.unwrap();
+    let taken = register_from("alice", "203.0.113.5").await.unwrap_err();
+    assert_eq!(taken.code(), Code::AlreadyExists);
+    register_from("bob", "203.0.113.5").await.unwrap();
+    let status = register_from("carol", "203.0.113.5").await.unwrap_err();
+    assert_eq!((status.code(), status.message()), (Code::ResourceExhausted, SIGNUP_THROTTLED));
+    assert!((1..=3600).contains(&retry_after(&status)));
+    register_from("carol", "203.0.113.6").await.expect("another address is not affected");
+}
+
+fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// A taken name and a free one take the same time (medians of 200 each within 20%), so
+/// Register does not tell which names exist.
+#[tokio::test]
+async fn register_answers_a_taken_and_a_free_name_in_the_same_time() {
+    let app = spawn_app_with(|c| c.password.hash_profile = HashProfile::Owasp).await;
+    app.register("alice").await;
+    let (mut taken, mut free) = (Vec::new(), Vec::new());
+    for round in 0..200 {
+        for taken_first in [round % 2 == 0, round % 2 == 1] {
+            let username = if taken_first { "alice".to_owned() } else { format!("fresh-{round}") };
+            let started = Instant::now();
+            let result = app.try_register(&username, PASSWORD).await;
+            let elapsed = started.elapsed().as_secs_f64();
+            if taken_first {
+                assert_eq!(result.unwrap_err().code(), Code::AlreadyExists);
+                taken.push(elapsed);
+            } else {
+                result.unwrap();
+                free.push(elapsed);
+            }
+        }
+    }
+    let (taken, free) = (median(taken), median(free));
+    let ratio = taken / free;
+    assert!((0.8..=1.25).contains(&ratio), "taken {taken:.4}s vs free {free:.4}s (ratio {ratio:.2})");
+}
