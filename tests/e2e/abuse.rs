@@ -110,11 +110,8 @@ async fn guesses_spread_over_two_replicas_share_one_limit() {
 }
 
 async fn redis_log(url: &str, pool_size: usize, timeout_ms: u64) -> (Arc<RedisStore>, RedisAttemptLog) {
-    let config = RedisConfig {
-        pool_size,
-        timeout_ms,
-        key_prefix: format!("auth-e2e:{}:", uuid::Uuid::new_v4().simple()),
-    };
+    let config =
+        RedisConfig { pool_size, timeout_ms, key_prefix: format!("auth-e2e:{}:", uuid::Uuid::new_v4().simple()) };
     let store = Arc::new(RedisStore::new(&SecretString::from(url.to_owned()), &config).unwrap());
     (store.clone(), RedisAttemptLog::new(store))
 }
@@ -180,7 +177,9 @@ async fn waiting_for_a_pooled_connection_does_not_open_the_breaker() {
         let (store, key) = (store.clone(), key.clone());
         async move {
             store
-                .run("slow", async |c| deadpool_redis::redis::cmd("BLPOP").arg(&key).arg(0.03).query_async::<Option<Vec<String>>>(c).await)
+                .run("slow", async |c| {
+                    deadpool_redis::redis::cmd("BLPOP").arg(&key).arg(0.03).query_async::<Option<Vec<String>>>(c).await
+                })
                 .await
         }
     });
@@ -188,15 +187,15 @@ async fn waiting_for_a_pooled_connection_does_not_open_the_breaker() {
     assert!(answers.iter().any(Option::is_some), "some calls got the connection");
     assert!(store.pool_waits() > 0, "the pool was exhausted");
     assert_eq!(store.failures(), 0, "pool waits are not Redis failures");
-    let pong: Option<String> = store.run("ping", async |c| deadpool_redis::redis::cmd("PING").query_async(c).await).await;
+    let pong: Option<String> =
+        store.run("ping", async |c| deadpool_redis::redis::cmd("PING").query_async(c).await).await;
     assert_eq!(pong.as_deref(), Some("PONG"), "Redis is still used");
 }
 
 /// With Redis cut, each replica keeps throttling with its own counts: degraded, never open.
 #[tokio::test]
 async fn with_redis_cut_the_throttle_still_holds() {
-    let Some((proxy, redis_url)) = proxied_redis_or_skip("abuse::with_redis_cut_the_throttle_still_holds").await
-    else {
+    let Some((proxy, redis_url)) = proxied_redis_or_skip("abuse::with_redis_cut_the_throttle_still_holds").await else {
         return;
     };
     let app = spawn_app_with(|c| {
@@ -389,4 +388,35 @@ async fn register_answers_a_taken_and_a_free_name_in_the_same_time() {
     let (taken, free) = (median(taken), median(free));
     let ratio = taken / free;
     assert!((0.8..=1.25).contains(&ratio), "taken {taken:.4}s vs free {free:.4}s (ratio {ratio:.2})");
+}
+
+/// The same 40 guesses through the gateway's REST path, from one address: at most the limit
+/// are answered 401/200, every other one 429 with `Retry-After`.
+#[tokio::test]
+async fn forty_guesses_at_once_through_the_gateway_get_at_most_the_limit_of_password_checks() {
+    let app = spawn_app_with(|c| {
+        c.throttle.max_failures_per_username = 5;
+        c.throttle.max_failures_per_address = 10_000;
+        c.password.max_concurrent_hashes = 1;
+    })
+    .await;
+    app.register("alice").await;
+    let gateway = crate::helpers::gateway_for(&app).await;
+    let http = reqwest::Client::new();
+    let url = format!("{}/user/login", gateway.base_url);
+    let guesses = (0..40).map(|n| {
+        let password = if n == 20 { PASSWORD.to_owned() } else { format!("wrong guess {n}") };
+        let request = http.post(&url).json(&serde_json::json!({"username": "alice", "password": password}));
+        async move { request.send().await.unwrap() }
+    });
+    let responses = join_all(guesses).await;
+    let mut checked = 0;
+    for response in &responses {
+        match response.status().as_u16() {
+            200 | 401 => checked += 1,
+            429 => assert!(response.headers().contains_key("retry-after"), "{response:?}"),
+            other => panic!("unexpected {other}: {response:?}"),
+        }
+    }
+    assert!(checked <= 5, "{checked} password checks for a limit of 5");
 }

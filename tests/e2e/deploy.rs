@@ -136,6 +136,13 @@ fn auth_svc_manifests_match_what_the_binary_accepts_and_serves() {
             if overlay.ends_with("prod") {
                 assert!(config.auth.signing_key.is_some(), "prod signs with an asymmetric key (JWKS)");
             }
+            // The gateway reaches auth-svc from another pod: with loopback alone every user
+            // would be counted as the gateway's one address.
+            let gateway_pod: std::net::IpAddr = "10.244.3.17".parse().unwrap();
+            assert!(
+                config.grpc.trusted_forwarders.iter().any(|net| net.contains(&gateway_pod)),
+                "{overlay}: grpc.trusted_forwarders must cover the gateway's pod network"
+            );
             let admin = config.admin_listen.ok_or(format!("{overlay}: admin_listen must be set for metrics"))?;
             assert_eq!(port_named(c, "metrics"), u64::from(admin.port()), "{overlay}: metrics port");
             let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];

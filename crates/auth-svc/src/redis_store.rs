@@ -11,8 +11,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use deadpool_redis::{Connection, Pool, PoolError, Runtime, redis::RedisResult};
 use deadpool_redis::TimeoutType;
+use deadpool_redis::{Connection, Pool, PoolError, Runtime, redis::RedisResult};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::RedisConfig;

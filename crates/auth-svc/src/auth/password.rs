@@ -76,15 +76,7 @@ impl PasswordHasher {
                 .map_err(hash_error)?;
         }
         let permits = Arc::new(Semaphore::new(concurrency));
-        Ok(Self {
-            params,
-            jobs,
-            permits,
-            waiting: Arc::default(),
-            max_waiting,
-            dummy_hash: Arc::default(),
-            metrics,
-        })
+        Ok(Self { params, jobs, permits, waiting: Arc::default(), max_waiting, dummy_hash: Arc::default(), metrics })
     }
 
     /// A PHC string (`$argon2id$v=19$m=…`) for a new password.

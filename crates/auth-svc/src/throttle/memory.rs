@@ -41,7 +41,8 @@ impl Attempts {
 
     /// How long until fewer than `limit` attempts remain in the window.
     fn wait_below(&self, limit: usize, now: i64, window_ms: i64) -> Duration {
-        let mut times: Vec<i64> = self.pending.iter().map(|&(_, started)| started).chain(self.failed.iter().copied()).collect();
+        let mut times: Vec<i64> =
+            self.pending.iter().map(|&(_, started)| started).chain(self.failed.iter().copied()).collect();
         times.sort_unstable();
         // The (count - limit + 1)th oldest must leave for the count to drop below the limit.
         let must_leave = self.count().saturating_sub(limit);

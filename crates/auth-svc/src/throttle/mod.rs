@@ -50,7 +50,9 @@ pub struct Ticket {
 pub enum Reserved {
     Granted(Ticket),
     /// A key is at its limit; the count falls below it after this long.
-    Refused { retry_after: Duration },
+    Refused {
+        retry_after: Duration,
+    },
 }
 
 /// How an attempt ended.

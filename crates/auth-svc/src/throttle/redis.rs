@@ -80,7 +80,10 @@ impl RedisAttemptLog {
     fn set_names(&self, keys: &[KeyLimit]) -> Vec<String> {
         keys.iter()
             .flat_map(|key| {
-                [self.redis.key(&format!("throttle:{}:pending", key.key)), self.redis.key(&format!("throttle:{}:failed", key.key))]
+                [
+                    self.redis.key(&format!("throttle:{}:pending", key.key)),
+                    self.redis.key(&format!("throttle:{}:failed", key.key)),
+                ]
             })
             .collect()
     }
