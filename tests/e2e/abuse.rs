@@ -21,6 +21,7 @@ use crate::helpers::{
     PASSWORD, TestApp, TestDatabase, deployment_configs, http_get_ok, proxied_redis_or_skip, redis_or_skip,
     spawn_app_on, spawn_app_with,
 };
+use crate::pressure::median;
 
 const BUSY: &str = "server busy, retry later";
 const SIGNUP_THROTTLED: &str = "too many registrations from this address, retry later";
@@ -57,10 +58,8 @@ fn tally(results: &[Result<(), Status>]) -> (usize, usize, Vec<String>) {
     (checked, throttled, other)
 }
 
-/// 39 wrong guesses and the right password, all at once: the throttle reserves each attempt
-/// before hashing, so no more than the limit reach the password check.
-#[tokio::test]
-async fn forty_guesses_at_once_get_at_most_the_limit_of_password_checks() {
+/// An app where alice may have 5 login attempts per window, from any number of addresses.
+async fn guessable_app() -> TestApp {
     let app = spawn_app_with(|c| {
         c.throttle.max_failures_per_username = 5;
         c.throttle.max_failures_per_address = 10_000;
@@ -69,8 +68,20 @@ async fn forty_guesses_at_once_get_at_most_the_limit_of_password_checks() {
     })
     .await;
     app.register("alice").await;
-    let guesses = (0..40).map(|n| {
-        let password = if n == 20 { PASSWORD.to_owned() } else { format!("wrong guess {n}") };
+    app
+}
+
+/// 39 wrong passwords, and the right one in the middle.
+fn guesses() -> impl Iterator<Item = String> {
+    (0..40).map(|n| if n == 20 { PASSWORD.to_owned() } else { format!("wrong guess {n}") })
+}
+
+/// 39 wrong guesses and the right password, all at once: the throttle reserves each attempt
+/// before hashing, so no more than the limit reach the password check.
+#[tokio::test]
+async fn forty_guesses_at_once_get_at_most_the_limit_of_password_checks() {
+    let app = guessable_app().await;
+    let guesses = guesses().map(|password| {
         let app = &app;
         async move { login_from(app, "alice", &password, None).await }
     });
@@ -358,11 +369,6 @@ async fn registrations_from_one_address_are_limited() {
     register_from("carol", "203.0.113.6").await.expect("another address is not affected");
 }
 
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
-}
-
 /// A taken name and a free one take the same time (medians of 200 each within 20%), so
 /// Register does not tell which names exist.
 #[tokio::test]
@@ -394,18 +400,11 @@ async fn register_answers_a_taken_and_a_free_name_in_the_same_time() {
 /// are answered 401/200, every other one 429 with `Retry-After`.
 #[tokio::test]
 async fn forty_guesses_at_once_through_the_gateway_get_at_most_the_limit_of_password_checks() {
-    let app = spawn_app_with(|c| {
-        c.throttle.max_failures_per_username = 5;
-        c.throttle.max_failures_per_address = 10_000;
-        c.password.max_concurrent_hashes = 1;
-    })
-    .await;
-    app.register("alice").await;
+    let app = guessable_app().await;
     let gateway = crate::helpers::gateway_for(&app).await;
     let http = reqwest::Client::new();
     let url = format!("{}/user/login", gateway.base_url);
-    let guesses = (0..40).map(|n| {
-        let password = if n == 20 { PASSWORD.to_owned() } else { format!("wrong guess {n}") };
+    let guesses = guesses().map(|password| {
         let request = http.post(&url).json(&serde_json::json!({"username": "alice", "password": password}));
         async move { request.send().await.unwrap() }
     });

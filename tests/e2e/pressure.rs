@@ -10,7 +10,7 @@ use tonic::Code;
 
 use crate::helpers::{PASSWORD, spawn_app_with};
 
-fn median(mut samples: Vec<f64>) -> f64 {
+pub fn median(mut samples: Vec<f64>) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples[samples.len() / 2]
 }
