@@ -12,7 +12,7 @@ use crate::{
     policy,
     sessions::{Sessions, TokenPair},
     throttle::LoginThrottle,
-    users::{User, Users},
+    users::{PasswordHash, User, Users},
 };
 
 pub struct Accounts {
@@ -40,7 +40,7 @@ impl Accounts {
     }
 
     pub async fn register(&self, username: &str, password: SecretString) -> Result<User, AuthError> {
-        let username = policy::normalize_username(username)?;
+        let username = policy::Username::parse(username)?;
         policy::check_new_password(password.expose_secret(), self.min_password_chars)?;
         // Cheap early answer; the unique key still decides races between concurrent calls.
         if self.users.by_username(&username).await?.is_some() {
@@ -59,14 +59,14 @@ impl Accounts {
         password: SecretString,
         client: Option<IpAddr>,
     ) -> Result<TokenPair, AuthError> {
-        let username = policy::normalize_username(username)?;
+        let username = policy::Username::parse(username)?;
         policy::check_password_size(password.expose_secret())?;
         if let Err(throttled) = self.throttle.check(&username, client).await {
             self.metrics.login("throttled");
             return Err(throttled);
         }
-        let user = self.users.by_username(&username).await?;
-        let stored_hash = user.as_ref().map(|user| user.password_hash.clone());
+        let (user, stored_hash) = self.users.credentials(&username).await?.unzip();
+        let stored_hash = stored_hash.map(PasswordHash::into_phc);
         if !self.hasher.verify(password, stored_hash).await? {
             self.throttle.record_failure(&username, client).await;
             self.metrics.login("failure");
@@ -87,7 +87,7 @@ impl Accounts {
         if caller.role != ROLE_ADMIN {
             return Err(AuthError::PermissionDenied("only admins may set roles"));
         }
-        let username = policy::normalize_username(username)?;
+        let username = policy::Username::parse(username)?;
         if !self.roles.iter().any(|known| known == role) {
             return Err(AuthError::InvalidArgument(format!("unknown role; known roles: {}", self.roles.join(", "))));
         }
