@@ -4,7 +4,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 
 use crate::{
     entity::users::{self, Entity as Users},
-    error::StoreError,
+    error::{StoreError, retry_conflicts},
     username::storage_key,
 };
 
@@ -29,7 +29,7 @@ pub async fn insert(
     role: &str,
 ) -> Result<users::Model, StoreError> {
     let now = chrono::Utc::now().naive_utc();
-    users::ActiveModel {
+    let row = users::ActiveModel {
         username: Set(username.to_owned()),
         username_canonical: Set(storage_key(username)),
         password_hash: Set(password_hash.to_owned()),
@@ -37,10 +37,10 @@ pub async fn insert(
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
-    }
-    .insert(db)
-    .await
-    .map_err(|err| StoreError::classify(err, true))
+    };
+    // A deadlock among concurrent inserts of one key (InnoDB locks duplicate keys shared, then
+    // exclusive) is not an outage: retried, it meets the winner's row as a unique violation.
+    retry_conflicts(|| row.clone().insert(db)).await.map_err(|err| StoreError::classify(err, true))
 }
 
 /// Deletes an account; its refresh tokens go with it (foreign key cascade).
