@@ -179,7 +179,8 @@ async fn no_redis_value_holds_a_password_hash_after_register_login_and_user_info
         "indexed by the canonical name: {values:?}"
     );
     for (key, value) in &values {
-        assert!(!value.contains("$argon2"), "{key} holds a password hash: {value}");
+        // Not the value in the message: it would print the hash.
+        assert!(!value.contains("$argon2"), "{key} holds a password hash");
     }
 }
 
