@@ -66,4 +66,12 @@ mod tests {
         keys.sort_unstable();
         assert_eq!(keys, ["id", "role", "username", "username_canonical"]);
     }
+
+    /// Entries an older release wrote hold the hash; they must read as a miss, never a user.
+    #[test]
+    fn an_entry_of_the_old_shape_does_not_parse() {
+        let old =
+            r#"{"id":7,"username":"alice","role":"user","password_hash":"$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA"}"#;
+        assert!(serde_json::from_str::<User>(old).is_err());
+    }
 }
