@@ -240,6 +240,11 @@ async fn the_migration_keys_existing_accounts_and_the_key_is_unique_from_then_on
                            VALUES ('y', 'h', 'user', '2026-01-01 00:00:00', '2026-01-01 00:00:00')";
         assert!(db.execute_unprepared(without_key).await.is_err(), "the key is NOT NULL with no default");
     }
+    // Reversible, and re-applied from the rows as they are then.
+    Migrator::down(&db, Some(1)).await.unwrap();
+    assert_eq!(model::migration::pending(&db).await.unwrap(), 1);
+    model::migration::run(&db).await.unwrap();
+    assert_eq!(keys_by_id(&db).await, expected);
 }
 
 #[tokio::test]
