@@ -21,3 +21,4 @@ mod roles;
 mod server;
 mod shared_state;
 mod user_info;
+mod usernames;

@@ -12,7 +12,7 @@ use crate::{
     policy,
     sessions::{Sessions, TokenPair},
     throttle::{LoginThrottle, SignupThrottle},
-    users::{User, Users},
+    users::{PasswordHash, User, Users},
 };
 
 pub struct Accounts {
@@ -50,7 +50,7 @@ impl Accounts {
         password: SecretString,
         client: Option<IpAddr>,
     ) -> Result<User, AuthError> {
-        let username = policy::normalize_username(username)?;
+        let username = policy::Username::parse(username)?;
         policy::check_new_password(password.expose_secret(), self.min_password_chars)?;
         let attempt = self.signups.reserve(client).await?;
         let hash = match self.hasher.hash(password).await {
@@ -74,7 +74,7 @@ impl Accounts {
         password: SecretString,
         client: Option<IpAddr>,
     ) -> Result<TokenPair, AuthError> {
-        let username = policy::normalize_username(username)?;
+        let username = policy::Username::parse(username)?;
         policy::check_password_size(password.expose_secret())?;
         let attempt = match self.throttle.reserve(&username, client).await {
             Ok(attempt) => attempt,
@@ -83,14 +83,15 @@ impl Accounts {
                 return Err(throttled);
             }
         };
-        let user = match self.users.by_username(&username).await {
-            Ok(user) => user,
+        // The hash comes from the database, never the cache.
+        let (user, stored_hash) = match self.users.credentials(&username).await {
+            Ok(found) => found.unzip(),
             Err(err) => {
                 self.throttle.cancelled(attempt).await;
                 return Err(err);
             }
         };
-        let stored_hash = user.as_ref().map(|user| user.password_hash.clone());
+        let stored_hash = stored_hash.map(PasswordHash::into_phc);
         match self.hasher.verify(password, stored_hash).await {
             Ok(true) => {}
             Ok(false) => {
@@ -124,7 +125,7 @@ impl Accounts {
         if caller.role != ROLE_ADMIN {
             return Err(AuthError::PermissionDenied("only admins may set roles"));
         }
-        let username = policy::normalize_username(username)?;
+        let username = policy::Username::parse(username)?;
         if !self.roles.iter().any(|known| known == role) {
             return Err(AuthError::InvalidArgument(format!("unknown role; known roles: {}", self.roles.join(", "))));
         }

@@ -4,19 +4,63 @@ use crate::{config::MAX_PASSWORD_BYTES, error::AuthError};
 
 pub const MAX_USERNAME_CHARS: usize = 64;
 
-/// The stored form of a username: trimmed, 1..=64 characters, no control characters.
-pub fn normalize_username(raw: &str) -> Result<String, AuthError> {
-    let name = raw.trim();
-    if name.is_empty() {
-        return Err(AuthError::InvalidArgument("username must not be empty".into()));
+/// A username, parsed once at the edge; code that takes `&Username` cannot skip a rule.
+///
+/// Rules, in order: trimmed; 1..=64 characters as received; no control characters; every
+/// space-separated part valid under RFC 8265 (PRECIS IdentifierClass and bidi rule, so
+/// invisible, format, bidi-override and unassigned characters are refused, not stripped); one
+/// script (UTS #39). Two forms come out (see `model::username`): the display form, kept as
+/// registered, and the canonical form that lookups, the unique key and throttling use.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Username {
+    display: String,
+    canonical: String,
+}
+
+impl Username {
+    pub fn parse(raw: &str) -> Result<Self, AuthError> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err(AuthError::InvalidArgument("username must not be empty".into()));
+        }
+        // Before any Unicode work, so its cost is bounded by this.
+        if name.chars().count() > MAX_USERNAME_CHARS {
+            return Err(AuthError::InvalidArgument(format!(
+                "username must be at most {MAX_USERNAME_CHARS} characters"
+            )));
+        }
+        if name.chars().any(char::is_control) {
+            return Err(AuthError::InvalidArgument("username must not contain control characters".into()));
+        }
+        let forms = model::username::forms(name).map_err(|why| AuthError::InvalidArgument(why.to_string()))?;
+        Ok(Self { display: forms.display, canonical: forms.canonical })
     }
-    if name.chars().count() > MAX_USERNAME_CHARS {
-        return Err(AuthError::InvalidArgument(format!("username must be at most {MAX_USERNAME_CHARS} characters")));
+
+    /// UsernameCasePreserved: what the account is called, as registered (`Alice`).
+    pub fn display(&self) -> &str {
+        &self.display
     }
-    if name.chars().any(char::is_control) {
-        return Err(AuthError::InvalidArgument("username must not contain control characters".into()));
+
+    /// UsernameCaseMapped: what names are compared by (`alice`).
+    pub fn canonical(&self) -> &str {
+        &self.canonical
     }
-    Ok(name.to_owned())
+}
+
+/// A `Username` reads as its canonical form wherever a plain `&str` is asked for (throttle and
+/// cache keys), so `Alice` and `alice` can never be counted or cached apart.
+impl std::ops::Deref for Username {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.canonical
+    }
+}
+
+impl std::fmt::Debug for Username {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.display)
+    }
 }
 
 /// A new password: at least `min_chars` characters, at most 1024 bytes.
@@ -67,13 +111,49 @@ mod tests {
         }
     }
 
+    fn refusal(raw: &str) -> String {
+        match Username::parse(raw) {
+            Err(AuthError::InvalidArgument(message)) => message,
+            other => panic!("{raw:?} gave {other:?}"),
+        }
+    }
+
     #[test]
     fn usernames_are_trimmed_and_bounded() {
-        assert_eq!(normalize_username("  alice ").expect("valid"), "alice");
-        assert_eq!(normalize_username(&"é".repeat(64)).expect("64 chars").chars().count(), 64);
+        assert_eq!(Username::parse("  alice ").expect("valid").display(), "alice");
+        assert_eq!(Username::parse(&"é".repeat(64)).expect("64 chars").display().chars().count(), 64);
         for bad in ["", "   ", "a\u{0}b", "tab\there", "new\nline", &"x".repeat(65)] {
-            assert!(normalize_username(bad).is_err(), "{bad:?}");
+            assert!(Username::parse(bad).is_err(), "{bad:?}");
         }
+        // A 100 KB name is refused by its length, before any Unicode work.
+        assert_eq!(refusal(&"\u{200B}".repeat(100_000)), "username must be at most 64 characters");
+    }
+
+    #[test]
+    fn case_and_width_variants_are_one_name_shown_as_typed() {
+        let typed = Username::parse("Alice").expect("valid");
+        assert_eq!((typed.display(), typed.canonical()), ("Alice", "alice"));
+        for variant in ["alice", "ALICE", " aLiCe ", "\u{FF21}lice"] {
+            assert_eq!(Username::parse(variant).expect("valid").canonical(), "alice", "{variant:?}");
+        }
+        assert_eq!(&*typed, "alice", "as a plain str (throttle and cache keys) it is the canonical form");
+        assert_eq!(format!("{typed:?}"), "\"Alice\"");
+    }
+
+    #[test]
+    fn the_lookalikes_of_issue_12_are_refused_with_a_reason() {
+        let cases = [
+            ("admin\u{200B}", "username must not contain U+200B"),
+            ("\u{430}dmin", "username must not mix scripts (such as Latin and Cyrillic letters)"),
+            ("ad\u{202E}min", "username must not contain U+202E"),
+            ("admin\u{2060}", "username must not contain U+2060"),
+            ("ad  min", "username must not contain two spaces in a row"),
+        ];
+        for (raw, message) in cases {
+            assert_eq!(refusal(raw), message, "{raw:?}");
+        }
+        assert!(Username::parse("\u{438}\u{432}\u{430}\u{43D}").is_ok(), "Cyrillic-only names stay allowed");
+        assert!(Username::parse("Jane Doe").is_ok(), "RFC 8265 joins userparts with single spaces");
     }
 
     #[test]

@@ -307,7 +307,7 @@ fn database_pool_probe(db: &DatabaseConnection) -> metrics::PoolProbe {
 /// needed (how the first admin comes to be), and drops the account from the Redis cache.
 /// Returns the account and whether the cache is known to be current.
 pub async fn set_role_offline(config: &Config, username: &str, role: &str) -> anyhow::Result<(User, bool)> {
-    let username = crate::policy::normalize_username(username)?;
+    let username = crate::policy::Username::parse(username)?;
     if !config.auth.roles.iter().any(|known| known == role) {
         anyhow::bail!("unknown role {role:?}; auth.roles allows: {}", config.auth.roles.join(", "));
     }

@@ -3,6 +3,10 @@
 //!
 //! An invalidation the cache could not take (Redis down) is kept and retried before the next
 //! cache read; until it succeeds, this process reads that account from the database.
+//!
+//! The cache holds [`User`], which has no password hash: Login reads the hash with
+//! [`Users::credentials`], from the database every time, so a cache (Redis is shared and often
+//! less guarded than the database) never holds one.
 
 use std::sync::{Arc, Mutex};
 
@@ -13,38 +17,46 @@ use crate::{
     cache::{Lookup, UserCache},
     error::AuthError,
     metrics::Metrics,
+    policy::Username,
 };
 
-/// An account as the service uses it.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An account's profile: what GetUserInfo answers and tokens carry, and all a cache holds.
+/// No password hash, by construction (see [`Users::credentials`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub id: i64,
+    /// The display form, as registered.
     pub username: String,
+    /// The form names are compared by (`model::username`); the cache's name index uses it.
+    pub username_canonical: String,
     pub role: String,
-    /// argon2id PHC string; never printed (see the `Debug` impl).
-    pub password_hash: String,
-}
-
-impl std::fmt::Debug for User {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("User")
-            .field("id", &self.id)
-            .field("username", &self.username)
-            .field("role", &self.role)
-            .finish_non_exhaustive()
-    }
 }
 
 impl From<users::Model> for User {
     fn from(row: users::Model) -> Self {
-        Self { id: row.id, username: row.username, role: row.role, password_hash: row.password_hash }
+        Self { id: row.id, username: row.username, username_canonical: row.username_canonical, role: row.role }
+    }
+}
+
+/// An account's argon2id PHC string; never printed.
+pub struct PasswordHash(String);
+
+impl PasswordHash {
+    pub fn into_phc(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordHash(..)")
     }
 }
 
 pub struct Users {
     db: DatabaseConnection,
     cache: Arc<dyn UserCache>,
-    /// Accounts (id, username) whose invalidation has not reached the cache yet.
+    /// Accounts (id, canonical username) whose invalidation has not reached the cache yet.
     unforgotten: Mutex<Vec<(i64, String)>>,
     metrics: Arc<Metrics>,
 }
@@ -58,9 +70,9 @@ impl Users {
         self.unforgotten.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    async fn forget(&self, id: i64, username: &str) {
-        if !self.cache.forget(id, username).await {
-            self.unforgotten().push((id, username.to_owned()));
+    async fn forget(&self, user: &User) {
+        if !self.cache.forget(user.id, &user.username_canonical).await {
+            self.unforgotten().push((user.id, user.username_canonical.clone()));
         }
     }
 
@@ -77,9 +89,9 @@ impl Users {
             return true;
         }
         let mut failed = Vec::new();
-        for (id, username) in pending {
-            if !self.cache.forget(id, &username).await {
-                failed.push((id, username));
+        for (id, canonical) in pending {
+            if !self.cache.forget(id, &canonical).await {
+                failed.push((id, canonical));
             }
         }
         let current = failed.is_empty();
@@ -110,38 +122,49 @@ impl Users {
         Ok(user)
     }
 
-    /// `username` must already be normalised (see `policy`).
-    pub async fn by_username(&self, username: &str) -> Result<Option<User>, AuthError> {
+    /// The account `username` names, compared by its canonical form (`ALICE` finds `alice`).
+    pub async fn by_username(&self, username: &Username) -> Result<Option<User>, AuthError> {
         if !self.cache_is_current().await {
-            return Ok(query::users::find_by_username(&self.db, username).await?.map(User::from));
+            return Ok(query::users::find_by_username(&self.db, username.canonical()).await?.map(User::from));
         }
-        if let Some(id) = self.cache.id_of(username).await
+        if let Some(id) = self.cache.id_of(username.canonical()).await
             && let Lookup::Hit(user) = self.cache.by_id(id).await
-            && user.username == username
+            && user.username_canonical == username.canonical()
         {
             self.metrics.cache(true);
             return Ok(Some(user));
         }
         self.metrics.cache(false);
-        let user = query::users::find_by_username(&self.db, username).await?.map(User::from);
+        let user = query::users::find_by_username(&self.db, username.canonical()).await?.map(User::from);
         if let Some(user) = &user {
             self.cache.store(user).await;
         }
         Ok(user)
     }
 
-    pub async fn create(&self, username: &str, password_hash: &str, role: &str) -> Result<User, AuthError> {
-        let user = User::from(query::users::insert(&self.db, username, password_hash, role).await?);
+    /// The account and its password hash, for Login: always from the database, never cached.
+    pub async fn credentials(&self, username: &Username) -> Result<Option<(User, PasswordHash)>, AuthError> {
+        let row = query::users::find_by_username(&self.db, username.canonical()).await?;
+        Ok(row.map(|mut row| {
+            let hash = PasswordHash(std::mem::take(&mut row.password_hash));
+            (User::from(row), hash)
+        }))
+    }
+
+    /// Creates an account under the display form of `username`; a name equal to a taken one
+    /// under RFC 8265 comparison is `ALREADY_EXISTS` (the unique key decides races).
+    pub async fn create(&self, username: &Username, password_hash: &str, role: &str) -> Result<User, AuthError> {
+        let user = User::from(query::users::insert(&self.db, username.display(), password_hash, role).await?);
         // The new id may sit in the cache as "unknown" from an earlier probe.
-        self.forget(user.id, &user.username).await;
+        self.forget(&user).await;
         Ok(user)
     }
 
-    /// Sets an account's role; `None` when no account has that (normalised) username.
-    pub async fn set_role(&self, username: &str, role: &str) -> Result<Option<User>, AuthError> {
-        let user = query::users::set_role(&self.db, username, role).await?.map(User::from);
+    /// Sets an account's role; `None` when no account has that username.
+    pub async fn set_role(&self, username: &Username, role: &str) -> Result<Option<User>, AuthError> {
+        let user = query::users::set_role(&self.db, username.canonical(), role).await?.map(User::from);
         if let Some(user) = &user {
-            self.forget(user.id, &user.username).await;
+            self.forget(user).await;
         }
         Ok(user)
     }
@@ -151,7 +174,7 @@ impl Users {
         let existing = query::users::find_by_id(&self.db, id).await?;
         let deleted = query::users::delete(&self.db, id).await?;
         if let Some(row) = existing {
-            self.forget(row.id, &row.username).await;
+            self.forget(&User::from(row)).await;
         }
         Ok(deleted)
     }

@@ -98,7 +98,7 @@ fn serve_without_migrate_on_start_refuses_a_schema_that_is_behind_until_migrate_
     let output = command(&dir).env("AUTH_SVC__DATABASE__MIGRATE_ON_START", "false").output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("2 database migration(s) pending"), "{stderr}");
+    assert!(stderr.contains("3 database migration(s) pending"), "{stderr}");
     assert!(stderr.contains("run `auth-svc migrate` first"), "{stderr}");
 
     assert!(command(&dir).arg("migrate").output().unwrap().status.success());
@@ -190,10 +190,52 @@ fn set_role_of_an_unknown_user_fails_naming_it() {
     assert_eq!(String::from_utf8_lossy(&output.stderr), "auth-svc: no user named \"nobody\"\n");
     assert!(!String::from_utf8_lossy(&output.stdout).contains("now has role"));
     assert_eq!(stored_role(&dir, "nobody"), None, "nothing was created");
-    // Usernames are exact (trimmed, as at Register), not case-folded.
-    assert_eq!(set_role(&dir, "Alice", "admin").status.code(), Some(1));
+    // Names are parsed as at Register: a lookalike is refused with the reason, not looked up.
+    let lookalike = set_role(&dir, "alice\u{200B}", "admin");
+    assert_eq!(lookalike.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&lookalike.stderr), "auth-svc: username must not contain U+200B\n");
     assert_eq!(stored_role(&dir, "alice").as_deref(), Some("user"));
-    assert!(set_role(&dir, " alice ", "admin").status.success(), "the control: the trimmed name is alice");
+}
+
+#[test]
+fn set_role_finds_the_account_under_any_case_and_prints_its_registered_name() {
+    let dir = tempfile::tempdir().unwrap();
+    database_with_alice(&dir);
+    let output = set_role(&dir, " ALICE ", "admin");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.lines().any(|line| line == "alice (id 1) now has role admin"), "{stdout}");
+    assert_eq!(stored_role(&dir, "alice").as_deref(), Some("admin"));
+}
+
+#[test]
+fn migrate_stops_on_accounts_whose_names_now_compare_equal_and_names_them() {
+    use model::migration::{Migrator, MigratorTrait};
+    use sea_orm::ConnectionTrait;
+
+    let dir = tempfile::tempdir().unwrap();
+    on_database(&dir, async |db| {
+        Migrator::up(db, Some(2)).await.unwrap();
+        for name in ["Alice", "alice"] {
+            let insert = format!(
+                "INSERT INTO users (username, password_hash, role, created_at, updated_at) \
+                 VALUES ('{name}', 'h', 'user', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            );
+            db.execute_unprepared(&insert).await.unwrap();
+        }
+    });
+    let output = command(&dir).arg("migrate").output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(r#""alice": id 1 "Alice", id 2 "alice""#), "{stderr}");
+    assert!(stderr.contains("Nothing was changed") && stderr.contains("then migrate again"), "{stderr}");
+
+    on_database(&dir, async |db| {
+        db.execute_unprepared("UPDATE users SET username = 'alice2' WHERE id = 2").await.unwrap()
+    });
+    let output = command(&dir).arg("migrate").output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(stored_role(&dir, "ALICE2").as_deref(), Some("user"));
 }
 
 #[test]

@@ -6,7 +6,7 @@ use sea_orm::{DbErr, RuntimeErr, SqlErr};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// A unique key on `users.username` refused the row.
+    /// A unique key on `users.username` or `users.username_canonical` refused the row.
     #[error("username already taken")]
     UsernameTaken,
     /// A row refers to a user that no longer exists (deleted meanwhile).

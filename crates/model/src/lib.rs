@@ -4,12 +4,14 @@
 //! path serves SQLite (the embedded default), PostgreSQL and MySQL/MariaDB.
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod connect;
 pub mod entity;
 pub mod error;
 pub mod migration;
 pub mod query;
+pub mod username;
 
 pub use connect::{PoolOptions, QueryCounter, connect};
 pub use error::StoreError;

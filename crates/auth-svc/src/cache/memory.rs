@@ -43,7 +43,7 @@ impl MemoryUserCache {
             }
         }
         if let Some(user) = &user {
-            entries.by_name.insert(user.username.clone(), (user.id, now + ttl));
+            entries.by_name.insert(user.username_canonical.clone(), (user.id, now + ttl));
         }
         entries.by_id.insert(id, (user, now + ttl));
     }
@@ -61,8 +61,8 @@ impl UserCache for MemoryUserCache {
         }
     }
 
-    async fn id_of(&self, username: &str) -> Option<i64> {
-        match self.entries().by_name.get(username) {
+    async fn id_of(&self, canonical: &str) -> Option<i64> {
+        match self.entries().by_name.get(canonical) {
             Some((id, until)) if *until > Instant::now() => Some(*id),
             _ => None,
         }
@@ -76,10 +76,10 @@ impl UserCache for MemoryUserCache {
         self.insert_id(id, None, self.ttl.missing);
     }
 
-    async fn forget(&self, id: i64, username: &str) -> bool {
+    async fn forget(&self, id: i64, canonical: &str) -> bool {
         let mut entries = self.entries();
         entries.by_id.remove(&id);
-        entries.by_name.remove(username);
+        entries.by_name.remove(canonical);
         true
     }
 }

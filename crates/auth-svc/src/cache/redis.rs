@@ -1,5 +1,6 @@
-//! User cache in Redis, shared by every replica. Keys: `user:id:<id>` (JSON, or "-" for an
-//! unknown id) and `user:name:<username>` (the id).
+//! User cache in Redis, shared by every replica. Keys: `user:id:<id>` (the [`User`] profile as
+//! JSON, never a password hash; or "-" for an unknown id) and `user:name:<canonical username>`
+//! (the id).
 
 use std::{sync::Arc, time::Duration};
 
@@ -25,8 +26,8 @@ impl RedisUserCache {
         self.redis.key(&format!("user:id:{id}"))
     }
 
-    fn name_key(&self, username: &str) -> String {
-        self.redis.key(&format!("user:name:{username}"))
+    fn name_key(&self, canonical: &str) -> String {
+        self.redis.key(&format!("user:name:{canonical}"))
     }
 }
 
@@ -46,15 +47,15 @@ impl UserCache for RedisUserCache {
         }
     }
 
-    async fn id_of(&self, username: &str) -> Option<i64> {
-        let key = self.name_key(username);
+    async fn id_of(&self, canonical: &str) -> Option<i64> {
+        let key = self.name_key(canonical);
         self.redis.run("cache index get", async |c| c.get(&key).await).await.flatten()
     }
 
     async fn store(&self, user: &User) {
         let Ok(json) = serde_json::to_string(user) else { return };
         let ttl = seconds(self.ttl.row_with_jitter());
-        let (id_key, name_key) = (self.id_key(user.id), self.name_key(&user.username));
+        let (id_key, name_key) = (self.id_key(user.id), self.name_key(&user.username_canonical));
         let mut pipe = redis::pipe();
         pipe.set_ex(&id_key, json, ttl).ignore().set_ex(&name_key, user.id, ttl).ignore();
         let _: Option<()> = self.redis.run("cache set", async |c| pipe.query_async(c).await).await;
@@ -66,8 +67,8 @@ impl UserCache for RedisUserCache {
         let _: Option<()> = self.redis.run("cache set", async |c| c.set_ex(&key, MISSING, ttl).await).await;
     }
 
-    async fn forget(&self, id: i64, username: &str) -> bool {
-        let keys = [self.id_key(id), self.name_key(username)];
+    async fn forget(&self, id: i64, canonical: &str) -> bool {
+        let keys = [self.id_key(id), self.name_key(canonical)];
         let deleted: Option<()> = self.redis.run("cache delete", async |c| c.del(&keys).await).await;
         deleted.is_some()
     }

@@ -7,8 +7,12 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
+    /// As registered (PRECIS UsernameCasePreserved); shown to the user.
     #[sea_orm(unique)]
     pub username: String,
+    /// `username::storage_key(username)`: what names are compared and unique by.
+    #[sea_orm(unique)]
+    pub username_canonical: String,
     /// argon2id PHC string. Never logged: `Debug` of this model is only used in tests.
     pub password_hash: String,
     pub role: String,

@@ -1,10 +1,13 @@
 //! Schema migrations, applied at start-up and by `auth-svc migrate`.
 //! Never edit a released migration: add a new one.
 
+// Public so tests of one migration can start from the schema before it (`Migrator::up(db, Some(n))`).
+pub use sea_orm_migration::MigratorTrait;
 use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_create_users;
 mod m20261122_000002_create_refresh_tokens;
+mod m20261201_000003_username_canonical;
 
 pub struct Migrator;
 
@@ -14,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_create_users::Migration),
             Box::new(m20261122_000002_create_refresh_tokens::Migration),
+            Box::new(m20261201_000003_username_canonical::Migration),
         ]
     }
 }
