@@ -43,6 +43,9 @@ pub struct Metrics {
     db_connections: Family<OutcomeLabels, Gauge>,
     redis_connections: Family<OutcomeLabels, Gauge>,
     redis_failures: Gauge,
+    revocation_polls: Family<OutcomeLabels, Counter>,
+    revocation_database_checks: Counter,
+    refresh_tokens_purged: Counter,
     probes: std::sync::Mutex<Probes>,
 }
 
@@ -76,6 +79,9 @@ impl Metrics {
         let db_connections = Family::<OutcomeLabels, Gauge>::default();
         let redis_connections = Family::<OutcomeLabels, Gauge>::default();
         let redis_failures = Gauge::default();
+        let revocation_polls = Family::<OutcomeLabels, Counter>::default();
+        let revocation_database_checks = Counter::default();
+        let refresh_tokens_purged = Counter::default();
         registry.register("rpc_requests", "gRPC calls by method and status code", rpc_requests.clone());
         registry.register("rpc_duration_seconds", "gRPC call latency by method", rpc_seconds.clone());
         registry.register("logins", "Login attempts by outcome (success, failure, throttled)", logins.clone());
@@ -99,6 +105,21 @@ impl Metrics {
             redis_connections.clone(),
         );
         registry.register("redis_failures", "Redis operations failed or skipped since start", redis_failures.clone());
+        registry.register(
+            "revocation_polls",
+            "Database polls for revoked sessions by outcome (ok, failed)",
+            revocation_polls.clone(),
+        );
+        registry.register(
+            "revocation_database_checks",
+            "Protected calls whose revocation check asked the database (the poll was stale)",
+            revocation_database_checks.clone(),
+        );
+        registry.register(
+            "refresh_tokens_purged",
+            "Refresh-token rows of ended sessions deleted by the retention purge",
+            refresh_tokens_purged.clone(),
+        );
         Self {
             registry,
             rpc_requests,
@@ -112,6 +133,9 @@ impl Metrics {
             db_connections,
             redis_connections,
             redis_failures,
+            revocation_polls,
+            revocation_database_checks,
+            refresh_tokens_purged,
             probes: std::sync::Mutex::new(Probes::default()),
         }
     }
@@ -131,6 +155,18 @@ impl Metrics {
 
     pub fn reuse_detected(&self) {
         self.reuse_detections.inc();
+    }
+
+    pub fn revocation_poll(&self, outcome: &'static str) {
+        self.revocation_polls.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    pub fn revocation_database_check(&self) {
+        self.revocation_database_checks.inc();
+    }
+
+    pub fn refresh_tokens_purged(&self, rows: u64) {
+        self.refresh_tokens_purged.inc_by(rows);
     }
 
     pub fn cache(&self, hit: bool) {
