@@ -203,14 +203,17 @@ async fn thousands_of_logouts_during_an_outage_are_never_accepted_while_a_replic
         .await;
     insert_revoked_sessions(&a, 2600).await;
     let logged_out = Instant::now();
-    forget_redis_keys(&redis_url, &prefix).await;
 
-    // The outage, past the promise: B cannot know, so it must not answer "not revoked".
+    // The outage, past the promise: B cannot know (Redis never heard of these logouts), so it
+    // must not answer "not revoked". Alice's row is still in the Redis cache: what refuses
+    // here is the revocation check, not a failed user lookup.
     tokio::time::sleep(PROMISE.saturating_sub(logged_out.elapsed())).await;
     let accepted = accepted_count(&b, &probed[..CONCURRENCY * 2]).await;
     assert_eq!(accepted, 0, "B accepted logged-out tokens while it could not poll");
 
-    // B's database is back: its poll catches up on 3,000 sessions while the probes run.
+    // Redis forgets everything; B's database is back: its poll catches up on 3,000 sessions
+    // while the probes run.
+    forget_redis_keys(&redis_url, &prefix).await;
     if let Some(proxy) = &database_proxy {
         proxy.restore();
     }
@@ -275,47 +278,59 @@ async fn insert_revoked_sessions(app: &TestApp, count: usize) {
     }
 }
 
-/// Logout racing a client that refreshes as fast as it can, 40 sessions at once: afterwards
-/// no token of any of them can be exchanged (`revoke_family` chased every successor).
+/// Logout racing a client that refreshes as fast as it can, 40 sessions at once, 10 rounds:
+/// afterwards no token of any of them can be exchanged (`revoke_family` chased every
+/// successor). The race that matters is rare per session (the Logout's UPDATE must meet a
+/// rotation between its row lock and its commit), hence 400 of them.
 #[tokio::test]
 async fn logout_racing_a_fast_refresh_chain_leaves_no_live_token() {
     let app = spawn_app_with(|config| config.auth.refresh_reuse_interval = 0).await;
     app.register("alice").await;
-    let sessions: Vec<_> = stream::iter(0..CONCURRENCY)
-        .map(|_| async { app.login("alice", PASSWORD).await.unwrap() })
-        .buffer_unordered(CONCURRENCY)
-        .collect()
-        .await;
-    let races = sessions.iter().map(|first| {
-        let app = &app;
-        async move {
-            let chain = async {
-                let mut current = first.refresh_token.clone();
-                for _ in 0..500 {
-                    match app.refresh(&current).await {
-                        Ok(next) => current = next.refresh_token,
-                        Err(status) => {
-                            assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
-                            return;
-                        }
-                    }
-                }
-                panic!("a chain of 500 refreshes outlived its Logout");
-            };
-            let logout = async {
-                tokio::time::sleep(Duration::from_millis(30)).await;
-                app.logout(&first.access_token).await.unwrap();
-            };
-            tokio::join!(chain, logout);
+    for round in 0..10_u64 {
+        let sessions: Vec<_> = stream::iter(0..CONCURRENCY)
+            .map(|_| async { app.login("alice", PASSWORD).await.unwrap() })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let races = sessions
+            .iter()
+            .zip(0_u64..)
+            .map(|(first, index)| race_logout_against_refreshes(&app, first, (round + index) % 20));
+        futures::future::join_all(races).await;
+        let now = chrono::Utc::now().timestamp();
+        for first in &sessions {
+            let session = token_payload(&first.access_token)["sid"].as_str().unwrap().to_owned();
+            let live = model::query::refresh_tokens::live_in_family(&app.db, &session, now).await.unwrap();
+            assert!(
+                live.is_empty(),
+                "round {round}: session {session} has {} live token(s) after its Logout",
+                live.len()
+            );
         }
-    });
-    futures::future::join_all(races).await;
-    let now = chrono::Utc::now().timestamp();
-    for first in &sessions {
-        let session = token_payload(&first.access_token)["sid"].as_str().unwrap().to_owned();
-        let live = model::query::refresh_tokens::live_in_family(&app.db, &session, now).await.unwrap();
-        assert!(live.is_empty(), "session {session} still has {} live token(s) after its Logout", live.len());
     }
+}
+
+/// Refreshes `first`'s session in a loop while its Logout lands `delay_ms` in; the chain must
+/// end (UNAUTHENTICATED) soon after.
+async fn race_logout_against_refreshes(app: &TestApp, first: &auth_api::user::v1::LoginResponse, delay_ms: u64) {
+    let chain = async {
+        let mut current = first.refresh_token.clone();
+        for _ in 0..500 {
+            match app.refresh(&current).await {
+                Ok(next) => current = next.refresh_token,
+                Err(status) => {
+                    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+                    return;
+                }
+            }
+        }
+        panic!("a chain of 500 refreshes outlived its Logout");
+    };
+    let logout = async {
+        tokio::time::sleep(Duration::from_millis(10 + delay_ms)).await;
+        app.logout(&first.access_token).await.unwrap();
+    };
+    tokio::join!(chain, logout);
 }
 
 /// A rotation time ahead of the database's clock (written by a replica whose clock ran fast,
