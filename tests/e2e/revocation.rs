@@ -364,3 +364,38 @@ async fn a_rotation_in_the_future_does_not_widen_the_reuse_interval() {
     );
     assert_status(app.user_info(&bearer(&next.access_token)).await, Code::Unauthenticated, "session revoked");
 }
+
+/// The revocation poll and the purge run on their own pool; once the server has stopped,
+/// neither holds a connection to the database (the tasks ended with it).
+#[tokio::test]
+async fn the_background_tasks_stop_with_the_server() {
+    use sea_orm::ConnectionTrait;
+    let Some(server_url) =
+        crate::helpers::database_server_or_skip("revocation::the_background_tasks_stop_with_the_server")
+    else {
+        return;
+    };
+    let database = TestDatabase::create().await;
+    let name = database.url.rsplit('/').next().unwrap().to_owned();
+    let mut config = crate::helpers::test_config(&database.url);
+    config.revocation.poll_interval_ms = 50;
+    config.revocation.max_staleness_ms = 100;
+    config.sessions.purge_interval_seconds = 1;
+    let app = spawn_app_on(config, database.handle()).await;
+    app.signed_in("alice").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.stop().await.unwrap();
+
+    let observer = sea_orm::Database::connect(server_url).await.unwrap();
+    let sql = if database.url.starts_with("postgres") {
+        format!("SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = '{name}'")
+    } else {
+        format!("SELECT COUNT(*) AS n FROM information_schema.processlist WHERE db = '{name}'")
+    };
+    let connections = || async {
+        let row = observer.query_one_raw(sea_orm::Statement::from_string(observer.get_database_backend(), sql.clone()));
+        row.await.unwrap().unwrap().try_get::<i64>("", "n").unwrap()
+    };
+    let closed = crate::helpers::eventually(Duration::from_secs(3), || async { connections().await == 0 }).await;
+    assert!(closed, "{} connection(s) to the database 3 s after the server stopped", connections().await);
+}
