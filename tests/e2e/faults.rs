@@ -129,7 +129,7 @@ async fn redis_cut_mid_traffic_falls_back_to_the_database_and_recovers() {
 }
 
 /// A Logout while Redis is down reaches only the database; once Redis is back and believed
-/// again, the logout must still hold (the list is refilled from the database first).
+/// again, the logout must still hold (every replica keeps its own set, fed from the database).
 #[tokio::test]
 async fn a_logout_during_a_redis_outage_stays_in_force_after_redis_returns() {
     let Some((proxy, redis_url)) =

@@ -17,6 +17,8 @@ mod proxy;
 mod refresh;
 mod register;
 mod replicas;
+mod retention;
+mod revocation;
 mod roles;
 mod server;
 mod shared_state;

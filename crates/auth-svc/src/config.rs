@@ -56,6 +56,58 @@ pub struct Config {
     pub register: RegisterConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub revocation: RevocationConfig,
+    #[serde(default)]
+    pub sessions: SessionsConfig,
+}
+
+/// How every replica learns of revocations made on the others (README, "Logout and revocation").
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RevocationConfig {
+    /// The promise: a revoked session is refused by every replica within this many
+    /// milliseconds, whatever Redis does. A replica whose last successful database poll is
+    /// older than this checks the database on every call instead.
+    pub max_staleness_ms: u64,
+    /// Milliseconds between two "revoked since" polls of the database; at most half of
+    /// `max_staleness_ms`, so one failed poll does not yet cost the per-call checks.
+    pub poll_interval_ms: u64,
+}
+
+/// Retention of ended sessions.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// Seconds a revoked or expired session's refresh-token rows are kept before the purge
+    /// deletes them.
+    pub retention_seconds: u64,
+    /// Seconds between two purges (each replica runs its own; they do not conflict).
+    pub purge_interval_seconds: u64,
+    /// Rows deleted per statement; a purge repeats batches until nothing is left.
+    pub purge_batch_size: u64,
+}
+
+impl Default for RevocationConfig {
+    fn default() -> Self {
+        Self { max_staleness_ms: 2000, poll_interval_ms: 500 }
+    }
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self { retention_seconds: 604_800, purge_interval_seconds: 600, purge_batch_size: 1000 }
+    }
+}
+
+impl RevocationConfig {
+    pub fn max_staleness(&self) -> Duration {
+        Duration::from_millis(self.max_staleness_ms)
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -147,6 +199,9 @@ pub struct AuthConfig {
     pub refresh_expire: u64,
     /// Seconds in which a just-rotated refresh token still returns the same successor.
     pub refresh_reuse_interval: u64,
+    /// Seconds a session (refresh-token family) may last from its login, however often it
+    /// is refreshed; past it Refresh answers UNAUTHENTICATED and the user logs in again.
+    pub session_max_lifetime_seconds: u64,
     /// `iss` of every token, checked on every verification.
     pub issuer: String,
 }
@@ -258,6 +313,8 @@ impl Default for Config {
             throttle: ThrottleConfig::default(),
             register: RegisterConfig::default(),
             log: LogConfig::default(),
+            revocation: RevocationConfig::default(),
+            sessions: SessionsConfig::default(),
         }
     }
 }
@@ -321,6 +378,7 @@ impl Default for AuthConfig {
             access_expire: 900,
             refresh_expire: 1_209_600,
             refresh_reuse_interval: 10,
+            session_max_lifetime_seconds: 2_592_000,
             issuer: "auth-svc".to_owned(),
             signing_key: None,
             keys: BTreeMap::new(),
@@ -454,6 +512,27 @@ impl Config {
         {
             return Err(invalid("database_url", "must start with sqlite:, postgres:// or mysql://"));
         }
+        self.validate_sessions()
+    }
+
+    fn validate_sessions(&self) -> Result<(), ConfigError> {
+        if self.auth.session_max_lifetime_seconds == 0 {
+            return Err(invalid("auth.session_max_lifetime_seconds", "must be at least 1"));
+        }
+        let revocation = &self.revocation;
+        if revocation.poll_interval_ms < 50 {
+            return Err(invalid("revocation.poll_interval_ms", "must be at least 50"));
+        }
+        if revocation.max_staleness_ms < revocation.poll_interval_ms.saturating_mul(2) {
+            return Err(invalid("revocation.max_staleness_ms", "must be at least twice revocation.poll_interval_ms"));
+        }
+        let sessions = &self.sessions;
+        if sessions.purge_interval_seconds == 0 {
+            return Err(invalid("sessions.purge_interval_seconds", "must be at least 1"));
+        }
+        if !(1..=10_000).contains(&sessions.purge_batch_size) {
+            return Err(invalid("sessions.purge_batch_size", "must be between 1 and 10000"));
+        }
         Ok(())
     }
 
@@ -531,6 +610,25 @@ mod tests {
                 config.auth.access_secret.as_ref().map(|s| s.expose_secret().to_owned()),
                 Some("11111111111111111111111111111111111".to_owned())
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn revocation_and_session_keys_take_env_overrides_and_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AUTH_SVC__REVOCATION__MAX_STALENESS_MS", "1000");
+            jail.set_env("AUTH_SVC__REVOCATION__POLL_INTERVAL_MS", "250");
+            jail.set_env("AUTH_SVC__SESSIONS__RETENTION_SECONDS", "60");
+            jail.set_env("AUTH_SVC__AUTH__SESSION_MAX_LIFETIME_SECONDS", "3600");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.revocation.max_staleness(), Duration::from_secs(1));
+            assert_eq!(config.revocation.poll_interval(), Duration::from_millis(250));
+            assert_eq!(config.sessions.retention_seconds, 60);
+            assert_eq!(config.auth.session_max_lifetime_seconds, 3600);
+            jail.set_env("AUTH_SVC__REVOCATION__POLL_INTERVAL_MS", "600");
+            let err = Config::load(None).err().ok_or("a poll slower than half the staleness")?.to_string();
+            assert!(err.contains("revocation.max_staleness_ms"), "{err}");
             Ok(())
         });
     }

@@ -50,6 +50,9 @@ pub struct Metrics {
     redis_failures: Gauge,
     throttle_degraded: Family<ThrottleLabels, Counter>,
     hashes_refused: Counter,
+    revocation_polls: Family<OutcomeLabels, Counter>,
+    revocation_database_checks: Counter,
+    refresh_tokens_purged: Counter,
     probes: std::sync::Mutex<Probes>,
 }
 
@@ -85,6 +88,9 @@ impl Metrics {
         let redis_failures = Gauge::default();
         let throttle_degraded = Family::<ThrottleLabels, Counter>::default();
         let hashes_refused = Counter::default();
+        let revocation_polls = Family::<OutcomeLabels, Counter>::default();
+        let revocation_database_checks = Counter::default();
+        let refresh_tokens_purged = Counter::default();
         registry.register("rpc_requests", "gRPC calls by method and status code", rpc_requests.clone());
         registry.register("rpc_duration_seconds", "gRPC call latency by method", rpc_seconds.clone());
         registry.register("logins", "Login attempts by outcome (success, failure, throttled)", logins.clone());
@@ -118,6 +124,21 @@ impl Metrics {
             "Logins and registrations refused at once because the hashing queue was full",
             hashes_refused.clone(),
         );
+        registry.register(
+            "revocation_polls",
+            "Database polls for revoked sessions by outcome (ok, failed)",
+            revocation_polls.clone(),
+        );
+        registry.register(
+            "revocation_database_checks",
+            "Protected calls whose revocation check asked the database (the poll was stale)",
+            revocation_database_checks.clone(),
+        );
+        registry.register(
+            "refresh_tokens_purged",
+            "Refresh-token rows of ended sessions deleted by the retention purge",
+            refresh_tokens_purged.clone(),
+        );
         Self {
             registry,
             rpc_requests,
@@ -133,6 +154,9 @@ impl Metrics {
             redis_failures,
             throttle_degraded,
             hashes_refused,
+            revocation_polls,
+            revocation_database_checks,
+            refresh_tokens_purged,
             probes: std::sync::Mutex::new(Probes::default()),
         }
     }
@@ -152,6 +176,18 @@ impl Metrics {
 
     pub fn reuse_detected(&self) {
         self.reuse_detections.inc();
+    }
+
+    pub fn revocation_poll(&self, outcome: &'static str) {
+        self.revocation_polls.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    pub fn revocation_database_check(&self) {
+        self.revocation_database_checks.inc();
+    }
+
+    pub fn refresh_tokens_purged(&self, rows: u64) {
+        self.refresh_tokens_purged.inc_by(rows);
     }
 
     pub fn cache(&self, hit: bool) {

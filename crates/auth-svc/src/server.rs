@@ -20,8 +20,8 @@ use crate::{
     introspection::Introspection,
     metrics::{self, Metrics},
     redis_store::RedisStore,
-    revocation::{MemoryRevocationList, RedisRevocationList, RevocationList, Revocations},
-    sessions::Sessions,
+    revocation::{MemoryRevocationList, RedisRevocationList, RevocationList, RevocationSettings, Revocations},
+    sessions::{SessionLifetimes, SessionPurge, Sessions},
     throttle::{AttemptLog, LoginThrottle, MemoryAttemptLog, RedisAttemptLog, SignupThrottle, Throttle},
     users::{User, Users},
 };
@@ -40,6 +40,20 @@ pub struct App {
     revocations: Arc<Revocations>,
     max_message_bytes: usize,
     shutdown_grace: Duration,
+    /// The revocation poll and the session purge; they stop when the app is dropped (at the
+    /// end of `serve`).
+    _background: BackgroundTasks,
+}
+
+/// Tasks that live as long as the [`App`] that owns them: aborted on drop.
+struct BackgroundTasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for BackgroundTasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
 
 impl App {
@@ -86,16 +100,25 @@ impl App {
             );
         }
         let users = Arc::new(Users::new(db.clone(), shared.cache, metrics.clone()));
+        let revocation_settings = RevocationSettings {
+            max_staleness: config.revocation.max_staleness(),
+            poll_interval: config.revocation.poll_interval(),
+            access_ttl: Duration::from_secs(config.auth.access_expire),
+        };
         let revocations =
-            Arc::new(Revocations::new(shared.revocations, db.clone(), Duration::from_secs(config.auth.access_expire)));
+            Arc::new(Revocations::new(shared.revocations, db.clone(), revocation_settings, metrics.clone()));
+        let background = start_background_tasks(config, &revocations, &metrics).await?;
         let sessions = Arc::new(Sessions::new(
             db.clone(),
             users.clone(),
             revocations.clone(),
             keys.clone(),
             metrics.clone(),
-            config.auth.refresh_expire,
-            config.auth.refresh_reuse_interval,
+            SessionLifetimes {
+                refresh_ttl: config.auth.refresh_expire,
+                reuse_interval: config.auth.refresh_reuse_interval,
+                max_lifetime: config.auth.session_max_lifetime_seconds,
+            },
         ));
         let throttles = throttles(config, shared.attempts.clone(), &metrics);
         let accounts = Arc::new(Accounts::new(
@@ -130,6 +153,7 @@ impl App {
             revocations,
             max_message_bytes: config.grpc.max_message_bytes,
             shutdown_grace: config.shutdown_grace(),
+            _background: background,
         })
     }
 
@@ -268,6 +292,39 @@ fn throttles(
 
 /// Largest request header block accepted (h2's default is 16 KiB).
 const MAX_HEADER_LIST_BYTES: u32 = 256 * 1024;
+
+/// Fills the revocation set once (so the replica trusts it from its first call), then keeps
+/// it current and purges ended sessions in the background. Both run on a pool of their own:
+/// they never wait behind calls for a connection, and calls' query counts stay theirs.
+async fn start_background_tasks(
+    config: &Config,
+    revocations: &Arc<Revocations>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<BackgroundTasks> {
+    let pool = model::PoolOptions {
+        max_connections: 2,
+        min_connections: 0,
+        acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
+    };
+    let (background_db, _) = model::connect(&config.database_url, &pool).await.map_err(|err| {
+        anyhow::anyhow!("cannot open the database ({}): {}", redact_url(&config.database_url), scrub(config, &err))
+    })?;
+    match revocations.poll(&background_db).await {
+        Ok(sessions) => tracing::info!(sessions, "revocation set filled from the database"),
+        // Not fatal: until a poll succeeds, every call checks the database.
+        Err(err) => tracing::warn!(error = ?err, "first revocation poll failed"),
+    }
+    let purge = SessionPurge::new(
+        background_db.clone(),
+        metrics.clone(),
+        config.sessions.retention_seconds,
+        config.sessions.purge_batch_size,
+    );
+    Ok(BackgroundTasks(vec![
+        tokio::spawn(revocations.clone().keep_current(background_db)),
+        tokio::spawn(purge.run(Duration::from_secs(config.sessions.purge_interval_seconds))),
+    ]))
+}
 
 /// The whole server ("") and the user service, as health checks name them.
 const HEALTH_SERVICE_NAMES: [&str; 2] = ["", "user.v1.UserService"];

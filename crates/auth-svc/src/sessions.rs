@@ -6,8 +6,13 @@
 //! stored: byte for byte the same while the signing key and the account's role are unchanged;
 //! across a key promotion or a role change it is an equivalent pair (same ids and times, the
 //! new `kid` or role). Any other reuse of a spent token is taken as theft and revokes the whole family.
+//! The interval is judged by the database's clock alone (it wrote `rotated_at` too), so replicas
+//! whose clocks differ cannot widen it.
+//!
+//! A session ends `auth.session_max_lifetime_seconds` after its login however often it is
+//! refreshed, and its rows are purged `sessions.retention_seconds` after it ended.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use model::{
     DatabaseConnection,
@@ -39,8 +44,29 @@ pub struct Sessions {
     revocations: Arc<Revocations>,
     keys: Arc<TokenKeys>,
     metrics: Arc<Metrics>,
-    refresh_ttl: i64,
-    reuse_interval: i64,
+    lifetimes: SessionLifetimes,
+}
+
+/// How long tokens and sessions live, in seconds (from `auth.*`).
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLifetimes {
+    pub refresh_ttl: u64,
+    pub reuse_interval: u64,
+    pub max_lifetime: u64,
+}
+
+impl SessionLifetimes {
+    fn refresh_ttl(&self) -> i64 {
+        i64::try_from(self.refresh_ttl).unwrap_or(i64::MAX)
+    }
+
+    fn reuse_interval(&self) -> i64 {
+        i64::try_from(self.reuse_interval).unwrap_or(i64::MAX)
+    }
+
+    fn max_lifetime(&self) -> i64 {
+        i64::try_from(self.max_lifetime).unwrap_or(i64::MAX)
+    }
 }
 
 impl Sessions {
@@ -50,24 +76,16 @@ impl Sessions {
         revocations: Arc<Revocations>,
         keys: Arc<TokenKeys>,
         metrics: Arc<Metrics>,
-        refresh_ttl: u64,
-        reuse_interval: u64,
+        lifetimes: SessionLifetimes,
     ) -> Self {
-        Self {
-            db,
-            users,
-            revocations,
-            keys,
-            metrics,
-            refresh_ttl: i64::try_from(refresh_ttl).unwrap_or(i64::MAX),
-            reuse_interval: i64::try_from(reuse_interval).unwrap_or(i64::MAX),
-        }
+        Self { db, users, revocations, keys, metrics, lifetimes }
     }
 
     /// Starts a new family for `user` (a successful login).
     pub async fn start(&self, user: &User) -> Result<TokenPair, AuthError> {
         let now = now_unix();
-        let first = self.new_token(user.id, Uuid::new_v4().to_string(), now);
+        let ends_at = now.saturating_add(self.lifetimes.max_lifetime());
+        let first = self.new_token(user.id, Uuid::new_v4().to_string(), now, ends_at);
         let row = query::refresh_tokens::insert(&self.db, first).await?;
         self.metrics.token("issued");
         self.sign(&row, &user.role, now)
@@ -87,9 +105,13 @@ impl Sessions {
             return Err(AuthError::Unauthenticated("invalid refresh token"));
         }
         let now = now_unix();
+        let ends_at = self.session_ends_at(&row.family_id).await?;
+        if now >= ends_at {
+            return Err(AuthError::Unauthenticated("session expired"));
+        }
         if row.revoked_at.is_none() && row.rotated_at.is_none() {
-            let successor = self.new_token(row.user_id, row.family_id.clone(), now);
-            if query::refresh_tokens::rotate(&self.db, &row.id, now, &successor).await? {
+            let successor = self.new_token(row.user_id, row.family_id.clone(), now, ends_at);
+            if query::refresh_tokens::rotate(&self.db, &row.id, &successor).await? {
                 let user = self.owner(successor.user_id).await?;
                 self.metrics.token("refreshed");
                 return self.sign(&successor.into_row(), &user.role, now);
@@ -106,13 +128,13 @@ impl Sessions {
         if row.revoked_at.is_some() {
             return Err(AuthError::Unauthenticated("session revoked"));
         }
-        let within_grace =
-            self.reuse_interval > 0 && row.rotated_at.is_some_and(|at| now.saturating_sub(at) <= self.reuse_interval);
-        if within_grace && let Some(successor) = self.live_successor(&row).await? {
+        if self.within_reuse_interval(&row).await?
+            && let Some(successor) = self.live_successor(&row).await?
+        {
             let user = self.owner(successor.user_id).await?;
             return self.sign(&successor, &user.role, now);
         }
-        let revoked = query::refresh_tokens::revoke_family(&self.db, &row.family_id, now).await?;
+        let revoked = query::refresh_tokens::revoke_family(&self.db, &row.family_id).await?;
         self.revocations.revoke(&row.family_id).await;
         self.metrics.reuse_detected();
         self.metrics.token("revoked");
@@ -125,6 +147,26 @@ impl Sessions {
         Err(AuthError::Unauthenticated("refresh token already used; session revoked"))
     }
 
+    /// Whether `row` was rotated at most `reuse_interval` seconds ago by the database's clock.
+    /// A rotation in the future (a clock stepped back, or a row written by a skewed replica
+    /// before rotations took the database's time) is outside: doubt never extends the grace.
+    async fn within_reuse_interval(&self, row: &refresh_tokens::Model) -> Result<bool, AuthError> {
+        let (Some(rotated_at), interval @ 1..) = (row.rotated_at, self.lifetimes.reuse_interval()) else {
+            return Ok(false);
+        };
+        let elapsed = query::refresh_tokens::database_now(&self.db).await?.saturating_sub(rotated_at);
+        Ok((0..=interval).contains(&elapsed))
+    }
+
+    /// When the session of `family_id` must end: its first token's `issued_at` plus the
+    /// maximum lifetime.
+    async fn session_ends_at(&self, family_id: &str) -> Result<i64, AuthError> {
+        let started = query::refresh_tokens::family_started_at(&self.db, family_id)
+            .await?
+            .ok_or(AuthError::Unauthenticated("invalid refresh token"))?;
+        Ok(started.saturating_add(self.lifetimes.max_lifetime()))
+    }
+
     /// The token that replaced `row`, if it has not been rotated or revoked itself.
     async fn live_successor(&self, row: &refresh_tokens::Model) -> Result<Option<refresh_tokens::Model>, AuthError> {
         let Some(successor_id) = &row.successor_id else { return Ok(None) };
@@ -134,7 +176,7 @@ impl Sessions {
 
     /// Ends the session of an access token: its family's refresh tokens stop working.
     pub async fn logout(&self, claims: &AccessClaims) -> Result<(), AuthError> {
-        query::refresh_tokens::revoke_family(&self.db, &claims.sid, now_unix()).await?;
+        query::refresh_tokens::revoke_family(&self.db, &claims.sid).await?;
         self.revocations.revoke(&claims.sid).await;
         self.metrics.token("revoked");
         Ok(())
@@ -148,14 +190,15 @@ impl Sessions {
         self.users.by_id(user_id).await?.ok_or(AuthError::Unauthenticated("account no longer exists"))
     }
 
-    fn new_token(&self, user_id: i64, family_id: String, now: i64) -> NewRefreshToken {
+    /// A token of `family_id`; it expires with the session at the latest.
+    fn new_token(&self, user_id: i64, family_id: String, now: i64, session_ends_at: i64) -> NewRefreshToken {
         NewRefreshToken {
             id: Uuid::new_v4().to_string(),
             family_id,
             user_id,
             access_jti: Uuid::new_v4().to_string(),
             issued_at: now,
-            expires_at: now.saturating_add(self.refresh_ttl),
+            expires_at: now.saturating_add(self.lifetimes.refresh_ttl()).min(session_ends_at),
         }
     }
 
@@ -178,5 +221,52 @@ impl Sessions {
             refresh_token: signed.refresh_token,
             expires_in: signed.access_expires_at.saturating_sub(now).max(0),
         })
+    }
+}
+
+/// Deletes the rows of sessions that ended (revoked, or every token expired) more than
+/// `retention` ago, in bounded batches. Every replica runs one; they cannot conflict, as each
+/// only deletes rows no call can use any more.
+pub struct SessionPurge {
+    db: DatabaseConnection,
+    metrics: Arc<Metrics>,
+    retention: i64,
+    batch: u64,
+}
+
+impl SessionPurge {
+    pub fn new(db: DatabaseConnection, metrics: Arc<Metrics>, retention_seconds: u64, batch: u64) -> Self {
+        Self { db, metrics, retention: i64::try_from(retention_seconds).unwrap_or(i64::MAX), batch }
+    }
+
+    /// One purge: batches until one comes back short; returns the rows deleted.
+    pub async fn purge_once(&self) -> Result<u64, AuthError> {
+        let cutoff = query::refresh_tokens::database_now(&self.db).await?.saturating_sub(self.retention);
+        let mut total = 0;
+        loop {
+            let deleted = query::refresh_tokens::purge_dead_families(&self.db, cutoff, self.batch).await?;
+            self.metrics.refresh_tokens_purged(deleted);
+            total += deleted;
+            if deleted < self.batch {
+                return Ok(total);
+            }
+            // Leave the database to the calls between two batches.
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Purges every `interval` (the first at once) until the task is dropped or aborted.
+    pub async fn run(self, interval: Duration) {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            match self.purge_once().await {
+                Ok(0) => {}
+                Ok(rows) => tracing::info!(rows, "purged refresh tokens of ended sessions"),
+                // Retried at the next tick; nothing depends on a purge being on time.
+                Err(err) => tracing::warn!(error = ?err, "session purge failed"),
+            }
+        }
     }
 }

@@ -1,30 +1,39 @@
 //! Revoked sessions, checked on every protected call so that Logout (and reuse detection)
-//! stop the session's access tokens at once, not only its refresh tokens.
+//! stop the session's access tokens, not only its refresh tokens.
 //!
-//! Entries are session ids (`sid`, the refresh-token family), which covers every access token
-//! of the session, kept for one access-token lifetime. The durable truth stays in the database
-//! (`refresh_tokens.revoked_at`): when Redis cannot answer, the check asks the database, so a
-//! Redis outage costs a query per call, never a revoked token accepted. Revocations made during
-//! an outage reach only the database; so the first time the list answers again, it is refilled
-//! from the database (sessions revoked within one access-token lifetime) before it is believed.
+//! The database (`refresh_tokens.revoked_at`) is the truth; everything else is a cache of it:
+//!
+//! - this replica's [`RecentRevocations`]: what it revoked itself (refused at once) and what
+//!   its poll found. A background task asks the database every `revocation.poll_interval_ms`
+//!   for the sessions revoked since its last poll (an indexed query, with an overlap for
+//!   commit lag); a poll's results are added all at once, before the poll counts as done.
+//! - the shared list (Redis with `redis_url`): a fast path by which a revocation reaches the
+//!   other replicas before their next poll. Its "revoked" is believed, its "not revoked" never
+//!   alone: Redis may have lost the entry (restart, eviction, failover) or never got it (cut
+//!   off from the replica that revoked).
+//!
+//! "Not revoked" is answered only while the last successful poll began less than
+//! `revocation.max_staleness_ms` ago. Past that, each call asks the database (UNAVAILABLE if
+//! it cannot answer either). So every replica refuses a revoked session within
+//! `max_staleness_ms`, whatever Redis does, and no call is answered from a half-done poll.
 
 mod memory;
+mod recent;
 mod redis;
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::Duration,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
 };
 
 pub use memory::MemoryRevocationList;
 use model::{DatabaseConnection, query};
+pub use recent::RecentRevocations;
 pub use redis::RedisRevocationList;
 
-use crate::{auth::tokens::now_unix, error::AuthError};
+use crate::{error::AuthError, metrics::Metrics};
 
+/// A revocation list shared by replicas (or this process's own, without Redis).
 #[tonic::async_trait]
 pub trait RevocationList: Send + Sync {
     /// `false` when the entry could not be recorded.
@@ -33,65 +42,160 @@ pub trait RevocationList: Send + Sync {
     async fn is_revoked(&self, session_id: &str) -> Option<bool>;
 }
 
+/// Revocations made in the database are picked up again by a poll that starts up to this
+/// long after their `revoked_at`: an UPDATE takes its time from the database's clock when it
+/// runs, and becomes visible only when it commits.
+const COMMIT_LAG_OVERLAP_SECONDS: i64 = 5;
+
+/// How the set is kept current; from `revocation.*` and `auth.access_expire`.
+#[derive(Debug, Clone, Copy)]
+pub struct RevocationSettings {
+    pub max_staleness: Duration,
+    pub poll_interval: Duration,
+    /// No access token outlives it, so neither need their entries.
+    pub access_ttl: Duration,
+}
+
+impl RevocationSettings {
+    fn keep_for(&self) -> Duration {
+        self.access_ttl + Duration::from_secs(5)
+    }
+}
+
+/// What the last successful poll established.
+#[derive(Debug, Default)]
+struct PollState {
+    /// Until when "not revoked" may be answered without asking the database.
+    trusted_until: Option<Instant>,
+    /// The database's clock when the last successful poll read it.
+    last_read_at: Option<i64>,
+}
+
 pub struct Revocations {
-    list: Arc<dyn RevocationList>,
+    shared: Arc<dyn RevocationList>,
     db: DatabaseConnection,
-    keep_for: Duration,
-    /// Set when the list failed to answer or to record; cleared by a refill.
-    needs_refill: AtomicBool,
+    recent: RecentRevocations,
+    state: Mutex<PollState>,
+    settings: RevocationSettings,
+    metrics: Arc<Metrics>,
 }
 
 impl Revocations {
-    /// `access_ttl`: no access token outlives it, so neither needs its entry.
-    pub fn new(list: Arc<dyn RevocationList>, db: DatabaseConnection, access_ttl: Duration) -> Self {
-        Self { list, db, keep_for: access_ttl + Duration::from_secs(5), needs_refill: AtomicBool::new(false) }
+    /// `db` answers the per-call checks of a stale replica (the request pool).
+    pub fn new(
+        shared: Arc<dyn RevocationList>,
+        db: DatabaseConnection,
+        settings: RevocationSettings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            shared,
+            db,
+            recent: RecentRevocations::new(settings.keep_for()),
+            state: Mutex::new(PollState::default()),
+            settings,
+            metrics,
+        }
     }
 
     /// Call after the session is revoked in the database.
     pub async fn revoke(&self, session_id: &str) {
-        if !self.list.revoke(session_id, self.keep_for).await {
-            self.needs_refill.store(true, Ordering::SeqCst);
-        }
+        self.recent.insert(session_id);
+        // Best effort: the other replicas' polls find it in the database anyway.
+        self.shared.revoke(session_id, self.settings.keep_for()).await;
     }
 
     pub async fn is_revoked(&self, session_id: &str) -> Result<bool, AuthError> {
-        match self.list.is_revoked(session_id).await {
-            Some(revoked) if !self.needs_refill.load(Ordering::SeqCst) => Ok(revoked),
-            Some(_) => {
-                self.refill().await?;
-                self.db_says_revoked(session_id).await
-            }
-            None => {
-                self.needs_refill.store(true, Ordering::SeqCst);
-                self.db_says_revoked(session_id).await
-            }
+        if self.recent.contains(session_id) {
+            return Ok(true);
         }
+        if !self.is_current() {
+            return self.ask_database(session_id).await;
+        }
+        if self.shared.is_revoked(session_id).await == Some(true) {
+            self.recent.insert(session_id);
+            return Ok(true);
+        }
+        Ok(false)
     }
 
-    async fn db_says_revoked(&self, session_id: &str) -> Result<bool, AuthError> {
-        Ok(query::refresh_tokens::family_revoked(&self.db, session_id).await?)
+    /// Whether the last successful poll is recent enough to answer "not revoked".
+    pub fn is_current(&self) -> bool {
+        self.lock_state().trusted_until.is_some_and(|until| Instant::now() < until)
     }
 
-    /// Copies the sessions revoked within the keep window from the database into the list.
-    async fn refill(&self) -> Result<(), AuthError> {
-        if !self.needs_refill.swap(false, Ordering::SeqCst) {
-            return Ok(());
+    async fn ask_database(&self, session_id: &str) -> Result<bool, AuthError> {
+        self.metrics.revocation_database_check();
+        let revoked = query::refresh_tokens::family_revoked(&self.db, session_id).await?;
+        if revoked {
+            self.recent.insert(session_id);
         }
-        let since = now_unix().saturating_sub(i64::try_from(self.keep_for.as_secs()).unwrap_or(i64::MAX));
-        let sessions = match query::refresh_tokens::families_revoked_since(&self.db, since).await {
-            Ok(sessions) => sessions,
-            Err(err) => {
-                self.needs_refill.store(true, Ordering::SeqCst);
-                return Err(err.into());
-            }
+        Ok(revoked)
+    }
+
+    /// One poll on `db`: adds the sessions revoked since the last successful poll (or, for
+    /// the first, within one access-token lifetime) and then, only then, extends the trust.
+    /// Returns how many sessions it read.
+    pub async fn poll(&self, db: &DatabaseConnection) -> Result<usize, AuthError> {
+        let started = Instant::now();
+        let read_at = query::refresh_tokens::database_now(db).await?;
+        let keep_seconds = i64::try_from(self.settings.keep_for().as_secs()).unwrap_or(i64::MAX);
+        let oldest_needed = read_at.saturating_sub(keep_seconds);
+        let since = match self.lock_state().last_read_at {
+            Some(last) => last.saturating_sub(COMMIT_LAG_OVERLAP_SECONDS).max(oldest_needed),
+            None => oldest_needed,
         };
-        for session in &sessions {
-            if !self.list.revoke(session, self.keep_for).await {
-                self.needs_refill.store(true, Ordering::SeqCst);
-                return Ok(());
+        let sessions = query::refresh_tokens::families_revoked_since(db, since).await?;
+        let count = sessions.len();
+        self.recent.insert_all(sessions);
+        self.recent.prune();
+        let mut state = self.lock_state();
+        state.last_read_at = Some(read_at);
+        // From the poll's start: what was committed before it is in the set now.
+        state.trusted_until = Some(started + self.settings.max_staleness);
+        Ok(count)
+    }
+
+    /// Polls every `poll_interval` on `db` until the task is dropped or aborted.
+    pub async fn keep_current(self: Arc<Self>, db: DatabaseConnection) {
+        let mut ticks = tokio::time::interval(self.settings.poll_interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            ticks.tick().await;
+            // A hung connection must not hold the loop past the point where trust runs out.
+            match tokio::time::timeout(self.settings.max_staleness, self.poll(&db)).await {
+                Ok(Ok(_)) => {
+                    if std::mem::take(&mut failing) {
+                        tracing::info!("revocation poll succeeds again");
+                    }
+                    self.metrics.revocation_poll("ok");
+                }
+                Ok(Err(err)) => self.report_failed_poll(&mut failing, &err),
+                Err(_) => {
+                    let err = std::io::Error::new(std::io::ErrorKind::TimedOut, "revocation poll timed out");
+                    self.report_failed_poll(&mut failing, &err);
+                }
             }
         }
-        tracing::info!(sessions = sessions.len(), "revocation list refilled from the database after an outage");
-        Ok(())
     }
+
+    fn report_failed_poll(&self, failing: &mut bool, err: &dyn std::error::Error) {
+        self.metrics.revocation_poll("failed");
+        if !std::mem::replace(failing, true) {
+            tracing::warn!(
+                error = %error_chain(err),
+                "revocation poll failed; calls check the database once the staleness bound passes"
+            );
+        }
+    }
+
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, PollState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// "outer: cause: root cause", for the one log line of a failing poll.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    std::iter::successors(Some(err), |err| err.source()).map(ToString::to_string).collect::<Vec<_>>().join(": ")
 }

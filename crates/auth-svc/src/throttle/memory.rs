@@ -18,7 +18,7 @@ use moka::sync::Cache;
 
 use super::{AttemptLog, KeyLimit, Outcome, Reserved, Ticket};
 
-/// Attempts under one key, as milliseconds on the log's clock.
+/// Attempts under one key, as microseconds on the log's clock.
 #[derive(Default)]
 struct Attempts {
     /// (member, started) of attempts in flight.
@@ -28,9 +28,9 @@ struct Attempts {
 }
 
 impl Attempts {
-    fn prune(&mut self, now: i64, window_ms: i64) {
-        self.pending.retain(|&(_, started)| now - started < window_ms);
-        while self.failed.front().is_some_and(|&at| now - at >= window_ms) {
+    fn prune(&mut self, now: i64, window_us: i64) {
+        self.pending.retain(|&(_, started)| now - started < window_us);
+        while self.failed.front().is_some_and(|&at| now - at >= window_us) {
             self.failed.pop_front();
         }
     }
@@ -40,16 +40,20 @@ impl Attempts {
     }
 
     /// How long until fewer than `limit` attempts remain in the window.
-    fn wait_below(&self, limit: usize, now: i64, window_ms: i64) -> Duration {
+    fn wait_below(&self, limit: usize, now: i64, window_us: i64) -> Duration {
         let mut times: Vec<i64> =
             self.pending.iter().map(|&(_, started)| started).chain(self.failed.iter().copied()).collect();
         times.sort_unstable();
         // The (count - limit + 1)th oldest must leave for the count to drop below the limit.
         let must_leave = self.count().saturating_sub(limit);
-        let leaves_at = times.get(must_leave).map_or(now, |&at| at + window_ms);
-        Duration::from_millis(u64::try_from(leaves_at - now).unwrap_or(0))
+        let leaves_at = times.get(must_leave).map_or(now, |&at| at + window_us);
+        let wait = Duration::from_micros(u64::try_from(leaves_at - now).unwrap_or(0));
+        if self.pending.is_empty() { wait } else { wait.min(IN_FLIGHT_RETRY) }
     }
 }
+
+/// The longest `retry-after` while attempts are in flight: they settle within a hash or two.
+const IN_FLIGHT_RETRY: Duration = Duration::from_secs(1);
 
 pub struct MemoryAttemptLog {
     recent: Cache<String, Arc<Mutex<Attempts>>>,
@@ -57,6 +61,8 @@ pub struct MemoryAttemptLog {
     /// Makes a reservation over several keys one step: no other attempt sees half of it.
     one_at_a_time: Mutex<()>,
     clock: Instant,
+    /// The last time handed out: the clock never gives the same microsecond twice.
+    last_tick: std::sync::atomic::AtomicI64,
     next_member: std::sync::atomic::AtomicU64,
 }
 
@@ -68,12 +74,18 @@ impl MemoryAttemptLog {
             locked: Cache::builder().max_capacity(capacity).time_to_idle(window).build(),
             one_at_a_time: Mutex::new(()),
             clock: Instant::now(),
+            last_tick: std::sync::atomic::AtomicI64::new(0),
             next_member: std::sync::atomic::AtomicU64::new(1),
         }
     }
 
-    fn now_ms(&self) -> i64 {
-        i64::try_from(self.clock.elapsed().as_millis()).unwrap_or(i64::MAX)
+    /// Microseconds since the log began, strictly increasing (called under `one_at_a_time`).
+    fn now_us(&self) -> i64 {
+        let elapsed = i64::try_from(self.clock.elapsed().as_micros()).unwrap_or(i64::MAX);
+        let previous = self.last_tick.load(std::sync::atomic::Ordering::Relaxed);
+        let now = elapsed.max(previous + 1);
+        self.last_tick.store(now, std::sync::atomic::Ordering::Relaxed);
+        now
     }
 
     fn attempts(&self, key: &str) -> Arc<Mutex<Attempts>> {
@@ -96,16 +108,16 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn window_ms(window: Duration) -> i64 {
-    i64::try_from(window.as_millis()).unwrap_or(i64::MAX)
+fn window_us(window: Duration) -> i64 {
+    i64::try_from(window.as_micros()).unwrap_or(i64::MAX)
 }
 
 #[tonic::async_trait]
 impl AttemptLog for MemoryAttemptLog {
     async fn reserve(&self, keys: &[KeyLimit], window: Duration) -> Option<Reserved> {
-        let window = window_ms(window);
+        let window = window_us(window);
         let _one_at_a_time = lock(&self.one_at_a_time);
-        let now = self.now_ms();
+        let now = self.now_us();
         let entries: Vec<_> = keys.iter().map(|key| (self.attempts(&key.key), key.limit)).collect();
         for (entry, limit) in &entries {
             let mut attempts = lock(entry);
@@ -119,17 +131,17 @@ impl AttemptLog for MemoryAttemptLog {
         for (entry, _) in &entries {
             lock(entry).pending.push((member, now));
         }
-        Some(Reserved::Granted(Ticket { member: member.to_string(), started_ms: now }))
+        Some(Reserved::Granted(Ticket { member: member.to_string(), started_us: now }))
     }
 
     async fn settle(&self, keys: &[KeyLimit], ticket: &Ticket, outcome: Outcome, window: Duration) -> Option<()> {
         let Ok(member) = ticket.member.parse::<u64>() else { return Some(()) };
         let _one_at_a_time = lock(&self.one_at_a_time);
-        let now = self.now_ms();
+        let now = self.now_us();
         for (index, key) in keys.iter().enumerate() {
             let entry = self.attempts(&key.key);
             let mut attempts = lock(&entry);
-            attempts.prune(now, window_ms(window));
+            attempts.prune(now, window_us(window));
             attempts.pending.retain(|&(pending, _)| pending != member);
             match outcome {
                 Outcome::Failed => {
@@ -139,7 +151,7 @@ impl AttemptLog for MemoryAttemptLog {
                     }
                 }
                 Outcome::Succeeded { clear_failures_of: Some(cleared) } if cleared == index => {
-                    attempts.failed.retain(|&at| at >= ticket.started_ms);
+                    attempts.failed.retain(|&at| at >= ticket.started_us);
                 }
                 Outcome::Succeeded { .. } | Outcome::Cancelled => {}
             }

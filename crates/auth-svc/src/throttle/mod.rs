@@ -39,11 +39,13 @@ pub struct KeyLimit {
     pub limit: u32,
 }
 
-/// A granted reservation in one log: its entry's member and when it began, in the log's clock.
+/// A granted reservation in one log: its entry's member and when it began, in microseconds of
+/// the log's clock (fine enough that a failure recorded just before a success began is
+/// "before" it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ticket {
     pub member: String,
-    pub started_ms: i64,
+    pub started_us: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

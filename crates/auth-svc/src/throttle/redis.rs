@@ -1,5 +1,5 @@
 //! Attempt log in Redis, shared by every replica. Per key two sorted sets scored by time in
-//! milliseconds: `throttle:<key>:pending` (attempts in flight, by start) and
+//! microseconds (exact in a double for centuries): `throttle:<key>:pending` (attempts in flight, by start) and
 //! `throttle:<key>:failed` (by when the failure was recorded), expiring with the window.
 //!
 //! Each operation is one Lua script, so a reservation over two keys is one atomic step for
@@ -12,11 +12,12 @@ use redis::Script;
 use super::{AttemptLog, KeyLimit, Outcome, Reserved, Ticket};
 use crate::redis_store::RedisStore;
 
-/// KEYS: pending and failed set of each key, in pairs. ARGV: window ms, member, then the limit
-/// of each key. Answers {1, now} when granted, {0, ms until allowed} when refused.
+/// KEYS: pending and failed set of each key, in pairs. ARGV: window µs, member, then the limit
+/// of each key. Answers {1, now} when granted, {0, µs until allowed} when refused (at most a
+/// second while attempts are in flight: they may settle as successes).
 const RESERVE: &str = r"
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local window = tonumber(ARGV[1])
 for i = 1, #KEYS, 2 do
   local pending, failed = KEYS[i], KEYS[i + 1]
@@ -35,21 +36,22 @@ for i = 1, #KEYS, 2 do
     table.sort(times)
     local wait = (times[n] or now) + window - now
     if wait < 0 then wait = 0 end
+    if redis.call('ZCARD', pending) > 0 and wait > 1000000 then wait = 1000000 end
     return {0, wait}
   end
 end
 for i = 1, #KEYS, 2 do
   redis.call('ZADD', KEYS[i], now, ARGV[2])
-  redis.call('PEXPIRE', KEYS[i], window)
+  redis.call('PEXPIRE', KEYS[i], math.ceil(window / 1000))
 end
 return {1, now}
 ";
 
-/// KEYS: as RESERVE. ARGV: window ms, member, outcome (`failed`, `succeeded`, `cancelled`),
+/// KEYS: as RESERVE. ARGV: window µs, member, outcome (`failed`, `succeeded`, `cancelled`),
 /// the index (1-based pair) whose failures a success clears or 0, and the attempt's start.
 const SETTLE: &str = r"
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local window = tonumber(ARGV[1])
 local member, outcome, clear, started = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
 for i = 1, #KEYS, 2 do
@@ -57,7 +59,7 @@ for i = 1, #KEYS, 2 do
   redis.call('ZREM', pending, member)
   if outcome == 'failed' then
     redis.call('ZADD', failed, now, member)
-    redis.call('PEXPIRE', failed, window)
+    redis.call('PEXPIRE', failed, math.ceil(window / 1000))
   elseif outcome == 'succeeded' and clear == (i + 1) / 2 then
     redis.call('ZREMRANGEBYSCORE', failed, '-inf', '(' .. started)
   end
@@ -89,29 +91,29 @@ impl RedisAttemptLog {
     }
 }
 
-fn millis(window: Duration) -> i64 {
-    i64::try_from(window.as_millis()).unwrap_or(i64::MAX)
+fn micros(window: Duration) -> i64 {
+    i64::try_from(window.as_micros()).unwrap_or(i64::MAX)
 }
 
 #[tonic::async_trait]
 impl AttemptLog for RedisAttemptLog {
     async fn reserve(&self, keys: &[KeyLimit], window: Duration) -> Option<Reserved> {
-        // Unique members: two attempts in the same millisecond are two attempts.
+        // Unique members: two attempts in the same microsecond are two attempts.
         let member = uuid::Uuid::new_v4().simple().to_string();
         let mut invocation = self.reserve.prepare_invoke();
         for name in self.set_names(keys) {
             invocation.key(name);
         }
-        invocation.arg(millis(window)).arg(&member);
+        invocation.arg(micros(window)).arg(&member);
         for key in keys {
             invocation.arg(key.limit);
         }
         let (granted, value): (i64, i64) =
             self.redis.run("throttle reserve", async |c| invocation.invoke_async(c).await).await?;
         Some(if granted == 1 {
-            Reserved::Granted(Ticket { member, started_ms: value })
+            Reserved::Granted(Ticket { member, started_us: value })
         } else {
-            Reserved::Refused { retry_after: Duration::from_millis(u64::try_from(value).unwrap_or(0)) }
+            Reserved::Refused { retry_after: Duration::from_micros(u64::try_from(value).unwrap_or(0)) }
         })
     }
 
@@ -125,7 +127,7 @@ impl AttemptLog for RedisAttemptLog {
         for name in self.set_names(keys) {
             invocation.key(name);
         }
-        invocation.arg(millis(window)).arg(&ticket.member).arg(outcome).arg(clear).arg(ticket.started_ms);
+        invocation.arg(micros(window)).arg(&ticket.member).arg(outcome).arg(clear).arg(ticket.started_us);
         let _: i64 = self.redis.run("throttle settle", async |c| invocation.invoke_async(c).await).await?;
         Some(())
     }

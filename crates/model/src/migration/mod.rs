@@ -8,6 +8,7 @@ use sea_orm_migration::prelude::*;
 mod m20261122_000001_create_users;
 mod m20261122_000002_create_refresh_tokens;
 mod m20261201_000003_username_canonical;
+mod m20261201_000004_refresh_token_indexes;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_create_users::Migration),
             Box::new(m20261122_000002_create_refresh_tokens::Migration),
             Box::new(m20261201_000003_username_canonical::Migration),
+            Box::new(m20261201_000004_refresh_token_indexes::Migration),
         ]
     }
 }
