@@ -6,16 +6,18 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use auth_api::user::v1::{FILE_DESCRIPTOR_SET, user_service_server::UserServiceServer};
 use model::DatabaseConnection;
+use service_kit::http_server::{self, ConnectionInfo, ConnectionLimits, Incoming};
 use tokio::{net::TcpListener, sync::Notify};
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::{service::Routes, transport::server::TcpConnectInfo};
 use tonic_health::{ServingStatus, server::HealthReporter};
-use tower::Layer as _;
+use tower::{Layer as _, Service, ServiceExt as _};
+use tracing::Instrument as _;
 
 use crate::{
     accounts::Accounts,
     auth::{interceptor::BearerAuthLayer, password::PasswordHasher, tokens::TokenKeys},
     cache::{CacheTtl, MemoryUserCache, RedisUserCache, UserCache},
-    config::Config,
+    config::{Config, GrpcConfig},
     grpc::{self, UserGrpc},
     introspection::Introspection,
     metrics::{self, Metrics},
@@ -40,6 +42,7 @@ pub struct App {
     revocations: Arc<Revocations>,
     max_message_bytes: usize,
     shutdown_grace: Duration,
+    connection_limits: ConnectionLimits,
 }
 
 impl App {
@@ -125,6 +128,7 @@ impl App {
             revocations,
             max_message_bytes: config.grpc.max_message_bytes,
             shutdown_grace: config.shutdown_grace(),
+            connection_limits: connection_limits(&config.grpc),
         })
     }
 
@@ -174,7 +178,6 @@ impl App {
         let user_service = BearerAuthLayer::new(self.keys.clone(), self.revocations.clone(), self.metrics.clone())
             .layer(UserServiceServer::new(self.user_service).max_decoding_message_size(self.max_message_bytes));
 
-        let draining = Arc::new(Notify::new());
         // The admin port stays up through the drain (scrapes see it) and stops with the process.
         let admin_stop = Arc::new(Notify::new());
         if let Some(listener) = self.admin_listener {
@@ -184,50 +187,68 @@ impl App {
                 stop.notified().await
             }));
         }
-        let signal = {
-            let draining = draining.clone();
-            let health = health.clone();
-            async move {
-                shutdown.await;
-                tracing::info!("shutting down: NOT_SERVING, finishing in-flight calls");
-                set_status(&health, ServingStatus::NotServing).await;
-                // Health/Watch streams only end when their status entry goes away; without this
-                // one watching client would hold every shutdown for the whole grace period.
-                let mut health = health;
-                for service in HEALTH_SERVICE_NAMES {
-                    health.clear_service_status(service).await;
-                }
-                draining.notify_one();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: NOT_SERVING, finishing in-flight calls");
+            set_status(&health, ServingStatus::NotServing).await;
+            // Health/Watch streams only end when their status entry goes away; without this
+            // one watching client would hold every shutdown for the whole grace period.
+            let mut health = health;
+            for service in HEALTH_SERVICE_NAMES {
+                health.clear_service_status(service).await;
             }
         };
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        let server = Server::builder()
-            // Room for an oversized `authorization` to reach the bearer check and get a clear
-            // UNAUTHENTICATED, instead of h2 tearing down the whole shared connection.
-            .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
-            .trace_fn(|request| {
-                let request_id =
-                    request.headers().get(auth_api::metadata::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-                tracing::info_span!("grpc", method = %request.uri().path(), request_id)
-            })
-            .add_service(health_service)
+        let routes = Routes::new(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(user_service)
-            .serve_with_incoming_shutdown(incoming, signal);
-
-        let grace = self.shutdown_grace;
-        tokio::select! {
-            result = server => result.context("gRPC server failed")?,
-            () = async { draining.notified().await; tokio::time::sleep(grace).await } => {
-                tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; closing remaining calls");
-            }
-        }
+            .prepare();
+        let make_service = |connection| grpc_service(routes.clone(), connection);
+        http_server::serve(self.listener, make_service, self.connection_limits, signal, self.shutdown_grace).await;
         admin_stop.notify_one();
         // A connection stuck on a lock must not hold the exit past the grace period.
         let _ = tokio::time::timeout(Duration::from_secs(1), self.db.close_by_ref()).await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// The gRPC services as one connection's service: each call gets the connection's addresses
+/// (tonic's `Request::remote_addr` reads them) and a span with its method and request id.
+fn grpc_service(
+    routes: Routes,
+    connection: ConnectionInfo,
+) -> impl Service<
+    http::Request<Incoming>,
+    Response = http::Response<tonic::body::Body>,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<http::Response<tonic::body::Body>, std::convert::Infallible>> + Send,
+> + Clone
++ Send
++ 'static {
+    let addresses = TcpConnectInfo { local_addr: connection.local_addr, remote_addr: Some(connection.remote_addr) };
+    tower::service_fn(move |mut request: http::Request<Incoming>| {
+        request.extensions_mut().insert(addresses.clone());
+        let request_id =
+            request.headers().get(auth_api::metadata::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let span = tracing::info_span!("grpc", method = %request.uri().path(), request_id);
+        routes.clone().oneshot(request).instrument(span)
+    })
+}
+
+/// The `grpc.*` connection limits: HTTP/2 only, with room in the header list for an oversized
+/// `authorization` to reach the bearer check and get a clear UNAUTHENTICATED, instead of h2
+/// tearing down the whole shared connection.
+fn connection_limits(grpc: &GrpcConfig) -> ConnectionLimits {
+    ConnectionLimits {
+        accept_http1: false,
+        header_read_timeout: Duration::from_millis(grpc.header_read_timeout_ms),
+        idle_timeout: Duration::from_secs(grpc.idle_timeout_seconds),
+        max_concurrent_streams: grpc.max_concurrent_streams,
+        keepalive_interval: (grpc.keepalive_interval_seconds > 0)
+            .then(|| Duration::from_secs(grpc.keepalive_interval_seconds)),
+        keepalive_timeout: Duration::from_secs(grpc.keepalive_timeout_seconds),
+        max_header_list_bytes: MAX_HEADER_LIST_BYTES,
     }
 }
 
