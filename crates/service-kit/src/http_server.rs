@@ -496,6 +496,30 @@ mod tests {
         assert!(!closed.is_finished(), "the connection was cut while busy");
     }
 
+    /// A client that stops answering keepalive pings is dropped after interval + timeout, even
+    /// with a request in flight (which keeps the idle timeout away).
+    #[tokio::test]
+    async fn a_client_that_ignores_keepalive_pings_is_dropped() {
+        let mut limits = limits(Duration::from_secs(5), Duration::from_secs(60));
+        limits.keepalive_interval = Some(Duration::from_millis(300));
+        limits.keepalive_timeout = Duration::from_millis(300);
+        let (addr, _stop, _server) = start(limits, Duration::ZERO).await;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        // Preface, empty SETTINGS, then stream 1: GET /60000 (HPACK: GET, http, :path and
+        // :authority as literals without indexing), END_HEADERS | END_STREAM.
+        let mut block = vec![0x82, 0x86, 0x04, 6];
+        block.extend_from_slice(b"/60000");
+        block.extend([0x01, 9]);
+        block.extend_from_slice(b"localhost");
+        let mut opening = [PREFACE, b"\0\0\0\x04\0\0\0\0\0"].concat();
+        opening.extend_from_slice(&[0, 0, u8::try_from(block.len()).unwrap(), 0x1, 0x5, 0, 0, 0, 1]);
+        opening.extend_from_slice(&block);
+        stream.write_all(&opening).await.unwrap();
+        let after = closed_within(&mut stream, Duration::from_secs(5)).await;
+        assert!(after >= Duration::from_millis(500), "closed after {after:?}");
+        assert!(after <= Duration::from_millis(2_000), "closed after {after:?}");
+    }
+
     /// Shutdown lets calls in flight finish, refuses new connections, and closes a call that
     /// outlives the grace period when the grace period ends.
     #[tokio::test]

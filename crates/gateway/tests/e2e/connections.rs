@@ -26,6 +26,7 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const SETTINGS: u8 = 0x4;
 const HEADERS: u8 = 0x1;
 const RST_STREAM: u8 = 0x3;
+const PING: u8 = 0x6;
 const GOAWAY: u8 = 0x7;
 const END_HEADERS: u8 = 0x4;
 const ACK: u8 = 0x1;
@@ -378,4 +379,29 @@ async fn a_message_over_auth_svc_s_limit_is_413_and_a_throttle_is_still_429() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert!(header(&headers, "retry-after").parse::<u64>().unwrap() > 0);
     assert_eq!(body["detail"], "too many attempts, retry later");
+}
+
+/// A client that stops answering auth-svc's keepalive pings is dropped after interval +
+/// timeout, though its call is still in flight (so the idle timeout never comes).
+#[tokio::test]
+async fn auth_svc_drops_a_client_that_ignores_its_keepalive_pings() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = auth_svc(&dir, |config| {
+        config.grpc.keepalive_interval_seconds = 1;
+        config.grpc.keepalive_timeout_seconds = 1;
+    })
+    .await;
+    let (_, mut reader) = advertised_stream_limit(auth.addr).await;
+    // A Login whose message never comes; the client reads every frame and answers none.
+    let head = grpc_request_head("/user.v1.UserService/Login");
+    reader.stream.write_all(&frame(HEADERS, END_HEADERS, 1, &head)).await.unwrap();
+    let started = Instant::now();
+    let mut pinged = false;
+    while let Ok(Some((kind, _, _, _))) = tokio::time::timeout(Duration::from_secs(10), reader.next()).await {
+        pinged |= kind == PING;
+    }
+    let after = started.elapsed();
+    assert!(pinged, "auth-svc sent no PING");
+    assert!(after >= Duration::from_millis(1_500), "dropped after {after:?}");
+    assert!(after <= Duration::from_secs(4), "dropped after {after:?}");
 }
