@@ -405,3 +405,19 @@ async fn auth_svc_drops_a_client_that_ignores_its_keepalive_pings() {
     assert!(after >= Duration::from_millis(1_500), "dropped after {after:?}");
     assert!(after <= Duration::from_secs(4), "dropped after {after:?}");
 }
+
+/// Calls still learn their TCP peer (`Request::remote_addr`) through the new server: a client
+/// that sends no `x-forwarded-for` is throttled by its own address.
+#[tokio::test]
+async fn auth_svc_still_counts_failed_logins_by_the_tcp_peer() {
+    use auth_api::user::v1::{LoginRequest, user_service_client::UserServiceClient};
+    let dir = tempfile::tempdir().unwrap();
+    let auth = auth_svc(&dir, |config| config.throttle.max_failures_per_address = 3).await;
+    let mut client = UserServiceClient::connect(format!("http://{}", auth.addr)).await.unwrap();
+    for attempt in 0..4 {
+        let request = LoginRequest { username: format!("guess{attempt}"), password: "wrong password".into() };
+        let status = client.login(request).await.unwrap_err();
+        let expected = if attempt < 3 { tonic::Code::Unauthenticated } else { tonic::Code::ResourceExhausted };
+        assert_eq!(status.code(), expected, "attempt {attempt}: {status:?}");
+    }
+}
