@@ -8,7 +8,7 @@ use auth_api::user::v1::{FILE_DESCRIPTOR_SET, user_service_server::UserServiceSe
 use model::DatabaseConnection;
 use service_kit::http_server::{self, ConnectionInfo, ConnectionLimits, Incoming};
 use tokio::{net::TcpListener, sync::Notify};
-use tonic::{service::Routes, transport::server::TcpConnectInfo};
+use tonic::{Status, service::Routes, transport::server::TcpConnectInfo};
 use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::{Layer as _, Service, ServiceExt as _};
 use tracing::Instrument as _;
@@ -232,7 +232,37 @@ fn grpc_service(
         let request_id =
             request.headers().get(auth_api::metadata::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
         let span = tracing::info_span!("grpc", method = %request.uri().path(), request_id);
-        routes.clone().oneshot(request).instrument(span)
+        let deadline = client_deadline(request.headers());
+        let call = routes.clone().oneshot(request).instrument(span);
+        async move {
+            match deadline {
+                None => call.await,
+                // As tonic's own server answers a call past its client's deadline.
+                Some(deadline) => tokio::time::timeout(deadline, call)
+                    .await
+                    .unwrap_or_else(|_| Ok(Status::cancelled("Timeout expired").into_http())),
+            }
+        }
+    })
+}
+
+/// The deadline a client set with `grpc-timeout` (gRPC over HTTP/2: 1 to 8 digits and a unit,
+/// `H` `M` `S` `m` `u` `n`); `None` when absent or malformed, which tonic also ignores.
+fn client_deadline(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if !(1..=8).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
     })
 }
 
@@ -392,6 +422,26 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::redact_url;
+
+    #[test]
+    fn grpc_timeout_headers_are_read_as_the_protocol_defines_them() {
+        use std::time::Duration;
+        let deadline = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("grpc-timeout", value.parse().unwrap());
+            super::client_deadline(&headers)
+        };
+        assert_eq!(deadline("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(deadline("3M"), Some(Duration::from_secs(180)));
+        assert_eq!(deadline("99999999S"), Some(Duration::from_secs(99_999_999)));
+        assert_eq!(deadline("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(deadline("7u"), Some(Duration::from_micros(7)));
+        assert_eq!(deadline("1n"), Some(Duration::from_nanos(1)));
+        for malformed in ["", "S", "100000000S", "10s", "-1S", "1.5S", "10"] {
+            assert_eq!(deadline(malformed), None, "{malformed:?}");
+        }
+        assert_eq!(super::client_deadline(&http::HeaderMap::new()), None);
+    }
 
     #[test]
     fn urls_lose_their_password() {

@@ -421,3 +421,27 @@ async fn auth_svc_still_counts_failed_logins_by_the_tcp_peer() {
         assert_eq!(status.code(), expected, "attempt {attempt}: {status:?}");
     }
 }
+
+/// A client's `grpc-timeout` still bounds its call on the server, as under tonic's server: a
+/// Login that must hash (the production profile) past a 1 ms deadline is CANCELLED. (The `h2`
+/// client, because tonic's own client would enforce the deadline itself.)
+#[tokio::test]
+async fn auth_svc_still_honours_the_client_s_grpc_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = auth_svc(&dir, |config| config.password.hash_profile = auth_svc::config::HashProfile::Owasp).await;
+    let (mut sender, _closed) = h2_connection(auth.addr).await;
+    // LoginRequest { username: "nobody", password: "whatever1" }
+    let login = grpc_message(&[&[0x0a, 6][..], b"nobody", &[0x12, 9], b"whatever1"].concat());
+    for (deadline, expected) in [(Some("1m"), "1"), (None, "16")] {
+        let mut request = http::Request::post("http://localhost/user.v1.UserService/Login")
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+        if let Some(deadline) = deadline {
+            request = request.header("grpc-timeout", deadline);
+        }
+        let (response, mut body) = sender.send_request(request.body(()).unwrap(), false).unwrap();
+        body.send_data(login.clone(), true).unwrap();
+        // CANCELLED (1) past the deadline, UNAUTHENTICATED (16) without one.
+        assert_eq!(grpc_status(response).await, expected, "grpc-timeout {deadline:?}");
+    }
+}
