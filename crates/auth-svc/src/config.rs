@@ -294,6 +294,17 @@ pub struct GrpcConfig {
     /// Peers (CIDRs) whose `x-forwarded-for` names the client: the gateway. Any other caller
     /// is counted by its own TCP address, whatever it sends.
     pub trusted_forwarders: Vec<ipnet::IpNet>,
+    /// HTTP/2 streams (calls) one connection may have open at once.
+    pub max_concurrent_streams: u32,
+    /// Seconds between HTTP/2 keepalive pings to a client; 0 sends none.
+    pub keepalive_interval_seconds: u64,
+    /// Seconds a client has to answer a keepalive ping before its connection is dropped.
+    pub keepalive_timeout_seconds: u64,
+    /// Milliseconds a new connection may take to finish its HTTP/2 handshake and send its first
+    /// call's headers before it is closed.
+    pub header_read_timeout_ms: u64,
+    /// Seconds a connection may stay open with no call in flight before it is closed.
+    pub idle_timeout_seconds: u64,
 }
 
 impl Default for Config {
@@ -396,7 +407,16 @@ impl Default for PasswordConfig {
 
 impl Default for GrpcConfig {
     fn default() -> Self {
-        Self { max_message_bytes: 64 * 1024, shutdown_grace_seconds: 20, trusted_forwarders: loopback() }
+        Self {
+            max_message_bytes: 64 * 1024,
+            shutdown_grace_seconds: 20,
+            max_concurrent_streams: 128,
+            keepalive_interval_seconds: 60,
+            keepalive_timeout_seconds: 20,
+            header_read_timeout_ms: 10_000,
+            idle_timeout_seconds: 300,
+            trusted_forwarders: loopback(),
+        }
     }
 }
 
@@ -482,6 +502,18 @@ impl Config {
         }
         if self.grpc.max_message_bytes < 1024 {
             return Err(invalid("grpc.max_message_bytes", "must be at least 1024"));
+        }
+        if self.grpc.max_concurrent_streams == 0 {
+            return Err(invalid("grpc.max_concurrent_streams", "must be at least 1"));
+        }
+        if self.grpc.keepalive_interval_seconds > 0 && self.grpc.keepalive_timeout_seconds == 0 {
+            return Err(invalid("grpc.keepalive_timeout_seconds", "must be at least 1 while keepalive pings are on"));
+        }
+        if self.grpc.header_read_timeout_ms == 0 {
+            return Err(invalid("grpc.header_read_timeout_ms", "must be at least 1"));
+        }
+        if self.grpc.idle_timeout_seconds == 0 {
+            return Err(invalid("grpc.idle_timeout_seconds", "must be at least 1"));
         }
         if self.redis.pool_size == 0 || self.redis.timeout_ms == 0 {
             return Err(invalid("redis.timeout_ms", "and redis.pool_size must be at least 1"));

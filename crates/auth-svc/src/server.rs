@@ -6,16 +6,18 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use auth_api::user::v1::{FILE_DESCRIPTOR_SET, user_service_server::UserServiceServer};
 use model::DatabaseConnection;
+use service_kit::http_server::{self, ConnectionInfo, ConnectionLimits, Incoming};
 use tokio::{net::TcpListener, sync::Notify};
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::{Status, service::Routes, transport::server::TcpConnectInfo};
 use tonic_health::{ServingStatus, server::HealthReporter};
-use tower::Layer as _;
+use tower::{Layer as _, Service, ServiceExt as _};
+use tracing::Instrument as _;
 
 use crate::{
     accounts::Accounts,
     auth::{interceptor::BearerAuthLayer, password::PasswordHasher, tokens::TokenKeys},
     cache::{CacheTtl, MemoryUserCache, RedisUserCache, UserCache},
-    config::Config,
+    config::{Config, GrpcConfig},
     grpc::{self, UserGrpc},
     introspection::Introspection,
     metrics::{self, Metrics},
@@ -40,6 +42,7 @@ pub struct App {
     revocations: Arc<Revocations>,
     max_message_bytes: usize,
     shutdown_grace: Duration,
+    connection_limits: ConnectionLimits,
     /// The revocation poll and the session purge; they stop when the app is dropped (at the
     /// end of `serve`).
     _background: BackgroundTasks,
@@ -154,6 +157,7 @@ impl App {
             max_message_bytes: config.grpc.max_message_bytes,
             shutdown_grace: config.shutdown_grace(),
             _background: background,
+            connection_limits: connection_limits(&config.grpc),
         })
     }
 
@@ -203,7 +207,6 @@ impl App {
         let user_service = BearerAuthLayer::new(self.keys.clone(), self.revocations.clone(), self.metrics.clone())
             .layer(UserServiceServer::new(self.user_service).max_decoding_message_size(self.max_message_bytes));
 
-        let draining = Arc::new(Notify::new());
         // The admin port stays up through the drain (scrapes see it) and stops with the process.
         let admin_stop = Arc::new(Notify::new());
         if let Some(listener) = self.admin_listener {
@@ -213,45 +216,24 @@ impl App {
                 stop.notified().await
             }));
         }
-        let signal = {
-            let draining = draining.clone();
-            let health = health.clone();
-            async move {
-                shutdown.await;
-                tracing::info!("shutting down: NOT_SERVING, finishing in-flight calls");
-                set_status(&health, ServingStatus::NotServing).await;
-                // Health/Watch streams only end when their status entry goes away; without this
-                // one watching client would hold every shutdown for the whole grace period.
-                let mut health = health;
-                for service in HEALTH_SERVICE_NAMES {
-                    health.clear_service_status(service).await;
-                }
-                draining.notify_one();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down: NOT_SERVING, finishing in-flight calls");
+            set_status(&health, ServingStatus::NotServing).await;
+            // Health/Watch streams only end when their status entry goes away; without this
+            // one watching client would hold every shutdown for the whole grace period.
+            let mut health = health;
+            for service in HEALTH_SERVICE_NAMES {
+                health.clear_service_status(service).await;
             }
         };
-        let incoming = TcpIncoming::from(self.listener).with_nodelay(Some(true));
-        let server = Server::builder()
-            // Room for an oversized `authorization` to reach the bearer check and get a clear
-            // UNAUTHENTICATED, instead of h2 tearing down the whole shared connection.
-            .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
-            .trace_fn(|request| {
-                let request_id =
-                    request.headers().get(auth_api::metadata::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-                tracing::info_span!("grpc", method = %request.uri().path(), request_id)
-            })
-            .add_service(health_service)
+        let routes = Routes::new(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(user_service)
-            .serve_with_incoming_shutdown(incoming, signal);
-
-        let grace = self.shutdown_grace;
-        tokio::select! {
-            result = server => result.context("gRPC server failed")?,
-            () = async { draining.notified().await; tokio::time::sleep(grace).await } => {
-                tracing::warn!(grace_seconds = grace.as_secs(), "grace period over; closing remaining calls");
-            }
-        }
+            .prepare();
+        let make_service = |connection| grpc_service(routes.clone(), connection);
+        http_server::serve(self.listener, make_service, self.connection_limits, signal, self.shutdown_grace).await;
         admin_stop.notify_one();
         // A connection stuck on a lock must not hold the exit past the grace period.
         let _ = tokio::time::timeout(Duration::from_secs(1), self.db.close_by_ref()).await;
@@ -288,6 +270,75 @@ fn throttles(
         LoginThrottle::new(login, config.throttle.max_failures_per_username, config.throttle.max_failures_per_address),
         SignupThrottle::new(signup, config.register.max_per_address),
     )
+}
+
+/// The gRPC services as one connection's service: each call gets the connection's addresses
+/// (tonic's `Request::remote_addr` reads them) and a span with its method and request id.
+fn grpc_service(
+    routes: Routes,
+    connection: ConnectionInfo,
+) -> impl Service<
+    http::Request<Incoming>,
+    Response = http::Response<tonic::body::Body>,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<http::Response<tonic::body::Body>, std::convert::Infallible>> + Send,
+> + Clone
++ Send
++ 'static {
+    let addresses = TcpConnectInfo { local_addr: connection.local_addr, remote_addr: Some(connection.remote_addr) };
+    tower::service_fn(move |mut request: http::Request<Incoming>| {
+        request.extensions_mut().insert(addresses.clone());
+        let request_id =
+            request.headers().get(auth_api::metadata::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let span = tracing::info_span!("grpc", method = %request.uri().path(), request_id);
+        let deadline = client_deadline(request.headers());
+        let call = routes.clone().oneshot(request).instrument(span);
+        async move {
+            match deadline {
+                None => call.await,
+                // As tonic's own server answers a call past its client's deadline.
+                Some(deadline) => tokio::time::timeout(deadline, call)
+                    .await
+                    .unwrap_or_else(|_| Ok(Status::cancelled("Timeout expired").into_http())),
+            }
+        }
+    })
+}
+
+/// The deadline a client set with `grpc-timeout` (gRPC over HTTP/2: 1 to 8 digits and a unit,
+/// `H` `M` `S` `m` `u` `n`); `None` when absent or malformed, which tonic also ignores.
+fn client_deadline(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if !(1..=8).contains(&digits.len()) || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+/// The `grpc.*` connection limits: HTTP/2 only, with room in the header list for an oversized
+/// `authorization` to reach the bearer check and get a clear UNAUTHENTICATED, instead of h2
+/// tearing down the whole shared connection.
+fn connection_limits(grpc: &GrpcConfig) -> ConnectionLimits {
+    ConnectionLimits {
+        accept_http1: false,
+        header_read_timeout: Duration::from_millis(grpc.header_read_timeout_ms),
+        idle_timeout: Duration::from_secs(grpc.idle_timeout_seconds),
+        max_concurrent_streams: grpc.max_concurrent_streams,
+        keepalive_interval: (grpc.keepalive_interval_seconds > 0)
+            .then(|| Duration::from_secs(grpc.keepalive_interval_seconds)),
+        keepalive_timeout: Duration::from_secs(grpc.keepalive_timeout_seconds),
+        max_header_list_bytes: MAX_HEADER_LIST_BYTES,
+    }
 }
 
 /// Largest request header block accepted (h2's default is 16 KiB).
@@ -464,6 +515,26 @@ pub fn redact_url(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::redact_url;
+
+    #[test]
+    fn grpc_timeout_headers_are_read_as_the_protocol_defines_them() {
+        use std::time::Duration;
+        let deadline = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("grpc-timeout", value.parse().unwrap());
+            super::client_deadline(&headers)
+        };
+        assert_eq!(deadline("2H"), Some(Duration::from_secs(7200)));
+        assert_eq!(deadline("3M"), Some(Duration::from_secs(180)));
+        assert_eq!(deadline("99999999S"), Some(Duration::from_secs(99_999_999)));
+        assert_eq!(deadline("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(deadline("7u"), Some(Duration::from_micros(7)));
+        assert_eq!(deadline("1n"), Some(Duration::from_nanos(1)));
+        for malformed in ["", "S", "100000000S", "10s", "-1S", "1.5S", "10"] {
+            assert_eq!(deadline(malformed), None, "{malformed:?}");
+        }
+        assert_eq!(super::client_deadline(&http::HeaderMap::new()), None);
+    }
 
     #[test]
     fn urls_lose_their_password() {

@@ -1,29 +1,20 @@
 //! Assembles and runs the HTTP server: the routes behind the tower-http stack (request id,
 //! client address, tracing, CORS, error shaping, panic catching, timeout, body limit), served by
-//! an accept loop of our own (axum::serve has no header read timeout nor header size limit),
-//! and a graceful shutdown bounded by the configured grace period.
+//! service-kit's connection server (axum::serve has no header read timeout, idle timeout nor
+//! header size limit), and a graceful shutdown bounded by the configured grace period.
 
-use std::{any::Any, convert::Infallible, future::Future, net::SocketAddr, pin::pin, sync::Arc, time::Duration};
+use std::{any::Any, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
     Router,
     body::Body,
-    extract::DefaultBodyLimit,
+    extract::{ConnectInfo, DefaultBodyLimit},
     http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header},
     middleware,
 };
-use hyper::body::Incoming;
-use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::conn::auto,
-    service::TowerToHyperService,
-};
-use tokio::{
-    net::{TcpListener, TcpStream},
-    sync::watch,
-    time::Instant,
-};
-use tower::{Service, ServiceBuilder, ServiceExt as _};
+use service_kit::http_server::{self, ConnectionInfo, ConnectionLimits, Incoming};
+use tokio::net::TcpListener;
+use tower::{ServiceBuilder, ServiceExt as _};
 use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, CorsLayer},
@@ -44,7 +35,7 @@ use crate::{
 /// Largest request head (request line and headers) accepted, over HTTP/1 and HTTP/2 alike; a
 /// larger one is answered 431 by hyper before any handler runs. The largest legitimate header is
 /// `Authorization` (about 4 KB).
-pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+pub const MAX_HEADER_BYTES: u32 = 32 * 1024;
 
 /// Longest `x-request-id` accepted from a client; see [`sanitize_request_id`].
 pub const MAX_REQUEST_ID_BYTES: usize = 128;
@@ -64,7 +55,7 @@ pub struct App {
     metrics: Arc<crate::metrics::Metrics>,
     router: Router,
     shutdown_grace: Duration,
-    header_read_timeout: Duration,
+    limits: ConnectionLimits,
 }
 
 impl App {
@@ -84,7 +75,7 @@ impl App {
             metrics,
             router,
             shutdown_grace: config.shutdown_grace(),
-            header_read_timeout: config.header_read_timeout(),
+            limits: connection_limits(config),
         })
     }
 
@@ -100,7 +91,7 @@ impl App {
     /// Serves until `shutdown` completes, then stops accepting and gives in-flight requests the
     /// grace period to finish.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, admin_listener, metrics, router, shutdown_grace, header_read_timeout } = self;
+        let Self { listener, admin_listener, metrics, router, shutdown_grace, limits } = self;
         // The admin port lives as long as this call: its server ends when `admin_stop` drops.
         let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         if let Some(admin) = admin_listener {
@@ -110,136 +101,33 @@ impl App {
             tokio::spawn(service_kit::serve_metrics(admin, move || metrics.render(), stopped));
         }
         let _admin_stop = admin_stop;
-        let builder = Arc::new(connection_builder(header_read_timeout));
-        // Hands every connection the router with its peer address (`ConnectInfo<SocketAddr>`).
-        let mut make_service = router.into_make_service_with_connect_info::<SocketAddr>();
-        // Dropping `stop` tells every connection to finish its requests and close; each holds
-        // an `alive` receiver, so `alive.closed()` resolves once the last connection is gone.
-        let (stop, stopping) = watch::channel(());
-        let (alive, alive_rx) = watch::channel(());
-        let mut shutdown = pin!(shutdown);
-        loop {
-            let (stream, peer) = tokio::select! {
-                () = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
-                    Err(err) => {
-                        accept_failed(err).await;
-                        continue;
-                    }
-                },
-            };
-            let service = match make_service.call(peer).await {
-                Ok(service) => service,
-                Err(never) => match never {},
-            };
-            tokio::spawn(serve_connection(
-                stream,
-                service,
-                builder.clone(),
-                header_read_timeout,
-                stopping.clone(),
-                alive_rx.clone(),
-            ));
-        }
-        drop(listener);
-        tracing::info!("shutting down: finishing in-flight requests");
-        drop((stop, stopping, alive_rx));
-        tokio::select! {
-            () = alive.closed() => {}
-            () = tokio::time::sleep(shutdown_grace) => {
-                tracing::warn!(grace_seconds = shutdown_grace.as_secs(), "grace period over; closing remaining requests");
-            }
-        }
+        // Every request carries its connection's peer (`ConnectInfo<SocketAddr>`), as axum's
+        // `into_make_service_with_connect_info` would give it.
+        let make_service = |connection: ConnectionInfo| {
+            let peer = ConnectInfo(connection.remote_addr);
+            router.clone().map_request(move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(peer);
+                request
+            })
+        };
+        http_server::serve(listener, make_service, limits, shutdown, shutdown_grace).await;
         tracing::info!("stopped");
         Ok(())
     }
 }
 
-/// HTTP/1 and HTTP/2 (cleartext, prior knowledge) with the slowloris and header size limits.
-fn connection_builder(header_read_timeout: Duration) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        // Also bounds how long an idle keep-alive connection waits for its next request.
-        .header_read_timeout(header_read_timeout)
-        .max_buf_size(MAX_HEADER_BYTES);
-    builder.http2().timer(TokioTimer::new()).max_header_list_size(MAX_HEADER_BYTES as u32);
-    builder
-}
-
-/// Serves one connection until it ends, or until shutdown (`stopping` changes or closes) and its
-/// in-flight requests are answered. `_alive` is dropped when the connection is gone.
-async fn serve_connection<S>(
-    stream: TcpStream,
-    service: S,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    header_read_timeout: Duration,
-    mut stopping: watch::Receiver<()>,
-    _alive: watch::Receiver<()>,
-) where
-    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-{
-    let _ = stream.set_nodelay(true);
-    tokio::select! {
-        started = request_started(&stream, header_read_timeout) => {
-            if !started {
-                return;
-            }
-        }
-        _ = stopping.changed() => return,
+/// HTTP/1 and HTTP/2 (cleartext, prior knowledge) with the `http.*` connection limits and the
+/// header size limit.
+fn connection_limits(config: &Config) -> ConnectionLimits {
+    ConnectionLimits {
+        accept_http1: true,
+        header_read_timeout: config.header_read_timeout(),
+        idle_timeout: config.idle_timeout(),
+        max_concurrent_streams: config.http.max_concurrent_streams,
+        keepalive_interval: config.keepalive_interval(),
+        keepalive_timeout: config.keepalive_timeout(),
+        max_header_list_bytes: MAX_HEADER_BYTES,
     }
-    let service = TowerToHyperService::new(service.map_request(|request: Request<Incoming>| request.map(Body::new)));
-    let mut connection = pin!(builder.serve_connection(TokioIo::new(stream), service));
-    let mut draining = false;
-    loop {
-        tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(err) = result {
-                    // Header read timeouts, 431s, clients that went away: nothing to act on.
-                    tracing::debug!(error = %err, "connection closed with an error");
-                }
-                return;
-            }
-            _ = stopping.changed(), if !draining => {
-                draining = true;
-                connection.as_mut().graceful_shutdown();
-            }
-        }
-    }
-}
-
-/// The start of an HTTP/2 connection (its "client preface").
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// Waits until the client has sent enough to tell HTTP/1 from HTTP/2, at most `timeout`; false
-/// if it did not, or went away. hyper's own protocol detection waits for those bytes with no
-/// deadline, so without this a client that connects and stays silent holds a connection forever.
-async fn request_started(stream: &TcpStream, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    let mut head = [0_u8; H2_PREFACE.len()];
-    loop {
-        match tokio::time::timeout_at(deadline, stream.peek(&mut head)).await {
-            Ok(Ok(0) | Err(_)) | Err(_) => return false,
-            Ok(Ok(read)) if read == H2_PREFACE.len() || head[..read] != H2_PREFACE[..read] => return true,
-            // A partial HTTP/2 preface: `peek` answers at once until more arrives.
-            Ok(Ok(_)) if Instant::now() >= deadline => return false,
-            Ok(Ok(_)) => tokio::time::sleep(Duration::from_millis(5)).await,
-        }
-    }
-}
-
-/// As axum::serve does: a failed accept of one connection is skipped; any other failure (such
-/// as running out of file descriptors) is logged and retried after a pause.
-async fn accept_failed(err: std::io::Error) {
-    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
-    if matches!(err.kind(), ConnectionAborted | ConnectionRefused | ConnectionReset) {
-        return;
-    }
-    tracing::error!(error = %err, "accepting a connection failed");
-    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 /// The tower-http stack, outermost first. The request id comes first (a client-sent one only if

@@ -65,6 +65,14 @@ pub struct HttpConfig {
     /// Milliseconds a client may take to send a request's headers (and the longest an idle
     /// keep-alive connection stays open) before the connection is closed: slowloris protection.
     pub header_read_timeout_ms: u64,
+    /// Seconds a connection may stay open with no request in flight before it is closed.
+    pub idle_timeout_seconds: u64,
+    /// HTTP/2 streams (requests) one client connection may have open at once.
+    pub max_concurrent_streams: u32,
+    /// Seconds between HTTP/2 keepalive pings to a client; 0 sends none.
+    pub keepalive_interval_seconds: u64,
+    /// Seconds a client has to answer a keepalive ping before its connection is dropped.
+    pub keepalive_timeout_seconds: u64,
     /// Empty: the client address sent to auth-svc is the TCP peer. Otherwise the header a
     /// trusted proxy in front of the gateway sets (`x-forwarded-for`, `x-real-ip`); its last
     /// entry, the one that proxy appended, is taken.
@@ -118,6 +126,10 @@ impl Default for HttpConfig {
             body_limit_bytes: 64 * 1024,
             shutdown_grace_seconds: 20,
             header_read_timeout_ms: 10_000,
+            idle_timeout_seconds: 60,
+            max_concurrent_streams: 100,
+            keepalive_interval_seconds: 30,
+            keepalive_timeout_seconds: 10,
             trusted_proxy_header: String::new(),
         }
     }
@@ -164,6 +176,15 @@ impl Config {
         if self.http.header_read_timeout_ms == 0 {
             return Err(invalid("http.header_read_timeout_ms", "must be at least 1"));
         }
+        if self.http.idle_timeout_seconds == 0 {
+            return Err(invalid("http.idle_timeout_seconds", "must be at least 1"));
+        }
+        if self.http.max_concurrent_streams == 0 {
+            return Err(invalid("http.max_concurrent_streams", "must be at least 1"));
+        }
+        if self.http.keepalive_interval_seconds > 0 && self.http.keepalive_timeout_seconds == 0 {
+            return Err(invalid("http.keepalive_timeout_seconds", "must be at least 1 while keepalive pings are on"));
+        }
         self.trusted_proxy_header()?;
         for origin in &self.cors.allowed_origins {
             check_origin(origin, self.cors.allowed_origins.len())
@@ -204,6 +225,19 @@ impl Config {
 
     pub fn header_read_timeout(&self) -> Duration {
         Duration::from_millis(self.http.header_read_timeout_ms)
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.http.idle_timeout_seconds)
+    }
+
+    /// `None` when `http.keepalive_interval_seconds` is 0 (no pings).
+    pub fn keepalive_interval(&self) -> Option<Duration> {
+        (self.http.keepalive_interval_seconds > 0).then(|| Duration::from_secs(self.http.keepalive_interval_seconds))
+    }
+
+    pub fn keepalive_timeout(&self) -> Duration {
+        Duration::from_secs(self.http.keepalive_timeout_seconds)
     }
 
     pub fn connect_timeout(&self) -> Duration {
@@ -288,7 +322,13 @@ mod tests {
             jail.set_env("GATEWAY__GRPC__REQUEST_TIMEOUT_MS", "750");
             jail.set_env("GATEWAY__HTTP__HEADER_READ_TIMEOUT_MS", "2500");
             jail.set_env("GATEWAY__HTTP__TRUSTED_PROXY_HEADER", "X-Forwarded-For");
+            jail.set_env("GATEWAY__HTTP__IDLE_TIMEOUT_SECONDS", "7");
+            jail.set_env("GATEWAY__HTTP__MAX_CONCURRENT_STREAMS", "12");
+            jail.set_env("GATEWAY__HTTP__KEEPALIVE_INTERVAL_SECONDS", "0");
             let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.idle_timeout(), Duration::from_secs(7));
+            assert_eq!(config.http.max_concurrent_streams, 12);
+            assert_eq!(config.keepalive_interval(), None);
             assert_eq!(config.listen, SocketAddr::from(([127, 0, 0, 1], 9999)));
             assert_eq!(config.upstream, "http://auth-svc:50051");
             assert_eq!(config.cors.allowed_origins, ["http://localhost:3000", "https://app.example.com"]);
@@ -350,6 +390,9 @@ mod tests {
             ("GATEWAY__HTTP__REQUEST_TIMEOUT_MS", "100", "GATEWAY__HTTP__REQUEST_TIMEOUT_MS"),
             ("GATEWAY__GRPC__CONNECT_TIMEOUT_MS", "0", "GATEWAY__GRPC__CONNECT_TIMEOUT_MS"),
             ("GATEWAY__HTTP__HEADER_READ_TIMEOUT_MS", "0", "GATEWAY__HTTP__HEADER_READ_TIMEOUT_MS"),
+            ("GATEWAY__HTTP__IDLE_TIMEOUT_SECONDS", "0", "GATEWAY__HTTP__IDLE_TIMEOUT_SECONDS"),
+            ("GATEWAY__HTTP__MAX_CONCURRENT_STREAMS", "0", "GATEWAY__HTTP__MAX_CONCURRENT_STREAMS"),
+            ("GATEWAY__HTTP__KEEPALIVE_TIMEOUT_SECONDS", "0", "GATEWAY__HTTP__KEEPALIVE_TIMEOUT_SECONDS"),
             ("GATEWAY__HTTP__TRUSTED_PROXY_HEADER", "x forwarded", "GATEWAY__HTTP__TRUSTED_PROXY_HEADER"),
             ("GATEWAY__CORS__ALLOWED_ORIGINS", "http://app.test/", "GATEWAY__CORS__ALLOWED_ORIGINS"),
             ("GATEWAY__CORS__ALLOWED_ORIGINS", "app.test", "GATEWAY__CORS__ALLOWED_ORIGINS"),

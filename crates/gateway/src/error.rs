@@ -104,6 +104,11 @@ impl ApiError {
             Code::PermissionDenied => (StatusCode::FORBIDDEN, "permission denied".into()),
             Code::NotFound => (StatusCode::NOT_FOUND, "not found".into()),
             Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "too many attempts, retry later".into()),
+            // tonic's refusal of a request message over auth-svc's `grpc.max_message_bytes`
+            // (tonic 0.14 answers OUT_OF_RANGE; RESOURCE_EXHAUSTED is only its code for a
+            // decompressed message over the limit, and the gateway never compresses, so that
+            // code stays a throttle's 429).
+            Code::OutOfRange => (StatusCode::PAYLOAD_TOO_LARGE, "request too large".into()),
             Code::Unavailable => {
                 tracing::warn!(grpc_message = status.message(), "auth-svc unavailable");
                 (StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE.into())
@@ -269,6 +274,7 @@ mod tests {
             (Code::NotFound, StatusCode::NOT_FOUND),
             (Code::AlreadyExists, StatusCode::CONFLICT),
             (Code::ResourceExhausted, StatusCode::TOO_MANY_REQUESTS),
+            (Code::OutOfRange, StatusCode::PAYLOAD_TOO_LARGE),
             (Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
             (Code::DeadlineExceeded, StatusCode::GATEWAY_TIMEOUT),
             (Code::Internal, StatusCode::INTERNAL_SERVER_ERROR),

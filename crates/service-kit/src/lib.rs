@@ -3,6 +3,7 @@
 //! `/metrics`.
 
 pub mod config;
+pub mod http_server;
 pub mod logging;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};

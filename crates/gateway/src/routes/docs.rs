@@ -117,7 +117,11 @@ fn complete_operation(dialect: Dialect, operation: &mut Operation) {
     let calls_upstream = operation.tags.iter().flatten().any(|tag| UPSTREAM_TAGS.contains(&tag.as_str()));
     let mut shared = vec![
         (StatusCode::REQUEST_TIMEOUT, "The request, body upload included, took longer than `http.request_timeout_ms`"),
-        (StatusCode::PAYLOAD_TOO_LARGE, "Body larger than `http.body_limit_bytes`"),
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "Body larger than `http.body_limit_bytes`, or a request message larger than auth-svc's \
+             `grpc.max_message_bytes`",
+        ),
         (StatusCode::INTERNAL_SERVER_ERROR, "Internal error; the message never carries detail"),
     ];
     if calls_upstream {

@@ -121,6 +121,8 @@ impl From<UserInfo> for UserInfoResp {
         (status = 400, description = "Body does not parse, or breaks the username/password policy", body = CodeError),
         (status = 409, description = "Username taken", body = CodeError,
             example = json!({"code": 409, "msg": "username already exists"})),
+        (status = 429, description = "Too many sign-ups from this client address, or auth-svc's hashing \
+            queue is full", body = CodeError),
     ))]
 pub async fn register(
     State(state): State<AppState>,
@@ -141,8 +143,8 @@ pub async fn register(
             policy", body = CodeError),
         (status = 401, description = "Wrong username or password", body = CodeError,
             example = json!({"code": 401, "msg": "invalid credentials"})),
-        (status = 429, description = "Too many failed logins for this username or client address",
-            body = CodeError),
+        (status = 429, description = "Too many failed logins for this username or client address, or \
+            auth-svc's hashing queue is full", body = CodeError),
     ))]
 pub async fn login(
     State(state): State<AppState>,

@@ -199,6 +199,8 @@ impl From<LoginResponse> for TokenResponse {
             example = json!({"message": "User created successfully"})),
         (status = 400, description = "Username taken, or the username/password policy is broken", body = Detail,
             example = json!({"detail": "Username already exists"})),
+        (status = 429, description = "Too many sign-ups from this client address, or auth-svc's hashing \
+            queue is full", body = Detail),
     ))]
 pub async fn signup(
     State(state): State<AppState>,
@@ -225,8 +227,8 @@ pub async fn signup(
         (status = 401, description = "Wrong credentials, or an unusable refresh token", body = Detail,
             example = json!({"detail": "Incorrect username or password"})),
         (status = 422, description = "Not a form, a missing field, or an unknown grant_type", body = Detail),
-        (status = 429, description = "Too many failed logins for this username or client address",
-            body = Detail),
+        (status = 429, description = "Too many failed logins for this username or client address, or \
+            auth-svc's hashing queue is full", body = Detail),
     ))]
 pub async fn token(
     State(state): State<AppState>,

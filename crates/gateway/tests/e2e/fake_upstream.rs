@@ -279,25 +279,29 @@ async fn authorization_and_request_id_travel_as_metadata() {
     assert!(metadata.get("authorization").is_none());
 }
 
+/// A throttle or a full hashing queue (RESOURCE_EXHAUSTED with `retry-after`) on each route
+/// that registers or logs in: 429 with auth-svc's `Retry-After`, in the route's dialect.
 #[tokio::test]
 async fn resource_exhausted_is_429_with_retry_after() {
     let behavior = Behavior::Fail { code: Code::ResourceExhausted, message: "slow down", retry_after: Some("17") };
     let fixture = start(behavior, ServingStatus::Serving, 5_000).await;
     let client = client();
-
-    let response =
-        client.post(fixture.url("/user/login")).json(&json!({"username": "a", "password": "b"})).send().await.unwrap();
-    let (status, headers, body) = read(response).await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(header(&headers, "retry-after"), "17");
-    assert_eq!(body, json!({"code": 429, "msg": "too many attempts, retry later"}));
-
-    let response =
-        client.post(fixture.url("/token")).form(&[("username", "a"), ("password", "b")]).send().await.unwrap();
-    let (status, headers, body) = read(response).await;
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    assert_eq!(header(&headers, "retry-after"), "17");
-    assert_eq!(body, json!({"detail": "too many attempts, retry later"}));
+    let credentials = json!({"username": "a", "password": "b"});
+    let gozero = json!({"code": 429, "msg": "too many attempts, retry later"});
+    let fastapi = json!({"detail": "too many attempts, retry later"});
+    for (path, expected) in
+        [("/user/register", &gozero), ("/user/login", &gozero), ("/signup", &fastapi), ("/token", &fastapi)]
+    {
+        let request = if path == "/token" {
+            client.post(fixture.url(path)).form(&[("username", "a"), ("password", "b")])
+        } else {
+            client.post(fixture.url(path)).json(&credentials)
+        };
+        let (status, headers, body) = read(request.send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{path}");
+        assert_eq!(header(&headers, "retry-after"), "17", "{path}");
+        assert_eq!(&body, expected, "{path}");
+    }
 }
 
 #[tokio::test]
@@ -599,16 +603,32 @@ async fn an_oversized_request_head_is_431() {
 async fn every_answer_to_an_auth_svc_failure_is_documented() {
     let doc = serde_json::to_value(gateway::routes::openapi()).unwrap();
     // (method, path, the RPC's failure codes)
-    let account_codes = [Code::InvalidArgument, Code::AlreadyExists, Code::Unavailable, Code::Internal];
-    let login_codes =
-        [Code::InvalidArgument, Code::Unauthenticated, Code::ResourceExhausted, Code::Unavailable, Code::Internal];
-    let refresh_codes = [Code::InvalidArgument, Code::Unauthenticated, Code::Unavailable, Code::Internal];
+    // OUT_OF_RANGE: a request message over auth-svc's size limit, on every route with a body.
+    let account_codes = [
+        Code::InvalidArgument,
+        Code::AlreadyExists,
+        Code::ResourceExhausted,
+        Code::OutOfRange,
+        Code::Unavailable,
+        Code::Internal,
+    ];
+    let login_codes = [
+        Code::InvalidArgument,
+        Code::Unauthenticated,
+        Code::ResourceExhausted,
+        Code::OutOfRange,
+        Code::Unavailable,
+        Code::Internal,
+    ];
+    let refresh_codes =
+        [Code::InvalidArgument, Code::Unauthenticated, Code::OutOfRange, Code::Unavailable, Code::Internal];
     let token_codes = [Code::Unauthenticated, Code::Unavailable, Code::Internal];
     let role_codes = [
         Code::InvalidArgument,
         Code::Unauthenticated,
         Code::PermissionDenied,
         Code::NotFound,
+        Code::OutOfRange,
         Code::Unavailable,
         Code::Internal,
     ];
@@ -632,6 +652,7 @@ async fn every_answer_to_an_auth_svc_failure_is_documented() {
         Code::PermissionDenied,
         Code::NotFound,
         Code::ResourceExhausted,
+        Code::OutOfRange,
         Code::Unavailable,
         Code::Internal,
     ]

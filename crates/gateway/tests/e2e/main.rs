@@ -6,6 +6,7 @@
 mod support;
 
 mod cli;
+mod connections;
 mod cors;
 mod decoding;
 mod docs;

@@ -24,6 +24,11 @@ pub struct AuthSvc {
 impl AuthSvc {
     /// Starts auth-svc on `listen` (port 0 for any) with the SQLite database at `db`.
     pub async fn start(listen: SocketAddr, db: &Path) -> Self {
+        Self::start_with(listen, db, |_| {}).await
+    }
+
+    /// Like [`AuthSvc::start`], with the test configuration changed by `adjust` first.
+    pub async fn start_with(listen: SocketAddr, db: &Path, adjust: impl FnOnce(&mut auth_svc::Config)) -> Self {
         let mut config = auth_svc::Config {
             listen,
             database_url: format!("sqlite://{}?mode=rwc", db.display()),
@@ -33,6 +38,7 @@ impl AuthSvc {
         config.auth.access_secret = Some(SecretString::from("a".repeat(40)));
         config.auth.refresh_secret = Some(SecretString::from("r".repeat(40)));
         config.grpc.shutdown_grace_seconds = 1;
+        adjust(&mut config);
         let app = auth_svc::App::build(&config).await.expect("auth-svc builds");
         let addr = app.local_addr().expect("auth-svc address");
         let (shutdown, stopped) = oneshot::channel::<()>();
