@@ -142,7 +142,7 @@ async fn the_redis_log_follows_the_reservation_rules() {
     let Some(url) = redis_or_skip("abuse::the_redis_log_follows_the_reservation_rules") else { return };
     let (_store, log) = redis_log(&url, 4, 250).await;
     let window = Duration::from_secs(60);
-    let user = vec![KeyLimit { key: "user:alice".into(), limit: 4 }];
+    let user = vec![KeyLimit::new("user:alice", 4)];
 
     for _ in 0..2 {
         let failed = granted(log.reserve(&user, window).await);
@@ -158,14 +158,14 @@ async fn the_redis_log_follows_the_reservation_rules() {
         granted(log.reserve(&user, window).await);
     }
     match log.reserve(&user, window).await {
-        Some(Reserved::Refused { retry_after }) => assert!(retry_after <= window, "{retry_after:?}"),
+        Some(Reserved::Refused { retry_after, in_flight: false }) => assert!(retry_after <= window, "{retry_after:?}"),
         other => panic!("the in-flight failure still counts: {other:?}"),
     }
 
     // All or nothing over two keys.
-    let address = vec![KeyLimit { key: "addr:203.0.113.9".into(), limit: 1 }];
+    let address = vec![KeyLimit::new("addr:203.0.113.9", 1)];
     let taken = granted(log.reserve(&address, window).await);
-    let both = vec![KeyLimit { key: "user:bob".into(), limit: 1 }, address[0].clone()];
+    let both = vec![KeyLimit::new("user:bob", 1), address[0].clone()];
     assert!(matches!(log.reserve(&both, window).await, Some(Reserved::Refused { .. })));
     let bob = vec![both[0].clone()];
     let cancelled = granted(log.reserve(&bob, window).await);
@@ -418,4 +418,74 @@ async fn forty_guesses_at_once_through_the_gateway_get_at_most_the_limit_of_pass
         }
     }
     assert!(checked <= 5, "{checked} password checks for a limit of 5");
+}
+
+/// A login cut short by its caller (a client deadline, a dropped connection) still runs to its
+/// end and is settled as what it was: three right-password logins cancelled mid-hash do not
+/// leave "attempts in flight" behind that lock the account for the window.
+#[tokio::test]
+async fn cancelled_logins_are_settled_not_left_pending() {
+    let app = spawn_app_with(|c| {
+        c.password.hash_profile = HashProfile::Owasp;
+        c.password.max_concurrent_hashes = 1;
+        c.throttle.max_failures_per_username = 3;
+    })
+    .await;
+    app.register("alice").await;
+    for _ in 0..3 {
+        let mut request = login_request("alice", PASSWORD, None);
+        request.set_timeout(Duration::from_millis(1));
+        let status = app.client.clone().login(request).await.unwrap_err();
+        assert!(matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled), "{status:?}");
+    }
+    // The three hashes finish on their own; meanwhile at most a second's retry is asked for.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match login_from(&app, "alice", PASSWORD, None).await {
+            Ok(()) => break,
+            Err(status) if status.code() == Code::ResourceExhausted && Instant::now() < deadline => {
+                assert_eq!(retry_after(&status), 1, "attempts in flight, not failures: {status:?}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(status) => panic!("the cancelled logins locked the account: {status:?}"),
+        }
+    }
+}
+
+/// One address cannot fill the hashing queue with logins, even with passwords that are right:
+/// past `throttle.max_in_flight_per_address` it is refused at once, and another address's
+/// user still logs in meanwhile.
+#[tokio::test]
+async fn one_address_cannot_hold_the_whole_hashing_queue() {
+    let app = spawn_app_with(|c| {
+        c.password.hash_profile = HashProfile::Owasp;
+        c.password.max_concurrent_hashes = 1;
+        c.throttle.max_in_flight_per_address = 4;
+        c.throttle.max_failures_per_username = 1000;
+    })
+    .await;
+    for n in 0..40 {
+        app.register(&format!("member-{n}")).await;
+    }
+    app.register("bystander").await;
+    let flood = (0..40).map(|n| {
+        let app = &app;
+        async move { login_from(app, &format!("member-{n}"), PASSWORD, Some("203.0.113.50")).await }
+    });
+    let bystander = async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        login_from(&app, "bystander", PASSWORD, Some("198.51.100.77")).await
+    };
+    let (results, bystander) = tokio::join!(join_all(flood), bystander);
+    bystander.expect("a user at another address logs in during the flood");
+    let refused: Vec<_> = results
+        .iter()
+        .filter_map(|r| r.as_ref().err())
+        .filter(|s| s.code() == Code::ResourceExhausted)
+        .collect();
+    assert!(refused.len() >= 20, "{} of 40 refused", refused.len());
+    for status in refused {
+        assert_eq!(status.message(), "too many logins at once from this address, retry later");
+        assert_eq!(retry_after(status), 1);
+    }
 }

@@ -142,6 +142,8 @@ pub fn test_config(database_url: &str) -> Config {
     config.auth.refresh_secret = Some(SecretString::from(REFRESH_SECRET));
     // Every test registers from 127.0.0.1; the signup limit has tests of its own (abuse.rs).
     config.register.max_per_address = 1_000_000;
+    // Likewise many tests log in concurrently from 127.0.0.1; abuse.rs tests this cap.
+    config.throttle.max_in_flight_per_address = 1_000_000;
     if let Some(url) = redis_url() {
         config.redis_url = Some(SecretString::from(url));
         config.redis.key_prefix = format!("auth-e2e:{}:", uuid::Uuid::new_v4().simple());

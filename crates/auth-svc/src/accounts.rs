@@ -19,13 +19,16 @@ pub struct Accounts {
     users: Arc<Users>,
     hasher: PasswordHasher,
     sessions: Arc<Sessions>,
-    throttle: LoginThrottle,
-    signups: SignupThrottle,
+    throttle: Arc<LoginThrottle>,
+    signups: Arc<SignupThrottle>,
     min_password_chars: usize,
     /// Roles SetUserRole accepts (`auth.roles`).
     roles: Vec<String>,
     metrics: Arc<Metrics>,
 }
+
+/// A verdict on presented credentials: the account, when the password matched.
+type Verdict = Result<Option<User>, AuthError>;
 
 impl Accounts {
     pub fn new(
@@ -38,7 +41,16 @@ impl Accounts {
         metrics: Arc<Metrics>,
     ) -> Self {
         let (throttle, signups) = throttles;
-        Self { users, hasher, sessions, throttle, signups, min_password_chars, roles, metrics }
+        Self {
+            users,
+            hasher,
+            sessions,
+            throttle: Arc::new(throttle),
+            signups: Arc::new(signups),
+            min_password_chars,
+            roles,
+            metrics,
+        }
     }
 
     /// Creates an account. A taken name and a free one cost the same: both are counted by the
@@ -52,15 +64,22 @@ impl Accounts {
     ) -> Result<User, AuthError> {
         let username = policy::Username::parse(username)?;
         policy::check_new_password(password.expose_secret(), self.min_password_chars)?;
-        let attempt = self.signups.reserve(client).await?;
-        let hash = match self.hasher.hash(password).await {
-            Ok(hash) => hash,
-            Err(err) => {
-                self.signups.cancelled(attempt).await;
-                return Err(err);
+        let (signups, hasher) = (self.signups.clone(), self.hasher.clone());
+        // Counted and hashed to the end even if the caller goes away (see `login`).
+        let hash = run_to_completion(async move {
+            let attempt = signups.reserve(client).await?;
+            match hasher.hash(password).await {
+                Ok(hash) => {
+                    signups.attempted(attempt).await;
+                    Ok(hash)
+                }
+                Err(err) => {
+                    signups.cancelled(attempt).await;
+                    Err(err)
+                }
             }
-        };
-        self.signups.attempted(attempt).await;
+        })
+        .await?;
         self.users.create(&username, &hash, ROLE_USER).await
     }
 
@@ -76,43 +95,15 @@ impl Accounts {
     ) -> Result<TokenPair, AuthError> {
         let username = policy::Username::parse(username)?;
         policy::check_password_size(password.expose_secret())?;
-        let attempt = match self.throttle.reserve(&username, client).await {
-            Ok(attempt) => attempt,
-            Err(throttled) => {
-                self.metrics.login("throttled");
-                return Err(throttled);
-            }
-        };
-        // The hash comes from the database, never the cache.
-        let (user, stored_hash) = match self.users.credentials(&username).await {
-            Ok(found) => found.unzip(),
-            Err(err) => {
-                self.throttle.cancelled(attempt).await;
-                return Err(err);
-            }
-        };
-        let stored_hash = stored_hash.map(PasswordHash::into_phc);
-        match self.hasher.verify(password, stored_hash).await {
-            Ok(true) => {}
-            Ok(false) => {
-                self.throttle.failed(attempt).await;
-                self.metrics.login("failure");
-                return Err(AuthError::Unauthenticated("invalid credentials"));
-            }
-            // No password was checked: the attempt does not count.
-            Err(overloaded @ AuthError::Overloaded { .. }) => {
-                self.throttle.cancelled(attempt).await;
-                self.metrics.login("overloaded");
-                return Err(overloaded);
-            }
-            Err(err) => {
-                self.throttle.failed(attempt).await;
-                return Err(err);
-            }
-        }
+        let check = check_password(
+            self.users.clone(),
+            self.hasher.clone(),
+            self.throttle.clone(),
+            self.metrics.clone(),
+            (username, password, client),
+        );
+        let user = run_to_completion(check).await?;
         let user = user.ok_or(AuthError::Unauthenticated("invalid credentials"))?;
-        self.throttle.succeeded(attempt).await;
-        self.metrics.login("success");
         self.sessions.start(&user).await
     }
 
@@ -137,5 +128,62 @@ impl Accounts {
     /// The account an access token speaks for; gone accounts are refused.
     pub async fn user_info(&self, claims: &AccessClaims) -> Result<User, AuthError> {
         self.users.by_id(claims.user_id).await?.ok_or(AuthError::Unauthenticated("account no longer exists"))
+    }
+}
+
+/// Runs `work` on its own task and waits for it. A caller that goes away (a cancelled call, a
+/// client deadline) no longer stops it halfway: a reservation is always settled, so a guess
+/// cut short still counts as what it was, and a pending entry never outlives its hash.
+async fn run_to_completion<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, AuthError>> + Send + 'static,
+) -> Result<T, AuthError> {
+    tokio::spawn(work).await.map_err(AuthError::internal)?
+}
+
+/// Reserves a password check, makes it, and settles the reservation by its outcome.
+async fn check_password(
+    users: Arc<Users>,
+    hasher: PasswordHasher,
+    throttle: Arc<LoginThrottle>,
+    metrics: Arc<Metrics>,
+    (username, password, client): (policy::Username, SecretString, Option<IpAddr>),
+) -> Verdict {
+    let attempt = match throttle.reserve(&username, client).await {
+        Ok(attempt) => attempt,
+        Err(throttled) => {
+            metrics.login("throttled");
+            return Err(throttled);
+        }
+    };
+    // The hash comes from the database, never the cache.
+    let (user, stored_hash) = match users.credentials(&username).await {
+        Ok(found) => found.unzip(),
+        Err(err) => {
+            throttle.cancelled(attempt).await;
+            return Err(err);
+        }
+    };
+    let stored_hash = stored_hash.map(PasswordHash::into_phc);
+    match hasher.verify(password, stored_hash).await {
+        Ok(true) => {
+            throttle.succeeded(attempt).await;
+            metrics.login("success");
+            Ok(user)
+        }
+        Ok(false) => {
+            throttle.failed(attempt).await;
+            metrics.login("failure");
+            Err(AuthError::Unauthenticated("invalid credentials"))
+        }
+        // No password was checked: the attempt does not count.
+        Err(overloaded @ AuthError::Overloaded { .. }) => {
+            throttle.cancelled(attempt).await;
+            metrics.login("overloaded");
+            Err(overloaded)
+        }
+        Err(err) => {
+            throttle.failed(attempt).await;
+            Err(err)
+        }
     }
 }

@@ -148,6 +148,9 @@ pub struct ThrottleConfig {
     pub max_failures_per_username: u32,
     /// Failed logins from one client address (IPv6: one /64) within the window.
     pub max_failures_per_address: u32,
+    /// Logins (successful ones too) one client address may have being checked at once: one
+    /// address cannot hold the whole hashing queue.
+    pub max_in_flight_per_address: u32,
     /// Usernames and addresses this process keeps counts for (and for registrations, the
     /// same again); past it the least recently used go one by one.
     pub max_tracked_keys: u64,
@@ -348,6 +351,7 @@ impl Default for ThrottleConfig {
             window_seconds: 300,
             max_failures_per_username: 5,
             max_failures_per_address: 50,
+            max_in_flight_per_address: 8,
             max_tracked_keys: 100_000,
         }
     }
@@ -526,6 +530,7 @@ impl Config {
         if self.throttle.window_seconds == 0
             || self.throttle.max_failures_per_username == 0
             || self.throttle.max_failures_per_address == 0
+            || self.throttle.max_in_flight_per_address == 0
         {
             return Err(invalid("throttle.window_seconds", "and the throttle limits must be at least 1"));
         }

@@ -21,6 +21,9 @@ pub enum AuthError {
     /// Too many login attempts for the username or from the address; retry after the seconds.
     #[error("too many failed login attempts, retry later")]
     LoginThrottled { retry_after_seconds: u64 },
+    /// The address already has `throttle.max_in_flight_per_address` logins being checked.
+    #[error("too many logins at once from this address, retry later")]
+    TooManyInFlight { retry_after_seconds: u64 },
     /// Too many registrations from the address.
     #[error("too many registrations from this address, retry later")]
     SignupThrottled { retry_after_seconds: u64 },
@@ -61,6 +64,7 @@ impl From<AuthError> for Status {
             AuthError::PermissionDenied(msg) => Status::permission_denied(*msg),
             AuthError::NotFound(msg) => Status::not_found(*msg),
             AuthError::LoginThrottled { retry_after_seconds }
+            | AuthError::TooManyInFlight { retry_after_seconds }
             | AuthError::SignupThrottled { retry_after_seconds }
             | AuthError::Overloaded { retry_after_seconds } => {
                 let mut status = Status::resource_exhausted(err.to_string());

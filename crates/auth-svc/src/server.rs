@@ -267,7 +267,12 @@ fn throttles(
         metrics.clone(),
     );
     (
-        LoginThrottle::new(login, config.throttle.max_failures_per_username, config.throttle.max_failures_per_address),
+        LoginThrottle::new(
+            login,
+            config.throttle.max_failures_per_username,
+            config.throttle.max_failures_per_address,
+            config.throttle.max_in_flight_per_address,
+        ),
         SignupThrottle::new(signup, config.register.max_per_address),
     )
 }

@@ -39,6 +39,17 @@ impl Attempts {
         self.pending.len() + self.failed.len()
     }
 
+    /// Why `key` refuses one more attempt now, if it does.
+    fn refusal(&self, key: &KeyLimit, now: i64, window_us: i64) -> Option<Reserved> {
+        let in_flight_cap = key.max_in_flight.map(|cap| usize::try_from(cap).unwrap_or(usize::MAX));
+        if in_flight_cap.is_some_and(|cap| self.pending.len() >= cap) {
+            return Some(Reserved::Refused { retry_after: IN_FLIGHT_RETRY, in_flight: true });
+        }
+        let limit = usize::try_from(key.limit).unwrap_or(usize::MAX);
+        (self.count() >= limit)
+            .then(|| Reserved::Refused { retry_after: self.wait_below(limit, now, window_us), in_flight: false })
+    }
+
     /// How long until fewer than `limit` attempts remain in the window.
     fn wait_below(&self, limit: usize, now: i64, window_us: i64) -> Duration {
         let mut times: Vec<i64> =
@@ -92,6 +103,10 @@ impl MemoryAttemptLog {
         self.locked.get(key).unwrap_or_else(|| self.recent.get_with_by_ref(key, Arc::default))
     }
 
+    fn existing(&self, key: &str) -> Option<Arc<Mutex<Attempts>>> {
+        self.locked.get(key).or_else(|| self.recent.get(key))
+    }
+
     /// Keys held now (moka settles its counts lazily; this brings them up to date).
     pub fn len(&self) -> u64 {
         self.recent.run_pending_tasks();
@@ -118,18 +133,19 @@ impl AttemptLog for MemoryAttemptLog {
         let window = window_us(window);
         let _one_at_a_time = lock(&self.one_at_a_time);
         let now = self.now_us();
-        let entries: Vec<_> = keys.iter().map(|key| (self.attempts(&key.key), key.limit)).collect();
-        for (entry, limit) in &entries {
-            let mut attempts = lock(entry);
+        // Look before creating anything: a refused call adds no key (else a flood of refused
+        // calls with one-off names would push real counts out of the cache for free).
+        for key in keys {
+            let Some(entry) = self.existing(&key.key) else { continue };
+            let mut attempts = lock(&entry);
             attempts.prune(now, window);
-            let limit = usize::try_from(*limit).unwrap_or(usize::MAX);
-            if attempts.count() >= limit {
-                return Some(Reserved::Refused { retry_after: attempts.wait_below(limit, now, window) });
+            if let Some(refusal) = attempts.refusal(key, now, window) {
+                return Some(refusal);
             }
         }
         let member = self.next_member.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        for (entry, _) in &entries {
-            lock(entry).pending.push((member, now));
+        for key in keys {
+            lock(&self.attempts(&key.key)).pending.push((member, now));
         }
         Some(Reserved::Granted(Ticket { member: member.to_string(), started_us: now }))
     }

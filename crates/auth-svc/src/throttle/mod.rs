@@ -32,11 +32,23 @@ pub use redis::RedisAttemptLog;
 
 use crate::{error::AuthError, metrics::Metrics};
 
-/// One key an attempt is counted under, and the most attempts it may hold in the window.
+/// One key an attempt is counted under, the most attempts it may hold in the window, and
+/// optionally the most it may have in flight at once (pending, successes included).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyLimit {
     pub key: String,
     pub limit: u32,
+    pub max_in_flight: Option<u32>,
+}
+
+impl KeyLimit {
+    pub fn new(key: impl Into<String>, limit: u32) -> Self {
+        Self { key: key.into(), limit, max_in_flight: None }
+    }
+
+    pub fn with_max_in_flight(self, max_in_flight: u32) -> Self {
+        Self { max_in_flight: Some(max_in_flight), ..self }
+    }
 }
 
 /// A granted reservation in one log: its entry's member and when it began, in microseconds of
@@ -51,10 +63,10 @@ pub struct Ticket {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reserved {
     Granted(Ticket),
-    /// A key is at its limit; the count falls below it after this long.
-    Refused {
-        retry_after: Duration,
-    },
+    /// A key is at its limit; the count falls below it after this long (at most a second when
+    /// attempts still in flight are among those counted: they may settle as successes).
+    /// `in_flight`: the key has its `max_in_flight` attempts running.
+    Refused { retry_after: Duration, in_flight: bool },
 }
 
 /// How an attempt ended.
@@ -92,6 +104,13 @@ pub struct Throttle {
     name: &'static str,
 }
 
+/// Why a reservation was refused, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub retry_after: Duration,
+    pub in_flight: bool,
+}
+
 /// What a granted reservation holds until the attempt is settled.
 #[must_use = "settle the reservation with Throttle::settle"]
 pub struct Reservation {
@@ -112,12 +131,12 @@ impl Throttle {
     }
 
     /// Reserves one attempt under every key, or says how long until one is allowed.
-    pub async fn reserve(&self, keys: Vec<KeyLimit>) -> Result<Reservation, Duration> {
+    pub async fn reserve(&self, keys: Vec<KeyLimit>) -> Result<Reservation, Refusal> {
         let local = match self.local.reserve(&keys, self.window).await {
             Some(Reserved::Granted(ticket)) => ticket,
-            Some(Reserved::Refused { retry_after }) => return Err(retry_after),
+            Some(Reserved::Refused { retry_after, in_flight }) => return Err(Refusal { retry_after, in_flight }),
             // The in-process log always answers; were it not to, refusing is the safe side.
-            None => return Err(self.window),
+            None => return Err(Refusal { retry_after: self.window, in_flight: false }),
         };
         let Some(shared) = &self.shared else { return Ok(Reservation { keys, local, shared: None }) };
         match shared.reserve(&keys, self.window).await {
@@ -127,9 +146,9 @@ impl Throttle {
                 }
                 Ok(Reservation { keys, local, shared: Some(ticket) })
             }
-            Some(Reserved::Refused { retry_after }) => {
+            Some(Reserved::Refused { retry_after, in_flight }) => {
                 let _ = self.local.settle(&keys, &local, Outcome::Cancelled, self.window).await;
-                Err(retry_after)
+                Err(Refusal { retry_after, in_flight })
             }
             None => {
                 self.metrics.throttle_degraded(self.name);
@@ -161,32 +180,40 @@ pub fn retry_after_seconds(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
-/// Failed logins per username and per client address (`throttle.*`).
+/// Failed logins per username and per client address, and logins in flight per address
+/// (`throttle.*`).
 pub struct LoginThrottle {
     throttle: Throttle,
     per_username: u32,
     per_address: u32,
+    in_flight_per_address: u32,
 }
 
 /// The reservation of one login attempt.
 pub struct LoginAttempt(Reservation);
 
 impl LoginThrottle {
-    pub fn new(throttle: Throttle, per_username: u32, per_address: u32) -> Self {
-        Self { throttle, per_username, per_address }
+    pub fn new(throttle: Throttle, per_username: u32, per_address: u32, in_flight_per_address: u32) -> Self {
+        Self { throttle, per_username, per_address, in_flight_per_address }
     }
 
     /// Reserves a password check for `username` (its canonical form) from `address`.
     pub async fn reserve(&self, username: &str, address: Option<IpAddr>) -> Result<LoginAttempt, AuthError> {
-        let mut keys = vec![KeyLimit { key: username_key(username), limit: self.per_username }];
+        let mut keys = vec![KeyLimit::new(username_key(username), self.per_username)];
         if let Some(address) = address {
-            keys.push(KeyLimit { key: address_key("addr", address), limit: self.per_address });
+            // Successful logins hash too: one address may not hold the whole hashing queue.
+            let key = KeyLimit::new(address_key("addr", address), self.per_address);
+            keys.push(key.with_max_in_flight(self.in_flight_per_address));
         }
         match self.throttle.reserve(keys).await {
             Ok(reservation) => Ok(LoginAttempt(reservation)),
-            Err(wait) => {
+            Err(Refusal { retry_after, in_flight: true }) => {
+                tracing::info!("login refused: too many in flight from one address");
+                Err(AuthError::TooManyInFlight { retry_after_seconds: retry_after_seconds(retry_after).max(1) })
+            }
+            Err(Refusal { retry_after, in_flight: false }) => {
                 tracing::info!("login throttled");
-                Err(AuthError::LoginThrottled { retry_after_seconds: retry_after_seconds(wait).max(1) })
+                Err(AuthError::LoginThrottled { retry_after_seconds: retry_after_seconds(retry_after).max(1) })
             }
         }
     }
@@ -223,12 +250,12 @@ impl SignupThrottle {
     /// Reserves one registration from `address`; callers with no address are not limited here.
     pub async fn reserve(&self, address: Option<IpAddr>) -> Result<SignupAttempt, AuthError> {
         let Some(address) = address else { return Ok(SignupAttempt(None)) };
-        let keys = vec![KeyLimit { key: address_key("signup", address), limit: self.per_address }];
+        let keys = vec![KeyLimit::new(address_key("signup", address), self.per_address)];
         match self.throttle.reserve(keys).await {
             Ok(reservation) => Ok(SignupAttempt(Some(reservation))),
-            Err(wait) => {
+            Err(refusal) => {
                 tracing::info!("registration throttled");
-                Err(AuthError::SignupThrottled { retry_after_seconds: retry_after_seconds(wait).max(1) })
+                Err(AuthError::SignupThrottled { retry_after_seconds: retry_after_seconds(refusal.retry_after).max(1) })
             }
         }
     }

@@ -13,8 +13,9 @@ use super::{AttemptLog, KeyLimit, Outcome, Reserved, Ticket};
 use crate::redis_store::RedisStore;
 
 /// KEYS: pending and failed set of each key, in pairs. ARGV: window µs, member, then the limit
-/// of each key. Answers {1, now} when granted, {0, µs until allowed} when refused (at most a
-/// second while attempts are in flight: they may settle as successes).
+/// and the in-flight cap (0 = none) of each key. Answers {1, now} when granted, {0, µs until
+/// allowed} when refused (at most a second while attempts are in flight: they may settle as
+/// successes), {2, µs} when a key has its cap of attempts in flight.
 const RESERVE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -23,8 +24,13 @@ for i = 1, #KEYS, 2 do
   local pending, failed = KEYS[i], KEYS[i + 1]
   redis.call('ZREMRANGEBYSCORE', pending, '-inf', now - window)
   redis.call('ZREMRANGEBYSCORE', failed, '-inf', now - window)
-  local limit = tonumber(ARGV[2 + (i + 1) / 2])
-  local count = redis.call('ZCARD', pending) + redis.call('ZCARD', failed)
+  local limit = tonumber(ARGV[2 + i])
+  local in_flight_cap = tonumber(ARGV[3 + i])
+  local in_flight = redis.call('ZCARD', pending)
+  if in_flight_cap > 0 and in_flight >= in_flight_cap then
+    return {2, 1000000}
+  end
+  local count = in_flight + redis.call('ZCARD', failed)
   if count >= limit then
     -- The (count - limit + 1)th oldest attempt must leave the window first.
     local n = count - limit + 1
@@ -106,14 +112,15 @@ impl AttemptLog for RedisAttemptLog {
         }
         invocation.arg(micros(window)).arg(&member);
         for key in keys {
-            invocation.arg(key.limit);
+            invocation.arg(key.limit).arg(key.max_in_flight.unwrap_or(0));
         }
-        let (granted, value): (i64, i64) =
+        let (answer, value): (i64, i64) =
             self.redis.run("throttle reserve", async |c| invocation.invoke_async(c).await).await?;
-        Some(if granted == 1 {
-            Reserved::Granted(Ticket { member, started_us: value })
-        } else {
-            Reserved::Refused { retry_after: Duration::from_micros(u64::try_from(value).unwrap_or(0)) }
+        let wait = Duration::from_micros(u64::try_from(value).unwrap_or(0));
+        Some(match answer {
+            1 => Reserved::Granted(Ticket { member, started_us: value }),
+            2 => Reserved::Refused { retry_after: wait, in_flight: true },
+            _ => Reserved::Refused { retry_after: wait, in_flight: false },
         })
     }
 

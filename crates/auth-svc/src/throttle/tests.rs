@@ -8,7 +8,7 @@ use super::*;
 const WINDOW: Duration = Duration::from_secs(300);
 
 fn key(name: &str, limit: u32) -> Vec<KeyLimit> {
-    vec![KeyLimit { key: name.to_owned(), limit }]
+    vec![KeyLimit::new(name, limit)]
 }
 
 fn granted(reserved: Option<Reserved>) -> Ticket {
@@ -39,7 +39,7 @@ async fn a_reservation_over_two_keys_is_all_or_nothing() {
     let log = MemoryAttemptLog::new(1000, WINDOW);
     let full = key("addr:1", 1);
     granted(log.reserve(&full, WINDOW).await);
-    let both = vec![KeyLimit { key: "user:a".into(), limit: 5 }, KeyLimit { key: "addr:1".into(), limit: 1 }];
+    let both = vec![KeyLimit::new("user:a", 5), KeyLimit::new("addr:1", 1)];
     assert!(is_refused(log.reserve(&both, WINDOW).await));
     // The refused reservation left nothing under the username.
     for _ in 0..5 {
@@ -85,7 +85,9 @@ async fn attempts_leave_the_window_and_retry_after_says_when() {
     let failed = granted(log.reserve(&keys, window).await);
     log.settle(&keys, &failed, Outcome::Failed, window).await;
     match log.reserve(&keys, window).await {
-        Some(Reserved::Refused { retry_after }) => assert!(retry_after <= window && retry_after > Duration::ZERO),
+        Some(Reserved::Refused { retry_after, in_flight: false }) => {
+            assert!(retry_after <= window && retry_after > Duration::ZERO)
+        }
         other => panic!("expected a refusal, got {other:?}"),
     }
     tokio::time::sleep(window + Duration::from_millis(50)).await;
@@ -110,6 +112,34 @@ async fn a_flood_of_other_names_does_not_unlock_a_locked_account() {
     }
     assert!(log.len() <= 2 * capacity + capacity / 10, "bounded: {} keys", log.len());
     assert!(is_refused(log.reserve(&victim, WINDOW).await), "the victim is still locked");
+}
+
+#[tokio::test]
+async fn a_refused_reservation_adds_no_key() {
+    let log = MemoryAttemptLog::new(1000, WINDOW);
+    let address = key("addr:1", 1);
+    let failed = granted(log.reserve(&address, WINDOW).await);
+    log.settle(&address, &failed, Outcome::Failed, WINDOW).await;
+    let before = log.len();
+    for n in 0..500 {
+        let keys = vec![KeyLimit::new(format!("user:one-off-{n}"), 5), address[0].clone()];
+        assert!(is_refused(log.reserve(&keys, WINDOW).await));
+    }
+    assert_eq!(log.len(), before, "refused calls with one-off names created keys");
+}
+
+#[tokio::test]
+async fn an_address_may_have_only_so_many_attempts_in_flight() {
+    let log = MemoryAttemptLog::new(1000, WINDOW);
+    let capped = vec![KeyLimit::new("addr:2", 100).with_max_in_flight(2)];
+    let first = granted(log.reserve(&capped, WINDOW).await);
+    granted(log.reserve(&capped, WINDOW).await);
+    match log.reserve(&capped, WINDOW).await {
+        Some(Reserved::Refused { retry_after, in_flight: true }) => assert!(retry_after <= Duration::from_secs(1)),
+        other => panic!("expected an in-flight refusal, got {other:?}"),
+    }
+    log.settle(&capped, &first, Outcome::Succeeded { clear_failures_of: None }, WINDOW).await;
+    granted(log.reserve(&capped, WINDOW).await);
 }
 
 #[test]
@@ -154,7 +184,7 @@ async fn with_the_shared_log_unreachable_the_local_log_still_throttles() {
         WINDOW,
         metrics.clone(),
     );
-    let login = LoginThrottle::new(throttle, 3, 100);
+    let login = LoginThrottle::new(throttle, 3, 100, 10);
     for _ in 0..3 {
         let attempt = login.reserve("mallory", None).await.expect("under the limit");
         login.failed(attempt).await;
