@@ -478,11 +478,8 @@ async fn one_address_cannot_hold_the_whole_hashing_queue() {
     };
     let (results, bystander) = tokio::join!(join_all(flood), bystander);
     bystander.expect("a user at another address logs in during the flood");
-    let refused: Vec<_> = results
-        .iter()
-        .filter_map(|r| r.as_ref().err())
-        .filter(|s| s.code() == Code::ResourceExhausted)
-        .collect();
+    let refused: Vec<_> =
+        results.iter().filter_map(|r| r.as_ref().err()).filter(|s| s.code() == Code::ResourceExhausted).collect();
     assert!(refused.len() >= 20, "{} of 40 refused", refused.len());
     for status in refused {
         assert_eq!(status.message(), "too many logins at once from this address, retry later");

@@ -88,8 +88,9 @@ impl ApiError {
     }
 
     /// The HTTP answer to a failed gRPC call (CONTRACT.md's table). Only the messages of
-    /// INVALID_ARGUMENT, ALREADY_EXISTS and UNAUTHENTICATED reach the client: auth-svc writes
-    /// those for users. Everything else gets a fixed message, so no internal detail leaks.
+    /// INVALID_ARGUMENT, ALREADY_EXISTS, UNAUTHENTICATED and RESOURCE_EXHAUSTED reach the
+    /// client: auth-svc writes those for users (a throttled login and a busy server must read
+    /// differently). Everything else gets a fixed message, so no internal detail leaks.
     pub fn from_grpc(dialect: Dialect, status: &Status) -> Self {
         let user_message = |fallback: &'static str| -> Cow<'static, str> {
             match status.message().trim() {
@@ -103,7 +104,7 @@ impl ApiError {
             Code::AlreadyExists => (StatusCode::CONFLICT, user_message("already exists")),
             Code::PermissionDenied => (StatusCode::FORBIDDEN, "permission denied".into()),
             Code::NotFound => (StatusCode::NOT_FOUND, "not found".into()),
-            Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, "too many attempts, retry later".into()),
+            Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, user_message("too many attempts, retry later")),
             // tonic's refusal of a request message over auth-svc's `grpc.max_message_bytes`
             // (tonic 0.14 answers OUT_OF_RANGE; RESOURCE_EXHAUSTED is only its code for a
             // decompressed message over the limit, and the gateway never compresses, so that
@@ -315,7 +316,7 @@ mod tests {
         let (code, headers, body) = render(ApiError::from_grpc(Dialect::FastApi, &status)).await;
         assert_eq!(code, StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "42");
-        assert_eq!(body, serde_json::json!({"detail": "too many attempts, retry later"}));
+        assert_eq!(body, serde_json::json!({"detail": "slow down"}), "auth-svc's words for users reach them");
 
         // CONTRACT.md: a 429 always says when to come back.
         let mut status = Status::resource_exhausted("slow down");

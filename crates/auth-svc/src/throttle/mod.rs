@@ -66,7 +66,10 @@ pub enum Reserved {
     /// A key is at its limit; the count falls below it after this long (at most a second when
     /// attempts still in flight are among those counted: they may settle as successes).
     /// `in_flight`: the key has its `max_in_flight` attempts running.
-    Refused { retry_after: Duration, in_flight: bool },
+    Refused {
+        retry_after: Duration,
+        in_flight: bool,
+    },
 }
 
 /// How an attempt ended.

@@ -321,8 +321,10 @@ async fn the_gateway_reconnects_after_auth_svc_closes_its_idle_connection() {
     let dir = tempfile::tempdir().unwrap();
     let auth = auth_svc(&dir, |config| {
         config.grpc.idle_timeout_seconds = 1;
-        // 40 logins of one account at once: the login throttle counts those in flight too.
+        // 40 logins of one account at once, from one address: the login throttle counts those
+        // in flight too.
         config.throttle.max_failures_per_username = 1000;
+        config.throttle.max_in_flight_per_address = 1000;
     })
     .await;
     let gateway = Gateway::start(&gateway_config(auth.addr)).await;
@@ -375,12 +377,12 @@ async fn a_message_over_auth_svc_s_limit_is_413_and_a_throttle_is_still_429() {
         read(client.post(format!("{base}/user/login")).json(&wrong).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert!(header(&headers, "retry-after").parse::<u64>().unwrap() > 0);
-    assert_eq!(body, json!({"code": 429, "msg": "too many attempts, retry later"}));
+    assert_eq!(body, json!({"code": 429, "msg": "too many failed login attempts, retry later"}));
     let form = [("username", "victim"), ("password", "wrong password")];
     let (status, headers, body) = read(client.post(format!("{base}/token")).form(&form).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert!(header(&headers, "retry-after").parse::<u64>().unwrap() > 0);
-    assert_eq!(body["detail"], "too many attempts, retry later");
+    assert_eq!(body["detail"], "too many failed login attempts, retry later");
 }
 
 /// A client that stops answering auth-svc's keepalive pings is dropped after interval +

@@ -287,8 +287,9 @@ async fn resource_exhausted_is_429_with_retry_after() {
     let fixture = start(behavior, ServingStatus::Serving, 5_000).await;
     let client = client();
     let credentials = json!({"username": "a", "password": "b"});
-    let gozero = json!({"code": 429, "msg": "too many attempts, retry later"});
-    let fastapi = json!({"detail": "too many attempts, retry later"});
+    // auth-svc's own words (a throttle and a busy server read differently).
+    let gozero = json!({"code": 429, "msg": "slow down"});
+    let fastapi = json!({"detail": "slow down"});
     for (path, expected) in
         [("/user/register", &gozero), ("/user/login", &gozero), ("/signup", &fastapi), ("/token", &fastapi)]
     {
@@ -353,7 +354,7 @@ async fn resource_exhausted_without_a_usable_retry_after_still_says_when() {
         let (status, headers, body) = read(response).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{retry_after:?}");
         assert_eq!(header(&headers, "retry-after"), "1", "{retry_after:?}");
-        assert_eq!(body, json!({"code": 429, "msg": "too many attempts, retry later"}));
+        assert_eq!(body, json!({"code": 429, "msg": "slow down"}));
     }
 }
 
