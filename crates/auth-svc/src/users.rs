@@ -140,6 +140,11 @@ impl Users {
         }
     }
 
+    /// The cache this directory reads through (tests reach it to plant entries).
+    pub fn cache(&self) -> Arc<dyn UserCache> {
+        self.cache.clone()
+    }
+
     /// Whether the last successful poll is recent enough for the cache to be read.
     pub fn is_synced(&self) -> bool {
         self.lock_state().trusted_until.is_some_and(|until| Instant::now() < until)
