@@ -114,9 +114,10 @@ async fn a_role_change_on_one_replica_reaches_the_other_replicas_cache_within_th
 
 #[tokio::test]
 async fn a_role_change_on_a_replica_cut_off_from_redis_reaches_the_other_within_the_bound() {
-    let Some((proxy, proxied)) =
-        proxied_redis_or_skip("user_sync::a_role_change_on_a_replica_cut_off_from_redis_reaches_the_other_within_the_bound")
-            .await
+    let Some((proxy, proxied)) = proxied_redis_or_skip(
+        "user_sync::a_role_change_on_a_replica_cut_off_from_redis_reaches_the_other_within_the_bound",
+    )
+    .await
     else {
         return;
     };

@@ -110,14 +110,7 @@ pub struct Users {
 impl Users {
     /// The cache is not read until a [`poll`](Self::poll) succeeds.
     pub fn new(db: DatabaseConnection, cache: Arc<dyn UserCache>, sync: CacheSync, metrics: Arc<Metrics>) -> Self {
-        Self {
-            db,
-            cache,
-            unforgotten: Mutex::new(Vec::new()),
-            sync,
-            state: Mutex::new(SyncState::default()),
-            metrics,
-        }
+        Self { db, cache, unforgotten: Mutex::new(Vec::new()), sync, state: Mutex::new(SyncState::default()), metrics }
     }
 
     fn unforgotten(&self) -> std::sync::MutexGuard<'_, Vec<(i64, String)>> {

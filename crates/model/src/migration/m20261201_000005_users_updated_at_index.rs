@@ -34,7 +34,12 @@ impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .create_index(
-                Index::create().name(USERS_UPDATED_AT).table(Users::Table).col(Users::UpdatedAt).if_not_exists().to_owned(),
+                Index::create()
+                    .name(USERS_UPDATED_AT)
+                    .table(Users::Table)
+                    .col(Users::UpdatedAt)
+                    .if_not_exists()
+                    .to_owned(),
             )
             .await?;
         let mut table = Table::create();
