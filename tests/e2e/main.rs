@@ -23,4 +23,5 @@ mod roles;
 mod server;
 mod shared_state;
 mod user_info;
+mod user_sync;
 mod usernames;

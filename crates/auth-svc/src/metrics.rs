@@ -52,6 +52,7 @@ pub struct Metrics {
     hashes_refused: Counter,
     revocation_polls: Family<OutcomeLabels, Counter>,
     revocation_database_checks: Counter,
+    user_cache_polls: Family<OutcomeLabels, Counter>,
     refresh_tokens_purged: Counter,
     probes: std::sync::Mutex<Probes>,
 }
@@ -90,6 +91,7 @@ impl Metrics {
         let hashes_refused = Counter::default();
         let revocation_polls = Family::<OutcomeLabels, Counter>::default();
         let revocation_database_checks = Counter::default();
+        let user_cache_polls = Family::<OutcomeLabels, Counter>::default();
         let refresh_tokens_purged = Counter::default();
         registry.register("rpc_requests", "gRPC calls by method and status code", rpc_requests.clone());
         registry.register("rpc_duration_seconds", "gRPC call latency by method", rpc_seconds.clone());
@@ -130,6 +132,11 @@ impl Metrics {
             revocation_polls.clone(),
         );
         registry.register(
+            "user_cache_polls",
+            "Database polls for changed accounts, applied to the user cache, by outcome (ok, failed)",
+            user_cache_polls.clone(),
+        );
+        registry.register(
             "revocation_database_checks",
             "Protected calls whose revocation check asked the database (the poll was stale)",
             revocation_database_checks.clone(),
@@ -156,6 +163,7 @@ impl Metrics {
             hashes_refused,
             revocation_polls,
             revocation_database_checks,
+            user_cache_polls,
             refresh_tokens_purged,
             probes: std::sync::Mutex::new(Probes::default()),
         }
@@ -180,6 +188,10 @@ impl Metrics {
 
     pub fn revocation_poll(&self, outcome: &'static str) {
         self.revocation_polls.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    pub fn user_cache_poll(&self, outcome: &'static str) {
+        self.user_cache_polls.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
     pub fn revocation_database_check(&self) {

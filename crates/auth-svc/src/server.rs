@@ -25,7 +25,7 @@ use crate::{
     revocation::{MemoryRevocationList, RedisRevocationList, RevocationList, RevocationSettings, Revocations},
     sessions::{SessionLifetimes, SessionPurge, Sessions},
     throttle::{AttemptLog, LoginThrottle, MemoryAttemptLog, RedisAttemptLog, SignupThrottle, Throttle},
-    users::{User, Users},
+    users::{CacheSync, User, Users},
 };
 
 /// A server whose database is migrated and whose port is bound, ready to serve.
@@ -102,7 +102,7 @@ impl App {
                 Box::new(move || i64::try_from(failures.failures()).unwrap_or(i64::MAX)),
             );
         }
-        let users = Arc::new(Users::new(db.clone(), shared.cache, metrics.clone()));
+        let users = Arc::new(Users::new(db.clone(), shared.cache, cache_sync(config), metrics.clone()));
         let revocation_settings = RevocationSettings {
             max_staleness: config.revocation.max_staleness(),
             poll_interval: config.revocation.poll_interval(),
@@ -110,7 +110,7 @@ impl App {
         };
         let revocations =
             Arc::new(Revocations::new(shared.revocations, db.clone(), revocation_settings, metrics.clone()));
-        let background = start_background_tasks(config, &revocations, &metrics).await?;
+        let background = start_background_tasks(config, &revocations, &users, &metrics).await?;
         let sessions = Arc::new(Sessions::new(
             db.clone(),
             users.clone(),
@@ -349,12 +349,14 @@ fn connection_limits(grpc: &GrpcConfig) -> ConnectionLimits {
 /// Largest request header block accepted (h2's default is 16 KiB).
 const MAX_HEADER_LIST_BYTES: u32 = 256 * 1024;
 
-/// Fills the revocation set once (so the replica trusts it from its first call), then keeps
-/// it current and purges ended sessions in the background. Both run on a pool of their own:
-/// they never wait behind calls for a connection, and calls' query counts stay theirs.
+/// Fills the revocation set and syncs the user cache once (so the replica trusts both from its
+/// first call), then keeps them current and purges ended sessions in the background. All run
+/// on a pool of their own: they never wait behind calls for a connection, and calls' query
+/// counts stay theirs.
 async fn start_background_tasks(
     config: &Config,
     revocations: &Arc<Revocations>,
+    users: &Arc<Users>,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<BackgroundTasks> {
     let pool = model::PoolOptions {
@@ -370,6 +372,11 @@ async fn start_background_tasks(
         // Not fatal: until a poll succeeds, every call checks the database.
         Err(err) => tracing::warn!(error = ?err, "first revocation poll failed"),
     }
+    match users.poll(&background_db).await {
+        Ok(accounts) => tracing::info!(accounts, "user cache synced with the database"),
+        // Not fatal: until a poll succeeds, accounts are read from the database.
+        Err(err) => tracing::warn!(error = ?err, "first user cache poll failed"),
+    }
     let purge = SessionPurge::new(
         background_db.clone(),
         metrics.clone(),
@@ -377,9 +384,20 @@ async fn start_background_tasks(
         config.sessions.purge_batch_size,
     );
     Ok(BackgroundTasks(vec![
-        tokio::spawn(revocations.clone().keep_current(background_db)),
+        tokio::spawn(revocations.clone().keep_current(background_db.clone())),
+        tokio::spawn(users.clone().keep_cache_current(background_db)),
         tokio::spawn(purge.run(Duration::from_secs(config.sessions.purge_interval_seconds))),
     ]))
+}
+
+/// The user cache is kept current on the revocation poll's bound and period.
+fn cache_sync(config: &Config) -> CacheSync {
+    let row_ttl = Duration::from_secs(config.cache.ttl_seconds);
+    CacheSync {
+        max_staleness: config.revocation.max_staleness(),
+        poll_interval: config.revocation.poll_interval(),
+        longest_entry: (row_ttl + row_ttl / 10).max(Duration::from_secs(config.cache.negative_ttl_seconds)),
+    }
 }
 
 /// The whole server ("") and the user service, as health checks name them.
@@ -426,7 +444,8 @@ pub async fn set_role_offline(config: &Config, username: &str, role: &str) -> an
     }
     let (db, _) = connect_migrated(config).await?;
     let shared = SharedState::new(config)?;
-    let users = Users::new(db, shared.cache, Arc::new(Metrics::new()));
+    // Never polled, so it reads the database only: right for one command.
+    let users = Users::new(db, shared.cache, cache_sync(config), Arc::new(Metrics::new()));
     let user = users.set_role(&username, role).await?.with_context(|| format!("no user named {username:?}"))?;
     let cache_current = shared.redis.is_none() || users.cache_is_current().await;
     Ok((user, cache_current))

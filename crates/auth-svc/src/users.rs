@@ -4,11 +4,28 @@
 //! An invalidation the cache could not take (Redis down) is kept and retried before the next
 //! cache read; until it succeeds, this process reads that account from the database.
 //!
+//! The database is the truth and every replica keeps its cache current from it, as revocation
+//! does (`crate::revocation`): every `revocation.poll_interval_ms` a background task asks the
+//! database which accounts were written or deleted since its last poll (an indexed query on
+//! `users.updated_at` and `user_deletions`, with an overlap for commit lag) and forgets each
+//! one in the cache. With Redis every replica repeats the forget, so one that a replica could
+//! not deliver (its Redis cut off) is delivered by the others. A poll counts only once all its
+//! forgets are done. The cache is read only while the last successful poll began less than
+//! `revocation.max_staleness_ms` ago; past that every read goes to the database.
+//!
+//! A row read before a change committed may reach the cache after the change's forget (a read
+//! racing the write). So a row is stored only if no invalidation (a poll starting, or a write
+//! of this process) began while it was read; one stored just before that is forgotten by the
+//! next poll. Either way no replica serves a changed account's old row past the bound.
+//!
 //! The cache holds [`User`], which has no password hash: Login reads the hash with
 //! [`Users::credentials`], from the database every time, so a cache (Redis is shared and often
 //! less guarded than the database) never holds one.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use model::{DatabaseConnection, entity::users, query};
 use serde::{Deserialize, Serialize};
@@ -53,27 +70,87 @@ impl std::fmt::Debug for PasswordHash {
     }
 }
 
+/// Changes are picked up again by a poll that starts up to this long after their time: a
+/// write takes the database's clock when it runs and becomes visible when it commits, and a
+/// new account takes this process's clock.
+const COMMIT_LAG_OVERLAP_SECONDS: i64 = 5;
+
+/// How the cache is kept current; the bound and period are `revocation.*`'s.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheSync {
+    pub max_staleness: Duration,
+    pub poll_interval: Duration,
+    /// The longest a cache entry lives (TTL with jitter): a change older than that cannot sit
+    /// in any cache, so the first poll (and one after long failures) looks back no further.
+    pub longest_entry: Duration,
+}
+
+/// What the polls established.
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Until when the cache may be read.
+    trusted_until: Option<Instant>,
+    /// The database's clock when the last successful poll read it.
+    last_read_at: Option<i64>,
+    /// When the latest invalidation began (a poll starting, or a write here): a row read
+    /// before it may be older than what that invalidation forgot, so it is not stored.
+    invalidated_at: Option<Instant>,
+}
+
 pub struct Users {
     db: DatabaseConnection,
     cache: Arc<dyn UserCache>,
     /// Accounts (id, canonical username) whose invalidation has not reached the cache yet.
     unforgotten: Mutex<Vec<(i64, String)>>,
+    sync: CacheSync,
+    state: Mutex<SyncState>,
     metrics: Arc<Metrics>,
 }
 
 impl Users {
-    pub fn new(db: DatabaseConnection, cache: Arc<dyn UserCache>, metrics: Arc<Metrics>) -> Self {
-        Self { db, cache, unforgotten: Mutex::new(Vec::new()), metrics }
+    /// The cache is not read until a [`poll`](Self::poll) succeeds.
+    pub fn new(db: DatabaseConnection, cache: Arc<dyn UserCache>, sync: CacheSync, metrics: Arc<Metrics>) -> Self {
+        Self { db, cache, unforgotten: Mutex::new(Vec::new()), sync, state: Mutex::new(SyncState::default()), metrics }
     }
 
     fn unforgotten(&self) -> std::sync::MutexGuard<'_, Vec<(i64, String)>> {
         self.unforgotten.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn lock_state(&self) -> std::sync::MutexGuard<'_, SyncState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn note_invalidation(&self) {
+        self.lock_state().invalidated_at = Some(Instant::now());
+    }
+
+    /// Call after the account is written in the database.
     async fn forget(&self, user: &User) {
+        self.note_invalidation();
         if !self.cache.forget(user.id, &user.username_canonical).await {
             self.unforgotten().push((user.id, user.username_canonical.clone()));
         }
+    }
+
+    /// The cache this directory reads through (tests reach it to plant entries).
+    pub fn cache(&self) -> Arc<dyn UserCache> {
+        self.cache.clone()
+    }
+
+    /// Whether the last successful poll is recent enough for the cache to be read.
+    pub fn is_synced(&self) -> bool {
+        self.lock_state().trusted_until.is_some_and(|until| Instant::now() < until)
+    }
+
+    /// The cache may answer: synced, and every invalidation of this process delivered.
+    async fn cache_is_trusted(&self) -> bool {
+        self.is_synced() && self.cache_is_current().await
+    }
+
+    /// Whether a row whose database read began at `read_started` may be stored.
+    fn may_store(&self, read_started: Instant) -> bool {
+        self.lock_state().invalidated_at.is_none_or(|at| at < read_started)
     }
 
     /// An account read from the database, never the cache: for decisions that must see a
@@ -100,7 +177,7 @@ impl Users {
     }
 
     pub async fn by_id(&self, id: i64) -> Result<Option<User>, AuthError> {
-        if !self.cache_is_current().await {
+        if !self.cache_is_trusted().await {
             return Ok(query::users::find_by_id(&self.db, id).await?.map(User::from));
         }
         match self.cache.by_id(id).await {
@@ -114,7 +191,11 @@ impl Users {
             }
             Lookup::Miss => self.metrics.cache(false),
         }
+        let read_started = Instant::now();
         let user = query::users::find_by_id(&self.db, id).await?.map(User::from);
+        if !self.may_store(read_started) {
+            return Ok(user);
+        }
         match &user {
             Some(user) => self.cache.store(user).await,
             None => self.cache.store_missing(id).await,
@@ -124,7 +205,7 @@ impl Users {
 
     /// The account `username` names, compared by its canonical form (`ALICE` finds `alice`).
     pub async fn by_username(&self, username: &Username) -> Result<Option<User>, AuthError> {
-        if !self.cache_is_current().await {
+        if !self.cache_is_trusted().await {
             return Ok(query::users::find_by_username(&self.db, username.canonical()).await?.map(User::from));
         }
         if let Some(id) = self.cache.id_of(username.canonical()).await
@@ -135,8 +216,11 @@ impl Users {
             return Ok(Some(user));
         }
         self.metrics.cache(false);
+        let read_started = Instant::now();
         let user = query::users::find_by_username(&self.db, username.canonical()).await?.map(User::from);
-        if let Some(user) = &user {
+        if let Some(user) = &user
+            && self.may_store(read_started)
+        {
             self.cache.store(user).await;
         }
         Ok(user)
@@ -169,7 +253,8 @@ impl Users {
         Ok(user)
     }
 
-    /// Deletes an account (its sessions go with it). No RPC does this yet; operators and tests do.
+    /// Deletes an account (its sessions go with it); every replica's poll finds the deletion
+    /// through `user_deletions`. No RPC does this yet; operators and tests do.
     pub async fn delete(&self, id: i64) -> Result<bool, AuthError> {
         let existing = query::users::find_by_id(&self.db, id).await?;
         let deleted = query::users::delete(&self.db, id).await?;
@@ -178,4 +263,69 @@ impl Users {
         }
         Ok(deleted)
     }
+}
+
+impl Users {
+    /// One poll on `db`: forgets in the cache every account written or deleted since the last
+    /// successful poll (less the overlap) and then, only then, extends the trust. Returns how
+    /// many accounts it forgot.
+    pub async fn poll(&self, db: &DatabaseConnection) -> Result<usize, AuthError> {
+        let started = Instant::now();
+        // Rows being read now may predate what this poll forgets.
+        self.lock_state().invalidated_at = Some(started);
+        let read_at = query::refresh_tokens::database_now(db).await?;
+        let lookback = i64::try_from(self.sync.longest_entry.as_secs()).unwrap_or(i64::MAX);
+        let oldest_needed = read_at.saturating_sub(lookback.saturating_add(COMMIT_LAG_OVERLAP_SECONDS));
+        let since = match self.lock_state().last_read_at {
+            Some(last) => last.saturating_sub(COMMIT_LAG_OVERLAP_SECONDS).max(oldest_needed),
+            None => oldest_needed,
+        };
+        let changed = query::users::users_changed_since(db, since).await?;
+        if !self.cache.forget_all(&changed).await {
+            // Not counted: the next poll reads from the same point and forgets them again.
+            return Err(AuthError::Unavailable("the user cache could not forget changed accounts".into()));
+        }
+        let mut state = self.lock_state();
+        state.last_read_at = Some(read_at);
+        // From the poll's start: what was committed before it is forgotten now.
+        state.trusted_until = Some(started + self.sync.max_staleness);
+        Ok(changed.len())
+    }
+
+    /// Polls every `poll_interval` on `db` until the task is dropped or aborted.
+    pub async fn keep_cache_current(self: Arc<Self>, db: DatabaseConnection) {
+        let mut ticks = tokio::time::interval(self.sync.poll_interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut failing = false;
+        loop {
+            ticks.tick().await;
+            // A hung connection must not hold the loop past the point where trust runs out.
+            let outcome = match tokio::time::timeout(self.sync.max_staleness, self.poll(&db)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(AuthError::Unavailable("user cache poll timed out".into())),
+            };
+            match outcome {
+                Ok(_) => {
+                    if std::mem::take(&mut failing) {
+                        tracing::info!("user cache poll succeeds again");
+                    }
+                    self.metrics.user_cache_poll("ok");
+                }
+                Err(err) => {
+                    self.metrics.user_cache_poll("failed");
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::warn!(
+                            error = %error_chain(&err),
+                            "user cache poll failed; accounts are read from the database once the staleness bound passes"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// "outer: cause: root cause", for the one log line of a failing poll.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    std::iter::successors(Some(err), |err| err.source()).map(ToString::to_string).collect::<Vec<_>>().join(": ")
 }

@@ -98,7 +98,7 @@ fn serve_without_migrate_on_start_refuses_a_schema_that_is_behind_until_migrate_
     let output = command(&dir).env("AUTH_SVC__DATABASE__MIGRATE_ON_START", "false").output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("4 database migration(s) pending"), "{stderr}");
+    assert!(stderr.contains("5 database migration(s) pending"), "{stderr}");
     assert!(stderr.contains("run `auth-svc migrate` first"), "{stderr}");
 
     assert!(command(&dir).arg("migrate").output().unwrap().status.success());

@@ -34,6 +34,15 @@ pub trait UserCache: Send + Sync {
     /// Drops everything cached about this account (after any write to it); `false` when that
     /// could not be done.
     async fn forget(&self, id: i64, canonical: &str) -> bool;
+    /// [`forget`](Self::forget) for many accounts (id, canonical username); `false` unless
+    /// every one was done.
+    async fn forget_all(&self, accounts: &[(i64, String)]) -> bool {
+        let mut all = true;
+        for (id, canonical) in accounts {
+            all &= self.forget(*id, canonical).await;
+        }
+        all
+    }
 }
 
 /// Lifetimes of cache entries.

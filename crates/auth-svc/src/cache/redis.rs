@@ -72,4 +72,20 @@ impl UserCache for RedisUserCache {
         let deleted: Option<()> = self.redis.run("cache delete", async |c| c.del(&keys).await).await;
         deleted.is_some()
     }
+
+    /// Pipelined, so a poll that found thousands of changed accounts costs a few round trips.
+    async fn forget_all(&self, accounts: &[(i64, String)]) -> bool {
+        for chunk in accounts.chunks(FORGET_CHUNK) {
+            let keys: Vec<String> =
+                chunk.iter().flat_map(|(id, canonical)| [self.id_key(*id), self.name_key(canonical)]).collect();
+            let deleted: Option<()> = self.redis.run("cache delete", async |c| c.del(&keys).await).await;
+            if deleted.is_none() {
+                return false;
+            }
+        }
+        true
+    }
 }
+
+/// Accounts per DEL of [`RedisUserCache::forget_all`].
+const FORGET_CHUNK: usize = 500;

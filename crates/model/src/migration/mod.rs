@@ -9,6 +9,7 @@ mod m20261122_000001_create_users;
 mod m20261122_000002_create_refresh_tokens;
 mod m20261201_000003_username_canonical;
 mod m20261201_000004_refresh_token_indexes;
+mod m20261201_000005_users_updated_at_index;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_create_refresh_tokens::Migration),
             Box::new(m20261201_000003_username_canonical::Migration),
             Box::new(m20261201_000004_refresh_token_indexes::Migration),
+            Box::new(m20261201_000005_users_updated_at_index::Migration),
         ]
     }
 }
