@@ -34,6 +34,38 @@ async fn case_and_width_variants_are_one_account_shown_as_registered() {
     assert_status(app.login("ALICE", "not the password").await, Code::Unauthenticated, "invalid credentials");
 }
 
+/// Same-script lookalikes (one Latin letter swapped for a rare one that looks alike) are not
+/// new accounts beside the real ones: 400 through the gateway, INVALID_ARGUMENT over gRPC.
+#[tokio::test]
+async fn same_script_lookalikes_of_taken_names_are_refused() {
+    let app = spawn_app().await;
+    for taken in ["admin", "paypal", "google"] {
+        app.register(taken).await;
+    }
+    let restricted = "a letter kept out of identifiers as a lookalike or rare form";
+    let refused = [
+        ("\u{251}dmin", format!("username must not contain U+0251, {restricted}")),
+        ("adm\u{269}n", "username must not be a lookalike of a plain ASCII name".to_owned()),
+        ("\u{1D00}dmin", format!("username must not contain U+1D00, {restricted}")),
+        ("pay\u{1C0}pal", format!("username must not contain U+01C0, {restricted}")),
+        ("\u{261}oogle", format!("username must not contain U+0261, {restricted}")),
+    ];
+    let gateway = gateway_for(&app).await;
+    let http = reqwest::Client::new();
+    for (name, message) in &refused {
+        assert_status(app.try_register(name, PASSWORD).await, Code::InvalidArgument, message);
+        let response = http
+            .post(format!("{}/user/register", gateway.base_url))
+            .json(&serde_json::json!({"username": name, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), reqwest::StatusCode::BAD_REQUEST, "{name:?}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body, serde_json::json!({"code": 400, "msg": message}), "{name:?}");
+    }
+}
+
 #[tokio::test]
 async fn the_lookalikes_of_issue_12_are_refused_and_admin_in_capitals_is_taken() {
     let app = spawn_app().await;

@@ -308,6 +308,9 @@ pub struct GrpcConfig {
     pub header_read_timeout_ms: u64,
     /// Seconds a connection may stay open with no call in flight before it is closed.
     pub idle_timeout_seconds: u64,
+    /// Seconds a call may take until its response starts, whatever its client's `grpc-timeout`
+    /// says (the shorter wins): a request body that never ends cannot hold its stream.
+    pub max_call_seconds: u64,
 }
 
 impl Default for Config {
@@ -419,6 +422,7 @@ impl Default for GrpcConfig {
             keepalive_timeout_seconds: 20,
             header_read_timeout_ms: 10_000,
             idle_timeout_seconds: 300,
+            max_call_seconds: 30,
             trusted_forwarders: loopback(),
         }
     }
@@ -518,6 +522,9 @@ impl Config {
         }
         if self.grpc.idle_timeout_seconds == 0 {
             return Err(invalid("grpc.idle_timeout_seconds", "must be at least 1"));
+        }
+        if self.grpc.max_call_seconds == 0 {
+            return Err(invalid("grpc.max_call_seconds", "must be at least 1"));
         }
         if self.redis.pool_size == 0 || self.redis.timeout_ms == 0 {
             return Err(invalid("redis.timeout_ms", "and redis.pool_size must be at least 1"));
@@ -690,6 +697,7 @@ mod tests {
             ("AUTH_SVC__AUTH__ACCESS_EXPIRE", "soon", "access_expire"),
             ("AUTH_SVC__NO_SUCH_KEY", "1", "no_such_key"),
             ("AUTH_SVC__DATABASE_URL", "oracle://x", "database_url"),
+            ("AUTH_SVC__GRPC__MAX_CALL_SECONDS", "0", "grpc.max_call_seconds"),
         ];
         for (var, value, key) in cases {
             figment::Jail::expect_with(|jail| {

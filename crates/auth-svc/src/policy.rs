@@ -157,6 +157,26 @@ mod tests {
     }
 
     #[test]
+    fn same_script_lookalikes_are_refused_with_a_reason() {
+        let restricted = "a letter kept out of identifiers as a lookalike or rare form";
+        let cases = [
+            ("\u{251}dmin", format!("username must not contain U+0251, {restricted}")),
+            ("adm\u{269}n", "username must not be a lookalike of a plain ASCII name".to_owned()),
+            ("\u{1D00}dmin", format!("username must not contain U+1D00, {restricted}")),
+            ("pay\u{1C0}pal", format!("username must not contain U+01C0, {restricted}")),
+            ("\u{261}oogle", format!("username must not contain U+0261, {restricted}")),
+        ];
+        for (raw, message) in cases {
+            assert_eq!(refusal(raw), message, "{raw:?}");
+        }
+        for allowed in
+            ["Jos\u{E9} P\u{E9}rez", "jane.doe_2@example.com", "x-1", "\u{5C71}\u{7530}\u{305F}\u{308D}\u{3046}"]
+        {
+            assert!(Username::parse(allowed).is_ok(), "{allowed:?}");
+        }
+    }
+
+    #[test]
     fn passwords_respect_min_chars_and_max_bytes() {
         assert!(check_new_password("12345678", 8).is_ok());
         assert!(check_new_password("1234567", 8).is_err());

@@ -43,6 +43,7 @@ pub struct App {
     max_message_bytes: usize,
     shutdown_grace: Duration,
     connection_limits: ConnectionLimits,
+    max_call: Duration,
     /// The revocation poll and the session purge; they stop when the app is dropped (at the
     /// end of `serve`).
     _background: BackgroundTasks,
@@ -158,6 +159,7 @@ impl App {
             shutdown_grace: config.shutdown_grace(),
             _background: background,
             connection_limits: connection_limits(&config.grpc),
+            max_call: Duration::from_secs(config.grpc.max_call_seconds),
         })
     }
 
@@ -232,7 +234,8 @@ impl App {
             .add_service(reflection_v1alpha)
             .add_service(user_service)
             .prepare();
-        let make_service = |connection| grpc_service(routes.clone(), connection);
+        let max_call = self.max_call;
+        let make_service = |connection| grpc_service(routes.clone(), connection, max_call);
         http_server::serve(self.listener, make_service, self.connection_limits, signal, self.shutdown_grace).await;
         admin_stop.notify_one();
         // A connection stuck on a lock must not hold the exit past the grace period.
@@ -278,10 +281,17 @@ fn throttles(
 }
 
 /// The gRPC services as one connection's service: each call gets the connection's addresses
-/// (tonic's `Request::remote_addr` reads them) and a span with its method and request id.
+/// (tonic's `Request::remote_addr` reads them), a span with its method and request id, and a
+/// deadline: the client's `grpc-timeout`, capped at `max_call`.
+///
+/// The deadline bounds the time until the response starts, as tonic's own does. A unary call
+/// has read its whole request body by then, so one whose body never ends is answered CANCELLED
+/// and dropped with its stream; a streaming response (Health/Watch, reflection) starts at once
+/// and may then last as long as its client wants.
 fn grpc_service(
     routes: Routes,
     connection: ConnectionInfo,
+    max_call: Duration,
 ) -> impl Service<
     http::Request<Incoming>,
     Response = http::Response<tonic::body::Body>,
@@ -296,16 +306,13 @@ fn grpc_service(
         let request_id =
             request.headers().get(auth_api::metadata::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
         let span = tracing::info_span!("grpc", method = %request.uri().path(), request_id);
-        let deadline = client_deadline(request.headers());
+        let deadline = client_deadline(request.headers()).map_or(max_call, |client| client.min(max_call));
         let call = routes.clone().oneshot(request).instrument(span);
         async move {
-            match deadline {
-                None => call.await,
-                // As tonic's own server answers a call past its client's deadline.
-                Some(deadline) => tokio::time::timeout(deadline, call)
-                    .await
-                    .unwrap_or_else(|_| Ok(Status::cancelled("Timeout expired").into_http())),
-            }
+            // As tonic's own server answers a call past its deadline.
+            tokio::time::timeout(deadline, call)
+                .await
+                .unwrap_or_else(|_| Ok(Status::cancelled("Timeout expired").into_http()))
         }
     })
 }

@@ -1,4 +1,5 @@
-//! What a username is, in Unicode terms: RFC 8265 (PRECIS) forms and UTS #39's mixed-script rule.
+//! What a username is, in Unicode terms: RFC 8265 (PRECIS) forms, UTS #39's mixed-script rule
+//! and its General Security Profile.
 //!
 //! It lives in the storage crate because the comparison key is derived on every insert and
 //! lookup, and by a migration for rows written before it existed: one function, so they can
@@ -12,7 +13,7 @@ use precis_profiles::{
     precis_core::{Error as PrecisError, UnexpectedError, profile::PrecisFastInvocation},
 };
 use unicode_normalization::UnicodeNormalization;
-use unicode_security::{MixedScript, RestrictionLevel, RestrictionLevelDetection};
+use unicode_security::{GeneralSecurityProfile, MixedScript, RestrictionLevel, RestrictionLevelDetection, skeleton};
 
 /// Why a name is not a username; the text is what a client is told.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -27,6 +28,14 @@ pub enum UsernameError {
     Bidi,
     #[error("username must not mix scripts (such as Latin and Cyrillic letters)")]
     MixedScripts,
+    /// A letter UTS #39 keeps out of identifiers (technical, obsolete or phonetic forms such
+    /// as `ɑ` U+0251 or `ᴀ` U+1D00): mostly lookalikes of common letters of the same script.
+    #[error("username must not contain U+{0:04X}, a letter kept out of identifiers as a lookalike or rare form")]
+    Restricted(u32),
+    /// Non-ASCII letters that UTS #39 confusables map, every one, onto ASCII (`admɩn` with
+    /// U+0269, a letter the profile allows for African languages).
+    #[error("username must not be a lookalike of a plain ASCII name")]
+    AsciiLookalike,
 }
 
 /// The two forms of a valid username.
@@ -38,14 +47,27 @@ pub struct UsernameForms {
     pub canonical: String,
 }
 
-/// Both forms of `name`, if it is a username: every userpart valid under RFC 8265, and the
-/// whole in one script, or Latin with Han/Japanese/Korean (UTS #39 "highly restrictive").
+/// Both forms of `name`, if it is a username: every userpart valid under RFC 8265, the whole
+/// in one script, or Latin with Han/Japanese/Korean (UTS #39 "highly restrictive"), and every
+/// non-ASCII character allowed in identifiers by UTS #39's General Security Profile, and not a
+/// lookalike of an ASCII name (UTS #39 skeleton).
 pub fn forms(name: &str) -> Result<UsernameForms, UsernameError> {
     let display = per_userpart(name, UsernameCasePreserved::enforce)?;
     if !display.as_str().is_single_script()
         && !display.as_str().check_restriction_level(RestrictionLevel::HighlyRestrictive)
     {
         return Err(UsernameError::MixedScripts);
+    }
+    // Same-script lookalikes (`ɑdmin`, `payǀpal`) pass the script rule; the profile refuses
+    // them. ASCII is left to PRECIS: the profile also restricts `@` and `+`, which are not
+    // lookalikes and which email-like names need.
+    if let Some(restricted) = display.chars().find(|&c| !c.is_ascii() && !c.identifier_allowed()) {
+        return Err(UsernameError::Restricted(u32::from(restricted)));
+    }
+    // The profile allows a few lookalikes (`ɩ`, Cyrillic `р`): a name that UTS #39's skeleton
+    // turns into plain ASCII reads as an ASCII name someone else may hold.
+    if !display.is_ascii() && skeleton(&display).all(|c| c.is_ascii()) {
+        return Err(UsernameError::AsciiLookalike);
     }
     let canonical = canonical(&display)?;
     Ok(UsernameForms { display, canonical })
@@ -163,6 +185,41 @@ mod tests {
         for mixed in ["\u{430}dmin", "p\u{430}ypal", "\u{3A9}mega", "ivan_\u{438}\u{432}\u{430}\u{43D}"] {
             assert_eq!(forms(mixed), Err(UsernameError::MixedScripts), "{mixed:?}");
             assert!(canonical(mixed).is_ok(), "PRECIS itself allows {mixed:?}; the script rule is UTS #39");
+        }
+    }
+
+    #[test]
+    fn same_script_lookalikes_are_refused_by_the_general_security_profile() {
+        let lookalikes = [
+            ("\u{251}dmin", 0x251),   // ɑdmin: Latin alpha
+            ("\u{1D00}dmin", 0x1D00), // ᴀdmin: small capital A
+            ("pay\u{1C0}pal", 0x1C0), // payǀpal: dental click
+            ("\u{261}oogle", 0x261),  // ɡoogle: script g
+        ];
+        for (name, code_point) in lookalikes {
+            assert_eq!(forms(name), Err(UsernameError::Restricted(code_point)), "{name:?}");
+            assert!(canonical(name).is_ok(), "PRECIS itself allows {name:?}; the profile is UTS #39");
+            // What the migration keys such an old row by: its lowercased NFC text, as before.
+            assert_eq!(storage_key(name), name.to_lowercase().nfc().collect::<String>(), "{name:?}");
+        }
+        for name in ["adm\u{269}n", "\u{440}\u{430}\u{443}\u{440}\u{430}", "\u{131}\u{131}"] {
+            // admɩn (iota), раура (all Cyrillic), ıı: allowed letters, ASCII lookalikes.
+            assert_eq!(forms(name), Err(UsernameError::AsciiLookalike), "{name:?}");
+        }
+        let allowed = [
+            "user-1_x.y@example.com",
+            "Alic\u{E9}",
+            "I\u{15F}\u{131}k", // Işık
+            "O'Brien",
+            "\u{418}\u{432}\u{430}\u{43D}",                             // Иван
+            "Stra\u{DF}e",                                              // Straße
+            "\u{3A3}\u{3C9}\u{3BA}\u{3C1}\u{3AC}\u{3C4}\u{3B7}\u{3C2}", // Σωκράτης
+            "\u{5C71}\u{7530}\u{592A}\u{90CE}",                         // 山田太郎
+            "\u{30BF}\u{30ED}\u{30A6}",                                 // タロウ
+            "\u{AE40}\u{CCA0}\u{C218}",                                 // 김철수
+        ];
+        for name in allowed {
+            assert!(forms(name).is_ok(), "{name:?}: {:?}", forms(name));
         }
     }
 

@@ -449,3 +449,81 @@ async fn auth_svc_still_honours_the_client_s_grpc_timeout() {
         assert_eq!(grpc_status(response).await, expected, "grpc-timeout {deadline:?}");
     }
 }
+
+/// Calls whose request body never ends (a head alone, or a whole message with no END_STREAM),
+/// 4 connections × 40 at once, are all answered CANCELLED at `grpc.max_call_seconds`; their
+/// connections then go idle and are closed. A Health/Watch stream and a reflection stream
+/// opened beside them outlive that deadline.
+#[tokio::test]
+async fn auth_svc_ends_calls_whose_body_never_ends_at_max_call_seconds() {
+    let max_call = Duration::from_secs(1);
+    let idle_timeout = Duration::from_secs(1);
+    let dir = tempfile::tempdir().unwrap();
+    let auth = auth_svc(&dir, |config| {
+        config.grpc.max_call_seconds = 1;
+        config.grpc.idle_timeout_seconds = 1;
+    })
+    .await;
+
+    // The long-lived streams: each has its first answer before the stuck calls start.
+    let (mut watcher, watcher_closed) = h2_connection(auth.addr).await;
+    let (watch, mut watch_request) = start_grpc_call(&mut watcher, "/grpc.health.v1.Health/Watch");
+    watch_request.send_data(grpc_message(&[]), true).unwrap();
+    let mut watch = watch.await.unwrap().into_body();
+    assert!(watch.data().await.unwrap().is_ok(), "Watch sends the current status");
+    let (reflection, mut reflection_request) =
+        start_grpc_call(&mut watcher, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo");
+    // ServerReflectionRequest { list_services: "" }; the request stream stays open.
+    reflection_request.send_data(grpc_message(&[0x3a, 0]), false).unwrap();
+    let mut reflection = reflection.await.unwrap().into_body();
+    assert!(reflection.data().await.unwrap().is_ok(), "reflection lists the services");
+
+    let started = Instant::now();
+    let mut connections = Vec::new();
+    let mut calls = Vec::new();
+    for _ in 0..4 {
+        let (mut sender, closed) = h2_connection(auth.addr).await;
+        for i in 0..40 {
+            let (response, mut body) = start_grpc_call(&mut sender, "/user.v1.UserService/Login");
+            if i % 2 == 1 {
+                let login = [&[0x0a, 6][..], b"nobody", &[0x12, 9], b"whatever1"].concat();
+                body.send_data(grpc_message(&login), false).unwrap();
+            }
+            // The body is kept open (not dropped, which would end the stream) until answered.
+            calls.push(tokio::spawn(async move {
+                let status = grpc_status(response).await;
+                drop(body);
+                (status, Instant::now())
+            }));
+        }
+        connections.push((sender, closed));
+    }
+    let mut last_answer = started;
+    for call in calls {
+        let (status, answered) = tokio::time::timeout(max_call * 5, call)
+            .await
+            .expect("a call whose body never ends was not answered")
+            .unwrap();
+        assert_eq!(status, "1", "CANCELLED past the server's deadline");
+        let after = answered - started;
+        assert!(after >= max_call / 2, "answered after {after:?}");
+        assert!(after <= max_call + Duration::from_millis(1_500), "answered after {after:?}");
+        last_answer = last_answer.max(answered);
+    }
+    for (_sender, closed) in connections {
+        let closed_at = tokio::time::timeout(Duration::from_secs(10), closed).await.expect("closed").unwrap();
+        let idle = closed_at - last_answer;
+        assert!(idle <= idle_timeout + CLOSE_BACKSTOP + Duration::from_millis(1_000), "closed after {idle:?}");
+    }
+
+    // Both long-lived streams are still open, past several deadlines.
+    assert!(started.elapsed() >= max_call * 2);
+    assert!(!watcher_closed.is_finished(), "the connection with the long-lived streams was closed");
+    let quiet = tokio::time::timeout(max_call, watch.data()).await;
+    assert!(quiet.is_err(), "the Watch stream ended: {quiet:?}");
+    let quiet = tokio::time::timeout(Duration::from_millis(100), reflection.data()).await;
+    assert!(quiet.is_err(), "the reflection stream ended: {quiet:?}");
+    // And the reflection stream still answers.
+    reflection_request.send_data(grpc_message(&[0x3a, 0]), false).unwrap();
+    assert!(reflection.data().await.unwrap().is_ok(), "reflection answers after the deadline");
+}
