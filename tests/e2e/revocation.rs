@@ -181,6 +181,8 @@ async fn thousands_of_logouts_during_an_outage_are_never_accepted_while_a_replic
     config_b.database_url = proxied_database;
     config_b.database.acquire_timeout_ms = 1000;
     config_b.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+    // 400 logins of one account, 40 at once: the login throttle counts those in flight too.
+    config_a.throttle.max_failures_per_username = 1_000_000;
     let shared = database.handle();
     let a = spawn_app_on(config_a, database).await;
     let b = spawn_app_on(config_b, shared).await;

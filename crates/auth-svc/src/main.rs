@@ -72,17 +72,12 @@ async fn main() -> ExitCode {
 async fn set_role(config: &Config, username: &str, role: &str) -> anyhow::Result<()> {
     let (user, cache_current) = server::set_role_offline(config, username, role).await?;
     println!("{} (id {}) now has role {}", user.username, user.id, user.role);
-    if !cache_current {
-        eprintln!(
-            "auth-svc: warning: Redis did not take the cache invalidation; running servers may serve the old role \
-             for up to cache.ttl_seconds"
-        );
-    } else if config.redis_url.is_none() {
-        eprintln!(
-            "auth-svc: note: without Redis each running server caches accounts in its own memory; they see the \
-             new role within cache.ttl_seconds, or at once after a restart"
-        );
-    }
+    // Running servers drop the account from their caches at their next database poll.
+    let delivered = if cache_current { "" } else { " (Redis did not take the invalidation now)" };
+    eprintln!(
+        "auth-svc: note: running servers see the new role within revocation.max_staleness_ms, when their \
+         database poll finds the change{delivered}"
+    );
     Ok(())
 }
 

@@ -176,8 +176,8 @@ fn set_role_makes_an_admin_and_prints_the_new_role() {
     assert_eq!(output.status.code(), Some(0), "{stdout}{stderr}");
     assert!(stdout.lines().any(|line| line == "alice (id 1) now has role admin"), "{stdout}");
     assert_eq!(stored_role(&dir, "alice").as_deref(), Some("admin"));
-    // Without Redis, running servers' in-memory caches cannot be reached; the operator is told.
-    assert!(stderr.contains("without Redis") && stderr.contains("cache.ttl_seconds"), "{stderr}");
+    // Running servers learn it from their database poll; the operator is told how soon.
+    assert!(stderr.contains("revocation.max_staleness_ms"), "{stderr}");
 }
 
 #[test]
