@@ -84,7 +84,7 @@ impl From<AuthError> for Status {
 }
 
 /// "outer: cause: root cause", for logs.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -15,6 +15,8 @@ pub mod grpc;
 pub mod introspection;
 pub mod metrics;
 pub mod policy;
+/// The background loop of the database polls that keep revocations and the user cache current.
+pub mod polling;
 pub mod redis_store;
 pub mod revocation;
 pub mod server;

@@ -35,6 +35,7 @@ use crate::{
     error::AuthError,
     metrics::Metrics,
     policy::Username,
+    polling::PollLoop,
 };
 
 /// An account's profile: what GetUserInfo answers and tokens carry, and all a cache holds.
@@ -294,38 +295,12 @@ impl Users {
 
     /// Polls every `poll_interval` on `db` until the task is dropped or aborted.
     pub async fn keep_cache_current(self: Arc<Self>, db: DatabaseConnection) {
-        let mut ticks = tokio::time::interval(self.sync.poll_interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut failing = false;
-        loop {
-            ticks.tick().await;
-            // A hung connection must not hold the loop past the point where trust runs out.
-            let outcome = match tokio::time::timeout(self.sync.max_staleness, self.poll(&db)).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(AuthError::Unavailable("user cache poll timed out".into())),
-            };
-            match outcome {
-                Ok(_) => {
-                    if std::mem::take(&mut failing) {
-                        tracing::info!("user cache poll succeeds again");
-                    }
-                    self.metrics.user_cache_poll("ok");
-                }
-                Err(err) => {
-                    self.metrics.user_cache_poll("failed");
-                    if !std::mem::replace(&mut failing, true) {
-                        tracing::warn!(
-                            error = %error_chain(&err),
-                            "user cache poll failed; accounts are read from the database once the staleness bound passes"
-                        );
-                    }
-                }
-            }
-        }
+        let polls = PollLoop {
+            what: "user cache",
+            interval: self.sync.poll_interval,
+            deadline: self.sync.max_staleness,
+            meanwhile: "accounts are read from the database once the staleness bound passes",
+        };
+        polls.run(|| self.poll(&db), |outcome| self.metrics.user_cache_poll(outcome)).await;
     }
-}
-
-/// "outer: cause: root cause", for the one log line of a failing poll.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    std::iter::successors(Some(err), |err| err.source()).map(ToString::to_string).collect::<Vec<_>>().join(": ")
 }

@@ -31,7 +31,7 @@ use model::{DatabaseConnection, query};
 pub use recent::RecentRevocations;
 pub use redis::RedisRevocationList;
 
-use crate::{error::AuthError, metrics::Metrics};
+use crate::{error::AuthError, metrics::Metrics, polling::PollLoop};
 
 /// A revocation list shared by replicas (or this process's own, without Redis).
 #[tonic::async_trait]
@@ -158,44 +158,16 @@ impl Revocations {
 
     /// Polls every `poll_interval` on `db` until the task is dropped or aborted.
     pub async fn keep_current(self: Arc<Self>, db: DatabaseConnection) {
-        let mut ticks = tokio::time::interval(self.settings.poll_interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut failing = false;
-        loop {
-            ticks.tick().await;
-            // A hung connection must not hold the loop past the point where trust runs out.
-            match tokio::time::timeout(self.settings.max_staleness, self.poll(&db)).await {
-                Ok(Ok(_)) => {
-                    if std::mem::take(&mut failing) {
-                        tracing::info!("revocation poll succeeds again");
-                    }
-                    self.metrics.revocation_poll("ok");
-                }
-                Ok(Err(err)) => self.report_failed_poll(&mut failing, &err),
-                Err(_) => {
-                    let err = std::io::Error::new(std::io::ErrorKind::TimedOut, "revocation poll timed out");
-                    self.report_failed_poll(&mut failing, &err);
-                }
-            }
-        }
-    }
-
-    fn report_failed_poll(&self, failing: &mut bool, err: &dyn std::error::Error) {
-        self.metrics.revocation_poll("failed");
-        if !std::mem::replace(failing, true) {
-            tracing::warn!(
-                error = %error_chain(err),
-                "revocation poll failed; calls check the database once the staleness bound passes"
-            );
-        }
+        let polls = PollLoop {
+            what: "revocation",
+            interval: self.settings.poll_interval,
+            deadline: self.settings.max_staleness,
+            meanwhile: "calls check the database once the staleness bound passes",
+        };
+        polls.run(|| self.poll(&db), |outcome| self.metrics.revocation_poll(outcome)).await;
     }
 
     fn lock_state(&self) -> std::sync::MutexGuard<'_, PollState> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
-}
-
-/// "outer: cause: root cause", for the one log line of a failing poll.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    std::iter::successors(Some(err), |err| err.source()).map(ToString::to_string).collect::<Vec<_>>().join(": ")
 }
