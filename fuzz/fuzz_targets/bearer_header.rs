@@ -9,10 +9,10 @@ use std::sync::LazyLock;
 
 use auth_svc::{
     auth::{
-        interceptor::{authenticate, bearer_token},
+        keys::Secrets,
         tokens::{MAX_TOKEN_BYTES, TokenKeys},
     },
-    config::Secrets,
+    edge::bearer::{authenticate, bearer_token},
 };
 use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
 use libfuzzer_sys::fuzz_target;

@@ -12,8 +12,8 @@
 use std::sync::LazyLock;
 
 use auth_svc::{
+    auth::keys::Secrets,
     auth::tokens::{ACCESS_TYP, CLOCK_SKEW_SECONDS, REFRESH_TYP, TokenKeys, now_unix},
-    config::Secrets,
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, crypto};

@@ -10,8 +10,10 @@ use std::{
 use auth_api::user::v1::{LoginRequest, RegisterRequest};
 use auth_svc::{
     config::{HashProfile, RedisConfig},
-    redis_store::RedisStore,
-    throttle::{AttemptLog, KeyLimit, Outcome, RedisAttemptLog, Reserved, Ticket},
+    store::{
+        RedisStore,
+        throttle::{AttemptLog, KeyLimit, Outcome, RedisAttemptLog, Reserved, Ticket},
+    },
 };
 use futures::{StreamExt, future::join_all, stream};
 use secrecy::SecretString;

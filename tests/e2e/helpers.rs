@@ -10,7 +10,7 @@ use auth_api::user::v1::{
     GetUserInfoRequest, LoginRequest, LoginResponse, LogoutRequest, RegisterRequest, RegisterResponse, UserInfo,
     ValidateTokenRequest, ValidateTokenResponse, user_service_client::UserServiceClient,
 };
-use auth_svc::{App, Config, config::HashProfile, redis_store::RedisStore, users::Users};
+use auth_svc::{App, Config, config::HashProfile, service::users::Users, store::RedisStore};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use model::DatabaseConnection;

@@ -3,7 +3,7 @@
 //! it, and when a new role reaches tokens.
 
 use auth_api::user::v1::{SetUserRoleRequest, UserInfo};
-use auth_svc::{Config, server::set_role_offline};
+use auth_svc::{Config, cli::set_role_offline};
 use jsonwebtoken::Algorithm;
 use tonic::{Code, Status};
 

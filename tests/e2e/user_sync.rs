@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use auth_api::user::v1::SetUserRoleRequest;
-use auth_svc::{cache::Lookup, users::User};
+use auth_svc::{domain::User, store::cache::Lookup};
 use sea_orm::ConnectionTrait;
 use tonic::{Code, Status};
 

@@ -9,11 +9,12 @@ use std::hint::black_box;
 
 use auth_svc::{
     auth::{
-        interceptor::authenticate,
+        keys::Secrets,
         password::PasswordHasher,
         tokens::{PairSpec, TokenKeys, now_unix},
     },
-    config::{HashProfile, KeyAlgorithm, KeyConfig, Secrets},
+    config::{HashProfile, KeyAlgorithm, KeyConfig},
+    edge::bearer::authenticate,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};

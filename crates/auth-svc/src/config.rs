@@ -9,9 +9,13 @@ use std::{
     time::Duration,
 };
 
-use rand::{Rng, distr::Alphanumeric};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+
+use crate::domain::{
+    password::MAX_PASSWORD_BYTES,
+    role::{self, ROLE_ADMIN, ROLE_USER},
+};
 
 /// Prefix of every environment override.
 pub const ENV_PREFIX: &str = "AUTH_SVC__";
@@ -21,9 +25,6 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://./data/auth-svc.db?mode=rwc";
 
 /// Smallest accepted HS256 secret, in bytes (RFC 7518 section 3.2: at least the hash size).
 pub const MIN_SECRET_BYTES: usize = 32;
-
-/// Longest password accepted anywhere: hashing cost must not grow with attacker input.
-pub const MAX_PASSWORD_BYTES: usize = 1024;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -433,17 +434,26 @@ impl Default for GrpcConfig {
 #[error("config: {0}")]
 pub struct ConfigError(String);
 
-/// Role of every new account.
-pub const ROLE_USER: &str = "user";
-/// The role that may call SetUserRole.
-pub const ROLE_ADMIN: &str = "admin";
+impl ConfigError {
+    /// An invalid value at `key`, with the environment variable that sets it.
+    pub fn invalid(key: &str, why: &str) -> Self {
+        invalid(key, why)
+    }
+}
 
-/// The HS256 keys after defaults are applied; `generated` says they are per-process. `access`
-/// is `None` only when an asymmetric `signing_key` signs access tokens and no secret was set.
-pub struct Secrets {
-    pub access: Option<SecretString>,
-    pub refresh: SecretString,
-    pub generated: bool,
+/// Longest accepted key id; ids travel in every token header.
+pub const MAX_KID_CHARS: usize = 64;
+
+/// Key ids are printable, short, and safe in headers, logs and file names.
+pub fn check_kid(kid: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if kid.is_empty() || kid.chars().count() > MAX_KID_CHARS || !kid.chars().all(allowed) {
+        return Err(format!("key id must be 1..={MAX_KID_CHARS} characters of A-Z a-z 0-9 - _ ."));
+    }
+    if kid.starts_with("hs256-") {
+        return Err("key ids starting with hs256- are reserved for the HMAC keys".to_owned());
+    }
+    Ok(())
 }
 
 impl Config {
@@ -473,7 +483,7 @@ impl Config {
             return Err(invalid("auth.access_secret", "set both access_secret and refresh_secret, or neither"));
         }
         for (kid, key) in &auth.keys {
-            crate::auth::keys::check_kid(kid).map_err(|why| invalid(&format!("auth.keys.{kid}"), &why))?;
+            check_kid(kid).map_err(|why| invalid(&format!("auth.keys.{kid}"), &why))?;
             key.source().map_err(|why| invalid(&format!("auth.keys.{kid}"), why))?;
         }
         if let Some(kid) = &auth.signing_key {
@@ -486,7 +496,7 @@ impl Config {
             }
         }
         for role in &auth.roles {
-            crate::policy::check_role_name(role).map_err(|why| invalid("auth.roles", &why))?;
+            role::check_role_name(role).map_err(|why| invalid("auth.roles", &why))?;
         }
         if !auth.roles.iter().any(|role| role == ROLE_USER) || !auth.roles.iter().any(|role| role == ROLE_ADMIN) {
             return Err(invalid("auth.roles", "must include user and admin"));
@@ -580,33 +590,6 @@ impl Config {
         Ok(())
     }
 
-    /// The configured secrets, or fresh random ones for a development run.
-    pub fn secrets(&self) -> Secrets {
-        let asymmetric = self.auth.signing_key.is_some();
-        match (&self.auth.access_secret, &self.auth.refresh_secret) {
-            (access, Some(refresh)) => Secrets { access: access.clone(), refresh: refresh.clone(), generated: false },
-            _ => Secrets { access: (!asymmetric).then(random_secret), refresh: random_secret(), generated: true },
-        }
-    }
-
-    /// Every key of the ring, loaded (files read, PEM parsed), with `secrets` (from
-    /// [`Config::secrets`]) for the HMAC keys; errors name the key.
-    pub fn token_keys(&self, secrets: &Secrets) -> Result<crate::auth::tokens::TokenKeys, ConfigError> {
-        let mut loaded = Vec::new();
-        for (kid, key) in &self.auth.keys {
-            let key = crate::auth::keys::load(kid, key).map_err(|why| invalid(&format!("auth.keys.{kid}"), &why))?;
-            loaded.push(key);
-        }
-        crate::auth::tokens::TokenKeys::with_keys(
-            secrets,
-            loaded,
-            self.auth.signing_key.as_deref(),
-            &self.auth.issuer,
-            self.auth.access_expire,
-        )
-        .map_err(|why| invalid("auth.signing_key", &why))
-    }
-
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.grpc.shutdown_grace_seconds)
     }
@@ -628,15 +611,19 @@ fn invalid(key: &str, why: &str) -> ConfigError {
     ConfigError(format!("{key} ({}) {why}", env_name(key)))
 }
 
-fn random_secret() -> SecretString {
-    let text: String = rand::rng().sample_iter(&Alphanumeric).take(64).map(char::from).collect();
-    SecretString::from(text)
-}
-
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error
 mod tests {
     use super::*;
+    use crate::auth::{keys::Secrets, tokens::TokenKeys};
+
+    #[test]
+    fn key_ids_are_checked() {
+        for bad in ["", "a b", "x/y", "hs256-mine", &"k".repeat(65), "é"] {
+            assert!(check_kid(bad).is_err(), "{bad:?}");
+        }
+        check_kid("2026-11.ed25519_a").expect("a plain id is fine");
+    }
 
     #[test]
     fn env_overrides_reach_nested_keys_and_numeric_looking_secrets_stay_strings() {
@@ -758,7 +745,10 @@ mod tests {
             jail.set_env("AUTH_SVC__AUTH__SIGNING_KEY", "k1");
             jail.set_env("AUTH_SVC__AUTH__REFRESH_SECRET", "r".repeat(40));
             let config = Config::load(None).map_err(|e| e.to_string())?;
-            let err = config.token_keys(&config.secrets()).err().ok_or("wrong algorithm")?.to_string();
+            let err = TokenKeys::from_config(&config.auth, &Secrets::from_config(&config.auth))
+                .err()
+                .ok_or("wrong algorithm")?
+                .to_string();
             assert!(err.contains("auth.keys.k1") && err.contains("ES256"), "{err}");
             Ok(())
         });
@@ -773,9 +763,9 @@ mod tests {
             jail.set_env("AUTH_SVC__AUTH__SIGNING_KEY", "k1");
             jail.set_env("AUTH_SVC__AUTH__REFRESH_SECRET", "r".repeat(40));
             let config = Config::load(None).map_err(|e| e.to_string())?;
-            let secrets = config.secrets();
+            let secrets = Secrets::from_config(&config.auth);
             assert!(secrets.access.is_none() && !secrets.generated);
-            let keys = config.token_keys(&secrets).map_err(|e| e.to_string())?;
+            let keys = TokenKeys::from_config(&config.auth, &secrets).map_err(|e| e.to_string())?;
             assert_eq!(keys.access_signing_key().0, "k1");
             assert_eq!(keys.jwks().len(), 1);
             Ok(())
@@ -797,7 +787,7 @@ mod tests {
     fn missing_secrets_are_generated_per_process() {
         figment::Jail::expect_with(|_| {
             let config = Config::load(None).map_err(|e| e.to_string())?;
-            let secrets = config.secrets();
+            let secrets = Secrets::from_config(&config.auth);
             assert!(secrets.generated);
             let access = secrets.access.ok_or("an access secret")?;
             assert!(access.expose_secret().len() >= MIN_SECRET_BYTES);

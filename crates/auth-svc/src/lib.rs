@@ -6,23 +6,17 @@
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
-pub mod accounts;
 pub mod auth;
-pub mod cache;
+pub mod cli;
 pub mod config;
+pub mod db;
+pub mod domain;
+pub mod edge;
 pub mod error;
-pub mod grpc;
-pub mod introspection;
 pub mod metrics;
-pub mod policy;
-/// The background loop of the database polls that keep revocations and the user cache current.
-pub mod polling;
-pub mod redis_store;
-pub mod revocation;
-pub mod server;
-pub mod sessions;
-pub mod throttle;
-pub mod users;
+pub mod service;
+pub mod startup;
+pub mod store;
 
 pub use config::Config;
-pub use server::App;
+pub use startup::App;

@@ -2,7 +2,7 @@
 
 use std::{path::PathBuf, process::ExitCode};
 
-use auth_svc::{App, Config, server};
+use auth_svc::{App, Config, cli, db};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -53,7 +53,7 @@ async fn main() -> ExitCode {
     let interactive = matches!(command, Command::User(_));
     let result = match command {
         Command::Serve => serve(&config).await,
-        Command::Migrate => server::connect_and_migrate(&config).await.map(|_| tracing::info!("migrations applied")),
+        Command::Migrate => db::connect_and_migrate(&config).await.map(|_| tracing::info!("migrations applied")),
         Command::User(UserCommand::SetRole { username, role }) => set_role(&config, &username, &role).await,
     };
     match result {
@@ -70,7 +70,7 @@ async fn main() -> ExitCode {
 }
 
 async fn set_role(config: &Config, username: &str, role: &str) -> anyhow::Result<()> {
-    let (user, cache_current) = server::set_role_offline(config, username, role).await?;
+    let (user, cache_current) = cli::set_role_offline(config, username, role).await?;
     println!("{} (id {}) now has role {}", user.username, user.id, user.role);
     // Running servers drop the account from their caches at their next database poll.
     let delivered = if cache_current { "" } else { " (Redis did not take the invalidation now)" };

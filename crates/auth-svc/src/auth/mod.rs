@@ -1,7 +1,5 @@
-//! Credentials: password hashing, JWT signing and verification, and the bearer-token check
-//! in front of protected RPCs.
+//! Credentials: password hashing, and JWT signing and verification with the key ring.
 
-pub mod interceptor;
 pub mod keys;
 pub mod password;
 pub mod tokens;

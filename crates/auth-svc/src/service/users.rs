@@ -5,7 +5,7 @@
 //! cache read; until it succeeds, this process reads that account from the database.
 //!
 //! The database is the truth and every replica keeps its cache current from it, as revocation
-//! does (`crate::revocation`): every `revocation.poll_interval_ms` a background task asks the
+//! does (`crate::store::revocation`): every `revocation.poll_interval_ms` a background task asks the
 //! database which accounts were written or deleted since its last poll (an indexed query on
 //! `users.updated_at` and `user_deletions`, with an overlap for commit lag) and forgets each
 //! one in the cache. With Redis every replica repeats the forget, so one that a replica could
@@ -27,49 +27,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use model::{DatabaseConnection, entity::users, query};
-use serde::{Deserialize, Serialize};
+use model::{DatabaseConnection, query};
 
 use crate::{
-    cache::{Lookup, UserCache},
+    domain::{PasswordHash, User, Username},
     error::AuthError,
     metrics::Metrics,
-    policy::Username,
-    polling::PollLoop,
+    store::cache::{Lookup, UserCache},
+    store::polling::PollLoop,
 };
-
-/// An account's profile: what GetUserInfo answers and tokens carry, and all a cache holds.
-/// No password hash, by construction (see [`Users::credentials`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct User {
-    pub id: i64,
-    /// The display form, as registered.
-    pub username: String,
-    /// The form names are compared by (`model::username`); the cache's name index uses it.
-    pub username_canonical: String,
-    pub role: String,
-}
-
-impl From<users::Model> for User {
-    fn from(row: users::Model) -> Self {
-        Self { id: row.id, username: row.username, username_canonical: row.username_canonical, role: row.role }
-    }
-}
-
-/// An account's argon2id PHC string; never printed.
-pub struct PasswordHash(String);
-
-impl PasswordHash {
-    pub fn into_phc(self) -> String {
-        self.0
-    }
-}
-
-impl std::fmt::Debug for PasswordHash {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PasswordHash(..)")
-    }
-}
 
 /// Changes are picked up again by a poll that starts up to this long after their time: a
 /// write takes the database's clock when it runs and becomes visible when it commits, and a
@@ -84,6 +50,18 @@ pub struct CacheSync {
     /// The longest a cache entry lives (TTL with jitter): a change older than that cannot sit
     /// in any cache, so the first poll (and one after long failures) looks back no further.
     pub longest_entry: Duration,
+}
+
+impl CacheSync {
+    /// The user cache is kept current on the revocation poll's bound and period.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let row_ttl = Duration::from_secs(config.cache.ttl_seconds);
+        Self {
+            max_staleness: config.revocation.max_staleness(),
+            poll_interval: config.revocation.poll_interval(),
+            longest_entry: (row_ttl + row_ttl / 10).max(Duration::from_secs(config.cache.negative_ttl_seconds)),
+        }
+    }
 }
 
 /// What the polls established.
@@ -231,7 +209,7 @@ impl Users {
     pub async fn credentials(&self, username: &Username) -> Result<Option<(User, PasswordHash)>, AuthError> {
         let row = query::users::find_by_username(&self.db, username.canonical()).await?;
         Ok(row.map(|mut row| {
-            let hash = PasswordHash(std::mem::take(&mut row.password_hash));
+            let hash = PasswordHash::new(std::mem::take(&mut row.password_hash));
             (User::from(row), hash)
         }))
     }

@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 use deadpool_redis::redis::{self, AsyncCommands};
 
 use super::{CacheTtl, Lookup, UserCache};
-use crate::{redis_store::RedisStore, users::User};
+use crate::{domain::User, store::RedisStore};
 
 /// Stored for an id the database does not know.
 const MISSING: &str = "-";

@@ -12,11 +12,11 @@ use secrecy::SecretString;
 use tonic::{Code, Request, Response, Status};
 
 use crate::{
-    accounts::Accounts,
     auth::tokens::{AccessClaims, TokenKeys},
-    introspection::{ActiveToken, Introspection},
     metrics::Metrics,
-    sessions::{Sessions, TokenPair},
+    service::accounts::Accounts,
+    service::introspection::{ActiveToken, Introspection},
+    service::sessions::{Sessions, TokenPair},
 };
 
 pub struct UserGrpc {

@@ -5,7 +5,7 @@ use std::{sync::Arc, time::Duration};
 use deadpool_redis::redis::AsyncCommands;
 
 use super::RevocationList;
-use crate::redis_store::RedisStore;
+use crate::store::RedisStore;
 
 pub struct RedisRevocationList {
     redis: Arc<RedisStore>,

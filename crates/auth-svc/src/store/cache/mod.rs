@@ -15,7 +15,7 @@ pub use memory::MemoryUserCache;
 use rand::Rng;
 pub use redis::RedisUserCache;
 
-use crate::users::User;
+use crate::domain::User;
 
 pub enum Lookup {
     Hit(User),
@@ -27,7 +27,7 @@ pub enum Lookup {
 #[tonic::async_trait]
 pub trait UserCache: Send + Sync {
     async fn by_id(&self, id: i64) -> Lookup;
-    /// The id cached for a canonical username (`policy::Username::canonical`).
+    /// The id cached for a canonical username (`domain::Username::canonical`).
     async fn id_of(&self, canonical: &str) -> Option<i64>;
     async fn store(&self, user: &User);
     async fn store_missing(&self, id: i64);

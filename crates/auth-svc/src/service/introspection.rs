@@ -7,8 +7,8 @@ use std::sync::Arc;
 use crate::{
     auth::tokens::{AccessClaims, TokenKeys},
     error::AuthError,
-    revocation::Revocations,
-    users::Users,
+    service::users::Users,
+    store::revocation::Revocations,
 };
 
 /// An access token that passed every check.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use moka::sync::Cache;
 
 use super::{CacheTtl, Lookup, UserCache};
-use crate::users::User;
+use crate::domain::User;
 
 /// Entries kept at most per map.
 const MAX_ENTRIES: u64 = 100_000;

@@ -15,8 +15,8 @@ use http::{HeaderMap, Request, Response, header::AUTHORIZATION};
 use tonic::{Status, body::Body, server::NamedService};
 use tower::{Layer, Service};
 
-use super::tokens::{AccessClaims, MAX_TOKEN_BYTES, TokenError, TokenKeys};
-use crate::{config::ROLE_ADMIN, metrics::Metrics, revocation::Revocations};
+use crate::auth::tokens::{AccessClaims, MAX_TOKEN_BYTES, TokenError, TokenKeys};
+use crate::{domain::role::ROLE_ADMIN, metrics::Metrics, store::revocation::Revocations};
 
 /// What a method (full gRPC path) needs; the label names it in the metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,7 +31,7 @@ use model::{DatabaseConnection, query};
 pub use recent::RecentRevocations;
 pub use redis::RedisRevocationList;
 
-use crate::{error::AuthError, metrics::Metrics, polling::PollLoop};
+use crate::{error::AuthError, metrics::Metrics, store::polling::PollLoop};
 
 /// A revocation list shared by replicas (or this process's own, without Redis).
 #[tonic::async_trait]

@@ -6,13 +6,16 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
     auth::{password::PasswordHasher, tokens::AccessClaims},
-    config::{ROLE_ADMIN, ROLE_USER},
+    domain::{
+        self, password,
+        role::{ROLE_ADMIN, ROLE_USER},
+    },
+    domain::{PasswordHash, User},
     error::AuthError,
     metrics::Metrics,
-    policy,
-    sessions::{Sessions, TokenPair},
-    throttle::{LoginThrottle, SignupThrottle},
-    users::{PasswordHash, User, Users},
+    service::sessions::{Sessions, TokenPair},
+    service::users::Users,
+    store::throttle::{LoginThrottle, SignupThrottle},
 };
 
 pub struct Accounts {
@@ -62,8 +65,8 @@ impl Accounts {
         password: SecretString,
         client: Option<IpAddr>,
     ) -> Result<User, AuthError> {
-        let username = policy::Username::parse(username)?;
-        policy::check_new_password(password.expose_secret(), self.min_password_chars)?;
+        let username = domain::Username::parse(username)?;
+        password::check_new_password(password.expose_secret(), self.min_password_chars)?;
         let (signups, hasher) = (self.signups.clone(), self.hasher.clone());
         // Counted and hashed to the end even if the caller goes away (see `login`).
         let hash = run_to_completion(async move {
@@ -93,8 +96,8 @@ impl Accounts {
         password: SecretString,
         client: Option<IpAddr>,
     ) -> Result<TokenPair, AuthError> {
-        let username = policy::Username::parse(username)?;
-        policy::check_password_size(password.expose_secret())?;
+        let username = domain::Username::parse(username)?;
+        password::check_password_size(password.expose_secret())?;
         let check = check_password(
             self.users.clone(),
             self.hasher.clone(),
@@ -116,7 +119,7 @@ impl Accounts {
         if caller.role != ROLE_ADMIN {
             return Err(AuthError::PermissionDenied("only admins may set roles"));
         }
-        let username = policy::Username::parse(username)?;
+        let username = domain::Username::parse(username)?;
         if !self.roles.iter().any(|known| known == role) {
             return Err(AuthError::InvalidArgument(format!("unknown role; known roles: {}", self.roles.join(", "))));
         }
@@ -146,7 +149,7 @@ async fn check_password(
     hasher: PasswordHasher,
     throttle: Arc<LoginThrottle>,
     metrics: Arc<Metrics>,
-    (username, password, client): (policy::Username, SecretString, Option<IpAddr>),
+    (username, password, client): (domain::Username, SecretString, Option<IpAddr>),
 ) -> Verdict {
     let attempt = match throttle.reserve(&username, client).await {
         Ok(attempt) => attempt,

@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 use redis::Script;
 
 use super::{AttemptLog, KeyLimit, Outcome, Reserved, Ticket};
-use crate::redis_store::RedisStore;
+use crate::store::RedisStore;
 
 /// KEYS: pending and failed set of each key, in pairs. ARGV: window µs, member, then the limit
 /// and the in-flight cap (0 = none) of each key. Answers {1, now} when granted, {0, µs until

@@ -23,10 +23,11 @@ use uuid::Uuid;
 
 use crate::{
     auth::tokens::{AccessClaims, PairSpec, TokenError, TokenKeys, now_unix},
+    domain::User,
     error::AuthError,
     metrics::Metrics,
-    revocation::Revocations,
-    users::{User, Users},
+    service::users::Users,
+    store::revocation::Revocations,
 };
 
 /// What Login and Refresh return.

@@ -1,0 +1,10 @@
+//! The types the rules work on, each parsed or checked once, and depending on nothing else
+//! here: accounts ([`User`]), usernames, passwords and roles.
+
+pub mod password;
+pub mod role;
+pub mod user;
+pub mod username;
+
+pub use user::{PasswordHash, User};
+pub use username::Username;
