@@ -3,10 +3,6 @@
 
 pub mod codec;
 
-/// Longest token (access or refresh) auth-svc accepts; longer ones are refused before any
-/// parsing, and the gateway refuses longer `Authorization` headers itself.
-pub const MAX_TOKEN_BYTES: usize = 4096;
-
 /// gRPC metadata keys that auth-svc and its callers (the gateway) agree on.
 pub mod metadata {
     /// The request id that follows a call through both logs.

@@ -11,11 +11,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::header::{AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
-use crate::token::MAX_TOKEN_BYTES;
 use crate::{Verifier, VerifyError};
 
 /// See the module docs; made by [`Verifier::layer`].
@@ -95,24 +94,12 @@ where
     }
 }
 
-/// The token of the one `Authorization: Bearer` header (scheme case-insensitive, RFC 7235).
+/// The token of the one `Authorization: Bearer` header, by the rules auth-svc applies
+/// (`auth_token::bearer_token`). No bearer credentials at all is `MissingToken`; broken
+/// ones are `MalformedHeader`.
 fn bearer_token(headers: &HeaderMap) -> Result<&str, VerifyError> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    let Some(value) = values.next() else { return Err(VerifyError::MissingToken) };
-    if values.next().is_some() {
-        return Err(VerifyError::MalformedHeader);
-    }
-    let value = value.to_str().map_err(|_| VerifyError::MalformedHeader)?;
-    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        // Other credentials (Basic, …) are no bearer token at all (RFC 6750 section 3.1).
-        return Err(VerifyError::MissingToken);
-    }
-    let token = token.trim_matches(' ');
-    if token.is_empty() || token.len() > MAX_TOKEN_BYTES || token.contains(' ') {
-        return Err(VerifyError::MalformedHeader);
-    }
-    Ok(token)
+    auth_token::bearer_token(headers)
+        .map_err(|refusal| if refusal.is_absent() { VerifyError::MissingToken } else { VerifyError::MalformedHeader })
 }
 
 fn is_grpc(headers: &HeaderMap) -> bool {

@@ -27,7 +27,7 @@ mod layer;
 mod token;
 mod verifier;
 
-pub use claims::Claims;
+pub use claims::{Claims, TokenType};
 pub use error::VerifyError;
 pub use layer::{BearerLayer, BearerService};
 pub use verifier::{Verifier, VerifierBuilder};

@@ -8,15 +8,12 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation, decode, decode_header, get_current_timestamp};
 use serde::Deserialize;
 
+use auth_token::{ACCESS_TYP, MAX_TOKEN_BYTES, TokenType};
+
 use crate::{Claims, VerifyError, jwks::PublishedKey};
 
-/// Longer tokens are refused before any parsing; ours are a few hundred bytes.
-pub(crate) const MAX_TOKEN_BYTES: usize = 4096;
 /// Tolerated clock difference for `iat`/`nbf` in the future (auth-svc allows the same).
 const CLOCK_SKEW_SECONDS: i64 = 5;
-/// JOSE `typ` of access tokens (RFC 9068); refresh tokens carry `rt+jwt`.
-const ACCESS_TYP: &str = "at+jwt";
-const ACCESS_TOKEN_TYPE: &str = "access";
 
 /// What the header says, once it passed the header rules.
 pub(crate) struct TokenHeader {
@@ -80,7 +77,7 @@ impl TokenRules {
         };
         let SignedClaims { claims, nbf } =
             decode::<SignedClaims>(token, &key.key, validation).map_err(|error| refusal(error.kind()))?.claims;
-        if claims.token_type != ACCESS_TOKEN_TYPE {
+        if claims.token_type != TokenType::Access {
             return Err(VerifyError::NotAccessToken);
         }
         let latest_start =

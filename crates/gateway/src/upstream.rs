@@ -132,7 +132,7 @@ async fn deadline<T>(
 /// Longest `Authorization` header forwarded: `Bearer ` and the largest token auth-svc accepts
 /// (4096 bytes). auth-svc answers a longer one with an HTTP/2 431 instead of a gRPC status, which
 /// would read as a 500; the gateway refuses it itself, as the 401 of an unusable token.
-pub const MAX_AUTHORIZATION_BYTES: usize = "Bearer ".len() + auth_api::MAX_TOKEN_BYTES;
+pub use auth_token::MAX_AUTHORIZATION_BYTES;
 
 /// Metadata key in which auth-svc reads the client address (it throttles failed logins per
 /// address). Always set by the gateway, never copied from the caller.
@@ -199,9 +199,7 @@ impl Forwarded {
 }
 
 fn is_bearer(authorization: Option<&HeaderValue>) -> bool {
-    authorization
-        .and_then(|value| value.as_bytes().get(..7))
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"bearer "))
+    authorization.is_some_and(|value| auth_token::claims_bearer_scheme(value.as_bytes()))
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Forwarded {

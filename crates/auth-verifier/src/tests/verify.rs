@@ -25,7 +25,7 @@ async fn eddsa_token_verifies_and_yields_its_claims() {
         exp: claims["exp"].as_i64().unwrap(),
         jti: "jti-1".to_owned(),
         sid: "sid-1".to_owned(),
-        token_type: "access".to_owned(),
+        token_type: crate::TokenType::Access,
     };
     assert_eq!(verified, expected);
     assert_eq!(server.fetches(), 1, "fetched lazily, once");

@@ -18,38 +18,12 @@ use super::keys::Secrets;
 use super::keys::{self, AsymmetricKey, SigningKey, VerifyingKey};
 use crate::config::{AuthConfig, ConfigError};
 
-/// JOSE `typ` of access tokens (RFC 9068).
-pub const ACCESS_TYP: &str = "at+jwt";
 /// JOSE `typ` of refresh tokens; ours, so that no access-token verifier accepts them.
 pub const REFRESH_TYP: &str = "rt+jwt";
 /// Tolerated clock difference between replicas for `iat`/`nbf` in the future. `exp` gets none.
 pub const CLOCK_SKEW_SECONDS: i64 = 5;
-/// Longer tokens are refused before any parsing; ours are a few hundred bytes.
-pub use auth_api::MAX_TOKEN_BYTES;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenType {
-    Access,
-    Refresh,
-}
-
-/// Claims of an access token. `userId` and `role` keep the go-zero seed's names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccessClaims {
-    pub iss: String,
-    /// The user id as a string (JWT `sub` is a string).
-    pub sub: String,
-    #[serde(rename = "userId")]
-    pub user_id: i64,
-    pub role: String,
-    pub iat: i64,
-    pub exp: i64,
-    pub jti: String,
-    /// The session (refresh-token family) this token was issued in; Logout ends it.
-    pub sid: String,
-    pub token_type: TokenType,
-}
+/// The access-token contract every reader shares (see the `auth-token` crate).
+pub use auth_token::{ACCESS_TYP, AccessClaims, MAX_TOKEN_BYTES, TokenType};
 
 /// Claims of a refresh token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

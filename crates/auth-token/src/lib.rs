@@ -1,0 +1,143 @@
+//! The access-token contract, written once for everyone who reads a token: auth-svc (which
+//! issues and checks them), the gateway (which forwards them) and `auth-verifier` (which checks
+//! them in other services).
+//!
+//! - [`bearer_token`]: how a token travels (`authorization: Bearer <token>`, RFC 6750).
+//! - [`AccessClaims`]: what an access token says.
+//! - [`MAX_TOKEN_BYTES`], [`ACCESS_TYP`]: the limits and names every reader checks.
+
+use http::{HeaderMap, header::AUTHORIZATION};
+use serde::{Deserialize, Serialize};
+
+/// Longest token (access or refresh) accepted; longer ones are refused before any parsing.
+/// Ours are a few hundred bytes.
+pub const MAX_TOKEN_BYTES: usize = 4096;
+
+/// JOSE `typ` of access tokens (RFC 9068).
+pub const ACCESS_TYP: &str = "at+jwt";
+
+/// The `token_type` claim: access and refresh tokens must never pass for each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenType {
+    Access,
+    Refresh,
+}
+
+impl TokenType {
+    /// The claim's value as it is signed: `access` or `refresh`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Access => "access",
+            Self::Refresh => "refresh",
+        }
+    }
+}
+
+/// Claims of an access token. `userId` and `role` keep the go-zero tutorial's names; claims
+/// not listed here are ignored when reading.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// Issuer; always the configured one once verified.
+    pub iss: String,
+    /// The user id as a string (JWT `sub` is a string).
+    pub sub: String,
+    /// The user id as a number.
+    #[serde(rename = "userId")]
+    pub user_id: i64,
+    /// The user's role when the token was issued (a later change shows only in new tokens).
+    pub role: String,
+    /// Issued at, Unix seconds.
+    pub iat: i64,
+    /// Expires at, Unix seconds.
+    pub exp: i64,
+    /// The token's unique id.
+    pub jti: String,
+    /// The session (refresh-token family) the token was issued in; Logout ends it.
+    pub sid: String,
+    /// Always [`TokenType::Access`] once verified.
+    pub token_type: TokenType,
+}
+
+/// Why an `authorization` header carries no usable bearer token. The messages are what
+/// auth-svc's callers see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BearerError {
+    #[error("missing authorization: Bearer token")]
+    Missing,
+    #[error("more than one authorization header")]
+    Repeated,
+    #[error("authorization header is not valid ASCII")]
+    NotAscii,
+    /// A single word: `Bearer` with no token after it, or some other scheme's name alone.
+    #[error("authorization header must be `Bearer <token>`")]
+    NoCredentials { bearer: bool },
+    /// Credentials of another scheme (`Basic …`): no bearer token at all (RFC 6750 section 3.1).
+    #[error("authorization scheme must be Bearer")]
+    OtherScheme,
+    #[error("missing bearer token")]
+    Empty,
+    #[error("bearer token too long")]
+    TooLong,
+    #[error("malformed bearer token")]
+    Malformed,
+}
+
+impl BearerError {
+    /// Whether the caller presented no bearer credentials at all (as opposed to broken ones):
+    /// RFC 6750 answers that with a bare `WWW-Authenticate: Bearer`, without `invalid_token`.
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Self::Missing | Self::OtherScheme | Self::NoCredentials { bearer: false })
+    }
+}
+
+/// The token of `authorization: Bearer <token>` (RFC 6750 section 2.1), strictly: one header,
+/// scheme `Bearer` in any case, one or more spaces, then a b64token with nothing after it.
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, BearerError> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let value = values.next().ok_or(BearerError::Missing)?;
+    if values.next().is_some() {
+        return Err(BearerError::Repeated);
+    }
+    let value = value.to_str().map_err(|_| BearerError::NotAscii)?;
+    let Some((scheme, rest)) = value.split_once(' ') else {
+        return Err(BearerError::NoCredentials { bearer: value.eq_ignore_ascii_case("bearer") });
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(BearerError::OtherScheme);
+    }
+    let token = rest.trim_start_matches(' ');
+    if token.is_empty() {
+        return Err(BearerError::Empty);
+    }
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(BearerError::TooLong);
+    }
+    if !is_b64token(token) {
+        return Err(BearerError::Malformed);
+    }
+    Ok(token)
+}
+
+/// Whether a header value claims the Bearer scheme (`Bearer ` in any case), however broken
+/// what follows is. The gateway words its refusals by it.
+pub fn claims_bearer_scheme(value: &[u8]) -> bool {
+    value.get(..BEARER_PREFIX.len()).is_some_and(|scheme| scheme.eq_ignore_ascii_case(BEARER_PREFIX.as_bytes()))
+}
+
+/// The scheme and the one space before the token.
+pub const BEARER_PREFIX: &str = "Bearer ";
+
+/// Longest `authorization` header worth reading: the prefix and the largest token accepted.
+/// (More spaces after the scheme are allowed, but no real client sends them.)
+pub const MAX_AUTHORIZATION_BYTES: usize = BEARER_PREFIX.len() + MAX_TOKEN_BYTES;
+
+/// RFC 6750's b64token: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+}
+
+#[cfg(test)]
+mod tests;
