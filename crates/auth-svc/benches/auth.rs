@@ -5,6 +5,9 @@
 //! `cargo bench -p auth-svc --bench auth`; docs/benchmarks.md records the numbers next to the
 //! load-test table.
 
+// Bench code, like test code, may unwrap (the workspace lints deny it elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::hint::black_box;
 
 use auth_svc::{

@@ -1,6 +1,6 @@
 //! Configuration: an optional YAML file (`-f/--config`) overridden by `AUTH_SVC__…` environment
 //! variables (the key path joined with `__`, e.g. `AUTH_SVC__AUTH__ACCESS_SECRET`). Validated
-//! once at start; every error names the key. `config/auth-svc.yaml` documents every key.
+//! once at start; every error names the key. `crates/auth-svc/auth-svc.yaml` documents every key.
 
 use std::{
     collections::BTreeMap,

@@ -1,10 +1,13 @@
 //! auth-svc: the gRPC `UserService` (accounts, argon2id passwords, JWT sessions).
 //!
-//! `grpc` is the thin edge; `accounts` and `sessions` hold the rules; `auth` holds hashing,
-//! tokens and the bearer check; storage is the `model` crate.
-
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+//! The layers, each importing only from those below it:
+//! - `startup` builds the app from `config` in one pass and runs it; `cli` holds the operator
+//!   commands; `db` opens the database.
+//! - `edge`: the tonic service, the bearer layer and the per-connection service.
+//! - `service`: the rules (accounts, sessions, introspection, the user directory).
+//! - `auth` (hashing, keys, tokens) and `store` (cache, throttles, revocation list, Redis).
+//! - `domain`: the types the rules work on (user, username, password and role rules).
+//! - `config`, `metrics`, `error`; tables and queries are the `model` crate.
 
 pub mod auth;
 pub mod cli;

@@ -87,7 +87,7 @@ impl ApiError {
         Self { dialect, status, message: message.into(), retry_after: None }
     }
 
-    /// The HTTP answer to a failed gRPC call (CONTRACT.md's table). Only the messages of
+    /// The HTTP answer to a failed gRPC call (the table in docs/api.md). Only the messages of
     /// INVALID_ARGUMENT, ALREADY_EXISTS, UNAUTHENTICATED and RESOURCE_EXHAUSTED reach the
     /// client: auth-svc writes those for users (a throttled login and a busy server must read
     /// differently). Everything else gets a fixed message, so no internal detail leaks.
@@ -129,7 +129,7 @@ impl ApiError {
         };
         let mut error = Self::new(dialect, http, message);
         if status.code() == Code::ResourceExhausted {
-            // CONTRACT.md: every 429 carries Retry-After.
+            // docs/api.md: every 429 carries Retry-After.
             error.retry_after = Some(retry_after_seconds(status).unwrap_or(HeaderValue::from_static("1")));
         }
         error
@@ -318,7 +318,7 @@ mod tests {
         assert_eq!(headers.get(header::RETRY_AFTER).unwrap(), "42");
         assert_eq!(body, serde_json::json!({"detail": "slow down"}), "auth-svc's words for users reach them");
 
-        // CONTRACT.md: a 429 always says when to come back.
+        // docs/api.md: a 429 always says when to come back.
         let mut status = Status::resource_exhausted("slow down");
         status.metadata_mut().insert("retry-after", MetadataValue::from_static("soon"));
         let (_, headers, _) = render(ApiError::from_grpc(Dialect::FastApi, &status)).await;

@@ -6,9 +6,6 @@
 //! GetUserInfo traffic beside it, and checks issue 7's targets. `scripts/bench.sh` starts the
 //! servers and calls it; `docs/benchmarks.md` holds the results.
 
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
-
 mod grpc;
 mod hashing;
 mod measure;

@@ -3,9 +3,6 @@
 //! No business rules live here: hashing, token rules and policies are in `auth-svc`. One code
 //! path serves SQLite (the embedded default), PostgreSQL and MySQL/MariaDB.
 
-#![deny(clippy::unwrap_used, clippy::expect_used)]
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
-
 pub mod connect;
 pub mod entity;
 pub mod error;

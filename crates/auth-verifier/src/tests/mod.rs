@@ -1,9 +1,6 @@
 //! The crate's tests: real tokens signed with the fixture keys, a real JWKS server on
 //! 127.0.0.1:0, and the layer driven through axum and tonic.
 
-// Test code: a failed expectation is a failed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 mod cache;
 mod config;
 mod jwks;

@@ -596,7 +596,7 @@ async fn an_oversized_request_head_is_431() {
     assert_eq!(response.status(), StatusCode::OK);
 }
 
-/// Every answer a route gives to the statuses auth-svc can answer its call with (CONTRACT.md's
+/// Every answer a route gives to the statuses auth-svc can answer its call with (docs/api.md's
 /// lists per RPC, plus a stalled call and an auth-svc that is gone) is one the OpenAPI document
 /// lists for that route, with the documented headers. A healthy stack, which is all
 /// Schemathesis sees, never shows most of these.
