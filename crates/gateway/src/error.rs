@@ -148,6 +148,18 @@ impl ApiError {
         Self::new(dialect, StatusCode::PAYLOAD_TOO_LARGE, format!("request body too large (limit {body_limit} bytes)"))
     }
 
+    /// The 401 of an `Authorization` header too long to send to auth-svc (`bearer`: it claimed
+    /// the Bearer scheme), worded as the dialect words an unusable token.
+    pub fn authorization_too_long(dialect: Dialect, bearer: bool) -> Self {
+        let message = match (dialect, bearer) {
+            (Dialect::FastApi, bearer) => fastapi_unauthorized(bearer),
+            // auth-svc's own wording for such a token.
+            (Dialect::GoZero, true) => "bearer token too long",
+            (Dialect::GoZero, false) => "authorization header too long",
+        };
+        Self::new(dialect, StatusCode::UNAUTHORIZED, message)
+    }
+
     /// Gives this error the status and wording a tutorial fixes for one route, if it has status
     /// `when` (e.g. `/signup` answers a taken username with 400 "Username already exists").
     #[must_use]

@@ -13,12 +13,12 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    app::AppState,
     error::{ApiError, Detail, Dialect},
-    extract::JsonBody,
-    upstream::{Forwarded, WithAuthorization},
+    extract::{Forwarded, JsonBody, WithAuthorization},
+    state::AppState,
 };
 
 pub const TAG: &str = "FastAPI";
@@ -273,4 +273,9 @@ pub async fn protected(
         )
     })?;
     Ok(Json(MessageResponse { message: format!("Hello {}! This is a protected route", user.username) }))
+}
+
+/// This module's routes, for `routes::api`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(signup)).routes(routes!(token)).routes(routes!(protected))
 }
