@@ -2,13 +2,13 @@
 //! only if it is sane), client address, tracing, CORS, error shaping, panic catching, timeout
 //! and body limit.
 
-use std::{any::Any, time::Duration};
+use std::time::Duration;
 
 use axum::{
     Router,
     body::Body,
     extract::DefaultBodyLimit,
-    http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, header},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header},
     middleware,
 };
 use tower::ServiceBuilder;
@@ -54,7 +54,7 @@ pub fn with_middleware(router: Router, config: &Config) -> Router {
         )
         .layer(cors(&config.cors))
         .layer(middleware::from_fn_with_state(body_limit, error::shape_plain_errors))
-        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(CatchPanicLayer::custom(error::caught_panic))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout()))
         .layer(RequestBodyLimitLayer::new(body_limit))
         // The limit above is the one in force; axum's own 2 MB default would silently cap it.
@@ -100,19 +100,6 @@ fn request_span(request: &Request<Body>) -> tracing::Span {
     let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
     let client = request.extensions().get::<ClientIp>().map(|&ClientIp(ip)| tracing::field::display(ip));
     tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id, client)
-}
-
-/// A handler panicked: log it, answer a bare 500 (shaped into JSON one layer out).
-fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response<Body> {
-    let message = panic
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("unknown panic");
-    tracing::error!(panic = message, "handler panicked");
-    let mut response = Response::new(Body::empty());
-    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    response
 }
 
 /// Browsers on the configured origins may call with a bearer token (which makes them send a

@@ -197,17 +197,17 @@ impl From<LoginResponse> for TokenResponse {
     responses(
         (status = 200, description = "Account created", body = MessageResponse,
             example = json!({"message": "User created successfully"})),
-        (status = 400, description = "Username taken, or the username/password policy is broken", body = Detail,
-            example = json!({"detail": "Username already exists"})),
         (status = 429, description = "Too many sign-ups from this client address, or auth-svc's hashing \
             queue is full", body = Detail),
+        (status = 400, description = "Username taken, or the username/password policy is broken", body = Detail,
+            example = json!({"detail": "Username already exists"})),
     ))]
 pub async fn signup(
     State(state): State<AppState>,
     forwarded: Forwarded,
-    JsonBody(body): JsonBody<SignupRequest>,
+    JsonBody(SignupRequest { username, password }): JsonBody<SignupRequest>,
 ) -> Result<Json<MessageResponse>, ApiError> {
-    let request = RegisterRequest { username: body.username, password: body.password };
+    let request = RegisterRequest { username, password };
     state.upstream.register(&forwarded, request).await.map_err(|status| {
         failed(status).reword(StatusCode::CONFLICT, StatusCode::BAD_REQUEST, "Username already exists")
     })?;
