@@ -1,4 +1,4 @@
-//! `/metrics` on the admin port after a scripted scenario: requests counted by route template
+//! `/metrics` on the admin port after a fixed sequence of calls: requests counted by route template
 //! and the status the client got.
 
 use serde_json::json;

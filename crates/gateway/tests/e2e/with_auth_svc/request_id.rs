@@ -1,5 +1,5 @@
 //! `x-request-id`: generated when absent, echoed when present (forwarding to auth-svc is
-//! checked against a recording upstream in `with_scripted_upstream::forwarded_metadata`).
+//! checked against the scripted upstream in `with_scripted_upstream::forwarded_metadata`).
 
 use reqwest::StatusCode;
 use serde_json::json;
