@@ -2,7 +2,7 @@
 //! and exact-assertion helpers. The upstream a gateway talks to is one of two kinds:
 //! [`auth_svc`] starts the real auth-svc (temp SQLite, cheap hashing) and `spawn_app()` puts a
 //! gateway in front of it; [`scripted_upstream`] is a fake `UserService` that answers what a
-//! test scripts and records the metadata it receives.
+//! test scripts and records the metadata it receives. [`cases`] runs table-driven requests.
 
 use std::net::SocketAddr;
 
