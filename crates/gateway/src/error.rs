@@ -8,11 +8,12 @@
 //! middleware (404, 405, 408, 413, a caught panic) arrive with no JSON body and are rewritten
 //! into the dialect of their path by [`shape_plain_errors`].
 
-use std::borrow::Cow;
+use std::{any::Any, borrow::Cow};
 
 use auth_api::metadata::RETRY_AFTER as RETRY_AFTER_METADATA;
 use axum::{
     Json,
+    body::Body,
     extract::{Request, State},
     http::{HeaderValue, StatusCode, header},
     middleware::Next,
@@ -148,6 +149,18 @@ impl ApiError {
         Self::new(dialect, StatusCode::PAYLOAD_TOO_LARGE, format!("request body too large (limit {body_limit} bytes)"))
     }
 
+    /// The 401 of an `Authorization` header too long to send to auth-svc (`bearer`: it claimed
+    /// the Bearer scheme), worded as the dialect words an unusable token.
+    pub fn authorization_too_long(dialect: Dialect, bearer: bool) -> Self {
+        let message = match (dialect, bearer) {
+            (Dialect::FastApi, bearer) => fastapi_unauthorized(bearer),
+            // auth-svc's own wording for such a token.
+            (Dialect::GoZero, true) => "bearer token too long",
+            (Dialect::GoZero, false) => "authorization header too long",
+        };
+        Self::new(dialect, StatusCode::UNAUTHORIZED, message)
+    }
+
     /// Gives this error the status and wording a tutorial fixes for one route, if it has status
     /// `when` (e.g. `/signup` answers a taken username with 400 "Username already exists").
     #[must_use]
@@ -242,6 +255,20 @@ pub async fn shape_plain_errors(State(body_limit): State<usize>, request: Reques
         shaped.headers_mut().entry(name).or_insert_with(|| value.clone());
     }
     shaped
+}
+
+/// `CatchPanicLayer`'s answer to a handler that panicked: log it, answer a bare 500, which
+/// [`shape_plain_errors`] (one layer out) gives its JSON body.
+pub fn caught_panic(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    tracing::error!(panic = message, "handler panicked");
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response
 }
 
 fn is_json(response: &Response) -> bool {

@@ -1,9 +1,11 @@
-//! The one tonic `Channel` to auth-svc and the calls the REST routes make on it.
+//! The one tonic `Channel` to auth-svc, the calls the REST routes make on it, and the metadata
+//! that travels with them ([`Forwarded`]). Failed calls come back as tonic `Status`es; turning
+//! them into HTTP answers is `error`'s job.
 //!
 //! The channel is created with `connect_lazy`: the gateway starts (and answers 503) while
 //! auth-svc is down, and the channel reconnects by itself when it is back. All calls share one
 //! HTTP/2 connection. The gateway never judges a token: it forwards the caller's
-//! `Authorization` header as gRPC metadata and lets auth-svc's interceptor decide. Besides the
+//! `Authorization` header as gRPC metadata and lets auth-svc's bearer layer decide. Besides the
 //! request id, it also tells auth-svc the client's address (`x-forwarded-for`), which auth-svc
 //! throttles failed logins by.
 
@@ -14,8 +16,7 @@ use auth_api::user::v1::{
     GetJwksRequest, GetJwksResponse, GetUserInfoRequest, LoginRequest, LoginResponse, LogoutRequest, RefreshRequest,
     RegisterRequest, RegisterResponse, SetUserRoleRequest, UserInfo, user_service_client::UserServiceClient,
 };
-use axum::{extract::FromRequestParts, http::request::Parts};
-use http::{HeaderMap, HeaderValue, StatusCode, header::AUTHORIZATION};
+use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
 use tonic::{
     Status,
     metadata::{AsciiMetadataValue, MetadataMap},
@@ -23,10 +24,7 @@ use tonic::{
 };
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
-use crate::{
-    config::Config,
-    error::{ApiError, Dialect},
-};
+use crate::config::Config;
 
 /// The service `/readyz` asks auth-svc's health endpoint about.
 pub use auth_api::user::v1::user_service_server::SERVICE_NAME as USER_SERVICE;
@@ -57,38 +55,39 @@ impl Upstream {
     }
 
     pub async fn register(&self, metadata: &Forwarded, message: RegisterRequest) -> Result<RegisterResponse, Status> {
-        let request = self.request(metadata, message);
-        self.call(|mut client| async move { client.register(request).await }).await
+        self.call(metadata, message, |mut client, request| async move { client.register(request).await }).await
     }
 
     pub async fn login(&self, metadata: &Forwarded, message: LoginRequest) -> Result<LoginResponse, Status> {
-        let request = self.request(metadata, message);
-        self.call(|mut client| async move { client.login(request).await }).await
+        self.call(metadata, message, |mut client, request| async move { client.login(request).await }).await
     }
 
     pub async fn refresh(&self, metadata: &Forwarded, message: RefreshRequest) -> Result<LoginResponse, Status> {
-        let request = self.request(metadata, message);
-        self.call(|mut client| async move { client.refresh(request).await }).await
+        self.call(metadata, message, |mut client, request| async move { client.refresh(request).await }).await
     }
 
     pub async fn user_info(&self, metadata: &Forwarded) -> Result<UserInfo, Status> {
-        let request = self.request(metadata, GetUserInfoRequest {});
-        self.call(|mut client| async move { client.get_user_info(request).await }).await
+        self.call(
+            metadata,
+            GetUserInfoRequest {},
+            |mut client, request| async move { client.get_user_info(request).await },
+        )
+        .await
     }
 
     pub async fn logout(&self, metadata: &Forwarded) -> Result<(), Status> {
-        let request = self.request(metadata, LogoutRequest {});
-        self.call(|mut client| async move { client.logout(request).await }).await.map(drop)
+        self.call(metadata, LogoutRequest {}, |mut client, request| async move { client.logout(request).await })
+            .await?;
+        Ok(())
     }
 
     pub async fn set_user_role(&self, metadata: &Forwarded, message: SetUserRoleRequest) -> Result<UserInfo, Status> {
-        let request = self.request(metadata, message);
-        self.call(|mut client| async move { client.set_user_role(request).await }).await
+        self.call(metadata, message, |mut client, request| async move { client.set_user_role(request).await }).await
     }
 
     pub async fn jwks(&self, metadata: &Forwarded) -> Result<GetJwksResponse, Status> {
-        let request = self.request(metadata, GetJwksRequest {});
-        self.call(|mut client| async move { client.get_jwks(request).await }).await
+        self.call(metadata, GetJwksRequest {}, |mut client, request| async move { client.get_jwks(request).await })
+            .await
     }
 
     /// Whether auth-svc's gRPC health service reports `user.v1.UserService` as SERVING.
@@ -99,20 +98,16 @@ impl Upstream {
         Ok(answer.into_inner().status == ServingStatus::Serving as i32)
     }
 
-    /// A request carrying the caller's metadata.
-    fn request<T>(&self, metadata: &Forwarded, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
-        metadata.apply(request.metadata_mut());
-        request
-    }
-
-    async fn call<T, F, Fut>(&self, call: F) -> Result<T, Status>
+    /// Sends `message` with the caller's `metadata` through `call`, within the deadline.
+    async fn call<M, T, F, Fut>(&self, metadata: &Forwarded, message: M, call: F) -> Result<T, Status>
     where
-        F: FnOnce(UserServiceClient<Channel>) -> Fut,
+        F: FnOnce(UserServiceClient<Channel>, tonic::Request<M>) -> Fut,
         Fut: Future<Output = Result<tonic::Response<T>, Status>>,
     {
+        let mut request = tonic::Request::new(message);
+        metadata.apply(request.metadata_mut());
         let client = UserServiceClient::new(self.channel.clone());
-        deadline(self.timeout, call(client)).await.map(tonic::Response::into_inner)
+        deadline(self.timeout, call(client, request)).await.map(tonic::Response::into_inner)
     }
 }
 
@@ -138,14 +133,10 @@ pub use auth_token::MAX_AUTHORIZATION_BYTES;
 /// address). Always set by the gateway, never copied from the caller.
 pub use auth_api::metadata::FORWARDED_FOR;
 
-/// The address of the client a request came from, as resolved by `client::resolve_client_ip`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientIp(pub IpAddr);
-
 /// The parts of a REST request that travel on to auth-svc as gRPC metadata: the request id (set
 /// by the request-id middleware), the client address, and, only for the routes whose call
-/// auth-svc authenticates ([`WithAuthorization`]), the caller's `Authorization` header, untouched.
-/// Nothing else the caller sent is forwarded.
+/// auth-svc authenticates (`extract::WithAuthorization`), the caller's `Authorization` header,
+/// untouched. Nothing else the caller sent is forwarded.
 #[derive(Debug, Clone, Default)]
 pub struct Forwarded {
     authorization: Option<AsciiMetadataValue>,
@@ -202,48 +193,11 @@ fn is_bearer(authorization: Option<&HeaderValue>) -> bool {
     authorization.is_some_and(|value| auth_token::claims_bearer_scheme(value.as_bytes()))
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Forwarded {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let client_ip = parts.extensions.get::<ClientIp>().map(|&ClientIp(ip)| ip);
-        Ok(Self::from_parts(&parts.headers, client_ip))
-    }
-}
-
 /// An `Authorization` header too long for auth-svc to look at.
 #[derive(Debug, Clone, Copy)]
 pub struct AuthorizationTooLong {
     /// Whether it claimed the Bearer scheme.
     pub bearer: bool,
-}
-
-/// [`Forwarded`] with the caller's `Authorization`: for the routes auth-svc checks a token on
-/// (`/user/info`, `/user/logout`, `/user/role`, `/protected`). A header over [`MAX_AUTHORIZATION_BYTES`] is
-/// refused with the 401 of an unusable token, in the route's dialect, without calling auth-svc.
-#[derive(Debug, Clone)]
-pub struct WithAuthorization(pub Forwarded);
-
-impl<S: Send + Sync> FromRequestParts<S> for WithAuthorization {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Ok(forwarded) = Forwarded::from_request_parts(parts, state).await;
-        forwarded.with_authorization(&parts.headers).map(Self).map_err(|AuthorizationTooLong { bearer }| {
-            tracing::info!(
-                bytes = parts.headers.get(AUTHORIZATION).map_or(0, HeaderValue::len),
-                "authorization header too long"
-            );
-            let dialect = Dialect::for_path(parts.uri.path());
-            let message = match (dialect, bearer) {
-                (Dialect::FastApi, bearer) => crate::error::fastapi_unauthorized(bearer),
-                // auth-svc's own wording for such a token.
-                (Dialect::GoZero, true) => "bearer token too long",
-                (Dialect::GoZero, false) => "authorization header too long",
-            };
-            ApiError::new(dialect, StatusCode::UNAUTHORIZED, message)
-        })
-    }
 }
 
 #[cfg(test)]

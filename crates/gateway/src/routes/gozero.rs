@@ -8,12 +8,12 @@ use axum::{Json, extract::State, http::StatusCode, response::IntoResponse};
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    app::AppState,
     error::{ApiError, CodeError, Dialect},
-    extract::JsonBody,
-    upstream::{Forwarded, WithAuthorization},
+    extract::{Forwarded, JsonBody, WithAuthorization},
+    state::AppState,
 };
 
 pub const TAG: &str = "go-zero";
@@ -224,4 +224,15 @@ pub async fn set_role(
         failed(status).reword(StatusCode::NOT_FOUND, StatusCode::NOT_FOUND, "user not found")
     })?;
     Ok(Json(user.into()))
+}
+
+/// This module's routes, for `routes::api`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(info))
+        .routes(routes!(logout))
+        .routes(routes!(set_role))
 }

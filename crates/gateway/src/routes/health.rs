@@ -4,8 +4,9 @@
 use axum::{Json, extract::State, http::StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub const TAG: &str = "health";
 
@@ -50,4 +51,9 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
             (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status: HealthStatus::Unavailable }))
         }
     }
+}
+
+/// This module's routes, for `routes::api`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(healthz)).routes(routes!(readyz))
 }

@@ -13,11 +13,12 @@ use axum::{
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    app::AppState,
     error::{ApiError, Dialect},
-    upstream::Forwarded,
+    extract::Forwarded,
+    state::AppState,
 };
 
 pub const TAG: &str = "JWKS";
@@ -131,6 +132,11 @@ fn if_none_match_names(request: &HeaderMap, etag: &str) -> bool {
         .flat_map(|value| value.as_bytes().split(|&byte| byte == b','))
         .map(<[u8]>::trim_ascii)
         .any(|tag| tag == b"*" || tag.strip_prefix(b"W/").unwrap_or(tag) == etag.as_bytes())
+}
+
+/// This module's routes, for `routes::api`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(jwks))
 }
 
 #[cfg(test)]

@@ -13,12 +13,12 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    app::AppState,
     error::{ApiError, Detail, Dialect},
-    extract::JsonBody,
-    upstream::{Forwarded, WithAuthorization},
+    extract::{Forwarded, JsonBody, WithAuthorization},
+    state::AppState,
 };
 
 pub const TAG: &str = "FastAPI";
@@ -197,17 +197,17 @@ impl From<LoginResponse> for TokenResponse {
     responses(
         (status = 200, description = "Account created", body = MessageResponse,
             example = json!({"message": "User created successfully"})),
-        (status = 400, description = "Username taken, or the username/password policy is broken", body = Detail,
-            example = json!({"detail": "Username already exists"})),
         (status = 429, description = "Too many sign-ups from this client address, or auth-svc's hashing \
             queue is full", body = Detail),
+        (status = 400, description = "Username taken, or the username/password policy is broken", body = Detail,
+            example = json!({"detail": "Username already exists"})),
     ))]
 pub async fn signup(
     State(state): State<AppState>,
     forwarded: Forwarded,
-    JsonBody(body): JsonBody<SignupRequest>,
+    JsonBody(SignupRequest { username, password }): JsonBody<SignupRequest>,
 ) -> Result<Json<MessageResponse>, ApiError> {
-    let request = RegisterRequest { username: body.username, password: body.password };
+    let request = RegisterRequest { username, password };
     state.upstream.register(&forwarded, request).await.map_err(|status| {
         failed(status).reword(StatusCode::CONFLICT, StatusCode::BAD_REQUEST, "Username already exists")
     })?;
@@ -273,4 +273,9 @@ pub async fn protected(
         )
     })?;
     Ok(Json(MessageResponse { message: format!("Hello {}! This is a protected route", user.username) }))
+}
+
+/// This module's routes, for `routes::api`.
+pub(super) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::default().routes(routes!(signup)).routes(routes!(token)).routes(routes!(protected))
 }

@@ -1,10 +1,10 @@
 //! `x-request-id`: generated when absent, echoed when present (forwarding to auth-svc is
-//! checked against a recording upstream in `fake_upstream`).
+//! checked against the scripted upstream in `with_scripted_upstream::forwarded_metadata`).
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{header, spawn_app};
+use crate::support::{auth_svc::spawn_app, header};
 
 #[tokio::test]
 async fn a_request_id_is_generated_when_absent() {

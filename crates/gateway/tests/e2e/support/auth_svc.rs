@@ -1,18 +1,18 @@
-//! `spawn_app()`: auth-svc and the gateway on ephemeral ports, each test with its own database.
+//! `spawn_app()`: the real auth-svc and a gateway in front of it, on ephemeral ports, each test
+//! with its own database.
 
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
 };
 
-use reqwest::{Client, Response, StatusCode, header::HeaderMap};
+use reqwest::{Client, Response, StatusCode};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::{sync::oneshot, task::JoinHandle};
 
-/// The origin the test gateway lets browsers call from.
-pub const ALLOWED_ORIGIN: &str = "http://app.example.test";
+use super::{Gateway, client, gateway_config};
 
 /// A running auth-svc; stopped through its shutdown future by `stop` (or when dropped).
 pub struct AuthSvc {
@@ -55,41 +55,6 @@ impl AuthSvc {
         }
         (&mut self.task).await.expect("auth-svc task").expect("auth-svc stops cleanly");
     }
-}
-
-/// A running gateway; stopped when dropped.
-pub struct Gateway {
-    pub addr: SocketAddr,
-    _shutdown: oneshot::Sender<()>,
-}
-
-impl Gateway {
-    pub async fn start(config: &gateway::Config) -> Self {
-        let app = gateway::App::build(config).await.expect("gateway builds");
-        let addr = app.local_addr().expect("gateway address");
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        tokio::spawn(app.serve(async move {
-            let _ = stopped.await;
-        }));
-        Self { addr, _shutdown: shutdown }
-    }
-}
-
-/// The gateway configuration every test starts from, pointing at `upstream`.
-pub fn gateway_config(upstream: SocketAddr) -> gateway::Config {
-    let mut config = gateway::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        upstream: format!("http://{upstream}"),
-        ..Default::default()
-    };
-    config.cors.allowed_origins = vec![ALLOWED_ORIGIN.to_owned()];
-    config.grpc.connect_timeout_ms = 1_000;
-    config
-}
-
-pub fn client() -> Client {
-    // No proxy: every request goes to 127.0.0.1. No redirects: tests see exactly what is sent.
-    Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
 /// auth-svc and the gateway in front of it, plus a client.
@@ -146,24 +111,4 @@ impl TestApp {
         let body: Value = response.json().await.unwrap();
         (body["accessToken"].as_str().unwrap().to_owned(), body["refreshToken"].as_str().unwrap().to_owned())
     }
-}
-
-/// Status, headers and JSON body, for exact assertions.
-pub async fn read(response: Response) -> (StatusCode, HeaderMap, Value) {
-    let status = response.status();
-    let headers = response.headers().clone();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text:?}"));
-    (status, headers, body)
-}
-
-/// Asserts a header's exact value.
-pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
-    headers.get(name).unwrap_or_else(|| panic!("missing header {name}")).to_str().unwrap()
-}
-
-/// A JWT is three non-empty base64url parts.
-pub fn is_jwt(token: &str) -> bool {
-    let parts: Vec<_> = token.split('.').collect();
-    parts.len() == 3 && parts.iter().all(|part| !part.is_empty())
 }

@@ -6,9 +6,9 @@ use serde_json::{Value, json};
 use tonic::Code;
 use tonic_health::ServingStatus;
 
-use crate::{
-    fake_upstream::{Behavior, Fixture, start},
-    support::{client, header, read},
+use crate::support::{
+    client, header, read,
+    scripted_upstream::{Behavior, Fixture, start},
 };
 
 fn failing(code: Code, message: &'static str) -> Behavior {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use reqwest::StatusCode;
 
-use crate::support::{header, read, spawn_app};
+use crate::support::{auth_svc::spawn_app, header, read};
 
 #[tokio::test]
 async fn openapi_lists_every_route_with_its_method() {

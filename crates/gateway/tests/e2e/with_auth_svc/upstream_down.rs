@@ -6,7 +6,11 @@ use std::net::SocketAddr;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{AuthSvc, Gateway, client, db_path, gateway_config, read};
+use crate::support::{
+    Gateway,
+    auth_svc::{AuthSvc, db_path},
+    client, gateway_config, read,
+};
 
 /// A port nobody listens on right now (bound on port 0, then released).
 fn free_port() -> SocketAddr {

@@ -3,9 +3,13 @@
 
 use reqwest::{Method, StatusCode};
 
-use crate::support::{ALLOWED_ORIGIN, header, spawn_app};
+use crate::support::{
+    ALLOWED_ORIGIN,
+    auth_svc::{TestApp, spawn_app},
+    header,
+};
 
-async fn preflight(app: &crate::support::TestApp, origin: &str) -> reqwest::Response {
+async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
     app.client
         .request(Method::OPTIONS, app.url("/protected"))
         .header("origin", origin)

@@ -18,7 +18,7 @@ use reqwest::{Client, StatusCode};
 use serde_json::{Value, json};
 use tonic_health::ServingStatus;
 
-use crate::fake_upstream::{Behavior, ScriptedUpstream};
+use crate::support::scripted_upstream::{Behavior, ScriptedUpstream};
 
 const CALLS: usize = 200;
 const GRACE_SECONDS: u64 = 5;

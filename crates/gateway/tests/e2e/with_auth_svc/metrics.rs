@@ -1,9 +1,12 @@
-//! `/metrics` on the admin port after a scripted scenario: requests counted by route template
+//! `/metrics` on the admin port after a fixed sequence of calls: requests counted by route template
 //! and the status the client got.
 
 use serde_json::json;
 
-use crate::support::{AuthSvc, client, db_path, gateway_config};
+use crate::support::{
+    auth_svc::{AuthSvc, db_path},
+    client, gateway_config,
+};
 
 fn sample(text: &str, series: &str) -> f64 {
     text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)

@@ -16,14 +16,17 @@ use axum::{
     http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header},
 };
 use gateway::{
-    app::{AppState, MAX_REQUEST_ID_BYTES, is_sane_request_id, with_middleware},
+    app::routes_with_docs,
     error::Dialect,
     extract::decode_json,
+    middleware::{MAX_REQUEST_ID_BYTES, is_sane_request_id, with_middleware},
+    openapi,
     routes::{
         self,
         gozero::{LoginReq, RefreshReq, RegisterReq, SetRoleReq},
         oauth2::{SignupRequest, decode_token_form},
     },
+    state::AppState,
     upstream::{MAX_AUTHORIZATION_BYTES, Upstream},
 };
 use proptest::{
@@ -35,9 +38,9 @@ use serde_json::{Value, json};
 use tonic_health::ServingStatus;
 use tower::ServiceExt as _;
 
-use crate::{
-    fake_upstream::{Behavior, ScriptedUpstream},
-    support::gateway_config,
+use crate::support::{
+    gateway_config,
+    scripted_upstream::{Behavior, ScriptedUpstream},
 };
 
 /// Small, so generated bodies land on both sides of it.
@@ -62,7 +65,7 @@ impl Fixture {
             Upstream::new(&config).unwrap()
         };
         let state = AppState { upstream: upstream_channel, body_limit: BODY_LIMIT };
-        let router = with_middleware(routes::router().with_state(state), &config);
+        let router = with_middleware(routes_with_docs(state), &config);
         Self { runtime, router, _upstream: upstream }
     }
 
@@ -95,7 +98,7 @@ fn check<T: std::fmt::Debug>(result: Result<(), proptest::test_runner::TestError
 /// Status codes the OpenAPI document lists for `method path`.
 fn documented(method: &str, path: &str) -> Vec<u16> {
     static DOC: OnceLock<Value> = OnceLock::new();
-    let doc = DOC.get_or_init(|| serde_json::to_value(routes::openapi()).unwrap());
+    let doc = DOC.get_or_init(|| serde_json::to_value(openapi::document(routes::api().into_openapi())).unwrap());
     doc["paths"][path][method]["responses"]
         .as_object()
         .unwrap_or_else(|| panic!("{method} {path} is not documented"))

@@ -10,7 +10,11 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::support::{Gateway, gateway_config, read, spawn_app, spawn_app_with};
+use crate::support::{
+    Gateway,
+    auth_svc::{spawn_app, spawn_app_with},
+    gateway_config, read,
+};
 
 fn oversized() -> serde_json::Value {
     json!({"username": "alice", "password": "p".repeat(70 * 1024)})

@@ -1,7 +1,8 @@
-//! The OpenAPI document (`/openapi.json`) and a Swagger UI over it (`/docs`). The document is
-//! generated from the handlers' `#[utoipa::path]` attributes and the very structs they parse and
-//! answer with, so it cannot drift from the routes; [`complete`] then adds the answers every
-//! route shares (the middleware's, the transport's, the request id), by the same rules the code
+//! The OpenAPI document (`/openapi.json`) and a Swagger UI over it (`/docs`). The routes'
+//! part of the document comes from the handlers' `#[utoipa::path]` attributes and the very
+//! structs they parse and answer with (collected by `routes::api`), so it cannot drift from the
+//! routes; [`document`] puts it under [`ApiDoc`] and [`complete`] adds the answers every route
+//! shares (the middleware's, the transport's, the request id), by the same rules the code
 //! follows. The UI's assets are compiled in (the `vendored` feature): nothing is fetched at
 //! build or run time.
 
@@ -22,10 +23,12 @@ use utoipa::{
 };
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{gozero, health, jwks, oauth2};
 use crate::{
-    app::{AppState, MAX_HEADER_BYTES, MAX_REQUEST_ID_BYTES},
     error::{CodeError, Detail, Dialect},
+    listener::MAX_HEADER_BYTES,
+    middleware::MAX_REQUEST_ID_BYTES,
+    routes::{gozero, health, jwks, oauth2},
+    state::AppState,
     upstream::REQUEST_ID,
 };
 
@@ -70,6 +73,15 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// The document `/openapi.json` serves: [`ApiDoc`] with the paths and schemas `routes` (what
+/// `routes::api` collected) describes, completed by [`complete`].
+pub fn document(routes: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    let mut document = ApiDoc::openapi();
+    document.merge(routes);
+    complete(&mut document);
+    document
+}
+
 /// The tags of the routes that make a `UserService` call (and so can answer 503 and 504).
 const UPSTREAM_TAGS: [&str; 3] = [gozero::TAG, oauth2::TAG, jwks::TAG];
 
@@ -89,7 +101,7 @@ const UPSTREAM_TAGS: [&str; 3] = [gozero::TAG, oauth2::TAG, jwks::TAG];
 /// - the optional `x-request-id` request header.
 ///
 /// Error bodies are the route's [`Dialect`]: [`CodeError`] under `/user/…`, [`Detail`] elsewhere.
-pub fn complete(openapi: &mut utoipa::openapi::OpenApi) {
+fn complete(openapi: &mut utoipa::openapi::OpenApi) {
     for (path, item) in &mut openapi.paths.paths {
         let dialect = Dialect::for_path(path);
         for operation in operations(item) {
@@ -198,7 +210,7 @@ fn error_response(dialect: Dialect, description: &str) -> Response {
 }
 
 /// `x-request-id`: on every answer, the client's if it was sane (see
-/// `app::sanitize_request_id_headers`), else a generated UUID.
+/// `middleware::sanitize_request_id_headers`), else a generated UUID.
 fn request_id_header() -> RefOr<Header> {
     let schema = ObjectBuilder::new()
         .schema_type(Type::String)
@@ -221,7 +233,7 @@ fn mark_required(header: &mut Header) {
 }
 
 /// Serves the document and the UI.
-pub fn router(openapi: utoipa::openapi::OpenApi) -> Router<AppState> {
+pub fn docs_router(openapi: utoipa::openapi::OpenApi) -> Router<AppState> {
     SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, openapi).into()
 }
 
@@ -232,7 +244,7 @@ mod tests {
     use crate::routes;
 
     fn doc() -> Value {
-        serde_json::to_value(routes::openapi()).unwrap()
+        serde_json::to_value(super::document(routes::api().into_openapi())).unwrap()
     }
 
     fn operations(doc: &Value) -> Vec<(String, String, Value)> {

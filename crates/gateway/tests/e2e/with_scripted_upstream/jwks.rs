@@ -8,9 +8,9 @@ use serde_json::json;
 use tonic::Code;
 use tonic_health::ServingStatus;
 
-use crate::{
-    fake_upstream::{Behavior, Fixture, sample_jwks, start},
-    support::{ALLOWED_ORIGIN, Gateway, client, gateway_config, header, read},
+use crate::support::{
+    ALLOWED_ORIGIN, Gateway, client, gateway_config, header, read,
+    scripted_upstream::{Behavior, Fixture, sample_jwks, start},
 };
 
 const PATH: &str = "/.well-known/jwks.json";

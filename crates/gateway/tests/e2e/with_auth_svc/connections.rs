@@ -20,7 +20,11 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::support::{AuthSvc, Gateway, client, db_path, gateway_config, header, read};
+use crate::support::{
+    Gateway,
+    auth_svc::{AuthSvc, db_path},
+    client, gateway_config, header, read,
+};
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const SETTINGS: u8 = 0x4;

@@ -1,7 +1,9 @@
-//! Which client a request comes from. auth-svc throttles failed logins per client address, read
-//! from the `x-forwarded-for` metadata the gateway always sets (see `upstream::Forwarded`), so
-//! the address must be one the client cannot choose: the TCP peer, or, when the gateway sits
-//! behind a trusted proxy (`http.trusted_proxy_header`), the entry that proxy added to its header.
+//! Which client a request comes from: the middleware that records it as a [`ClientIp`], which
+//! the `Forwarded` extractor and the log span read. auth-svc throttles failed logins per client
+//! address, read from the `x-forwarded-for` metadata the gateway always sets (see
+//! `upstream::Forwarded`), so the address must be one the client cannot choose: the TCP peer,
+//! or, when the gateway sits behind a trusted proxy (`http.trusted_proxy_header`), the entry
+//! that proxy added to its header.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -10,7 +12,9 @@ use axum::{
     http::{HeaderMap, HeaderName},
 };
 
-use crate::upstream::ClientIp;
+/// The address of the client a request came from, as resolved by [`resolve_client_ip`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
 
 /// Middleware: puts the request's [`ClientIp`] in its extensions. `trusted` is the header a
 /// trusted proxy in front of the gateway writes; `None` takes the TCP peer. Without either (a

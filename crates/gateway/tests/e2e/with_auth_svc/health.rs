@@ -3,7 +3,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::{read, spawn_app};
+use crate::support::{auth_svc::spawn_app, read};
 
 #[tokio::test]
 async fn healthz_and_readyz_are_200_when_auth_svc_serves() {

@@ -1,6 +1,6 @@
-//! Request-body extractors whose rejections speak the route's error dialect (axum's own answer
-//! in plain text, with statuses the tutorials do not use), and the decoding behind them as plain
-//! functions of (headers, bytes), which property tests and fuzz targets call directly.
+//! The JSON request-body extractor, whose rejections speak the route's error dialect (axum's own
+//! `Json` answers in plain text, with statuses the tutorials do not use), and the decoding behind
+//! it as plain functions of (headers, bytes), which property tests and fuzz targets call directly.
 
 use axum::{
     Json,
@@ -11,8 +11,8 @@ use axum::{
 use serde::de::DeserializeOwned;
 
 use crate::{
-    app::AppState,
     error::{ApiError, Dialect},
+    state::AppState,
 };
 
 /// A JSON body (`Content-Type: application/json`). A body that does not parse, misses a field

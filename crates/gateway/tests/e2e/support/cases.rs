@@ -1,0 +1,107 @@
+//! Table-driven requests: a test lists [`Case`]s (what to send, the status and the message that
+//! must come back) and [`check`] sends each in turn against one app.
+
+use reqwest::{RequestBuilder, StatusCode, multipart};
+use serde_json::{Value, json};
+
+use super::{auth_svc::TestApp, header, read};
+
+/// One request a case sends.
+#[derive(Debug)]
+pub enum Call<'a> {
+    /// POST with a JSON body (`Content-Type: application/json`).
+    Json(&'static str, Value),
+    /// POST with a body as it is, with `Content-Type` only if given.
+    Raw(&'static str, Option<&'static str>, &'static str),
+    /// POST with a url-encoded form.
+    Form(&'static str, &'a [(&'a str, &'a str)]),
+    /// POST with a multipart form of text fields.
+    Multipart(&'static str, &'a [(&'a str, &'a str)]),
+    /// GET with `Authorization` as given.
+    Get(&'static str, Auth<'a>),
+}
+
+/// The `Authorization` header a [`Call`] sends.
+#[derive(Debug)]
+pub enum Auth<'a> {
+    None,
+    Bearer(&'a str),
+    Basic(&'a str, &'a str),
+}
+
+/// The error message (go-zero's `msg`, FastAPI's `detail`) the answer must carry.
+#[derive(Debug)]
+pub enum Message {
+    /// The whole body is exactly the dialect's error body with this message.
+    Is(&'static str),
+    /// The message starts with this (and a go-zero `code` repeats the status).
+    Starts(&'static str),
+    /// The message contains this (and a go-zero `code` repeats the status).
+    Contains(&'static str),
+}
+
+/// A request, the status of its answer, and the message in it.
+pub type Case<'a> = (Call<'a>, u16, Message);
+
+/// `{"username", "password"}`, the body of every JSON sign-up and login.
+pub fn credentials(username: &str, password: &str) -> Value {
+    json!({"username": username, "password": password})
+}
+
+/// Sends every case in order against `app` and checks its answer; every 401 must also carry
+/// `WWW-Authenticate: Bearer`.
+pub async fn check(app: &TestApp, cases: &[Case<'_>]) {
+    for (call, status, message) in cases {
+        let (path, request) = request(app, call);
+        let (got, headers, body) = read(request.send().await.unwrap()).await;
+        let status = StatusCode::from_u16(*status).unwrap();
+        assert_eq!(got, status, "{call:?}: {body}");
+        if status == StatusCode::UNAUTHORIZED {
+            assert_eq!(header(&headers, "www-authenticate"), "Bearer", "{call:?}");
+        }
+        let go_zero = path.starts_with("/user/");
+        let text = body[if go_zero { "msg" } else { "detail" }].as_str().unwrap_or_default();
+        match message {
+            Message::Is(expected) => {
+                let expected = if go_zero {
+                    json!({"code": status.as_u16(), "msg": expected})
+                } else {
+                    json!({"detail": expected})
+                };
+                assert_eq!(body, expected, "{call:?}");
+            }
+            Message::Starts(start) => assert!(text.starts_with(start), "{call:?}: {body}"),
+            Message::Contains(part) => assert!(text.contains(part), "{call:?}: {body}"),
+        }
+        if go_zero {
+            assert_eq!(body["code"], status.as_u16(), "{call:?}");
+        }
+    }
+}
+
+fn request(app: &TestApp, call: &Call<'_>) -> (&'static str, RequestBuilder) {
+    let post = |path: &'static str| app.client.post(app.url(path));
+    match call {
+        Call::Json(path, body) => (path, post(path).json(body)),
+        Call::Raw(path, None, body) => (path, post(path).body(*body)),
+        Call::Raw(path, Some(content_type), body) => {
+            (path, post(path).header("content-type", *content_type).body(*body))
+        }
+        Call::Form(path, fields) => (path, post(path).form(fields)),
+        Call::Multipart(path, fields) => {
+            let form = fields
+                .iter()
+                .fold(multipart::Form::new(), |form, &(name, value)| form.text(name.to_owned(), value.to_owned()));
+            (path, post(path).multipart(form))
+        }
+        Call::Get(path, auth) => (path, authorize(app.client.get(app.url(path)), auth)),
+    }
+}
+
+fn authorize(request: RequestBuilder, auth: &Auth<'_>) -> RequestBuilder {
+    match auth {
+        Auth::None => request,
+        Auth::Bearer(token) => request.bearer_auth(token),
+        Auth::Basic(user, password) => request.basic_auth(user, Some(password)),
+    }
+}

@@ -1,0 +1,13 @@
+//! Suites against the real auth-svc (temp SQLite, cheap hashing; `support::auth_svc`): the
+//! routes of both tutorials end to end, and what the gateway does around them.
+
+mod connections;
+mod cors;
+mod docs;
+mod gozero;
+mod health;
+mod limits;
+mod metrics;
+mod oauth2;
+mod request_id;
+mod upstream_down;

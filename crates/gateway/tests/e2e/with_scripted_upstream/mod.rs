@@ -1,0 +1,10 @@
+//! Suites against the scripted `UserService` (`support::scripted_upstream`), for what a real
+//! auth-svc cannot be made to do on demand or does not show: the metadata it receives, failure
+//! statuses, stalls and crashes, a key set of the test's choosing, calls held at a gate.
+
+mod decoding;
+mod forwarded_metadata;
+mod jwks;
+mod shutdown;
+mod upstream_failures;
+mod user_role;
