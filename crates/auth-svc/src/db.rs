@@ -26,9 +26,20 @@ pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<(DatabaseCon
     Ok((db, queries))
 }
 
-pub async fn connect(config: &Config) -> anyhow::Result<(DatabaseConnection, model::QueryCounter)> {
+/// Opens the pool the calls use (`database.max_connections`).
+async fn connect(config: &Config) -> anyhow::Result<(DatabaseConnection, model::QueryCounter)> {
+    open(config, config.database.max_connections).await
+}
+
+/// Opens the small pool of the background tasks (polls and purge): they never wait behind
+/// calls for a connection, and calls' query counts stay theirs.
+pub async fn connect_background(config: &Config) -> anyhow::Result<DatabaseConnection> {
+    Ok(open(config, 2).await?.0)
+}
+
+async fn open(config: &Config, max_connections: u32) -> anyhow::Result<(DatabaseConnection, model::QueryCounter)> {
     let pool = model::PoolOptions {
-        max_connections: config.database.max_connections,
+        max_connections,
         min_connections: 0,
         acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
     };
@@ -38,7 +49,7 @@ pub async fn connect(config: &Config) -> anyhow::Result<(DatabaseConnection, mod
 }
 
 /// Driver errors quote the URL they were given; only the redacted form may be printed.
-pub fn scrub(config: &Config, err: &dyn std::fmt::Display) -> String {
+fn scrub(config: &Config, err: &dyn std::fmt::Display) -> String {
     err.to_string().replace(&config.database_url, &redact_url(&config.database_url))
 }
 

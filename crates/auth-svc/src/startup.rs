@@ -179,26 +179,6 @@ impl App {
         self.admin_listener.as_ref().and_then(|listener| listener.local_addr().ok())
     }
 
-    /// The database pool, for tests that inspect what the service wrote.
-    pub fn database(&self) -> &DatabaseConnection {
-        &self.db
-    }
-
-    /// Statements sent to the database so far.
-    pub fn query_counter(&self) -> model::QueryCounter {
-        self.queries.clone()
-    }
-
-    /// The user directory (with its cache), for operators' tasks and tests.
-    pub fn users(&self) -> Arc<Users> {
-        self.users.clone()
-    }
-
-    /// The Redis store when `redis_url` is set.
-    pub fn redis(&self) -> Option<Arc<RedisStore>> {
-        self.redis.clone()
-    }
-
     /// Serves until `shutdown` completes, then reports NOT_SERVING, stops accepting, and gives
     /// in-flight calls the grace period to finish.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
@@ -252,6 +232,29 @@ impl App {
     }
 }
 
+/// What the end-to-end suite inspects in a running app (the service itself needs none of it).
+impl App {
+    /// The database pool, for tests that inspect what the service wrote.
+    pub fn database(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Statements sent to the database so far.
+    pub fn query_counter(&self) -> model::QueryCounter {
+        self.queries.clone()
+    }
+
+    /// The user directory (with its cache), for operators' tasks and tests.
+    pub fn users(&self) -> Arc<Users> {
+        self.users.clone()
+    }
+
+    /// The Redis store when `redis_url` is set.
+    pub fn redis(&self) -> Option<Arc<RedisStore>> {
+        self.redis.clone()
+    }
+}
+
 /// The login and signup throttles: counted in this process always, and in Redis (`shared`) too
 /// when it is configured.
 fn throttles(
@@ -297,18 +300,7 @@ async fn start_background_tasks(
     users: &Arc<Users>,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<BackgroundTasks> {
-    let pool = model::PoolOptions {
-        max_connections: 2,
-        min_connections: 0,
-        acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
-    };
-    let (background_db, _) = model::connect(&config.database_url, &pool).await.map_err(|err| {
-        anyhow::anyhow!(
-            "cannot open the database ({}): {}",
-            db::redact_url(&config.database_url),
-            db::scrub(config, &err)
-        )
-    })?;
+    let background_db = db::connect_background(config).await?;
     match revocations.poll(&background_db).await {
         Ok(sessions) => tracing::info!(sessions, "revocation set filled from the database"),
         // Not fatal: until a poll succeeds, every call checks the database.
