@@ -156,7 +156,6 @@ impl App {
                 accounts,
                 sessions,
                 introspection,
-                metrics,
                 trusted_forwarders: config.grpc.trusted_forwarders.clone(),
                 jwks: grpc::jwks_response(&keys, config.auth.jwks_max_age),
             },

@@ -25,7 +25,7 @@ use crate::{domain::role::ROLE_ADMIN, metrics::Metrics, store::revocation::Revoc
 pub enum Access {
     /// No token: Register, Login, Refresh; ValidateToken carries the token it asks about in its
     /// body; GetJwks serves public keys.
-    Public,
+    Public(&'static str),
     /// A valid access token of a live session.
     Bearer(&'static str),
     /// That, with role `admin` (PERMISSION_DENIED otherwise).
@@ -35,7 +35,11 @@ pub enum Access {
 /// The one list of who may call what. Anything not named here needs a token.
 pub fn access(path: &str) -> Access {
     match path.strip_prefix("/user.v1.UserService/") {
-        Some("Register" | "Login" | "Refresh" | "ValidateToken" | "GetJwks") => Access::Public,
+        Some("Register") => Access::Public("Register"),
+        Some("Login") => Access::Public("Login"),
+        Some("Refresh") => Access::Public("Refresh"),
+        Some("ValidateToken") => Access::Public("ValidateToken"),
+        Some("GetJwks") => Access::Public("GetJwks"),
         Some("GetUserInfo") => Access::Bearer("GetUserInfo"),
         Some("Logout") => Access::Bearer("Logout"),
         Some("SetUserRole") => Access::Admin("SetUserRole"),
@@ -101,17 +105,22 @@ where
         // The clone that was driven to readiness serves this call (tower's usual swap).
         let clone = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, clone);
+        let started = std::time::Instant::now();
         let (method, admin_only) = match access(request.uri().path()) {
-            Access::Public => return Box::pin(ready.call(request)),
+            Access::Public(method) => {
+                let (call, metrics) = (ready.call(request), self.metrics.clone());
+                return Box::pin(async move { counted(call.await, &metrics, method, started) });
+            }
             Access::Bearer(method) => (method, false),
             Access::Admin(method) => (method, true),
         };
-        let started = std::time::Instant::now();
         let metrics = self.metrics.clone();
-        // Refused calls never reach the service methods; they are counted here.
-        let refuse = move |status: Status| {
-            metrics.rpc(method, status.code(), started);
-            Ok(status.into_http())
+        let refuse = {
+            let metrics = metrics.clone();
+            move |status: Status| {
+                metrics.rpc(method, status.code(), started);
+                Ok(status.into_http())
+            }
         };
         let claims = match authenticate(&self.keys, request.headers()) {
             Ok(claims) => claims,
@@ -129,9 +138,25 @@ where
                 return refuse(Status::permission_denied("only admins may call this method"));
             }
             request.extensions_mut().insert(claims);
-            ready.call(request).await
+            counted(ready.call(request).await, &metrics, method, started)
         })
     }
+}
+
+/// Counts a call the methods answered, by its status: every call of `UserService` is counted
+/// here, once, whether this layer refused it or a method answered. A unary call's error is a
+/// trailers-only response (`grpc-status` in the headers); without one the call succeeded.
+fn counted<E>(
+    response: Result<Response<Body>, E>,
+    metrics: &Metrics,
+    method: &'static str,
+    started: std::time::Instant,
+) -> Result<Response<Body>, E> {
+    if let Ok(response) = &response {
+        let code = Status::from_header_map(response.headers()).map_or(tonic::Code::Ok, |status| status.code());
+        metrics.rpc(method, code, started);
+    }
+    response
 }
 
 /// Verifies the one `authorization` header and returns its access-token claims.

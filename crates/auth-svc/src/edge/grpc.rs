@@ -1,6 +1,6 @@
 //! `user.v1.UserService` methods: parse, call one logic function, map the result.
 
-use std::{future::Future, net::IpAddr, sync::Arc, time::Instant};
+use std::{net::IpAddr, sync::Arc};
 
 use auth_api::user::v1::{
     AccessTokenClaims, GetJwksRequest, GetJwksResponse, GetUserInfoRequest, Jwk, LoginRequest, LoginResponse,
@@ -9,11 +9,10 @@ use auth_api::user::v1::{
 };
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, KeyAlgorithm};
 use secrecy::SecretString;
-use tonic::{Code, Request, Response, Status};
+use tonic::{Request, Response, Status};
 
 use crate::{
     auth::tokens::{AccessClaims, TokenKeys},
-    metrics::Metrics,
     service::accounts::Accounts,
     service::introspection::{ActiveToken, Introspection},
     service::sessions::{Sessions, TokenPair},
@@ -23,99 +22,63 @@ pub struct UserGrpc {
     pub accounts: Arc<Accounts>,
     pub sessions: Arc<Sessions>,
     pub introspection: Introspection,
-    pub metrics: Arc<Metrics>,
     /// Peers whose `x-forwarded-for` is believed (`grpc.trusted_forwarders`).
     pub trusted_forwarders: Vec<ipnet::IpNet>,
     /// The GetJwks answer: the keys do not change while the process runs (see [`jwks_response`]).
     pub jwks: GetJwksResponse,
 }
 
-impl UserGrpc {
-    /// Runs one call and counts it by method and status code.
-    async fn observed<T>(
-        &self,
-        method: &'static str,
-        call: impl Future<Output = Result<Response<T>, Status>>,
-    ) -> Result<Response<T>, Status> {
-        let started = Instant::now();
-        let result = call.await;
-        self.metrics.rpc(method, result.as_ref().map_or_else(Status::code, |_| Code::Ok), started);
-        result
-    }
-}
-
 #[tonic::async_trait]
 impl UserService for UserGrpc {
     async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<RegisterResponse>, Status> {
-        self.observed("Register", async {
-            let client = client_address(&request, &self.trusted_forwarders);
-            let RegisterRequest { username, password } = request.into_inner();
-            let user = self.accounts.register(&username, SecretString::from(password), client).await?;
-            Ok(Response::new(RegisterResponse { id: user.id, username: user.username, role: user.role }))
-        })
-        .await
+        let client = client_address(&request, &self.trusted_forwarders);
+        let RegisterRequest { username, password } = request.into_inner();
+        let user = self.accounts.register(&username, SecretString::from(password), client).await?;
+        Ok(Response::new(RegisterResponse { id: user.id, username: user.username, role: user.role }))
     }
 
     async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
-        self.observed("Login", async {
-            let client = client_address(&request, &self.trusted_forwarders);
-            let LoginRequest { username, password } = request.into_inner();
-            let pair = self.accounts.login(&username, SecretString::from(password), client).await?;
-            Ok(Response::new(login_response(pair)))
-        })
-        .await
+        let client = client_address(&request, &self.trusted_forwarders);
+        let LoginRequest { username, password } = request.into_inner();
+        let pair = self.accounts.login(&username, SecretString::from(password), client).await?;
+        Ok(Response::new(login_response(pair)))
     }
 
     async fn refresh(&self, request: Request<RefreshRequest>) -> Result<Response<LoginResponse>, Status> {
-        self.observed("Refresh", async {
-            let pair = self.sessions.refresh(&request.into_inner().refresh_token).await?;
-            Ok(Response::new(login_response(pair)))
-        })
-        .await
+        let pair = self.sessions.refresh(&request.into_inner().refresh_token).await?;
+        Ok(Response::new(login_response(pair)))
     }
 
     async fn get_user_info(&self, request: Request<GetUserInfoRequest>) -> Result<Response<UserInfo>, Status> {
-        self.observed("GetUserInfo", async {
-            let user = self.accounts.user_info(claims(&request)?).await?;
-            Ok(Response::new(UserInfo { id: user.id, username: user.username, role: user.role }))
-        })
-        .await
+        let user = self.accounts.user_info(claims(&request)?).await?;
+        Ok(Response::new(UserInfo { id: user.id, username: user.username, role: user.role }))
     }
 
     async fn logout(&self, request: Request<LogoutRequest>) -> Result<Response<LogoutResponse>, Status> {
-        self.observed("Logout", async {
-            self.sessions.logout(claims(&request)?).await?;
-            Ok(Response::new(LogoutResponse {}))
-        })
-        .await
+        self.sessions.logout(claims(&request)?).await?;
+        Ok(Response::new(LogoutResponse {}))
     }
 
     async fn set_user_role(&self, request: Request<SetUserRoleRequest>) -> Result<Response<UserInfo>, Status> {
-        self.observed("SetUserRole", async {
-            let caller = claims(&request)?.clone();
-            let SetUserRoleRequest { username, role } = request.into_inner();
-            let user = self.accounts.set_role(&caller, &username, &role).await?;
-            Ok(Response::new(UserInfo { id: user.id, username: user.username, role: user.role }))
-        })
-        .await
+        let caller = claims(&request)?.clone();
+        let SetUserRoleRequest { username, role } = request.into_inner();
+        let user = self.accounts.set_role(&caller, &username, &role).await?;
+        Ok(Response::new(UserInfo { id: user.id, username: user.username, role: user.role }))
     }
 
     async fn validate_token(
         &self,
         request: Request<ValidateTokenRequest>,
     ) -> Result<Response<ValidateTokenResponse>, Status> {
-        self.observed("ValidateToken", async {
-            let active = self.introspection.check(&request.into_inner().token).await?;
-            Ok(Response::new(match active {
-                Some(active) => ValidateTokenResponse { active: true, claims: Some(token_claims(active)) },
-                None => ValidateTokenResponse { active: false, claims: None },
-            }))
-        })
-        .await
+        let active = self.introspection.check(&request.into_inner().token).await?;
+        Ok(Response::new(match active {
+            Some(active) => ValidateTokenResponse { active: true, claims: Some(token_claims(active)) },
+            None => ValidateTokenResponse { active: false, claims: None },
+        }))
     }
 
     async fn get_jwks(&self, _request: Request<GetJwksRequest>) -> Result<Response<GetJwksResponse>, Status> {
-        self.observed("GetJwks", async { Ok(Response::new(self.jwks.clone())) }).await
+        Ok(Response::new(self.jwks.clone()))
     }
 }
 
