@@ -12,8 +12,9 @@ use auth_svc::{
         keys::Secrets,
         tokens::{MAX_TOKEN_BYTES, TokenKeys},
     },
-    edge::bearer::{authenticate, bearer_token},
+    edge::bearer::authenticate,
 };
+use auth_token::bearer_token;
 use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
 use libfuzzer_sys::fuzz_target;
 use secrecy::SecretString;

@@ -19,6 +19,23 @@ fn accepts_a_plain_bearer_token() {
 }
 
 #[test]
+fn refusals_say_what_callers_are_told() {
+    let messages = [
+        (BearerError::Missing, "missing authorization: Bearer token"),
+        (BearerError::Repeated, "more than one authorization header"),
+        (BearerError::NotAscii, "authorization header is not valid ASCII"),
+        (BearerError::NoCredentials { bearer: true }, "authorization header must be `Bearer <token>`"),
+        (BearerError::OtherScheme, "authorization scheme must be Bearer"),
+        (BearerError::Empty, "missing bearer token"),
+        (BearerError::TooLong, "bearer token too long"),
+        (BearerError::Malformed, "malformed bearer token"),
+    ];
+    for (refusal, message) in messages {
+        assert_eq!(refusal.to_string(), message);
+    }
+}
+
+#[test]
 fn refuses_every_malformed_header() {
     let cases: &[&[&[u8]]] = &[
         &[],

@@ -8,7 +8,9 @@ pub enum VerifyError {
     /// No `Authorization: Bearer` header (the layer's case; `verify` never returns it).
     #[error("missing bearer token")]
     MissingToken,
-    /// More than one `Authorization` header, a non-ASCII value, an empty or oversized token.
+    /// More than one `Authorization` header, a non-ASCII value, an empty or oversized token, or
+    /// anything but an RFC 6750 b64token after `Bearer ` (a trailing space included): the
+    /// header rules are auth-svc's own (the `auth-token` crate).
     #[error("malformed authorization header")]
     MalformedHeader,
     /// Not a compact JWS, undecodable header, `alg: none`, or unsupported `crit` parameters.

@@ -75,8 +75,12 @@ impl TokenRules {
             Algorithm::ES256 => &self.es256,
             _ => return Err(VerifyError::UnsupportedAlgorithm),
         };
-        let SignedClaims { claims, nbf } =
-            decode::<SignedClaims>(token, &key.key, validation).map_err(|error| refusal(error.kind()))?.claims;
+        let SignedClaims { claims, nbf } = decode::<SignedClaims>(token, &key.key, validation)
+            .map_err(|error| match error.kind() {
+                ErrorKind::Json(_) if names_another_kind(token, key, validation) => VerifyError::NotAccessToken,
+                kind => refusal(kind),
+            })?
+            .claims;
         if claims.token_type != TokenType::Access {
             return Err(VerifyError::NotAccessToken);
         }
@@ -87,6 +91,19 @@ impl TokenRules {
         }
         Ok(claims)
     }
+}
+
+/// The `token_type` claim alone, as signed.
+#[derive(Deserialize)]
+struct KindOnly {
+    token_type: String,
+}
+
+/// Whether a signed token whose claims did not read names a kind other than `access` (say a
+/// `token_type` that is no kind at all): that is "not an access token", as `typ` is, rather
+/// than "invalid claims". Read only on that error path.
+fn names_another_kind(token: &str, key: &PublishedKey, validation: &Validation) -> bool {
+    decode::<KindOnly>(token, &key.key, validation).is_ok_and(|read| read.claims.token_type != "access")
 }
 
 fn validation(algorithm: Algorithm, issuer: &str, leeway: Duration) -> Validation {

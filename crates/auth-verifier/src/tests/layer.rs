@@ -71,7 +71,8 @@ async fn axum_requests_without_a_valid_token_get_401_and_never_reach_the_handler
     let expired = key.sign(&claims_with(serde_json::json!({"exp": now() - 1})));
     let oversized = format!("Bearer {}", "a".repeat(4097));
 
-    let cases: [(&[&str], &str); 8] = [
+    let trailing_space = format!("Bearer {token} ");
+    let cases: [(&[&str], &str); 10] = [
         (&[], "Bearer"),
         (&["Basic YWxpY2U6c2VjcmV0"], "Bearer"),
         (&["Bearer"], r#"Bearer error="invalid_token""#),
@@ -80,6 +81,9 @@ async fn axum_requests_without_a_valid_token_get_401_and_never_reach_the_handler
         (&[&format!("Bearer {expired}")], r#"Bearer error="invalid_token""#),
         (&[&format!("Bearer {token}"), &format!("Bearer {token}")], r#"Bearer error="invalid_token""#),
         (&[&oversized], r#"Bearer error="invalid_token""#),
+        // RFC 6750 section 2.1: a b64token and nothing after it (auth-svc's rule too).
+        (&[&trailing_space], r#"Bearer error="invalid_token""#),
+        (&["Bearer a,b"], r#"Bearer error="invalid_token""#),
     ];
     for (authorization, challenge) in cases {
         let response = app.clone().oneshot(get_me(authorization)).await.unwrap();

@@ -141,6 +141,9 @@ async fn refresh_tokens_are_refused() {
     // Either half alone is enough to refuse.
     let access_typ_refresh_claim = key.sign(&claims_with(json!({"token_type": "refresh"})));
     assert_eq!(verifier.verify(&access_typ_refresh_claim).await, Err(VerifyError::NotAccessToken));
+    // A `token_type` that names no kind at all is no access token either.
+    let unknown_kind = key.sign(&claims_with(json!({"token_type": "bogus"})));
+    assert_eq!(verifier.verify(&unknown_kind).await, Err(VerifyError::NotAccessToken));
     let refresh_typ_access_claims = sign(&refresh_header, &access_claims(), &key.encoding);
     assert_eq!(verifier.verify(&refresh_typ_access_claims).await, Err(VerifyError::NotAccessToken));
 }
