@@ -2,6 +2,7 @@
 
 use std::{
     future::Future,
+    path::Path,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -20,6 +21,17 @@ use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{Code, Request, Status, transport::Channel};
 
 use crate::proxy::TcpProxy;
+
+/// The repository's root, where `deploy/` and `tests/fixtures/` are: two levels above this
+/// crate (`crates/e2e`). Tests read files by this path, never by the working directory.
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("crates/e2e sits two levels below the root")
+}
+
+/// A test-only key in `tests/fixtures/keys` (shared with auth-svc's and auth-verifier's unit tests).
+pub fn key_fixture(name: &str) -> std::path::PathBuf {
+    repo_root().join("tests/fixtures/keys").join(name)
+}
 
 pub const ACCESS_SECRET: &str = "test-access-secret-0123456789abcdef-0123456789";
 pub const REFRESH_SECRET: &str = "test-refresh-secret-0123456789abcdef-012345678";
