@@ -2,24 +2,16 @@
 //! count and time, a Redis that cannot answer, two replicas side by side. The suite runs on
 //! SQLite, PostgreSQL and MariaDB, each with the in-process logs and again with Redis.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use auth_api::user::v1::{LoginRequest, RegisterRequest};
-use auth_svc::{
-    config::{HashProfile, RedisConfig},
-    redis_store::RedisStore,
-    throttle::{AttemptLog, KeyLimit, Outcome, RedisAttemptLog, Reserved, Ticket},
-};
+use auth_svc::config::HashProfile;
 use futures::{StreamExt, future::join_all, stream};
-use secrecy::SecretString;
 use tonic::{Code, Request, Status};
 
 use crate::helpers::{
     PASSWORD, TestApp, TestDatabase, deployment_configs, http_get_ok, proxied_redis_or_skip, redis_or_skip,
-    spawn_app_on, spawn_app_with,
+    redis_store, spawn_app_on, spawn_app_with,
 };
 use crate::pressure::median;
 
@@ -120,60 +112,6 @@ async fn guesses_spread_over_two_replicas_share_one_limit() {
     assert_eq!(checked + throttled, 40);
 }
 
-async fn redis_log(url: &str, pool_size: usize, timeout_ms: u64) -> (Arc<RedisStore>, RedisAttemptLog) {
-    let config =
-        RedisConfig { pool_size, timeout_ms, key_prefix: format!("auth-e2e:{}:", uuid::Uuid::new_v4().simple()) };
-    let store = Arc::new(RedisStore::new(&SecretString::from(url.to_owned()), &config).unwrap());
-    (store.clone(), RedisAttemptLog::new(store))
-}
-
-fn granted(reserved: Option<Reserved>) -> Ticket {
-    match reserved {
-        Some(Reserved::Granted(ticket)) => ticket,
-        other => panic!("expected a grant, got {other:?}"),
-    }
-}
-
-/// The reservation rules of the Redis log, step by step (the in-process log has the same unit
-/// tests): atomic over two keys, pending attempts count, a success clears only the failures
-/// recorded before it began, a cancelled attempt leaves nothing.
-#[tokio::test]
-async fn the_redis_log_follows_the_reservation_rules() {
-    let Some(url) = redis_or_skip("abuse::the_redis_log_follows_the_reservation_rules") else { return };
-    let (_store, log) = redis_log(&url, 4, 250).await;
-    let window = Duration::from_secs(60);
-    let user = vec![KeyLimit::new("user:alice", 4)];
-
-    for _ in 0..2 {
-        let failed = granted(log.reserve(&user, window).await);
-        log.settle(&user, &failed, Outcome::Failed, window).await.unwrap();
-    }
-    // No pause: a failure recorded just before a success began is "before" it.
-    let in_flight = granted(log.reserve(&user, window).await);
-    let success = granted(log.reserve(&user, window).await);
-    assert!(success.started_us > in_flight.started_us);
-    log.settle(&user, &success, Outcome::Succeeded { clear_failures_of: Some(0) }, window).await.unwrap();
-    log.settle(&user, &in_flight, Outcome::Failed, window).await.unwrap();
-    for _ in 0..3 {
-        granted(log.reserve(&user, window).await);
-    }
-    match log.reserve(&user, window).await {
-        Some(Reserved::Refused { retry_after, in_flight: false }) => assert!(retry_after <= window, "{retry_after:?}"),
-        other => panic!("the in-flight failure still counts: {other:?}"),
-    }
-
-    // All or nothing over two keys.
-    let address = vec![KeyLimit::new("addr:203.0.113.9", 1)];
-    let taken = granted(log.reserve(&address, window).await);
-    let both = vec![KeyLimit::new("user:bob", 1), address[0].clone()];
-    assert!(matches!(log.reserve(&both, window).await, Some(Reserved::Refused { .. })));
-    let bob = vec![both[0].clone()];
-    let cancelled = granted(log.reserve(&bob, window).await);
-    log.settle(&bob, &cancelled, Outcome::Cancelled, window).await.unwrap();
-    granted(log.reserve(&bob, window).await);
-    log.settle(&address, &taken, Outcome::Cancelled, window).await.unwrap();
-}
-
 /// Under a flood, waiting for a pooled connection is load, not an outage: it must not switch
 /// Redis off (which used to open the throttle for everybody).
 #[tokio::test]
@@ -181,7 +119,7 @@ async fn waiting_for_a_pooled_connection_does_not_open_the_breaker() {
     let Some(url) = redis_or_skip("abuse::waiting_for_a_pooled_connection_does_not_open_the_breaker") else {
         return;
     };
-    let (store, _log) = redis_log(&url, 1, 100).await;
+    let store = redis_store(&url, 1, 100);
     let key = store.key("nothing-here");
     // Fifty calls share one connection; each holds it for 30 ms (a blocking pop that times out).
     let calls = (0..50).map(|_| {

@@ -22,6 +22,7 @@ mod revocation;
 mod roles;
 mod server;
 mod shared_state;
+mod store_contracts;
 mod user_info;
 mod user_sync;
 mod usernames;

@@ -11,7 +11,12 @@ use auth_api::user::v1::{
     GetUserInfoRequest, LoginRequest, LoginResponse, LogoutRequest, RegisterRequest, RegisterResponse, UserInfo,
     ValidateTokenRequest, ValidateTokenResponse, user_service_client::UserServiceClient,
 };
-use auth_svc::{App, Config, config::HashProfile, redis_store::RedisStore, users::Users};
+use auth_svc::{
+    App, Config,
+    config::{HashProfile, RedisConfig},
+    redis_store::RedisStore,
+    users::Users,
+};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use model::DatabaseConnection;
@@ -65,12 +70,30 @@ pub fn redis_or_skip(test: &str) -> Option<String> {
     url
 }
 
+/// A Redis store of its own on `url`, for tests of the stores themselves: a fresh key prefix,
+/// so it sees nothing of other tests.
+pub fn redis_store(url: &str, pool_size: usize, timeout_ms: u64) -> Arc<RedisStore> {
+    let config =
+        RedisConfig { pool_size, timeout_ms, key_prefix: format!("auth-e2e:{}:", uuid::Uuid::new_v4().simple()) };
+    Arc::new(RedisStore::new(&SecretString::from(url.to_owned()), &config).unwrap())
+}
+
 /// Like [`redis_or_skip`], with a [`TcpProxy`] in front of that Redis for the test to cut, and
 /// the Redis URL that goes through it.
 pub async fn proxied_redis_or_skip(test: &str) -> Option<(TcpProxy, SecretString)> {
     let url = redis_or_skip(test)?;
     let (proxy, proxied_url) = TcpProxy::in_front_of(&url, 6379).await;
     Some((proxy, SecretString::from(proxied_url)))
+}
+
+/// How long after [`TcpProxy::restore`] an app uses Redis again: `RedisStore`'s breaker skips
+/// Redis for 1 s after a failure; 100 ms more for the last failure to age out.
+pub const REDIS_BREAKER_CLOSES: Duration = Duration::from_millis(1100);
+
+/// Restores a Redis cut with `proxy` and waits until the apps behind it use Redis again.
+pub async fn restore_redis(proxy: &TcpProxy) {
+    proxy.restore();
+    tokio::time::sleep(REDIS_BREAKER_CLOSES).await;
 }
 
 /// A test that needs a database server (not SQLite), likewise.
