@@ -11,7 +11,7 @@ use tonic::{Code, Request, Status};
 
 use crate::helpers::{
     PASSWORD, TestApp, TestDatabase, deployment_configs, http_get_ok, proxied_redis_or_skip, redis_or_skip,
-    redis_store, spawn_app_on, spawn_app_with,
+    redis_store, slow_test_wanted, spawn_app_on, spawn_app_with,
 };
 use crate::pressure::median;
 
@@ -170,6 +170,9 @@ async fn with_redis_cut_the_throttle_still_holds() {
 /// unlock an account that was locked before them.
 #[tokio::test]
 async fn a_flood_of_other_names_does_not_unlock_a_locked_account() {
+    if !slow_test_wanted("abuse::a_flood_of_other_names_does_not_unlock_a_locked_account") {
+        return;
+    }
     let app = spawn_app_with(|c| {
         c.redis_url = None; // the in-process log is the one under test
         c.throttle.max_tracked_keys = 1000;
@@ -311,6 +314,9 @@ async fn registrations_from_one_address_are_limited() {
 /// Register does not tell which names exist.
 #[tokio::test]
 async fn register_answers_a_taken_and_a_free_name_in_the_same_time() {
+    if !slow_test_wanted("abuse::register_answers_a_taken_and_a_free_name_in_the_same_time") {
+        return;
+    }
     let app = spawn_app_with(|c| c.password.hash_profile = HashProfile::Owasp).await;
     app.register("alice").await;
     let (mut taken, mut free) = (Vec::new(), Vec::new());
@@ -395,6 +401,9 @@ async fn cancelled_logins_are_settled_not_left_pending() {
 /// user still logs in meanwhile.
 #[tokio::test]
 async fn one_address_cannot_hold_the_whole_hashing_queue() {
+    if !slow_test_wanted("abuse::one_address_cannot_hold_the_whole_hashing_queue") {
+        return;
+    }
     let app = spawn_app_with(|c| {
         c.password.hash_profile = HashProfile::Owasp;
         c.password.max_concurrent_hashes = 1;

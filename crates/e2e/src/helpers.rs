@@ -55,6 +55,28 @@ pub const DATABASE_ENV: &str = "AUTH_TEST_DATABASE_URL";
 /// each test gets its own key prefix. Unset = the in-process implementations.
 pub const REDIS_ENV: &str = "AUTH_TEST_REDIS_URL";
 
+/// `1` runs, `0` skips the slow tests whose outcome depends on neither the database nor
+/// Redis (timing medians with the real hashing profile, floods against the in-process log):
+/// another run on another store finds nothing new and costs minutes of CPU, so `.ci/run`
+/// runs them in one variant only. Unset: they run when no database server is named
+/// ([`DATABASE_ENV`]), so the README's `cargo test --workspace` runs them.
+pub const SLOW_ENV: &str = "AUTH_TEST_SLOW";
+
+/// Whether this run wants the slow test `test` (see [`SLOW_ENV`]); when not, says so in one
+/// line and the test passes.
+pub fn slow_test_wanted(test: &str) -> bool {
+    let wanted = match std::env::var(SLOW_ENV).as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        Ok(other) => panic!("{SLOW_ENV}={other:?}: set it to 1 (run the slow tests) or 0 (skip them)"),
+        Err(_) => std::env::var(DATABASE_ENV).is_err(),
+    };
+    if !wanted {
+        eprintln!("skipped {test}: slow and independent of the stores; set {SLOW_ENV}=1 to run it");
+    }
+    wanted
+}
+
 /// The Redis of this run, if any.
 pub fn redis_url() -> Option<String> {
     std::env::var(REDIS_ENV).ok()
