@@ -5,15 +5,18 @@
 use std::time::{Duration, Instant};
 
 use auth_api::user::v1::{LoginRequest, RegisterRequest};
-use auth_svc::config::HashProfile;
+use auth_svc::{Config, config::HashProfile};
 use futures::{StreamExt, future::join_all, stream};
 use tonic::{Code, Request, Status};
 
-use crate::helpers::{
-    PASSWORD, TestApp, TestDatabase, deployment_configs, http_get_ok, proxied_redis_or_skip, redis_or_skip,
-    redis_store, slow_test_wanted, spawn_app_on, spawn_app_with,
+use crate::{
+    helpers::{
+        PASSWORD, TestApp, http_get_ok, proxied_redis_or_skip, redis_or_skip, redis_store, slow_test_wanted,
+        spawn_app_with,
+    },
+    pressure::median,
+    replicas::two_replicas,
 };
-use crate::pressure::median;
 
 const BUSY: &str = "server busy, retry later";
 const SIGNUP_THROTTLED: &str = "too many registrations from this address, retry later";
@@ -50,17 +53,29 @@ fn tally(results: &[Result<(), Status>]) -> (usize, usize, Vec<String>) {
     (checked, throttled, other)
 }
 
+/// 5 login attempts per username and window, from any number of addresses.
+fn five_guesses_per_username(config: &mut Config) {
+    config.throttle.max_failures_per_username = 5;
+    config.throttle.max_failures_per_address = 10_000;
+    // One hashing thread keeps the guesses in flight together.
+    config.password.max_concurrent_hashes = 1;
+}
+
 /// An app where alice may have 5 login attempts per window, from any number of addresses.
 async fn guessable_app() -> TestApp {
-    let app = spawn_app_with(|c| {
-        c.throttle.max_failures_per_username = 5;
-        c.throttle.max_failures_per_address = 10_000;
-        // One hashing thread keeps the guesses in flight together.
-        c.password.max_concurrent_hashes = 1;
-    })
-    .await;
+    let app = spawn_app_with(five_guesses_per_username).await;
     app.register("alice").await;
     app
+}
+
+/// The answers to 40 guesses at a limit of 5 (`where_` says where they went): at most 5
+/// reached the password check, every other one was throttled.
+#[track_caller]
+fn assert_forty_guesses_got_at_most_five_checks(results: &[Result<(), Status>], where_: &str) {
+    let (checked, throttled, other) = tally(results);
+    assert!(other.is_empty(), "{other:?}");
+    assert!(checked <= 5, "{checked} password checks{where_} for a limit of 5");
+    assert_eq!(checked + throttled, 40);
 }
 
 /// 39 wrong passwords, and the right one in the middle.
@@ -77,11 +92,7 @@ async fn forty_guesses_at_once_get_at_most_the_limit_of_password_checks() {
         let app = &app;
         async move { login_from(app, "alice", &password, None).await }
     });
-    let results = join_all(guesses).await;
-    let (checked, throttled, other) = tally(&results);
-    assert!(other.is_empty(), "{other:?}");
-    assert!(checked <= 5, "{checked} password checks for a limit of 5");
-    assert_eq!(checked + throttled, 40);
+    assert_forty_guesses_got_at_most_five_checks(&join_all(guesses).await, "");
 }
 
 /// Two replicas on one Redis share one limit: 40 guesses split between them still get at most
@@ -91,25 +102,13 @@ async fn guesses_spread_over_two_replicas_share_one_limit() {
     if redis_or_skip("abuse::guesses_spread_over_two_replicas_share_one_limit").is_none() {
         return;
     }
-    let database = TestDatabase::create().await;
-    let (mut first, mut second) = deployment_configs(&database);
-    for config in [&mut first, &mut second] {
-        config.throttle.max_failures_per_username = 5;
-        config.throttle.max_failures_per_address = 10_000;
-        config.password.max_concurrent_hashes = 1;
-    }
-    let a = spawn_app_on(first, database.handle()).await;
-    let b = spawn_app_on(second, database).await;
+    let (a, b) = two_replicas(five_guesses_per_username).await;
     a.register("alice").await;
     let guesses = (0..40).map(|n| {
         let replica = if n % 2 == 0 { &a } else { &b };
         async move { login_from(replica, "alice", &format!("wrong guess {n}"), None).await }
     });
-    let results = join_all(guesses).await;
-    let (checked, throttled, other) = tally(&results);
-    assert!(other.is_empty(), "{other:?}");
-    assert!(checked <= 5, "{checked} password checks across both replicas for a limit of 5");
-    assert_eq!(checked + throttled, 40);
+    assert_forty_guesses_got_at_most_five_checks(&join_all(guesses).await, " across both replicas");
 }
 
 /// Under a flood, waiting for a pooled connection is load, not an outage: it must not switch

@@ -10,7 +10,7 @@ use crate::helpers::{
 };
 
 /// Replicas `a` and `b`. `adjust` applies to both configurations.
-async fn two_replicas(adjust: impl Fn(&mut Config)) -> (TestApp, TestApp) {
+pub async fn two_replicas(adjust: impl Fn(&mut Config)) -> (TestApp, TestApp) {
     two_replicas_each(|config_a, config_b| {
         adjust(config_a);
         adjust(config_b);
