@@ -9,7 +9,7 @@ lines=$(wc -l <"$log")
 patterns=(
   'eyJ'                                                 # any JWT
   '\$argon2'                                            # any PHC hash
-  'correct horse battery'                               # tests/e2e/helpers.rs PASSWORD
+  'correct horse battery'                               # crates/e2e/src/helpers.rs PASSWORD
   'test-access-secret-0123456789abcdef'                 # ACCESS_SECRET
   'test-refresh-secret-0123456789abcdef'                # REFRESH_SECRET
   'wrong password'                                      # passwords the tests send on purpose

@@ -1,5 +1,5 @@
 //! The in-process log and the reservation rules. The same rules on Redis are checked by the
-//! end-to-end suite (`tests/e2e/abuse.rs`), which runs with a real Redis in CI.
+//! end-to-end suite (`crates/e2e/src/store_contracts.rs`), which runs with a real Redis in CI.
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 

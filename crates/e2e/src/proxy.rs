@@ -167,7 +167,7 @@ fn split_authority(url: &str) -> (&str, &str, &str) {
     (&url[..host_start], &url[host_start..end], &url[end..])
 }
 
-// Tests of the proxy itself (`cargo test --test e2e -- proxy`).
+// Tests of the proxy itself (`cargo test -p e2e -- proxy`).
 
 /// An echo server: what the proxy forwards to.
 async fn echo_server() -> (SocketAddr, JoinHandle<()>) {

@@ -2,7 +2,7 @@
 //! through the JWKS a live gateway serves, a rotation from key A (EdDSA) to key B (ES256) walked
 //! with two replicas live at every step, and the refusals (unknown `kid`, algorithm confusion).
 
-use std::{path::PathBuf, time::Duration};
+use std::time::Duration;
 
 use auth_api::user::v1::GetJwksRequest;
 use auth_svc::config::{Config, KeyAlgorithm, KeyConfig};
@@ -13,16 +13,12 @@ use tonic::Code;
 use crate::{
     helpers::{
         Gateway, PASSWORD, TestApp, TestDatabase, bearer, eventually, gateway_for, gateway_for_addr, http_get_ok,
-        jwt_part, sign_jwt, spawn_app_on, test_config, token_payload,
+        jwt_part, key_fixture, sign_jwt, spawn_app_on, test_config, token_payload,
     },
     proxy::TcpProxy,
 };
 
 const JWKS_MAX_AGE: u64 = 1;
-
-fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keys").join(name)
-}
 
 /// Key A is Ed25519, key B is P-256; `Half::Public` gives a key that only verifies.
 #[derive(Clone, Copy)]
@@ -41,8 +37,8 @@ fn key_b(half: Half) -> (String, KeyConfig) {
 
 fn key(kid: &str, algorithm: KeyAlgorithm, file: &str, half: Half) -> (String, KeyConfig) {
     let (private_key_file, public_key_file) = match half {
-        Half::Private => (Some(fixture(&format!("{file}.pem"))), None),
-        Half::Public => (None, Some(fixture(&format!("{file}.pub.pem")))),
+        Half::Private => (Some(key_fixture(&format!("{file}.pem"))), None),
+        Half::Public => (None, Some(key_fixture(&format!("{file}.pub.pem")))),
     };
     (
         kid.to_owned(),
@@ -229,9 +225,9 @@ async fn unknown_kids_and_algorithm_confusion_are_refused_by_the_service_and_the
     let good = app.signed_in("alice").await.access_token;
     let claims = token_payload(&good);
     let sign = |alg: Algorithm, kid: &str, key: &EncodingKey| sign_jwt(alg, "at+jwt", Some(kid), &claims, key);
-    let other_ed = EncodingKey::from_ed_pem(&std::fs::read(fixture("ed25519-b.pem")).unwrap()).unwrap();
-    let a_private = EncodingKey::from_ed_pem(&std::fs::read(fixture("ed25519-a.pem")).unwrap()).unwrap();
-    let a_public_pem = std::fs::read(fixture("ed25519-a.pub.pem")).unwrap();
+    let other_ed = EncodingKey::from_ed_pem(&std::fs::read(key_fixture("ed25519-b.pem")).unwrap()).unwrap();
+    let a_private = EncodingKey::from_ed_pem(&std::fs::read(key_fixture("ed25519-a.pem")).unwrap()).unwrap();
+    let a_public_pem = std::fs::read(key_fixture("ed25519-a.pub.pem")).unwrap();
     let jwk_x = served_jwks(&gateway).await["keys"][0]["x"].as_str().unwrap().to_owned();
     let forged = [
         ("a key nobody configured, under its own kid", sign(Algorithm::EdDSA, "c", &other_ed)),

@@ -10,11 +10,13 @@ use std::{collections::BTreeMap, path::Path, process::Command};
 use figment::providers::{Format, Yaml};
 use serde_json::Value;
 
+use crate::helpers::repo_root;
+
 const OVERLAYS: [&str; 3] = ["deploy/k8s/base", "deploy/k8s/overlays/dev", "deploy/k8s/overlays/prod"];
 
 /// Placeholder values that pass validation, for the keys the Secret template names.
 fn secret_values() -> BTreeMap<String, String> {
-    let template = std::fs::read_to_string(root().join("deploy/k8s/base/secret.example.yaml")).unwrap();
+    let template = std::fs::read_to_string(repo_root().join("deploy/k8s/base/secret.example.yaml")).unwrap();
     let secret: Value = figment::Figment::from(Yaml::string(&template)).extract().unwrap();
     secret["stringData"]
         .as_object()
@@ -33,12 +35,9 @@ fn secret_values() -> BTreeMap<String, String> {
         .collect()
 }
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn render(dir: &str) -> Vec<Value> {
-    let output = Command::new("kubectl").args(["kustomize", dir]).current_dir(root()).output().expect("kubectl runs");
+    let output =
+        Command::new("kubectl").args(["kustomize", dir]).current_dir(repo_root()).output().expect("kubectl runs");
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8(output.stdout)
         .unwrap()
@@ -207,7 +206,7 @@ fn gateway_manifests_match_what_the_binary_accepts_and_serves() {
 /// sources; a member it misses leaves cargo unable to load the workspace there.
 #[test]
 fn the_dockerfile_stubs_every_workspace_member() {
-    let manifest = std::fs::read_to_string(root().join("Cargo.toml")).unwrap();
+    let manifest = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
     let members_line = manifest.lines().find(|line| line.starts_with("members = [")).expect("a members line");
     let members: Vec<&str> = members_line
         .trim_start_matches("members = [")
@@ -217,7 +216,7 @@ fn the_dockerfile_stubs_every_workspace_member() {
         .filter(|member| !member.is_empty() && *member != ".")
         .collect();
     assert!(members.len() >= 5, "{members:?}");
-    let dockerfile = std::fs::read_to_string(root().join("deploy/Dockerfile")).unwrap();
+    let dockerfile = std::fs::read_to_string(repo_root().join("deploy/Dockerfile")).unwrap();
     for member in members {
         assert!(
             dockerfile.contains(&format!("COPY {member}/Cargo.toml {member}/")),

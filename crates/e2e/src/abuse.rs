@@ -2,28 +2,21 @@
 //! count and time, a Redis that cannot answer, two replicas side by side. The suite runs on
 //! SQLite, PostgreSQL and MariaDB, each with the in-process logs and again with Redis.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use auth_api::user::v1::{LoginRequest, RegisterRequest};
-use auth_svc::{
-    config::{HashProfile, RedisConfig},
-    store::{
-        RedisStore,
-        throttle::{AttemptLog, KeyLimit, Outcome, RedisAttemptLog, Reserved, Ticket},
-    },
-};
+use auth_svc::{Config, config::HashProfile};
 use futures::{StreamExt, future::join_all, stream};
-use secrecy::SecretString;
 use tonic::{Code, Request, Status};
 
-use crate::helpers::{
-    PASSWORD, TestApp, TestDatabase, deployment_configs, http_get_ok, proxied_redis_or_skip, redis_or_skip,
-    spawn_app_on, spawn_app_with,
+use crate::{
+    helpers::{
+        PASSWORD, TestApp, http_get_ok, proxied_redis_or_skip, redis_or_skip, redis_store, slow_test_wanted,
+        spawn_app_with,
+    },
+    pressure::median,
+    replicas::two_replicas,
 };
-use crate::pressure::median;
 
 const BUSY: &str = "server busy, retry later";
 const SIGNUP_THROTTLED: &str = "too many registrations from this address, retry later";
@@ -60,17 +53,29 @@ fn tally(results: &[Result<(), Status>]) -> (usize, usize, Vec<String>) {
     (checked, throttled, other)
 }
 
+/// 5 login attempts per username and window, from any number of addresses.
+fn five_guesses_per_username(config: &mut Config) {
+    config.throttle.max_failures_per_username = 5;
+    config.throttle.max_failures_per_address = 10_000;
+    // One hashing thread keeps the guesses in flight together.
+    config.password.max_concurrent_hashes = 1;
+}
+
 /// An app where alice may have 5 login attempts per window, from any number of addresses.
 async fn guessable_app() -> TestApp {
-    let app = spawn_app_with(|c| {
-        c.throttle.max_failures_per_username = 5;
-        c.throttle.max_failures_per_address = 10_000;
-        // One hashing thread keeps the guesses in flight together.
-        c.password.max_concurrent_hashes = 1;
-    })
-    .await;
+    let app = spawn_app_with(five_guesses_per_username).await;
     app.register("alice").await;
     app
+}
+
+/// The answers to 40 guesses at a limit of 5 (`where_` says where they went): at most 5
+/// reached the password check, every other one was throttled.
+#[track_caller]
+fn assert_forty_guesses_got_at_most_five_checks(results: &[Result<(), Status>], where_: &str) {
+    let (checked, throttled, other) = tally(results);
+    assert!(other.is_empty(), "{other:?}");
+    assert!(checked <= 5, "{checked} password checks{where_} for a limit of 5");
+    assert_eq!(checked + throttled, 40);
 }
 
 /// 39 wrong passwords, and the right one in the middle.
@@ -87,11 +92,7 @@ async fn forty_guesses_at_once_get_at_most_the_limit_of_password_checks() {
         let app = &app;
         async move { login_from(app, "alice", &password, None).await }
     });
-    let results = join_all(guesses).await;
-    let (checked, throttled, other) = tally(&results);
-    assert!(other.is_empty(), "{other:?}");
-    assert!(checked <= 5, "{checked} password checks for a limit of 5");
-    assert_eq!(checked + throttled, 40);
+    assert_forty_guesses_got_at_most_five_checks(&join_all(guesses).await, "");
 }
 
 /// Two replicas on one Redis share one limit: 40 guesses split between them still get at most
@@ -101,79 +102,13 @@ async fn guesses_spread_over_two_replicas_share_one_limit() {
     if redis_or_skip("abuse::guesses_spread_over_two_replicas_share_one_limit").is_none() {
         return;
     }
-    let database = TestDatabase::create().await;
-    let (mut first, mut second) = deployment_configs(&database);
-    for config in [&mut first, &mut second] {
-        config.throttle.max_failures_per_username = 5;
-        config.throttle.max_failures_per_address = 10_000;
-        config.password.max_concurrent_hashes = 1;
-    }
-    let a = spawn_app_on(first, database.handle()).await;
-    let b = spawn_app_on(second, database).await;
+    let (a, b) = two_replicas(five_guesses_per_username).await;
     a.register("alice").await;
     let guesses = (0..40).map(|n| {
         let replica = if n % 2 == 0 { &a } else { &b };
         async move { login_from(replica, "alice", &format!("wrong guess {n}"), None).await }
     });
-    let results = join_all(guesses).await;
-    let (checked, throttled, other) = tally(&results);
-    assert!(other.is_empty(), "{other:?}");
-    assert!(checked <= 5, "{checked} password checks across both replicas for a limit of 5");
-    assert_eq!(checked + throttled, 40);
-}
-
-async fn redis_log(url: &str, pool_size: usize, timeout_ms: u64) -> (Arc<RedisStore>, RedisAttemptLog) {
-    let config =
-        RedisConfig { pool_size, timeout_ms, key_prefix: format!("auth-e2e:{}:", uuid::Uuid::new_v4().simple()) };
-    let store = Arc::new(RedisStore::new(&SecretString::from(url.to_owned()), &config).unwrap());
-    (store.clone(), RedisAttemptLog::new(store))
-}
-
-fn granted(reserved: Option<Reserved>) -> Ticket {
-    match reserved {
-        Some(Reserved::Granted(ticket)) => ticket,
-        other => panic!("expected a grant, got {other:?}"),
-    }
-}
-
-/// The reservation rules of the Redis log, step by step (the in-process log has the same unit
-/// tests): atomic over two keys, pending attempts count, a success clears only the failures
-/// recorded before it began, a cancelled attempt leaves nothing.
-#[tokio::test]
-async fn the_redis_log_follows_the_reservation_rules() {
-    let Some(url) = redis_or_skip("abuse::the_redis_log_follows_the_reservation_rules") else { return };
-    let (_store, log) = redis_log(&url, 4, 250).await;
-    let window = Duration::from_secs(60);
-    let user = vec![KeyLimit::new("user:alice", 4)];
-
-    for _ in 0..2 {
-        let failed = granted(log.reserve(&user, window).await);
-        log.settle(&user, &failed, Outcome::Failed, window).await.unwrap();
-    }
-    // No pause: a failure recorded just before a success began is "before" it.
-    let in_flight = granted(log.reserve(&user, window).await);
-    let success = granted(log.reserve(&user, window).await);
-    assert!(success.started_us > in_flight.started_us);
-    log.settle(&user, &success, Outcome::Succeeded { clear_failures_of: Some(0) }, window).await.unwrap();
-    log.settle(&user, &in_flight, Outcome::Failed, window).await.unwrap();
-    for _ in 0..3 {
-        granted(log.reserve(&user, window).await);
-    }
-    match log.reserve(&user, window).await {
-        Some(Reserved::Refused { retry_after, in_flight: false }) => assert!(retry_after <= window, "{retry_after:?}"),
-        other => panic!("the in-flight failure still counts: {other:?}"),
-    }
-
-    // All or nothing over two keys.
-    let address = vec![KeyLimit::new("addr:203.0.113.9", 1)];
-    let taken = granted(log.reserve(&address, window).await);
-    let both = vec![KeyLimit::new("user:bob", 1), address[0].clone()];
-    assert!(matches!(log.reserve(&both, window).await, Some(Reserved::Refused { .. })));
-    let bob = vec![both[0].clone()];
-    let cancelled = granted(log.reserve(&bob, window).await);
-    log.settle(&bob, &cancelled, Outcome::Cancelled, window).await.unwrap();
-    granted(log.reserve(&bob, window).await);
-    log.settle(&address, &taken, Outcome::Cancelled, window).await.unwrap();
+    assert_forty_guesses_got_at_most_five_checks(&join_all(guesses).await, " across both replicas");
 }
 
 /// Under a flood, waiting for a pooled connection is load, not an outage: it must not switch
@@ -183,7 +118,7 @@ async fn waiting_for_a_pooled_connection_does_not_open_the_breaker() {
     let Some(url) = redis_or_skip("abuse::waiting_for_a_pooled_connection_does_not_open_the_breaker") else {
         return;
     };
-    let (store, _log) = redis_log(&url, 1, 100).await;
+    let store = redis_store(&url, 1, 100);
     let key = store.key("nothing-here");
     // Fifty calls share one connection; each holds it for 30 ms (a blocking pop that times out).
     let calls = (0..50).map(|_| {
@@ -234,6 +169,9 @@ async fn with_redis_cut_the_throttle_still_holds() {
 /// unlock an account that was locked before them.
 #[tokio::test]
 async fn a_flood_of_other_names_does_not_unlock_a_locked_account() {
+    if !slow_test_wanted("abuse::a_flood_of_other_names_does_not_unlock_a_locked_account") {
+        return;
+    }
     let app = spawn_app_with(|c| {
         c.redis_url = None; // the in-process log is the one under test
         c.throttle.max_tracked_keys = 1000;
@@ -375,6 +313,9 @@ async fn registrations_from_one_address_are_limited() {
 /// Register does not tell which names exist.
 #[tokio::test]
 async fn register_answers_a_taken_and_a_free_name_in_the_same_time() {
+    if !slow_test_wanted("abuse::register_answers_a_taken_and_a_free_name_in_the_same_time") {
+        return;
+    }
     let app = spawn_app_with(|c| c.password.hash_profile = HashProfile::Owasp).await;
     app.register("alice").await;
     let (mut taken, mut free) = (Vec::new(), Vec::new());
@@ -459,6 +400,9 @@ async fn cancelled_logins_are_settled_not_left_pending() {
 /// user still logs in meanwhile.
 #[tokio::test]
 async fn one_address_cannot_hold_the_whole_hashing_queue() {
+    if !slow_test_wanted("abuse::one_address_cannot_hold_the_whole_hashing_queue") {
+        return;
+    }
     let app = spawn_app_with(|c| {
         c.password.hash_profile = HashProfile::Owasp;
         c.password.max_concurrent_hashes = 1;

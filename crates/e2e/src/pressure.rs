@@ -8,7 +8,7 @@ use model::entity::refresh_tokens;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tonic::Code;
 
-use crate::helpers::{PASSWORD, spawn_app_with};
+use crate::helpers::{PASSWORD, slow_test_wanted, spawn_app_with};
 
 pub fn median(mut samples: Vec<f64>) -> f64 {
     samples.sort_by(f64::total_cmp);
@@ -17,6 +17,9 @@ pub fn median(mut samples: Vec<f64>) -> f64 {
 
 #[tokio::test]
 async fn unknown_user_and_wrong_password_take_the_same_time_and_answer_alike() {
+    if !slow_test_wanted("pressure::unknown_user_and_wrong_password_take_the_same_time_and_answer_alike") {
+        return;
+    }
     // The real hashing profile: with a cheap one, the few hundred microseconds of a database
     // lookup would dominate, and they are not what an attacker sees in production.
     let app = spawn_app_with(|c| {

@@ -12,7 +12,7 @@ use tonic::{Code, Status};
 use crate::{
     helpers::{
         PASSWORD, TestApp, TestDatabase, assert_status, bearer, database_server_or_skip, eventually,
-        proxied_redis_or_skip, spawn_app_on, spawn_app_with, test_config,
+        proxied_redis_or_skip, restore_redis, spawn_app_on, spawn_app_with, test_config,
     },
     proxy::TcpProxy,
 };
@@ -44,6 +44,14 @@ async fn retry_until_ok<T, F: Future<Output = Result<T, Status>>>(
     }
 }
 
+/// An app whose Redis goes through a [`TcpProxy`] for the test to cut; `None` (the test
+/// skips) without Redis.
+async fn app_with_cuttable_redis(test: &str) -> Option<(TcpProxy, TestApp)> {
+    let (proxy, redis_url) = proxied_redis_or_skip(test).await?;
+    let app = spawn_app_with(|config| config.redis_url = Some(redis_url)).await;
+    Some((proxy, app))
+}
+
 /// Redis is used again once a `GetUserInfo` of a cached user sends no statement to the
 /// database (the revocation check and the row both come from Redis). Polls for up to `bound`.
 async fn serves_from_redis(app: &TestApp, access_token: &str, bound: Duration) -> bool {
@@ -57,12 +65,11 @@ async fn serves_from_redis(app: &TestApp, access_token: &str, bound: Duration) -
 
 #[tokio::test]
 async fn redis_cut_mid_traffic_falls_back_to_the_database_and_recovers() {
-    let Some((proxy, redis_url)) =
-        proxied_redis_or_skip("faults::redis_cut_mid_traffic_falls_back_to_the_database_and_recovers").await
+    let Some((proxy, app)) =
+        app_with_cuttable_redis("faults::redis_cut_mid_traffic_falls_back_to_the_database_and_recovers").await
     else {
         return;
     };
-    let app = spawn_app_with(|config| config.redis_url = Some(redis_url)).await;
     let redis = app.redis.clone().expect("the app uses Redis");
 
     // Traffic through Redis: a cached GetUserInfo sends nothing to the database.
@@ -116,8 +123,7 @@ async fn redis_cut_mid_traffic_falls_back_to_the_database_and_recovers() {
     within(REDIS_DOWN_BOUND, "GetUserInfo", app.user_info(&bearer(&session.access_token))).await.unwrap();
 
     // Restored: once the breaker (1 s) has closed, Redis serves again.
-    proxy.restore();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    restore_redis(&proxy).await;
     assert!(
         serves_from_redis(&app, &session.access_token, Duration::from_secs(5)).await,
         "a cached GetUserInfo still queries the database 5 s after Redis came back"
@@ -132,12 +138,11 @@ async fn redis_cut_mid_traffic_falls_back_to_the_database_and_recovers() {
 /// again, the logout must still hold (every replica keeps its own set, fed from the database).
 #[tokio::test]
 async fn a_logout_during_a_redis_outage_stays_in_force_after_redis_returns() {
-    let Some((proxy, redis_url)) =
-        proxied_redis_or_skip("faults::a_logout_during_a_redis_outage_stays_in_force_after_redis_returns").await
+    let Some((proxy, app)) =
+        app_with_cuttable_redis("faults::a_logout_during_a_redis_outage_stays_in_force_after_redis_returns").await
     else {
         return;
     };
-    let app = spawn_app_with(|config| config.redis_url = Some(redis_url)).await;
     let session = app.signed_in("alice").await;
     let other = app.login("alice", PASSWORD).await.unwrap();
 
@@ -145,8 +150,7 @@ async fn a_logout_during_a_redis_outage_stays_in_force_after_redis_returns() {
     within(REDIS_DOWN_BOUND, "Logout", app.logout(&session.access_token)).await.unwrap();
     assert_status(app.user_info(&bearer(&session.access_token)).await, Code::Unauthenticated, "session revoked");
 
-    proxy.restore();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    restore_redis(&proxy).await;
     assert!(serves_from_redis(&app, &other.access_token, Duration::from_secs(5)).await, "Redis is used again");
     assert_status(app.user_info(&bearer(&session.access_token)).await, Code::Unauthenticated, "session revoked");
 }
@@ -158,12 +162,12 @@ async fn a_logout_during_a_redis_outage_stays_in_force_after_redis_returns() {
 /// Redis is down, and nothing replays it, so the stale row is served until its TTL (300 s).
 #[tokio::test]
 async fn an_account_deleted_during_a_redis_outage_stays_gone_after_redis_returns() {
-    let Some((proxy, redis_url)) =
-        proxied_redis_or_skip("faults::an_account_deleted_during_a_redis_outage_stays_gone_after_redis_returns").await
+    let Some((proxy, app)) =
+        app_with_cuttable_redis("faults::an_account_deleted_during_a_redis_outage_stays_gone_after_redis_returns")
+            .await
     else {
         return;
     };
-    let app = spawn_app_with(|config| config.redis_url = Some(redis_url)).await;
     let alice = app.register("alice").await;
     let session = app.login("alice", PASSWORD).await.unwrap();
     let witness = app.signed_in("bob").await;
@@ -177,8 +181,7 @@ async fn an_account_deleted_during_a_redis_outage_stays_gone_after_redis_returns
         "account no longer exists",
     );
 
-    proxy.restore();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    restore_redis(&proxy).await;
     app.user_info(&bearer(&witness.access_token)).await.unwrap();
     assert!(serves_from_redis(&app, &witness.access_token, Duration::from_secs(5)).await, "Redis is used again");
     assert_status(

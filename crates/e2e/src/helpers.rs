@@ -2,6 +2,7 @@
 
 use std::{
     future::Future,
+    path::Path,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -10,7 +11,12 @@ use auth_api::user::v1::{
     GetUserInfoRequest, LoginRequest, LoginResponse, LogoutRequest, RegisterRequest, RegisterResponse, UserInfo,
     ValidateTokenRequest, ValidateTokenResponse, user_service_client::UserServiceClient,
 };
-use auth_svc::{App, Config, config::HashProfile, service::users::Users, store::RedisStore};
+use auth_svc::{
+    App, Config,
+    config::{HashProfile, RedisConfig},
+    service::users::Users,
+    store::RedisStore,
+};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use model::DatabaseConnection;
@@ -20,6 +26,17 @@ use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{Code, Request, Status, transport::Channel};
 
 use crate::proxy::TcpProxy;
+
+/// The repository's root, where `deploy/` and `tests/fixtures/` are: two levels above this
+/// crate (`crates/e2e`). Tests read files by this path, never by the working directory.
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).expect("crates/e2e sits two levels below the root")
+}
+
+/// A test-only key in `tests/fixtures/keys` (shared with auth-svc's and auth-verifier's unit tests).
+pub fn key_fixture(name: &str) -> std::path::PathBuf {
+    repo_root().join("tests/fixtures/keys").join(name)
+}
 
 pub const ACCESS_SECRET: &str = "test-access-secret-0123456789abcdef-0123456789";
 pub const REFRESH_SECRET: &str = "test-refresh-secret-0123456789abcdef-012345678";
@@ -38,6 +55,28 @@ pub const DATABASE_ENV: &str = "AUTH_TEST_DATABASE_URL";
 /// each test gets its own key prefix. Unset = the in-process implementations.
 pub const REDIS_ENV: &str = "AUTH_TEST_REDIS_URL";
 
+/// `1` runs, `0` skips the slow tests whose outcome depends on neither the database nor
+/// Redis (timing medians with the real hashing profile, floods against the in-process log):
+/// another run on another store finds nothing new and costs minutes of CPU, so `.ci/run`
+/// runs them in one variant only. Unset: they run when no database server is named
+/// ([`DATABASE_ENV`]), so the README's `cargo test --workspace` runs them.
+pub const SLOW_ENV: &str = "AUTH_TEST_SLOW";
+
+/// Whether this run wants the slow test `test` (see [`SLOW_ENV`]); when not, says so in one
+/// line and the test passes.
+pub fn slow_test_wanted(test: &str) -> bool {
+    let wanted = match std::env::var(SLOW_ENV).as_deref() {
+        Ok("1") => true,
+        Ok("0") => false,
+        Ok(other) => panic!("{SLOW_ENV}={other:?}: set it to 1 (run the slow tests) or 0 (skip them)"),
+        Err(_) => std::env::var(DATABASE_ENV).is_err(),
+    };
+    if !wanted {
+        eprintln!("skipped {test}: slow and independent of the stores; set {SLOW_ENV}=1 to run it");
+    }
+    wanted
+}
+
 /// The Redis of this run, if any.
 pub fn redis_url() -> Option<String> {
     std::env::var(REDIS_ENV).ok()
@@ -53,12 +92,30 @@ pub fn redis_or_skip(test: &str) -> Option<String> {
     url
 }
 
+/// A Redis store of its own on `url`, for tests of the stores themselves: a fresh key prefix,
+/// so it sees nothing of other tests.
+pub fn redis_store(url: &str, pool_size: usize, timeout_ms: u64) -> Arc<RedisStore> {
+    let config =
+        RedisConfig { pool_size, timeout_ms, key_prefix: format!("auth-e2e:{}:", uuid::Uuid::new_v4().simple()) };
+    Arc::new(RedisStore::new(&SecretString::from(url.to_owned()), &config).unwrap())
+}
+
 /// Like [`redis_or_skip`], with a [`TcpProxy`] in front of that Redis for the test to cut, and
 /// the Redis URL that goes through it.
 pub async fn proxied_redis_or_skip(test: &str) -> Option<(TcpProxy, SecretString)> {
     let url = redis_or_skip(test)?;
     let (proxy, proxied_url) = TcpProxy::in_front_of(&url, 6379).await;
     Some((proxy, SecretString::from(proxied_url)))
+}
+
+/// How long after [`TcpProxy::restore`] an app uses Redis again: `RedisStore`'s breaker skips
+/// Redis for 1 s after a failure; 100 ms more for the last failure to age out.
+pub const REDIS_BREAKER_CLOSES: Duration = Duration::from_millis(1100);
+
+/// Restores a Redis cut with `proxy` and waits until the apps behind it use Redis again.
+pub async fn restore_redis(proxy: &TcpProxy) {
+    proxy.restore();
+    tokio::time::sleep(REDIS_BREAKER_CLOSES).await;
 }
 
 /// A test that needs a database server (not SQLite), likewise.

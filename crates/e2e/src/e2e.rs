@@ -1,0 +1,62 @@
+//! End-to-end tests of auth-svc: the real server on an ephemeral port, a temporary SQLite
+//! database (or PostgreSQL/MariaDB with `AUTH_TEST_DATABASE_URL`, Redis with
+//! `AUTH_TEST_REDIS_URL`), and the generated gRPC client. One binary, a module per feature;
+//! every test starts its servers with [`helpers::spawn_app`] or one of its variants.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+// The harness.
+// `spawn_app()` and `TestApp`, test databases, the env switches, token and JWT recipes.
+mod helpers;
+// A TCP proxy the fault tests cut between a server and its database or Redis.
+mod proxy;
+
+// One module per RPC.
+// ValidateToken: the authoritative answer about an access token.
+mod introspection;
+// Login: the token pair and its claims, one answer for a wrong password and an unknown user.
+mod login;
+// Refresh: rotation, the reuse interval, reuse detection.
+mod refresh;
+// Register: input rules, taken names, concurrent registrations of one name.
+mod register;
+// SetUserRole and the operator's first admin.
+mod roles;
+// GetUserInfo and the bearer header rules.
+mod user_info;
+
+// Promises that cross RPCs.
+// Abuse limits under attack: guesses at once, floods, the hashing queue, signups.
+mod abuse;
+// Forged and misused tokens.
+mod attacks;
+// Signing keys: each algorithm through the gateway's JWKS, a key rotation, `auth-verifier`.
+mod keys;
+// No user enumeration by timing; consistent sessions under concurrent calls.
+mod pressure;
+// Session lifetime and the purge of ended sessions.
+mod retention;
+// Usernames by RFC 8265, and no password hash in the user cache.
+mod usernames;
+
+// Several replicas and the stores.
+// Redis and the database cut mid-traffic, then restored.
+mod faults;
+// Two replicas on one database and one Redis behave as one service.
+mod replicas;
+// The revocation promise: a logout reaches every replica within the bound, whatever Redis does.
+mod revocation;
+// The cache, throttle and revocation list as the service uses them.
+mod shared_state;
+// One contract test per store trait, run by the in-process and the Redis implementation.
+mod store_contracts;
+// Account changes reach every replica's user cache within the same bound.
+mod user_sync;
+
+// The process around the service.
+// The Kubernetes manifests and the Dockerfile against what the binaries accept.
+mod deploy;
+// The `/metrics` counters after a scripted scenario.
+mod metrics;
+// Health, reflection, message limits, graceful shutdown.
+mod server;
