@@ -56,6 +56,8 @@ mod user_sync;
 // The process around the service.
 // The Kubernetes manifests and the Dockerfile against what the binaries accept.
 mod deploy;
+// The README's layout section against the folders of the tree.
+mod layout;
 // The `/metrics` counters after a scripted scenario.
 mod metrics;
 // Health, reflection, message limits, graceful shutdown.
