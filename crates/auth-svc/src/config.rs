@@ -5,6 +5,7 @@
 use std::{
     collections::BTreeMap,
     net::SocketAddr,
+    num::{NonZeroU32, NonZeroU64, NonZeroUsize},
     path::{Path, PathBuf},
     time::Duration,
 };
@@ -16,6 +17,19 @@ use crate::domain::{
     password::MAX_PASSWORD_BYTES,
     role::{self, ROLE_ADMIN, ROLE_USER},
 };
+
+/// The default of a key that must not be zero (serde refuses a 0 in the file or environment),
+/// checked when the program is compiled.
+macro_rules! nonzero {
+    ($n:expr) => {
+        const {
+            match std::num::NonZero::new($n) {
+                Some(n) => n,
+                None => panic!("the default of a non-zero key is 0"),
+            }
+        }
+    };
+}
 
 /// Prefix of every environment override.
 pub const ENV_PREFIX: &str = "AUTH_SVC__";
@@ -84,7 +98,7 @@ pub struct SessionsConfig {
     /// deletes them.
     pub retention_seconds: u64,
     /// Seconds between two purges (each replica runs its own; they do not conflict).
-    pub purge_interval_seconds: u64,
+    pub purge_interval_seconds: NonZeroU64,
     /// Rows deleted per statement; a purge repeats batches until nothing is left.
     pub purge_batch_size: u64,
 }
@@ -97,7 +111,7 @@ impl Default for RevocationConfig {
 
 impl Default for SessionsConfig {
     fn default() -> Self {
-        Self { retention_seconds: 604_800, purge_interval_seconds: 600, purge_batch_size: 1000 }
+        Self { retention_seconds: 604_800, purge_interval_seconds: nonzero!(600), purge_batch_size: 1000 }
     }
 }
 
@@ -122,10 +136,10 @@ pub struct LogConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
     /// Connections in the Redis pool.
-    pub pool_size: usize,
+    pub pool_size: NonZeroUsize,
     /// Milliseconds one Redis operation (connection included) may take before Redis counts
     /// as down for a second and the service carries on without it.
-    pub timeout_ms: u64,
+    pub timeout_ms: NonZeroU64,
     /// Prefix of every key, so several deployments (or tests) can share one Redis.
     pub key_prefix: String,
 }
@@ -143,15 +157,15 @@ pub struct CacheConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ThrottleConfig {
     /// Sliding window in which failed logins are counted, seconds.
-    pub window_seconds: u64,
+    pub window_seconds: NonZeroU64,
     /// Failed logins for one username within the window before Login answers
     /// RESOURCE_EXHAUSTED. A successful login resets it.
-    pub max_failures_per_username: u32,
+    pub max_failures_per_username: NonZeroU32,
     /// Failed logins from one client address (IPv6: one /64) within the window.
-    pub max_failures_per_address: u32,
+    pub max_failures_per_address: NonZeroU32,
     /// Logins (successful ones too) one client address may have being checked at once: one
     /// address cannot hold the whole hashing queue.
-    pub max_in_flight_per_address: u32,
+    pub max_in_flight_per_address: NonZeroU32,
     /// Usernames and addresses this process keeps counts for (and for registrations, the
     /// same again); past it the least recently used go one by one.
     pub max_tracked_keys: u64,
@@ -161,16 +175,16 @@ pub struct ThrottleConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct RegisterConfig {
     /// Sliding window in which registrations are counted per client address, seconds.
-    pub window_seconds: u64,
+    pub window_seconds: NonZeroU64,
     /// Registrations (taken names included) from one client address (IPv6: one /64) within
     /// the window before Register answers RESOURCE_EXHAUSTED.
-    pub max_per_address: u32,
+    pub max_per_address: NonZeroU32,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
-    pub max_connections: u32,
+    pub max_connections: NonZeroU32,
     /// Milliseconds a call waits for a database connection before answering UNAVAILABLE.
     pub acquire_timeout_ms: u64,
     /// Apply pending migrations when serving starts. Turn off where replicas start together
@@ -198,14 +212,14 @@ pub struct AuthConfig {
     /// `admin` (may call SetUserRole) are always among them.
     pub roles: Vec<String>,
     /// Access-token lifetime in seconds.
-    pub access_expire: u64,
+    pub access_expire: NonZeroU64,
     /// Refresh-token lifetime in seconds (each rotation starts a new one).
     pub refresh_expire: u64,
     /// Seconds in which a just-rotated refresh token still returns the same successor.
     pub refresh_reuse_interval: u64,
     /// Seconds a session (refresh-token family) may last from its login, however often it
     /// is refreshed; past it Refresh answers UNAUTHENTICATED and the user logs in again.
-    pub session_max_lifetime_seconds: u64,
+    pub session_max_lifetime_seconds: NonZeroU64,
     /// `iss` of every token, checked on every verification.
     pub issuer: String,
 }
@@ -299,19 +313,19 @@ pub struct GrpcConfig {
     /// is counted by its own TCP address, whatever it sends.
     pub trusted_forwarders: Vec<ipnet::IpNet>,
     /// HTTP/2 streams (calls) one connection may have open at once.
-    pub max_concurrent_streams: u32,
+    pub max_concurrent_streams: NonZeroU32,
     /// Seconds between HTTP/2 keepalive pings to a client; 0 sends none.
     pub keepalive_interval_seconds: u64,
     /// Seconds a client has to answer a keepalive ping before its connection is dropped.
     pub keepalive_timeout_seconds: u64,
     /// Milliseconds a new connection may take to finish its HTTP/2 handshake and send its first
     /// call's headers before it is closed.
-    pub header_read_timeout_ms: u64,
+    pub header_read_timeout_ms: NonZeroU64,
     /// Seconds a connection may stay open with no call in flight before it is closed.
-    pub idle_timeout_seconds: u64,
+    pub idle_timeout_seconds: NonZeroU64,
     /// Seconds a call may take until its response starts, whatever its client's `grpc-timeout`
     /// says (the shorter wins): a request body that never ends cannot hold its stream.
-    pub max_call_seconds: u64,
+    pub max_call_seconds: NonZeroU64,
 }
 
 impl Default for Config {
@@ -339,7 +353,7 @@ impl Default for Config {
 
 impl Default for RedisConfig {
     fn default() -> Self {
-        Self { pool_size: 16, timeout_ms: 250, key_prefix: "auth-svc:".to_owned() }
+        Self { pool_size: nonzero!(16), timeout_ms: nonzero!(250), key_prefix: "auth-svc:".to_owned() }
     }
 }
 
@@ -352,10 +366,10 @@ impl Default for CacheConfig {
 impl Default for ThrottleConfig {
     fn default() -> Self {
         Self {
-            window_seconds: 300,
-            max_failures_per_username: 5,
-            max_failures_per_address: 50,
-            max_in_flight_per_address: 8,
+            window_seconds: nonzero!(300),
+            max_failures_per_username: nonzero!(5),
+            max_failures_per_address: nonzero!(50),
+            max_in_flight_per_address: nonzero!(8),
             max_tracked_keys: 100_000,
         }
     }
@@ -363,7 +377,7 @@ impl Default for ThrottleConfig {
 
 impl Default for RegisterConfig {
     fn default() -> Self {
-        Self { window_seconds: 3600, max_per_address: 50 }
+        Self { window_seconds: nonzero!(3600), max_per_address: nonzero!(50) }
     }
 }
 
@@ -385,7 +399,7 @@ fn default_database_url() -> String {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        Self { max_connections: 10, acquire_timeout_ms: 3000, migrate_on_start: true }
+        Self { max_connections: nonzero!(10), acquire_timeout_ms: 3000, migrate_on_start: true }
     }
 }
 
@@ -394,10 +408,10 @@ impl Default for AuthConfig {
         Self {
             access_secret: None,
             refresh_secret: None,
-            access_expire: 900,
+            access_expire: nonzero!(900),
             refresh_expire: 1_209_600,
             refresh_reuse_interval: 10,
-            session_max_lifetime_seconds: 2_592_000,
+            session_max_lifetime_seconds: nonzero!(2_592_000),
             issuer: "auth-svc".to_owned(),
             signing_key: None,
             keys: BTreeMap::new(),
@@ -418,12 +432,12 @@ impl Default for GrpcConfig {
         Self {
             max_message_bytes: 64 * 1024,
             shutdown_grace_seconds: 20,
-            max_concurrent_streams: 128,
+            max_concurrent_streams: nonzero!(128),
             keepalive_interval_seconds: 60,
             keepalive_timeout_seconds: 20,
-            header_read_timeout_ms: 10_000,
-            idle_timeout_seconds: 300,
-            max_call_seconds: 30,
+            header_read_timeout_ms: nonzero!(10_000),
+            idle_timeout_seconds: nonzero!(300),
+            max_call_seconds: nonzero!(30),
             trusted_forwarders: loopback(),
         }
     }
@@ -464,7 +478,8 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks what serde cannot: ranges and relations between keys.
+    /// Checks what serde cannot: ranges and relations between keys. (Keys that must not be 0
+    /// are `NonZero*`, refused by serde.)
     pub fn validate(&self) -> Result<(), ConfigError> {
         let auth = &self.auth;
         for (key, secret) in [("access_secret", &auth.access_secret), ("refresh_secret", &auth.refresh_secret)] {
@@ -506,9 +521,6 @@ impl Config {
         {
             return Err(invalid("auth.refresh_secret", "must differ from auth.access_secret"));
         }
-        if auth.access_expire == 0 {
-            return Err(invalid("auth.access_expire", "must be at least 1 second"));
-        }
         if auth.refresh_expire <= auth.refresh_reuse_interval {
             return Err(invalid("auth.refresh_expire", "must be longer than auth.refresh_reuse_interval"));
         }
@@ -521,44 +533,16 @@ impl Config {
         if self.grpc.max_message_bytes < 1024 {
             return Err(invalid("grpc.max_message_bytes", "must be at least 1024"));
         }
-        if self.grpc.max_concurrent_streams == 0 {
-            return Err(invalid("grpc.max_concurrent_streams", "must be at least 1"));
-        }
         if self.grpc.keepalive_interval_seconds > 0 && self.grpc.keepalive_timeout_seconds == 0 {
             return Err(invalid("grpc.keepalive_timeout_seconds", "must be at least 1 while keepalive pings are on"));
-        }
-        if self.grpc.header_read_timeout_ms == 0 {
-            return Err(invalid("grpc.header_read_timeout_ms", "must be at least 1"));
-        }
-        if self.grpc.idle_timeout_seconds == 0 {
-            return Err(invalid("grpc.idle_timeout_seconds", "must be at least 1"));
-        }
-        if self.grpc.max_call_seconds == 0 {
-            return Err(invalid("grpc.max_call_seconds", "must be at least 1"));
-        }
-        if self.redis.pool_size == 0 || self.redis.timeout_ms == 0 {
-            return Err(invalid("redis.timeout_ms", "and redis.pool_size must be at least 1"));
         }
         if let Some(url) = &self.redis_url
             && !["redis://", "rediss://", "redis+unix://", "unix://"].iter().any(|s| url.expose_secret().starts_with(s))
         {
             return Err(invalid("redis_url", "must start with redis://, rediss:// or unix://"));
         }
-        if self.throttle.window_seconds == 0
-            || self.throttle.max_failures_per_username == 0
-            || self.throttle.max_failures_per_address == 0
-            || self.throttle.max_in_flight_per_address == 0
-        {
-            return Err(invalid("throttle.window_seconds", "and the throttle limits must be at least 1"));
-        }
         if self.throttle.max_tracked_keys < 1000 {
             return Err(invalid("throttle.max_tracked_keys", "must be at least 1000"));
-        }
-        if self.register.window_seconds == 0 || self.register.max_per_address == 0 {
-            return Err(invalid("register.window_seconds", "and register.max_per_address must be at least 1"));
-        }
-        if self.database.max_connections == 0 {
-            return Err(invalid("database.max_connections", "must be at least 1"));
         }
         if !["sqlite:", "postgres://", "postgresql://", "mysql://"]
             .iter()
@@ -570,9 +554,6 @@ impl Config {
     }
 
     fn validate_sessions(&self) -> Result<(), ConfigError> {
-        if self.auth.session_max_lifetime_seconds == 0 {
-            return Err(invalid("auth.session_max_lifetime_seconds", "must be at least 1"));
-        }
         let revocation = &self.revocation;
         if revocation.poll_interval_ms < 50 {
             return Err(invalid("revocation.poll_interval_ms", "must be at least 50"));
@@ -581,9 +562,6 @@ impl Config {
             return Err(invalid("revocation.max_staleness_ms", "must be at least twice revocation.poll_interval_ms"));
         }
         let sessions = &self.sessions;
-        if sessions.purge_interval_seconds == 0 {
-            return Err(invalid("sessions.purge_interval_seconds", "must be at least 1"));
-        }
         if !(1..=10_000).contains(&sessions.purge_batch_size) {
             return Err(invalid("sessions.purge_batch_size", "must be between 1 and 10000"));
         }
@@ -656,7 +634,7 @@ mod tests {
             assert_eq!(config.revocation.max_staleness(), Duration::from_secs(1));
             assert_eq!(config.revocation.poll_interval(), Duration::from_millis(250));
             assert_eq!(config.sessions.retention_seconds, 60);
-            assert_eq!(config.auth.session_max_lifetime_seconds, 3600);
+            assert_eq!(config.auth.session_max_lifetime_seconds.get(), 3600);
             jail.set_env("AUTH_SVC__REVOCATION__POLL_INTERVAL_MS", "600");
             let err = Config::load(None).err().ok_or("a poll slower than half the staleness")?.to_string();
             assert!(err.contains("revocation.max_staleness_ms"), "{err}");
@@ -671,7 +649,7 @@ mod tests {
             jail.set_env("AUTH_SVC__AUTH__ACCESS_EXPIRE", "120");
             let config = Config::load(Some(Path::new("auth.yaml"))).map_err(|e| e.to_string())?;
             assert_eq!(config.listen.port(), 7000);
-            assert_eq!(config.auth.access_expire, 120);
+            assert_eq!(config.auth.access_expire.get(), 120);
             Ok(())
         });
     }

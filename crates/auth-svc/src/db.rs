@@ -28,7 +28,7 @@ pub async fn connect_and_migrate(config: &Config) -> anyhow::Result<(DatabaseCon
 
 /// Opens the pool the calls use (`database.max_connections`).
 async fn connect(config: &Config) -> anyhow::Result<(DatabaseConnection, model::QueryCounter)> {
-    open(config, config.database.max_connections).await
+    open(config, config.database.max_connections.get()).await
 }
 
 /// Opens the small pool of the background tasks (polls and purge): they never wait behind

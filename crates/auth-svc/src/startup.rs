@@ -114,7 +114,7 @@ impl App {
         let revocation_settings = RevocationSettings {
             max_staleness: config.revocation.max_staleness(),
             poll_interval: config.revocation.poll_interval(),
-            access_ttl: Duration::from_secs(config.auth.access_expire),
+            access_ttl: Duration::from_secs(config.auth.access_expire.get()),
         };
         let revocations =
             Arc::new(Revocations::new(shared.revocations, db.clone(), revocation_settings, metrics.clone()));
@@ -128,7 +128,7 @@ impl App {
             SessionLifetimes {
                 refresh_ttl: config.auth.refresh_expire,
                 reuse_interval: config.auth.refresh_reuse_interval,
-                max_lifetime: config.auth.session_max_lifetime_seconds,
+                max_lifetime: config.auth.session_max_lifetime_seconds.get(),
             },
         ));
         let throttles = throttles(config, shared.attempts.clone(), &metrics);
@@ -165,7 +165,7 @@ impl App {
             shutdown_grace: config.shutdown_grace(),
             _background: background,
             connection_limits: connection::connection_limits(&config.grpc),
-            max_call: Duration::from_secs(config.grpc.max_call_seconds),
+            max_call: Duration::from_secs(config.grpc.max_call_seconds.get()),
         })
     }
 
@@ -262,8 +262,8 @@ fn throttles(
     metrics: &Arc<Metrics>,
 ) -> (LoginThrottle, SignupThrottle) {
     let capacity = config.throttle.max_tracked_keys;
-    let login_window = Duration::from_secs(config.throttle.window_seconds);
-    let signup_window = Duration::from_secs(config.register.window_seconds);
+    let login_window = Duration::from_secs(config.throttle.window_seconds.get());
+    let signup_window = Duration::from_secs(config.register.window_seconds.get());
     let login = Throttle::new(
         "login",
         Arc::new(MemoryAttemptLog::new(capacity, login_window)),
@@ -281,11 +281,11 @@ fn throttles(
     (
         LoginThrottle::new(
             login,
-            config.throttle.max_failures_per_username,
-            config.throttle.max_failures_per_address,
-            config.throttle.max_in_flight_per_address,
+            config.throttle.max_failures_per_username.get(),
+            config.throttle.max_failures_per_address.get(),
+            config.throttle.max_in_flight_per_address.get(),
         ),
-        SignupThrottle::new(signup, config.register.max_per_address),
+        SignupThrottle::new(signup, config.register.max_per_address.get()),
     )
 }
 
@@ -319,7 +319,7 @@ async fn start_background_tasks(
     Ok(BackgroundTasks(vec![
         tokio::spawn(revocations.clone().keep_current(background_db.clone())),
         tokio::spawn(users.clone().keep_cache_current(background_db)),
-        tokio::spawn(purge.run(Duration::from_secs(config.sessions.purge_interval_seconds))),
+        tokio::spawn(purge.run(Duration::from_secs(config.sessions.purge_interval_seconds.get()))),
     ]))
 }
 

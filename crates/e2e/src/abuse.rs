@@ -2,6 +2,8 @@
 //! count and time, a Redis that cannot answer, two replicas side by side. The suite runs on
 //! SQLite, PostgreSQL and MariaDB, each with the in-process logs and again with Redis.
 
+use std::num::NonZero;
+
 use std::time::{Duration, Instant};
 
 use auth_api::user::v1::{LoginRequest, RegisterRequest};
@@ -55,8 +57,8 @@ fn tally(results: &[Result<(), Status>]) -> (usize, usize, Vec<String>) {
 
 /// 5 login attempts per username and window, from any number of addresses.
 fn five_guesses_per_username(config: &mut Config) {
-    config.throttle.max_failures_per_username = 5;
-    config.throttle.max_failures_per_address = 10_000;
+    config.throttle.max_failures_per_username = NonZero::new(5).unwrap();
+    config.throttle.max_failures_per_address = NonZero::new(10_000).unwrap();
     // One hashing thread keeps the guesses in flight together.
     config.password.max_concurrent_hashes = 1;
 }
@@ -149,7 +151,7 @@ async fn with_redis_cut_the_throttle_still_holds() {
     let app = spawn_app_with(|c| {
         c.redis_url = Some(redis_url);
         c.admin_listen = Some("127.0.0.1:0".parse().unwrap());
-        c.throttle.max_failures_per_username = 3;
+        c.throttle.max_failures_per_username = NonZero::new(3).unwrap();
     })
     .await;
     app.register("alice").await;
@@ -175,8 +177,8 @@ async fn a_flood_of_other_names_does_not_unlock_a_locked_account() {
     let app = spawn_app_with(|c| {
         c.redis_url = None; // the in-process log is the one under test
         c.throttle.max_tracked_keys = 1000;
-        c.throttle.max_failures_per_username = 3;
-        c.throttle.max_failures_per_address = 1_000_000;
+        c.throttle.max_failures_per_username = NonZero::new(3).unwrap();
+        c.throttle.max_failures_per_address = NonZero::new(1_000_000).unwrap();
     })
     .await;
     app.register("victim").await;
@@ -203,8 +205,8 @@ async fn a_flood_of_other_names_does_not_unlock_a_locked_account() {
 async fn x_forwarded_for_is_believed_only_from_trusted_forwarders() {
     let untrusting = spawn_app_with(|c| {
         c.grpc.trusted_forwarders = Vec::new();
-        c.throttle.max_failures_per_address = 3;
-        c.throttle.max_failures_per_username = 1000;
+        c.throttle.max_failures_per_address = NonZero::new(3).unwrap();
+        c.throttle.max_failures_per_username = NonZero::new(1000).unwrap();
     })
     .await;
     for (n, claimed) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"].into_iter().enumerate() {
@@ -215,8 +217,8 @@ async fn x_forwarded_for_is_believed_only_from_trusted_forwarders() {
     assert_eq!(status.code(), Code::ResourceExhausted, "all counted against the TCP peer: {status:?}");
 
     let trusting = spawn_app_with(|c| {
-        c.throttle.max_failures_per_address = 3;
-        c.throttle.max_failures_per_username = 1000;
+        c.throttle.max_failures_per_address = NonZero::new(3).unwrap();
+        c.throttle.max_failures_per_username = NonZero::new(1000).unwrap();
     })
     .await;
     for (n, claimed) in ["198.51.100.1", "198.51.100.2", "198.51.100.3", "198.51.100.4"].into_iter().enumerate() {
@@ -229,8 +231,8 @@ async fn x_forwarded_for_is_believed_only_from_trusted_forwarders() {
 #[tokio::test]
 async fn ipv6_clients_are_counted_per_64() {
     let app = spawn_app_with(|c| {
-        c.throttle.max_failures_per_address = 3;
-        c.throttle.max_failures_per_username = 1000;
+        c.throttle.max_failures_per_address = NonZero::new(3).unwrap();
+        c.throttle.max_failures_per_username = NonZero::new(1000).unwrap();
     })
     .await;
     for (n, address) in ["2001:db8:0:1::1", "2001:db8:0:1::2", "2001:db8:0:1:ab::3"].into_iter().enumerate() {
@@ -250,8 +252,8 @@ async fn a_full_hashing_queue_answers_resource_exhausted_at_once() {
         c.password.hash_profile = HashProfile::Owasp;
         c.password.max_concurrent_hashes = 1;
         c.password.max_queued_hashes = 2;
-        c.throttle.max_failures_per_username = 1000;
-        c.throttle.max_failures_per_address = 1_000_000;
+        c.throttle.max_failures_per_username = NonZero::new(1000).unwrap();
+        c.throttle.max_failures_per_address = NonZero::new(1_000_000).unwrap();
     })
     .await;
     app.register("alice").await;
@@ -292,7 +294,7 @@ async fn a_full_hashing_queue_answers_resource_exhausted_at_once() {
 /// Register is limited per client address, taken names included (else probing names would be free).
 #[tokio::test]
 async fn registrations_from_one_address_are_limited() {
-    let app = spawn_app_with(|c| c.register.max_per_address = 3).await;
+    let app = spawn_app_with(|c| c.register.max_per_address = NonZero::new(3).unwrap()).await;
     let register_from = |username: &str, address: &str| {
         let mut request = Request::new(RegisterRequest { username: username.into(), password: PASSWORD.into() });
         request.metadata_mut().insert("x-forwarded-for", address.parse().unwrap());
@@ -371,7 +373,7 @@ async fn cancelled_logins_are_settled_not_left_pending() {
     let app = spawn_app_with(|c| {
         c.password.hash_profile = HashProfile::Owasp;
         c.password.max_concurrent_hashes = 1;
-        c.throttle.max_failures_per_username = 3;
+        c.throttle.max_failures_per_username = NonZero::new(3).unwrap();
     })
     .await;
     app.register("alice").await;
@@ -406,8 +408,8 @@ async fn one_address_cannot_hold_the_whole_hashing_queue() {
     let app = spawn_app_with(|c| {
         c.password.hash_profile = HashProfile::Owasp;
         c.password.max_concurrent_hashes = 1;
-        c.throttle.max_in_flight_per_address = 4;
-        c.throttle.max_failures_per_username = 1000;
+        c.throttle.max_in_flight_per_address = NonZero::new(4).unwrap();
+        c.throttle.max_failures_per_username = NonZero::new(1000).unwrap();
     })
     .await;
     for n in 0..40 {

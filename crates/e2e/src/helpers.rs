@@ -1,5 +1,7 @@
 //! `spawn_app()`: a real auth-svc on 127.0.0.1:0 with its own SQLite file.
 
+use std::num::NonZero;
+
 use std::{
     future::Future,
     path::Path,
@@ -95,8 +97,11 @@ pub fn redis_or_skip(test: &str) -> Option<String> {
 /// A Redis store of its own on `url`, for tests of the stores themselves: a fresh key prefix,
 /// so it sees nothing of other tests.
 pub fn redis_store(url: &str, pool_size: usize, timeout_ms: u64) -> Arc<RedisStore> {
-    let config =
-        RedisConfig { pool_size, timeout_ms, key_prefix: format!("auth-e2e:{}:", uuid::Uuid::new_v4().simple()) };
+    let config = RedisConfig {
+        pool_size: NonZero::new(pool_size).unwrap(),
+        timeout_ms: NonZero::new(timeout_ms).unwrap(),
+        key_prefix: format!("auth-e2e:{}:", uuid::Uuid::new_v4().simple()),
+    };
     Arc::new(RedisStore::new(&SecretString::from(url.to_owned()), &config).unwrap())
 }
 
@@ -198,9 +203,9 @@ pub fn test_config(database_url: &str) -> Config {
     config.auth.access_secret = Some(SecretString::from(ACCESS_SECRET));
     config.auth.refresh_secret = Some(SecretString::from(REFRESH_SECRET));
     // Every test registers from 127.0.0.1; the signup limit has tests of its own (abuse.rs).
-    config.register.max_per_address = 1_000_000;
+    config.register.max_per_address = NonZero::new(1_000_000).unwrap();
     // Likewise many tests log in concurrently from 127.0.0.1; abuse.rs tests this cap.
-    config.throttle.max_in_flight_per_address = 1_000_000;
+    config.throttle.max_in_flight_per_address = NonZero::new(1_000_000).unwrap();
     if let Some(url) = redis_url() {
         config.redis_url = Some(SecretString::from(url));
         config.redis.key_prefix = format!("auth-e2e:{}:", uuid::Uuid::new_v4().simple());

@@ -2,6 +2,8 @@
 //! comes back with exactly the claims it carries; anything else (expired, logged out, account
 //! gone, not an access token, not ours) is `active: false` with no claims, never an error status.
 
+use std::num::NonZero;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use auth_api::user::v1::{AccessTokenClaims, GetUserInfoRequest, ValidateTokenRequest, ValidateTokenResponse};
@@ -101,7 +103,7 @@ async fn an_active_token_comes_back_with_exactly_its_claims() {
 async fn an_expired_token_is_inactive() {
     // 2 s rather than 1: the first check below must see the token still valid, even on a busy
     // machine where the login and that check straddle a second boundary.
-    let app = spawn_app_with(|config| config.auth.access_expire = 2).await;
+    let app = spawn_app_with(|config| config.auth.access_expire = NonZero::new(2).unwrap()).await;
     let pair = app.signed_in("alice").await;
     let claims = active_claims(validate(&app, &pair.access_token).await, "before expiry");
     assert_eq!(claims.exp - claims.iat, 2);

@@ -1,6 +1,8 @@
 //! `/metrics` on the admin port after a scripted scenario: the counters moved by exactly what
 //! the scenario did.
 
+use std::num::NonZero;
+
 use auth_api::user::v1::GetUserInfoRequest;
 
 use crate::helpers::{PASSWORD, bearer, http_get_ok, spawn_app_with};
@@ -14,7 +16,7 @@ fn sample(text: &str, series: &str) -> f64 {
 async fn counters_move_by_what_a_scripted_scenario_did() {
     let app = spawn_app_with(|c| {
         c.admin_listen = Some("127.0.0.1:0".parse().unwrap());
-        c.throttle.max_failures_per_username = 3;
+        c.throttle.max_failures_per_username = NonZero::new(3).unwrap();
     })
     .await;
     let admin = app.admin.expect("admin port bound");

@@ -1,6 +1,8 @@
 //! Promises under pressure: no user enumeration by timing, consistent sessions under
 //! concurrent logins and refreshes.
 
+use std::num::NonZero;
+
 use std::{collections::HashMap, time::Instant};
 
 use futures::future::join_all;
@@ -24,8 +26,8 @@ async fn unknown_user_and_wrong_password_take_the_same_time_and_answer_alike() {
     // lookup would dominate, and they are not what an attacker sees in production.
     let app = spawn_app_with(|c| {
         c.password.hash_profile = auth_svc::config::HashProfile::Owasp;
-        c.throttle.max_failures_per_username = 10_000;
-        c.throttle.max_failures_per_address = 10_000;
+        c.throttle.max_failures_per_username = NonZero::new(10_000).unwrap();
+        c.throttle.max_failures_per_address = NonZero::new(10_000).unwrap();
     })
     .await;
     app.register("alice").await;
@@ -52,7 +54,7 @@ async fn unknown_user_and_wrong_password_take_the_same_time_and_answer_alike() {
 
 #[tokio::test]
 async fn concurrent_logins_and_refreshes_leave_at_most_one_live_token_per_session() {
-    let app = spawn_app_with(|c| c.throttle.max_failures_per_username = 1000).await;
+    let app = spawn_app_with(|c| c.throttle.max_failures_per_username = NonZero::new(1000).unwrap()).await;
     let first = app.signed_in("alice").await;
     let logins = (0..20).map(|_| async { app.login("alice", PASSWORD).await.map(|_| ()) });
     let refreshes = (0..20).map(|_| async { app.refresh(&first.refresh_token).await.map(|_| ()) });

@@ -1,6 +1,8 @@
 //! Two auth-svc instances sharing one database and one Redis (same secrets, same key prefix)
 //! behave as one service: tokens, refresh rotation, throttling and logout cross between them.
 
+use std::num::NonZero;
+
 use auth_api::user::v1::LoginResponse;
 use auth_svc::Config;
 use tonic::Code;
@@ -100,7 +102,7 @@ async fn throttling_counts_failures_across_replicas() {
     if redis_or_skip("replicas::throttling_counts_failures_across_replicas").is_none() {
         return;
     }
-    let (a, b) = two_replicas(|config| config.throttle.max_failures_per_username = 3).await;
+    let (a, b) = two_replicas(|config| config.throttle.max_failures_per_username = NonZero::new(3).unwrap()).await;
     a.register("alice").await;
     for replica in [&a, &a, &b] {
         assert_status(replica.login("alice", "wrong password").await, Code::Unauthenticated, "invalid credentials");

@@ -2,6 +2,8 @@
 //! `sessions.retention_seconds` after a session ended its rows are purged. On every database
 //! (`AUTH_TEST_DATABASE_URL` unset = SQLite, or PostgreSQL / MariaDB).
 
+use std::num::NonZero;
+
 use std::time::Duration;
 
 use model::entity::refresh_tokens;
@@ -28,7 +30,7 @@ async fn execute(app: &TestApp, sql: &str) {
 #[tokio::test]
 async fn a_session_older_than_its_maximum_lifetime_cannot_be_refreshed() {
     let app = spawn_app_with(|config| {
-        config.auth.session_max_lifetime_seconds = 3600;
+        config.auth.session_max_lifetime_seconds = NonZero::new(3600).unwrap();
         config.auth.refresh_reuse_interval = 10;
     })
     .await;
@@ -77,7 +79,7 @@ async fn ended_sessions_are_purged_in_batches_by_several_replicas_and_live_ones_
         let mut config = test_config(&database.url);
         config.admin_listen = Some("127.0.0.1:0".parse().unwrap());
         config.sessions.retention_seconds = 60;
-        config.sessions.purge_interval_seconds = 1;
+        config.sessions.purge_interval_seconds = NonZero::new(1).unwrap();
         config.sessions.purge_batch_size = 2;
         config
     };

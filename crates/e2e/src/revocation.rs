@@ -7,6 +7,8 @@
 //! Also here: `revoke_family` finishing against a fast chain of refreshes, and the reuse
 //! interval judged by the database's clock.
 
+use std::num::NonZero;
+
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, stream};
@@ -181,7 +183,7 @@ async fn thousands_of_logouts_during_an_outage_are_never_accepted_while_a_replic
     config_b.database.acquire_timeout_ms = 1000;
     config_b.admin_listen = Some("127.0.0.1:0".parse().unwrap());
     // 400 logins of one account, 40 at once: the login throttle counts those in flight too.
-    config_a.throttle.max_failures_per_username = 1_000_000;
+    config_a.throttle.max_failures_per_username = NonZero::new(1_000_000).unwrap();
     let shared = database.handle();
     let a = spawn_app_on(config_a, database).await;
     let b = spawn_app_on(config_b, shared).await;
@@ -297,7 +299,7 @@ async fn logout_racing_a_fast_refresh_chain_leaves_no_live_token() {
     let app = spawn_app_with(|config| {
         config.auth.refresh_reuse_interval = 0;
         // 40 logins of one account at once: the throttle counts those in flight too.
-        config.throttle.max_failures_per_username = 1000;
+        config.throttle.max_failures_per_username = NonZero::new(1000).unwrap();
     })
     .await;
     app.register("alice").await;
@@ -386,7 +388,7 @@ async fn the_background_tasks_stop_with_the_server() {
     let mut config = crate::helpers::test_config(&database.url);
     config.revocation.poll_interval_ms = 50;
     config.revocation.max_staleness_ms = 100;
-    config.sessions.purge_interval_seconds = 1;
+    config.sessions.purge_interval_seconds = NonZero::new(1).unwrap();
     let app = spawn_app_on(config, database.handle()).await;
     app.signed_in("alice").await;
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -1,6 +1,8 @@
 //! The cache, the login throttle and the revocation list. The suite runs these against the
 //! in-process implementations, and again with `AUTH_TEST_REDIS_URL` against Redis.
 
+use std::num::NonZero;
+
 use auth_api::user::v1::LoginRequest;
 use jsonwebtoken::Algorithm;
 use tonic::{Code, Request};
@@ -59,7 +61,7 @@ async fn an_unknown_id_is_cached_briefly_and_forgotten_when_the_id_is_created() 
 
 #[tokio::test]
 async fn failed_logins_for_one_user_are_throttled_with_retry_after() {
-    let app = spawn_app_with(|c| c.throttle.max_failures_per_username = 3).await;
+    let app = spawn_app_with(|c| c.throttle.max_failures_per_username = NonZero::new(3).unwrap()).await;
     app.register("alice").await;
     app.register("bob").await;
     for _ in 0..3 {
@@ -75,7 +77,7 @@ async fn failed_logins_for_one_user_are_throttled_with_retry_after() {
 
 #[tokio::test]
 async fn a_successful_login_resets_the_username_count() {
-    let app = spawn_app_with(|c| c.throttle.max_failures_per_username = 3).await;
+    let app = spawn_app_with(|c| c.throttle.max_failures_per_username = NonZero::new(3).unwrap()).await;
     app.register("alice").await;
     for _ in 0..2 {
         app.login("alice", "wrong password").await.unwrap_err();
@@ -90,8 +92,8 @@ async fn a_successful_login_resets_the_username_count() {
 #[tokio::test]
 async fn one_address_guessing_many_accounts_is_throttled() {
     let app = spawn_app_with(|c| {
-        c.throttle.max_failures_per_address = 4;
-        c.throttle.max_failures_per_username = 100;
+        c.throttle.max_failures_per_address = NonZero::new(4).unwrap();
+        c.throttle.max_failures_per_username = NonZero::new(100).unwrap();
         // A proxy in 10/8 in front of the client, as in "203.0.113.7, 10.0.0.1" below.
         c.grpc.trusted_forwarders.push("10.0.0.0/8".parse().unwrap());
     })

@@ -4,6 +4,8 @@
 //! lookalikes are refused at Register; the migration that brought the comparison key to existing
 //! databases keys their rows, and stops, naming them, on accounts that would merge.
 
+use std::num::NonZero;
+
 use deadpool_redis::redis;
 use futures::future::join_all;
 use model::migration::{Migrator, MigratorTrait};
@@ -112,7 +114,7 @@ async fn forty_eight_concurrent_registrations_of_case_variants_give_exactly_one_
 
 #[tokio::test]
 async fn failed_logins_under_every_spelling_count_against_one_account() {
-    let app = spawn_app_with(|c| c.throttle.max_failures_per_username = 3).await;
+    let app = spawn_app_with(|c| c.throttle.max_failures_per_username = NonZero::new(3).unwrap()).await;
     app.register("carol").await;
     for spelling in ["Carol", "CAROL", "\u{FF23}arol"] {
         assert_status(app.login(spelling, "wrong password").await, Code::Unauthenticated, "invalid credentials");

@@ -73,9 +73,9 @@ fn client_deadline(headers: &http::HeaderMap) -> Option<Duration> {
 pub fn connection_limits(grpc: &GrpcConfig) -> ConnectionLimits {
     ConnectionLimits {
         accept_http1: false,
-        header_read_timeout: Duration::from_millis(grpc.header_read_timeout_ms),
-        idle_timeout: Duration::from_secs(grpc.idle_timeout_seconds),
-        max_concurrent_streams: grpc.max_concurrent_streams,
+        header_read_timeout: Duration::from_millis(grpc.header_read_timeout_ms.get()),
+        idle_timeout: Duration::from_secs(grpc.idle_timeout_seconds.get()),
+        max_concurrent_streams: grpc.max_concurrent_streams.get(),
         keepalive_interval: (grpc.keepalive_interval_seconds > 0)
             .then(|| Duration::from_secs(grpc.keepalive_interval_seconds)),
         keepalive_timeout: Duration::from_secs(grpc.keepalive_timeout_seconds),

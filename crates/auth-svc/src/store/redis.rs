@@ -32,9 +32,9 @@ pub struct RedisStore {
 
 impl RedisStore {
     pub fn new(url: &SecretString, config: &RedisConfig) -> anyhow::Result<Self> {
-        let timeout = Duration::from_millis(config.timeout_ms);
+        let timeout = Duration::from_millis(config.timeout_ms.get());
         let mut pool_config = deadpool_redis::Config::from_url(url.expose_secret());
-        let mut pool = deadpool_redis::PoolConfig::new(config.pool_size);
+        let mut pool = deadpool_redis::PoolConfig::new(config.pool_size.get());
         pool.timeouts.wait = Some(timeout);
         pool.timeouts.create = Some(timeout);
         pool.timeouts.recycle = Some(timeout);

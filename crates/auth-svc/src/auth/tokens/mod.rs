@@ -108,7 +108,7 @@ impl TokenKeys {
             let key = keys::load(kid, key).map_err(|why| ConfigError::invalid(&format!("auth.keys.{kid}"), &why))?;
             loaded.push(key);
         }
-        Self::with_keys(secrets, loaded, auth.signing_key.as_deref(), &auth.issuer, auth.access_expire)
+        Self::with_keys(secrets, loaded, auth.signing_key.as_deref(), &auth.issuer, auth.access_expire.get())
             .map_err(|why| ConfigError::invalid("auth.signing_key", &why))
     }
 

@@ -5,6 +5,8 @@
 //! stream limit; the gateway's channel survives auth-svc closing idle connections; an oversized
 //! request message is 413 and a throttle is still 429.
 
+use std::num::NonZero;
+
 use std::{
     net::SocketAddr,
     time::{Duration, Instant},
@@ -149,7 +151,7 @@ async fn assert_silent_connections_are_closed(addr: SocketAddr, header_timeout: 
 async fn both_servers_close_connections_that_never_send_a_request() {
     let header_timeout = Duration::from_millis(500);
     let dir = tempfile::tempdir().unwrap();
-    let auth = auth_svc(&dir, |config| config.grpc.header_read_timeout_ms = 500).await;
+    let auth = auth_svc(&dir, |config| config.grpc.header_read_timeout_ms = NonZero::new(500).unwrap()).await;
     let mut config = gateway_config(auth.addr);
     config.http.header_read_timeout_ms = 500;
     let gateway = Gateway::start(&config).await;
@@ -213,7 +215,7 @@ async fn grpc_status(response: h2::client::ResponseFuture) -> String {
 #[tokio::test]
 async fn an_idle_auth_svc_connection_is_closed_after_the_idle_timeout_and_a_busy_one_is_not() {
     let dir = tempfile::tempdir().unwrap();
-    let auth = auth_svc(&dir, |config| config.grpc.idle_timeout_seconds = 1).await;
+    let auth = auth_svc(&dir, |config| config.grpc.idle_timeout_seconds = NonZero::new(1).unwrap()).await;
     let idle_timeout = Duration::from_secs(1);
 
     // Busy: a Login whose message arrives after three idle timeouts is still answered.
@@ -288,7 +290,7 @@ async fn advertised_stream_limit(addr: SocketAddr) -> (Option<u32>, FrameReader)
 #[tokio::test]
 async fn auth_svc_advertises_and_enforces_its_stream_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let auth = auth_svc(&dir, |config| config.grpc.max_concurrent_streams = 8).await;
+    let auth = auth_svc(&dir, |config| config.grpc.max_concurrent_streams = NonZero::new(8).unwrap()).await;
     let (limit, mut reader) = advertised_stream_limit(auth.addr).await;
     assert_eq!(limit, Some(8));
 
@@ -324,11 +326,11 @@ async fn auth_svc_advertises_and_enforces_its_stream_limit() {
 async fn the_gateway_reconnects_after_auth_svc_closes_its_idle_connection() {
     let dir = tempfile::tempdir().unwrap();
     let auth = auth_svc(&dir, |config| {
-        config.grpc.idle_timeout_seconds = 1;
+        config.grpc.idle_timeout_seconds = NonZero::new(1).unwrap();
         // 40 logins of one account at once, from one address: the login throttle counts those
         // in flight too.
-        config.throttle.max_failures_per_username = 1000;
-        config.throttle.max_in_flight_per_address = 1000;
+        config.throttle.max_failures_per_username = NonZero::new(1000).unwrap();
+        config.throttle.max_in_flight_per_address = NonZero::new(1000).unwrap();
     })
     .await;
     let gateway = Gateway::start(&gateway_config(auth.addr)).await;
@@ -420,7 +422,7 @@ async fn auth_svc_drops_a_client_that_ignores_its_keepalive_pings() {
 async fn auth_svc_still_counts_failed_logins_by_the_tcp_peer() {
     use auth_api::user::v1::{LoginRequest, user_service_client::UserServiceClient};
     let dir = tempfile::tempdir().unwrap();
-    let auth = auth_svc(&dir, |config| config.throttle.max_failures_per_address = 3).await;
+    let auth = auth_svc(&dir, |config| config.throttle.max_failures_per_address = NonZero::new(3).unwrap()).await;
     let mut client = UserServiceClient::connect(format!("http://{}", auth.addr)).await.unwrap();
     for attempt in 0..4 {
         let request = LoginRequest { username: format!("guess{attempt}"), password: "wrong password".into() };
@@ -464,8 +466,8 @@ async fn auth_svc_ends_calls_whose_body_never_ends_at_max_call_seconds() {
     let idle_timeout = Duration::from_secs(1);
     let dir = tempfile::tempdir().unwrap();
     let auth = auth_svc(&dir, |config| {
-        config.grpc.max_call_seconds = 1;
-        config.grpc.idle_timeout_seconds = 1;
+        config.grpc.max_call_seconds = NonZero::new(1).unwrap();
+        config.grpc.idle_timeout_seconds = NonZero::new(1).unwrap();
     })
     .await;
 
