@@ -11,6 +11,9 @@ mod m20261201_000003_username_canonical;
 mod m20261201_000004_refresh_token_indexes;
 mod m20261201_000005_users_updated_at_index;
 
+#[cfg(test)]
+mod tests;
+
 pub struct Migrator;
 
 #[async_trait::async_trait]
