@@ -25,21 +25,13 @@ case "${1:-}" in
   *) echo "usage: scripts/bench.sh [--smoke]" >&2; exit 2 ;;
 esac
 
-if [ "$mode" = smoke ]; then
-  profile=debug
-  duration=${BENCH_DURATION:-1}
-  warmup=200ms
-  concurrency=${BENCH_CONCURRENCY:-2}
-  accounts=2
-  startup_runs=1
-else
-  profile=release
-  duration=${BENCH_DURATION:-5}
-  warmup=500ms
-  concurrency=${BENCH_CONCURRENCY:-50}
-  accounts=8
-  startup_runs=5
-fi
+# The settings of each mode, one row each (BENCH_DURATION and BENCH_CONCURRENCY override).
+#              profile duration                 warmup concurrency                 accounts startup_runs
+case "$mode" in
+  smoke) set -- debug   "${BENCH_DURATION:-1}" 200ms  "${BENCH_CONCURRENCY:-2}"  2        1 ;;
+  full)  set -- release "${BENCH_DURATION:-5}" 500ms  "${BENCH_CONCURRENCY:-50}" 8        5 ;;
+esac
+profile=$1 duration=$2 warmup=$3 concurrency=$4 accounts=$5 startup_runs=$6
 grpc_port=${BENCH_GRPC_PORT:-50151}
 rest_port=${BENCH_REST_PORT:-8988}
 pg_grpc_port=${BENCH_PG_GRPC_PORT:-50152}

@@ -36,13 +36,7 @@ enum UserCommand {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(cli.config.as_deref()) {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("auth-svc: {err}");
-            return ExitCode::from(2);
-        }
-    };
+    let config = service_kit::config::loaded_or_exit("auth-svc", Config::load(cli.config.as_deref()));
     let command = cli.command.unwrap_or(Command::Serve);
     let default_filter = match command {
         // A command's answer is on stdout/stderr; the server says what it does, without the SQL.

@@ -16,13 +16,7 @@ struct Cli {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let config = match Config::load(cli.config.as_deref()) {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("gateway: {err}");
-            return ExitCode::from(2);
-        }
-    };
+    let config = service_kit::config::loaded_or_exit("gateway", Config::load(cli.config.as_deref()));
     service_kit::logging::init(config.log.format, "info");
     match serve(&config).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -24,6 +24,16 @@ pub fn load<T: DeserializeOwned>(file: Option<&Path>, env_prefix: &str) -> Resul
     figment.extract().map_err(|errors| describe(errors, env_prefix))
 }
 
+/// The binary's loaded config, or the end of the process: a config that cannot be read is a
+/// usage error, said on stderr as `program: why`, with exit status 2. Call it first in `main`,
+/// before anything has started that exiting would cut short.
+pub fn loaded_or_exit<T>(program: &str, loaded: Result<T, impl std::fmt::Display>) -> T {
+    loaded.unwrap_or_else(|err| {
+        eprintln!("{program}: {err}");
+        std::process::exit(2)
+    })
+}
+
 /// The environment variable that overrides a dotted key (`auth.access_expire`).
 pub fn env_name(env_prefix: &str, key: &str) -> String {
     format!("{env_prefix}{}", key.replace('.', "__").to_uppercase())

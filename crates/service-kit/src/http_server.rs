@@ -36,6 +36,33 @@ use tower::{Service, ServiceExt as _};
 /// Errors services and bodies may fail with (hyper's own bound).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// What serves the requests of a connection: a tower service that each connection clones and
+/// whose responses hyper can write from any thread (the bounds hyper-util's builder asks for,
+/// written once).
+pub trait ConnectionService:
+    Service<Request<Incoming>, Response = Response<Self::Body>, Future: Send + 'static, Error: Into<BoxError>>
+    + Clone
+    + Send
+    + 'static
+{
+    type Body: ResponseBody;
+}
+
+impl<S, B: ResponseBody> ConnectionService for S
+where
+    S: Service<Request<Incoming>, Response = Response<B>, Future: Send + 'static, Error: Into<BoxError>>
+        + Clone
+        + Send
+        + 'static,
+{
+    type Body = B;
+}
+
+/// A response body hyper can send from any thread.
+pub trait ResponseBody: Body<Data: Send, Error: Into<BoxError>> + Send + 'static {}
+
+impl<B> ResponseBody for B where B: Body<Data: Send, Error: Into<BoxError>> + Send + 'static {}
+
 /// How long a connection that was asked to close (idle, or no request in time), and has nothing
 /// in flight, may stay open waiting for the client's part of the HTTP/2 goodbye.
 pub const CLOSE_BACKSTOP: Duration = Duration::from_secs(1);
@@ -74,7 +101,7 @@ pub struct ConnectionInfo {
 /// `make_service` builds for it. Then stops accepting (the port is closed at once), asks every
 /// connection to finish its requests and close, waits at most `grace` for that, and closes what
 /// is left.
-pub async fn serve<M, S, B>(
+pub async fn serve<M, S>(
     listener: TcpListener,
     mut make_service: M,
     limits: ConnectionLimits,
@@ -82,12 +109,7 @@ pub async fn serve<M, S, B>(
     grace: Duration,
 ) where
     M: FnMut(ConnectionInfo) -> S,
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    S: ConnectionService,
 {
     let builder = Arc::new(connection_builder(&limits));
     let limits = Arc::new(limits);
@@ -168,19 +190,14 @@ enum Closing {
 
 /// Serves one connection until it ends, is closed by its watchdog, or shutdown (`stopping`
 /// changes or closes) and its in-flight requests are answered.
-async fn serve_connection<S, B>(
+async fn serve_connection<S>(
     io: TokioIo<tokio::net::TcpStream>,
     service: S,
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: Arc<ConnectionLimits>,
     mut stopping: watch::Receiver<()>,
 ) where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
+    S: ConnectionService,
 {
     let (activity, watched) = watch::channel(Activity::default());
     let service = Tracked { inner: service, activity: Arc::new(activity) };
@@ -276,14 +293,11 @@ struct Tracked<S> {
     activity: Arc<watch::Sender<Activity>>,
 }
 
-impl<S, B> hyper::service::Service<Request<Incoming>> for Tracked<S>
+impl<S> hyper::service::Service<Request<Incoming>> for Tracked<S>
 where
-    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: Body + Send + 'static,
+    S: ConnectionService,
 {
-    type Response = Response<TrackedBody<B>>;
+    type Response = Response<TrackedBody<S::Body>>;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
 

@@ -1,5 +1,7 @@
 use sea_orm_migration::{prelude::*, schema::*};
 
+use super::new_table;
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -17,17 +19,9 @@ pub(super) enum Users {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let mut table = Table::create();
-        if manager.get_database_backend() == sea_orm::DatabaseBackend::MySql {
-            // MySQL's default collations ignore case and accents; usernames must compare
-            // exactly, as they do on SQLite and PostgreSQL.
-            table.character_set("utf8mb4").collate("utf8mb4_bin");
-        }
         manager
             .create_table(
-                table
-                    .table(Users::Table)
-                    .if_not_exists()
+                new_table(manager, Users::Table)
                     .col(big_pk_auto(Users::Id))
                     // 64 characters is the policy; 255 leaves room for multi-byte characters
                     // on backends that count bytes.

@@ -1,6 +1,6 @@
 use sea_orm_migration::{prelude::*, schema::*};
 
-use super::m20261122_000001_create_users::Users;
+use super::{index, m20261122_000001_create_users::Users, new_table};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -22,15 +22,9 @@ enum RefreshTokens {
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        let mut table = Table::create();
-        if manager.get_database_backend() == sea_orm::DatabaseBackend::MySql {
-            table.character_set("utf8mb4").collate("utf8mb4_bin");
-        }
         manager
             .create_table(
-                table
-                    .table(RefreshTokens::Table)
-                    .if_not_exists()
+                new_table(manager, RefreshTokens::Table)
                     .col(string_len(RefreshTokens::Id, 36).primary_key())
                     .col(string_len(RefreshTokens::FamilyId, 36))
                     .col(big_integer(RefreshTokens::UserId))
@@ -51,26 +45,12 @@ impl MigrationTrait for Migration {
             )
             .await?;
         // Revoking a family and listing a user's sessions are the two lookups besides the key.
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_refresh_tokens_family")
-                    .table(RefreshTokens::Table)
-                    .col(RefreshTokens::FamilyId)
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name("idx_refresh_tokens_user")
-                    .table(RefreshTokens::Table)
-                    .col(RefreshTokens::UserId)
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await
+        for (name, column) in
+            [("idx_refresh_tokens_family", RefreshTokens::FamilyId), ("idx_refresh_tokens_user", RefreshTokens::UserId)]
+        {
+            manager.create_index(index(name, RefreshTokens::Table, [column])).await?;
+        }
+        Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

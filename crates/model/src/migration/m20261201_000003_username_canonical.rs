@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use sea_orm::{ConnectionTrait, DatabaseBackend, TransactionTrait};
 use sea_orm_migration::{prelude::*, schema::*};
 
+use super::{drop_index, index};
 use crate::username::{forms, storage_key};
 
 #[derive(DeriveMigrationName)]
@@ -58,21 +59,11 @@ impl MigrationTrait for Migration {
                 .execute_unprepared("ALTER TABLE users ALTER COLUMN username_canonical DROP DEFAULT")
                 .await?;
         }
-        manager
-            .create_index(
-                Index::create()
-                    .name(CANONICAL_INDEX)
-                    .table(Users::Table)
-                    .col(Users::UsernameCanonical)
-                    .unique()
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await
+        manager.create_index(index(CANONICAL_INDEX, Users::Table, [Users::UsernameCanonical]).unique().to_owned()).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.drop_index(Index::drop().name(CANONICAL_INDEX).table(Users::Table).to_owned()).await?;
+        manager.drop_index(drop_index(CANONICAL_INDEX, Users::Table)).await?;
         manager.alter_table(Table::alter().table(Users::Table).drop_column(Users::UsernameCanonical).to_owned()).await
     }
 }

@@ -9,6 +9,8 @@
 
 use sea_orm_migration::prelude::*;
 
+use super::{drop_index, index};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -26,28 +28,25 @@ const EXPIRES_AT: &str = "idx_refresh_tokens_expires_at";
 const FAMILY_ISSUED: &str = "idx_refresh_tokens_family_issued";
 const FAMILY: &str = "idx_refresh_tokens_family";
 
-fn index(name: &str, columns: &[RefreshTokens]) -> IndexCreateStatement {
-    let mut index = Index::create();
-    index.name(name).table(RefreshTokens::Table).if_not_exists();
-    for column in columns {
-        index.col(*column);
-    }
-    index.to_owned()
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.create_index(index(REVOKED_AT, &[RefreshTokens::RevokedAt])).await?;
-        manager.create_index(index(EXPIRES_AT, &[RefreshTokens::ExpiresAt])).await?;
-        manager.create_index(index(FAMILY_ISSUED, &[RefreshTokens::FamilyId, RefreshTokens::IssuedAt])).await?;
-        manager.drop_index(Index::drop().name(FAMILY).table(RefreshTokens::Table).to_owned()).await
+        manager.create_index(index(REVOKED_AT, RefreshTokens::Table, [RefreshTokens::RevokedAt])).await?;
+        manager.create_index(index(EXPIRES_AT, RefreshTokens::Table, [RefreshTokens::ExpiresAt])).await?;
+        manager
+            .create_index(index(
+                FAMILY_ISSUED,
+                RefreshTokens::Table,
+                [RefreshTokens::FamilyId, RefreshTokens::IssuedAt],
+            ))
+            .await?;
+        manager.drop_index(drop_index(FAMILY, RefreshTokens::Table)).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager.create_index(index(FAMILY, &[RefreshTokens::FamilyId])).await?;
+        manager.create_index(index(FAMILY, RefreshTokens::Table, [RefreshTokens::FamilyId])).await?;
         for name in [FAMILY_ISSUED, EXPIRES_AT, REVOKED_AT] {
-            manager.drop_index(Index::drop().name(name).table(RefreshTokens::Table).to_owned()).await?;
+            manager.drop_index(drop_index(name, RefreshTokens::Table)).await?;
         }
         Ok(())
     }

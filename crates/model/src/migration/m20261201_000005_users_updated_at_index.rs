@@ -9,6 +9,8 @@
 
 use sea_orm_migration::{prelude::*, schema::*};
 
+use super::{drop_index, index, new_table};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
@@ -32,26 +34,10 @@ const DELETIONS_DELETED_AT: &str = "idx_user_deletions_deleted_at";
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .create_index(
-                Index::create()
-                    .name(USERS_UPDATED_AT)
-                    .table(Users::Table)
-                    .col(Users::UpdatedAt)
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await?;
-        let mut table = Table::create();
-        if manager.get_database_backend() == sea_orm::DatabaseBackend::MySql {
-            // As `users`: names compare exactly.
-            table.character_set("utf8mb4").collate("utf8mb4_bin");
-        }
+        manager.create_index(index(USERS_UPDATED_AT, Users::Table, [Users::UpdatedAt])).await?;
         manager
             .create_table(
-                table
-                    .table(UserDeletions::Table)
-                    .if_not_exists()
+                new_table(manager, UserDeletions::Table)
                     // No foreign key: the account is gone. Ids are never reused.
                     .col(big_integer(UserDeletions::UserId).primary_key())
                     .col(string_len(UserDeletions::UsernameCanonical, 255))
@@ -59,20 +45,11 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(
-                Index::create()
-                    .name(DELETIONS_DELETED_AT)
-                    .table(UserDeletions::Table)
-                    .col(UserDeletions::DeletedAt)
-                    .if_not_exists()
-                    .to_owned(),
-            )
-            .await
+        manager.create_index(index(DELETIONS_DELETED_AT, UserDeletions::Table, [UserDeletions::DeletedAt])).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager.drop_table(Table::drop().table(UserDeletions::Table).to_owned()).await?;
-        manager.drop_index(Index::drop().name(USERS_UPDATED_AT).table(Users::Table).to_owned()).await
+        manager.drop_index(drop_index(USERS_UPDATED_AT, Users::Table)).await
     }
 }
