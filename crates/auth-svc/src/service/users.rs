@@ -34,13 +34,8 @@ use crate::{
     error::AuthError,
     metrics::Metrics,
     store::cache::{Lookup, UserCache},
-    store::polling::PollLoop,
+    store::polling::{self, PollLoop},
 };
-
-/// Changes are picked up again by a poll that starts up to this long after their time: a
-/// write takes the database's clock when it runs and becomes visible when it commits, and a
-/// new account takes this process's clock.
-const COMMIT_LAG_OVERLAP_SECONDS: i64 = 5;
 
 /// How the cache is kept current; the bound and period are `revocation.*`'s.
 #[derive(Debug, Clone, Copy)]
@@ -254,11 +249,8 @@ impl Users {
         self.lock_state().invalidated_at = Some(started);
         let read_at = query::refresh_tokens::database_now(db).await?;
         let lookback = i64::try_from(self.sync.longest_entry.as_secs()).unwrap_or(i64::MAX);
-        let oldest_needed = read_at.saturating_sub(lookback.saturating_add(COMMIT_LAG_OVERLAP_SECONDS));
-        let since = match self.lock_state().last_read_at {
-            Some(last) => last.saturating_sub(COMMIT_LAG_OVERLAP_SECONDS).max(oldest_needed),
-            None => oldest_needed,
-        };
+        let oldest_needed = read_at.saturating_sub(lookback.saturating_add(polling::COMMIT_LAG_OVERLAP_SECONDS));
+        let since = polling::read_since(self.lock_state().last_read_at, oldest_needed);
         let changed = query::users::users_changed_since(db, since).await?;
         if !self.cache.forget_all(&changed).await {
             // Not counted: the next poll reads from the same point and forgets them again.

@@ -6,6 +6,20 @@ use std::{future::Future, time::Duration};
 
 use crate::error::{AuthError, error_chain};
 
+/// A change is picked up again by a poll that starts up to this long after its time: a write
+/// takes the database's clock when it runs and becomes visible only when it commits (and a new
+/// account takes this process's clock).
+pub const COMMIT_LAG_OVERLAP_SECONDS: i64 = 5;
+
+/// Where a poll starts reading: at the last successful read less the commit-lag overlap, but
+/// never before `oldest_needed`; from `oldest_needed` when no poll has succeeded yet.
+pub fn read_since(last_read_at: Option<i64>, oldest_needed: i64) -> i64 {
+    match last_read_at {
+        Some(last) => last.saturating_sub(COMMIT_LAG_OVERLAP_SECONDS).max(oldest_needed),
+        None => oldest_needed,
+    }
+}
+
 /// What one poll loop is and what a failing stretch means for callers.
 pub struct PollLoop {
     /// Names the poll in its log lines ("revocation", "user cache").
@@ -47,5 +61,17 @@ impl PollLoop {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_poll_reads_from_its_last_read_less_the_overlap_never_before_what_is_needed() {
+        assert_eq!(read_since(None, 100), 100, "the first poll reads all that is needed");
+        assert_eq!(read_since(Some(1_000), 100), 1_000 - COMMIT_LAG_OVERLAP_SECONDS);
+        assert_eq!(read_since(Some(102), 100), 100, "never before the oldest needed");
     }
 }

@@ -31,7 +31,11 @@ use model::{DatabaseConnection, query};
 pub use recent::RecentRevocations;
 pub use redis::RedisRevocationList;
 
-use crate::{error::AuthError, metrics::Metrics, store::polling::PollLoop};
+use crate::{
+    error::AuthError,
+    metrics::Metrics,
+    store::polling::{self, PollLoop},
+};
 
 /// A revocation list shared by replicas (or this process's own, without Redis).
 #[tonic::async_trait]
@@ -41,11 +45,6 @@ pub trait RevocationList: Send + Sync {
     /// `None` when the list cannot answer.
     async fn is_revoked(&self, session_id: &str) -> Option<bool>;
 }
-
-/// Revocations made in the database are picked up again by a poll that starts up to this
-/// long after their `revoked_at`: an UPDATE takes its time from the database's clock when it
-/// runs, and becomes visible only when it commits.
-const COMMIT_LAG_OVERLAP_SECONDS: i64 = 5;
 
 /// How the set is kept current; from `revocation.*` and `auth.access_expire`.
 #[derive(Debug, Clone, Copy)]
@@ -141,10 +140,7 @@ impl Revocations {
         let read_at = query::refresh_tokens::database_now(db).await?;
         let keep_seconds = i64::try_from(self.settings.keep_for().as_secs()).unwrap_or(i64::MAX);
         let oldest_needed = read_at.saturating_sub(keep_seconds);
-        let since = match self.lock_state().last_read_at {
-            Some(last) => last.saturating_sub(COMMIT_LAG_OVERLAP_SECONDS).max(oldest_needed),
-            None => oldest_needed,
-        };
+        let since = polling::read_since(self.lock_state().last_read_at, oldest_needed);
         let sessions = query::refresh_tokens::families_revoked_since(db, since).await?;
         let count = sessions.len();
         self.recent.insert_all(sessions);
