@@ -443,17 +443,7 @@ impl Default for GrpcConfig {
     }
 }
 
-/// A configuration problem, worded as one line that names the key.
-#[derive(Debug, thiserror::Error)]
-#[error("config: {0}")]
-pub struct ConfigError(String);
-
-impl ConfigError {
-    /// An invalid value at `key`, with the environment variable that sets it.
-    pub fn invalid(key: &str, why: &str) -> Self {
-        invalid(key, why)
-    }
-}
+pub use service_kit::config::ConfigError;
 
 /// Longest accepted key id; ids travel in every token header.
 pub const MAX_KID_CHARS: usize = 64;
@@ -473,9 +463,7 @@ pub fn check_kid(kid: &str) -> Result<(), String> {
 impl Config {
     /// Reads the YAML file (if given), then the environment, then validates.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let config: Self = service_kit::config::load(file, ENV_PREFIX).map_err(ConfigError)?;
-        config.validate()?;
-        Ok(config)
+        service_kit::config::load_validated(file, ENV_PREFIX, Self::validate)
     }
 
     /// Checks what serde cannot: ranges and relations between keys. (Keys that must not be 0
@@ -580,13 +568,9 @@ impl Config {
     }
 }
 
-/// The environment variable that overrides a dotted key, for error messages.
-fn env_name(key: &str) -> String {
-    service_kit::config::env_name(ENV_PREFIX, key)
-}
-
-fn invalid(key: &str, why: &str) -> ConfigError {
-    ConfigError(format!("{key} ({}) {why}", env_name(key)))
+/// An invalid value at `key`, with the environment variable that sets it.
+pub(crate) fn invalid(key: &str, why: &str) -> ConfigError {
+    ConfigError::invalid(ENV_PREFIX, key, why)
 }
 
 #[cfg(test)]

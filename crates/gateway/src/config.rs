@@ -144,17 +144,12 @@ impl Default for CorsConfig {
 /// Largest accepted `http.body_limit_bytes`: the gateway only ever receives small credentials.
 const MAX_BODY_LIMIT_BYTES: usize = 16 * 1024 * 1024;
 
-/// A configuration problem, worded as one line that names the key.
-#[derive(Debug, thiserror::Error)]
-#[error("config: {0}")]
-pub struct ConfigError(String);
+pub use service_kit::config::ConfigError;
 
 impl Config {
     /// Reads the YAML file (if given), then the environment, then validates.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        let config: Self = service_kit::config::load(file, ENV_PREFIX).map_err(ConfigError)?;
-        config.validate()?;
-        Ok(config)
+        service_kit::config::load_validated(file, ENV_PREFIX, Self::validate)
     }
 
     /// Checks what serde cannot: ranges, URLs and relations between keys.
@@ -291,13 +286,9 @@ fn comma_separated_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result
     Ok(items.into_iter().map(|item| item.trim().to_owned()).filter(|item| !item.is_empty()).collect())
 }
 
-/// The environment variable that overrides a dotted key, for error messages.
-fn env_name(key: &str) -> String {
-    service_kit::config::env_name(ENV_PREFIX, key)
-}
-
+/// An invalid value at `key`, with the environment variable that sets it.
 fn invalid(key: &str, why: &str) -> ConfigError {
-    ConfigError(format!("{key} ({}) {why}", env_name(key)))
+    ConfigError::invalid(ENV_PREFIX, key, why)
 }
 
 #[cfg(test)]

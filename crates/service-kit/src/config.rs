@@ -24,6 +24,29 @@ pub fn load<T: DeserializeOwned>(file: Option<&Path>, env_prefix: &str) -> Resul
     figment.extract().map_err(|errors| describe(errors, env_prefix))
 }
 
+/// A configuration problem, worded as one line that names the key and the variable that sets it.
+#[derive(Debug, thiserror::Error)]
+#[error("config: {0}")]
+pub struct ConfigError(String);
+
+impl ConfigError {
+    /// An invalid value at the dotted `key` of a config whose variables start with `env_prefix`.
+    pub fn invalid(env_prefix: &str, key: &str, why: &str) -> Self {
+        Self(format!("{key} ({}) {why}", env_name(env_prefix, key)))
+    }
+}
+
+/// [`load`], then `validate`: what serde cannot check (ranges, relations between keys).
+pub fn load_validated<T: DeserializeOwned>(
+    file: Option<&Path>,
+    env_prefix: &str,
+    validate: impl FnOnce(&T) -> Result<(), ConfigError>,
+) -> Result<T, ConfigError> {
+    let config = load(file, env_prefix).map_err(ConfigError)?;
+    validate(&config)?;
+    Ok(config)
+}
+
 /// The binary's loaded config, or the end of the process: a config that cannot be read is a
 /// usage error, said on stderr as `program: why`, with exit status 2. Call it first in `main`,
 /// before anything has started that exiting would cut short.

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::keys::Secrets;
 use super::keys::{self, AsymmetricKey, SigningKey, VerifyingKey};
-use crate::config::{AuthConfig, ConfigError};
+use crate::config::{self, AuthConfig, ConfigError};
 
 /// JOSE `typ` of refresh tokens; ours, so that no access-token verifier accepts them.
 pub const REFRESH_TYP: &str = "rt+jwt";
@@ -105,11 +105,11 @@ impl TokenKeys {
     pub fn from_config(auth: &AuthConfig, secrets: &Secrets) -> Result<Self, ConfigError> {
         let mut loaded = Vec::new();
         for (kid, key) in &auth.keys {
-            let key = keys::load(kid, key).map_err(|why| ConfigError::invalid(&format!("auth.keys.{kid}"), &why))?;
+            let key = keys::load(kid, key).map_err(|why| config::invalid(&format!("auth.keys.{kid}"), &why))?;
             loaded.push(key);
         }
         Self::with_keys(secrets, loaded, auth.signing_key.as_deref(), &auth.issuer, auth.access_expire.get())
-            .map_err(|why| ConfigError::invalid("auth.signing_key", &why))
+            .map_err(|why| config::invalid("auth.signing_key", &why))
     }
 
     /// HS256 only: `secrets.access` signs access tokens (it must be set), `secrets.refresh`
