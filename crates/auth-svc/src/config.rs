@@ -663,6 +663,20 @@ mod tests {
     }
 
     #[test]
+    fn a_zero_for_a_key_that_must_not_be_zero_says_the_rule() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("AUTH_SVC__THROTTLE__MAX_FAILURES_PER_USERNAME", "0");
+            let err = Config::load(None).err().ok_or("expected an error")?.to_string();
+            assert_eq!(
+                err,
+                "config: throttle.max_failures_per_username (AUTH_SVC__THROTTLE__MAX_FAILURES_PER_USERNAME) \
+                 must be at least 1, from `AUTH_SVC__` environment variable(s)"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
     fn the_documented_example_file_matches_the_defaults() {
         figment::Jail::expect_with(|_| {
             let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/auth-svc.yaml"));

@@ -68,11 +68,12 @@ fn describe(errors: figment::Error, env_prefix: &str) -> String {
         .into_iter()
         .map(|error| {
             let key = error.path.join(".").to_lowercase();
-            let what = if key.is_empty() {
-                error.kind.to_string()
-            } else {
-                format!("{key} ({}) {}", env_name(env_prefix, &key), error.kind)
-            };
+            let mut kind = error.kind.to_string();
+            // serde's words for a 0 given to a `NonZero*` key name Rust types; say the rule.
+            if kind.contains("expected a nonzero") {
+                kind = "must be at least 1".to_owned();
+            }
+            let what = if key.is_empty() { kind } else { format!("{key} ({}) {kind}", env_name(env_prefix, &key)) };
             match &error.metadata {
                 Some(metadata) => match &metadata.source {
                     Some(source) => format!("{what}, in {source}"),
