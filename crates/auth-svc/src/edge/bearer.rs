@@ -106,46 +106,51 @@ where
         let clone = self.inner.clone();
         let mut ready = std::mem::replace(&mut self.inner, clone);
         let started = std::time::Instant::now();
-        let (method, admin_only) = match access(request.uri().path()) {
-            Access::Public(method) => {
-                let (call, metrics) = (ready.call(request), self.metrics.clone());
-                return Box::pin(async move { counted(call.await, &metrics, method, started) });
-            }
-            Access::Bearer(method) => (method, false),
-            Access::Admin(method) => (method, true),
+        let (method, needs) = match access(request.uri().path()) {
+            Access::Public(method) => (method, None),
+            Access::Bearer(method) => (method, Some(false)),
+            Access::Admin(method) => (method, Some(true)),
         };
-        let metrics = self.metrics.clone();
-        let refuse = {
-            let metrics = metrics.clone();
-            move |status: Status| {
-                metrics.rpc(method, status.code(), started);
-                Ok(status.into_http())
-            }
-        };
-        let claims = match authenticate(&self.keys, request.headers()) {
-            Ok(claims) => claims,
-            Err(status) => return Box::pin(futures::future::ready(refuse(status))),
-        };
-        let revocations = self.revocations.clone();
+        let (keys, revocations, metrics) = (self.keys.clone(), self.revocations.clone(), self.metrics.clone());
         Box::pin(async move {
-            match revocations.is_revoked(&claims.sid).await {
-                Ok(false) => {}
-                Ok(true) => return refuse(Status::unauthenticated("session revoked")),
-                Err(err) => return refuse(Status::from(err)),
-            }
-            // After the revocation check: a logged-out token is UNAUTHENTICATED, whatever its role.
-            if admin_only && claims.role != ROLE_ADMIN {
-                return refuse(Status::permission_denied("only admins may call this method"));
-            }
-            request.extensions_mut().insert(claims);
-            counted(ready.call(request).await, &metrics, method, started)
+            let response = match needs {
+                None => ready.call(request).await,
+                Some(admin_only) => match check(&keys, &revocations, request.headers(), admin_only).await {
+                    Ok(claims) => {
+                        request.extensions_mut().insert(claims);
+                        ready.call(request).await
+                    }
+                    // Refused calls never reach the service methods.
+                    Err(status) => Ok(status.into_http()),
+                },
+            };
+            counted(response, &metrics, method, started)
         })
     }
 }
 
-/// Counts a call the methods answered, by its status: every call of `UserService` is counted
-/// here, once, whether this layer refused it or a method answered. A unary call's error is a
-/// trailers-only response (`grpc-status` in the headers); without one the call succeeded.
+/// The bearer rules of a protected call: a valid access token of a live session, and for an
+/// admin method the role `admin`.
+async fn check(
+    keys: &TokenKeys,
+    revocations: &Revocations,
+    headers: &HeaderMap,
+    admin_only: bool,
+) -> Result<AccessClaims, Status> {
+    let claims = authenticate(keys, headers)?;
+    if revocations.is_revoked(&claims.sid).await? {
+        return Err(Status::unauthenticated("session revoked"));
+    }
+    // After the revocation check: a logged-out token is UNAUTHENTICATED, whatever its role.
+    if admin_only && claims.role != ROLE_ADMIN {
+        return Err(Status::permission_denied("only admins may call this method"));
+    }
+    Ok(claims)
+}
+
+/// Counts a call by its status: every call of `UserService` is counted here, once, whether this
+/// layer refused it or a method answered. A unary call's error is a trailers-only response
+/// (`grpc-status` in the headers); without one the call succeeded.
 fn counted<E>(
     response: Result<Response<Body>, E>,
     metrics: &Metrics,
