@@ -9,6 +9,9 @@ pub mod metadata {
     pub const REQUEST_ID: &str = "x-request-id";
     /// The client address (first entry) auth-svc throttles failed logins by.
     pub const FORWARDED_FOR: &str = "x-forwarded-for";
+    /// The HTTP client's `User-Agent`, passed on by the gateway (believed from trusted
+    /// forwarders only, as `x-forwarded-for` is); ListSessions shows it.
+    pub const FORWARDED_USER_AGENT: &str = "x-forwarded-user-agent";
     /// Seconds to wait after RESOURCE_EXHAUSTED.
     pub const RETRY_AFTER: &str = "retry-after";
 }

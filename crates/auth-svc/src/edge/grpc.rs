@@ -3,9 +3,9 @@
 use std::{net::IpAddr, sync::Arc};
 
 use auth_api::user::v1::{
-    AccessTokenClaims, GetJwksRequest, GetJwksResponse, GetUserInfoRequest, Jwk, LoginRequest, LoginResponse,
-    LogoutRequest, LogoutResponse, RefreshRequest, RegisterRequest, RegisterResponse, SetUserRoleRequest, UserInfo,
-    ValidateTokenRequest, ValidateTokenResponse, user_service_server::UserService,
+    self as v1, AccessTokenClaims, GetJwksRequest, GetJwksResponse, GetUserInfoRequest, Jwk, LoginRequest,
+    LoginResponse, LogoutRequest, LogoutResponse, RefreshRequest, RegisterRequest, RegisterResponse,
+    SetUserRoleRequest, UserInfo, ValidateTokenRequest, ValidateTokenResponse, user_service_server::UserService,
 };
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, KeyAlgorithm};
 use secrecy::SecretString;
@@ -79,6 +79,52 @@ impl UserService for UserGrpc {
 
     async fn get_jwks(&self, _request: Request<GetJwksRequest>) -> Result<Response<GetJwksResponse>, Status> {
         Ok(Response::new(self.jwks.clone()))
+    }
+
+    async fn list_sessions(
+        &self,
+        _: Request<v1::ListSessionsRequest>,
+    ) -> Result<Response<v1::ListSessionsResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn revoke_session(
+        &self,
+        _: Request<v1::RevokeSessionRequest>,
+    ) -> Result<Response<v1::RevokeSessionResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn logout_all(&self, _: Request<v1::LogoutAllRequest>) -> Result<Response<v1::LogoutAllResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn change_password(&self, _: Request<v1::ChangePasswordRequest>) -> Result<Response<LoginResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn delete_account(
+        &self,
+        _: Request<v1::DeleteAccountRequest>,
+    ) -> Result<Response<v1::DeleteAccountResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn list_users(&self, _: Request<v1::ListUsersRequest>) -> Result<Response<v1::ListUsersResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn get_user(&self, _: Request<v1::GetUserRequest>) -> Result<Response<v1::UserRecord>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn disable_user(&self, _: Request<v1::DisableUserRequest>) -> Result<Response<v1::UserRecord>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn enable_user(&self, _: Request<v1::EnableUserRequest>) -> Result<Response<v1::UserRecord>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn delete_user(&self, _: Request<v1::DeleteUserRequest>) -> Result<Response<v1::DeleteUserResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn revoke_user_sessions(
+        &self,
+        _: Request<v1::RevokeUserSessionsRequest>,
+    ) -> Result<Response<v1::RevokeUserSessionsResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
     }
 }
 
