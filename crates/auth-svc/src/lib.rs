@@ -7,8 +7,9 @@
 //! - `service`: the rules (accounts, sessions, introspection, the user directory).
 //! - `auth` (hashing, keys, tokens) and `store` (cache, throttles, revocation list, Redis).
 //! - `domain`: the types the rules work on (user, username, password and role rules).
-//! - `config`, `metrics`, `error`; tables and queries are the `model` crate.
+//! - `config`, `metrics`, `audit` (the audit events), `error`; tables and queries are the `model` crate.
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -28,6 +28,12 @@ pub struct ThrottleLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuditLabels {
+    pub r#type: &'static str,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
     pub outcome: &'static str,
 }
@@ -54,6 +60,7 @@ pub struct Metrics {
     revocation_database_checks: Counter,
     user_cache_polls: Family<OutcomeLabels, Counter>,
     refresh_tokens_purged: Counter,
+    audit_events: Family<AuditLabels, Counter>,
     probes: std::sync::Mutex<Probes>,
 }
 
@@ -93,6 +100,8 @@ impl Metrics {
         let revocation_database_checks = Counter::default();
         let user_cache_polls = Family::<OutcomeLabels, Counter>::default();
         let refresh_tokens_purged = Counter::default();
+        let audit_events = Family::<AuditLabels, Counter>::default();
+        registry.register("audit_events", "Audit events by type and outcome", audit_events.clone());
         registry.register("rpc_requests", "gRPC calls by method and status code", rpc_requests.clone());
         registry.register("rpc_duration_seconds", "gRPC call latency by method", rpc_seconds.clone());
         registry.register("logins", "Login attempts by outcome (success, failure, throttled)", logins.clone());
@@ -165,6 +174,7 @@ impl Metrics {
             revocation_database_checks,
             user_cache_polls,
             refresh_tokens_purged,
+            audit_events,
             probes: std::sync::Mutex::new(Probes::default()),
         }
     }
@@ -196,6 +206,10 @@ impl Metrics {
 
     pub fn revocation_database_check(&self) {
         self.revocation_database_checks.inc();
+    }
+
+    pub fn audit_event(&self, r#type: &'static str, outcome: &'static str) {
+        self.audit_events.get_or_create(&AuditLabels { r#type, outcome }).inc();
     }
 
     pub fn refresh_tokens_purged(&self, rows: u64) {
