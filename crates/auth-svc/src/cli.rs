@@ -1,32 +1,127 @@
 //! The operator commands of `auth-svc user …`: straight on the database, no server or token
-//! needed.
+//! needed. They run the same code as the gRPC admin calls (`service::admin`), as the
+//! [`Actor::Operator`], and their audit events go to the same `audit` log target.
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
 
 use crate::{
+    audit::{Actor, Audit, AuditEvent, CallContext, EventType, Outcome},
+    auth::{keys::Secrets, tokens::TokenKeys},
     config::Config,
     db,
     domain::{User, Username},
+    error::AuthError,
     metrics::Metrics,
-    service::users::{CacheSync, Users},
-    store::Stores,
+    service::{
+        admin::Admin,
+        sessions::Sessions,
+        users::{CacheSync, Users},
+    },
+    startup,
+    store::{Stores, revocation::Revocations},
 };
 
-/// `auth-svc user set-role NAME ROLE`: sets a role straight in the database, with no token
-/// needed (how the first admin comes to be), and drops the account from the Redis cache.
-/// Returns the account and whether the cache is known to be current.
-pub async fn set_role_offline(config: &Config, username: &str, role: &str) -> anyhow::Result<(User, bool)> {
-    let username = Username::parse(username)?;
-    if !config.auth.roles.iter().any(|known| known == role) {
-        anyhow::bail!("unknown role {role:?}; auth.roles allows: {}", config.auth.roles.join(", "));
+/// The account directory and the admin service of one command, on the configured database
+/// and (when set) Redis, so the revocations and cache invalidations of a command reach the
+/// shared state that running servers read.
+pub struct OfflineAdmin {
+    pub admin: Admin,
+    pub users: Arc<Users>,
+    /// Whether Redis is configured (then invalidations are delivered through it at once).
+    pub has_redis: bool,
+    audit: Audit,
+}
+
+impl OfflineAdmin {
+    pub async fn connect(config: &Config) -> anyhow::Result<Self> {
+        let (db, _) = db::connect_migrated(config).await?;
+        let shared = Stores::new(config)?;
+        let metrics = Arc::new(Metrics::new());
+        // Never polled, so it reads the database only: right for one command.
+        let users = Arc::new(Users::new(db.clone(), shared.cache, CacheSync::from_config(config), metrics.clone()));
+        let revocations = Arc::new(Revocations::new(
+            shared.revocations,
+            db.clone(),
+            startup::revocation_settings(config),
+            metrics.clone(),
+        ));
+        // Commands sign nothing; the keys only complete the session service.
+        let keys = Arc::new(TokenKeys::from_config(&config.auth, &Secrets::from_config(&config.auth))?);
+        let audit = Audit::to_log(metrics.clone());
+        let sessions = Arc::new(Sessions::new(
+            db,
+            users.clone(),
+            revocations,
+            keys,
+            metrics,
+            audit.clone(),
+            startup::session_lifetimes(config),
+        ));
+        Ok(Self {
+            admin: Admin::new(users.clone(), sessions, audit.clone()),
+            users,
+            has_redis: shared.redis.is_some(),
+            audit,
+        })
     }
-    let (db, _) = db::connect_migrated(config).await?;
-    let shared = Stores::new(config)?;
-    // Never polled, so it reads the database only: right for one command.
-    let users = Users::new(db, shared.cache, CacheSync::from_config(config), Arc::new(Metrics::new()));
-    let user = users.set_role(&username, role).await?.with_context(|| format!("no user named {username:?}"))?;
-    let cache_current = shared.redis.is_none() || users.cache_is_current().await;
-    Ok((user, cache_current))
+
+    /// Whether every cache invalidation of this command reached Redis (true without Redis).
+    pub async fn cache_is_current(&self) -> bool {
+        !self.has_redis || self.users.cache_is_current().await
+    }
+
+    /// `auth-svc user set-role NAME ROLE`: sets a role straight in the database, with no token
+    /// needed (how the first admin comes to be), and drops the account from the Redis cache.
+    pub async fn set_role(&self, config: &Config, username: &str, role: &str) -> anyhow::Result<User> {
+        let username = Username::parse(username)?;
+        if !config.auth.roles.iter().any(|known| known == role) {
+            anyhow::bail!("unknown role {role:?}; auth.roles allows: {}", config.auth.roles.join(", "));
+        }
+        let user =
+            self.users.set_role(&username, role).await?.with_context(|| format!("no user named {username:?}"))?;
+        self.audit.record(
+            AuditEvent::new(EventType::RoleChanged, Outcome::Success, Actor::Operator, &CallContext::default())
+                .subject(user.id),
+        );
+        Ok(user)
+    }
+}
+
+/// How a command failed, as its exit code: scripts can tell "no such user" from "the database
+/// is down" from a mistake in the command.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    match err.downcast_ref::<AuthError>() {
+        Some(AuthError::NotFound(_)) => EXIT_NOT_FOUND,
+        Some(AuthError::InvalidArgument(_)) => EXIT_USAGE,
+        Some(AuthError::Unavailable(_)) => EXIT_UNAVAILABLE,
+        _ if err.chain().any(|cause| cause.to_string().contains("no user named")) => EXIT_NOT_FOUND,
+        _ if err.chain().any(is_connection_failure) => EXIT_UNAVAILABLE,
+        _ => 1,
+    }
+}
+
+/// The command named an account that does not exist.
+pub const EXIT_NOT_FOUND: u8 = 3;
+/// The command's input is wrong (sysexits' EX_USAGE).
+pub const EXIT_USAGE: u8 = 64;
+/// The database (or Redis) cannot be reached (sysexits' EX_UNAVAILABLE).
+pub const EXIT_UNAVAILABLE: u8 = 69;
+
+fn is_connection_failure(cause: &(dyn std::error::Error + 'static)) -> bool {
+    cause.downcast_ref::<model::StoreError>().is_some_and(|err| matches!(err, model::StoreError::Unavailable(_)))
+        || cause.downcast_ref::<db::ConnectError>().is_some()
+}
+
+/// The command line's actor and call: no address, no request id.
+pub fn operator_call() -> (Actor, CallContext) {
+    (Actor::Operator, CallContext::default())
+}
+
+/// `auth-svc user set-role` as one call: the account, and whether the cache is known current.
+pub async fn set_role_offline(config: &Config, username: &str, role: &str) -> anyhow::Result<(User, bool)> {
+    let offline = OfflineAdmin::connect(config).await?;
+    let user = offline.set_role(config, username, role).await?;
+    Ok((user, offline.cache_is_current().await))
 }

@@ -10,7 +10,9 @@ use crate::{config::Config, metrics};
 /// Opens the pool and checks that no migration is pending (someone else runs them).
 pub async fn connect_migrated(config: &Config) -> anyhow::Result<(DatabaseConnection, model::QueryCounter)> {
     let (db, queries) = connect(config).await?;
-    let pending = model::migration::pending(&db).await.map_err(|err| anyhow::anyhow!("reading migrations: {err}"))?;
+    let pending = model::migration::pending(&db)
+        .await
+        .map_err(|err| ConnectError(format!("reading migrations: {}", scrub(config, &err))))?;
     if pending > 0 {
         anyhow::bail!(
             "{pending} database migration(s) pending and database.migrate_on_start is off: run `auth-svc migrate` first"
@@ -44,9 +46,19 @@ async fn open(config: &Config, max_connections: u32) -> anyhow::Result<(Database
         acquire_timeout: Duration::from_millis(config.database.acquire_timeout_ms),
     };
     model::connect(&config.database_url, &pool).await.map_err(|err| {
-        anyhow::anyhow!("cannot open the database ({}): {}", redact_url(&config.database_url), scrub(config, &err))
+        ConnectError(format!(
+            "cannot open the database ({}): {}",
+            redact_url(&config.database_url),
+            scrub(config, &err)
+        ))
+        .into()
     })
 }
+
+/// The database could not be reached (the CLI exits with its "unavailable" code for it).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConnectError(String);
 
 /// Driver errors quote the URL they were given; only the redacted form may be printed.
 fn scrub(config: &Config, err: &dyn std::fmt::Display) -> String {

@@ -1,8 +1,14 @@
-//! `auth-svc [-f config.yaml] [serve|migrate|user set-role NAME ROLE]`
+//! `auth-svc [-f config.yaml] [serve|migrate|user …]`
 
 use std::{path::PathBuf, process::ExitCode};
 
-use auth_svc::{App, Config, cli, db};
+use auth_svc::{
+    App, Config,
+    cli::{self, OfflineAdmin},
+    db,
+    domain::AccountRecord,
+    service::admin::{ListQuery, MAX_PAGE_SIZE, UserRef},
+};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -21,7 +27,8 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
-    /// Account administration straight on the database (no server or token needed).
+    /// Account administration straight on the database (no server or token needed). Exit
+    /// codes: 0 done, 3 no such user, 64 bad input, 69 database or Redis unreachable, 1 other.
     #[command(subcommand)]
     User(UserCommand),
 }
@@ -31,6 +38,44 @@ enum UserCommand {
     /// Set an account's role, e.g. `auth-svc user set-role alice admin` for the first admin.
     /// Tokens issued afterwards carry it; tokens already issued keep theirs until they expire.
     SetRole { username: String, role: String },
+    /// List accounts in id order, one per line: id, username, role, created, disabled, last login.
+    List {
+        /// Only usernames starting with this (compared as usernames are).
+        #[arg(long)]
+        prefix: Option<String>,
+        #[arg(long)]
+        role: Option<String>,
+    },
+    /// Show one account.
+    Show(Target),
+    /// Disable an account: it cannot log in or refresh, and every session ends now.
+    Disable(Target),
+    /// Let a disabled account log in again.
+    Enable(Target),
+    /// Delete an account and every session; the username becomes free.
+    Delete(Target),
+    /// End every session of an account (it may log in again).
+    RevokeSessions(Target),
+}
+
+/// The account a command acts on: a username, or `--id N`.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+struct Target {
+    username: Option<String>,
+    #[arg(long)]
+    id: Option<i64>,
+}
+
+impl Target {
+    fn user_ref(&self) -> UserRef {
+        match (&self.username, self.id) {
+            (_, Some(id)) => UserRef::Id(id),
+            (Some(name), None) => UserRef::Username(name.clone()),
+            // clap's group makes one of them required.
+            (None, None) => UserRef::Id(0),
+        }
+    }
 }
 
 #[tokio::main]
@@ -40,15 +85,20 @@ async fn main() -> ExitCode {
     let command = cli.command.unwrap_or(Command::Serve);
     let default_filter = match command {
         // A command's answer is on stdout/stderr; the server says what it does, without the SQL.
-        Command::User(_) => "warn",
+        // Its audit events are kept: an operator's change is audited like an admin's.
+        Command::User(_) => "warn,audit=info",
         Command::Serve | Command::Migrate => "info,sqlx=warn",
     };
-    service_kit::logging::init(config.log.format, default_filter);
     let interactive = matches!(command, Command::User(_));
+    if interactive {
+        service_kit::logging::init_stderr(config.log.format, default_filter);
+    } else {
+        service_kit::logging::init(config.log.format, default_filter);
+    }
     let result = match command {
         Command::Serve => serve(&config).await,
         Command::Migrate => db::connect_and_migrate(&config).await.map(|_| tracing::info!("migrations applied")),
-        Command::User(UserCommand::SetRole { username, role }) => set_role(&config, &username, &role).await,
+        Command::User(command) => user_command(&config, command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -56,15 +106,88 @@ async fn main() -> ExitCode {
             // A command's error is its answer, printed once; the server also logs it.
             if !interactive {
                 tracing::error!("{err:#}");
+                return ExitCode::FAILURE;
             }
             eprintln!("auth-svc: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(cli::exit_code(&err))
         }
     }
 }
 
-async fn set_role(config: &Config, username: &str, role: &str) -> anyhow::Result<()> {
-    let (user, cache_current) = cli::set_role_offline(config, username, role).await?;
+async fn user_command(config: &Config, command: UserCommand) -> anyhow::Result<()> {
+    let offline = OfflineAdmin::connect(config).await?;
+    let (actor, call) = cli::operator_call();
+    let admin = &offline.admin;
+    match command {
+        UserCommand::SetRole { username, role } => return set_role(config, &offline, &username, &role).await,
+        UserCommand::List { prefix, role } => {
+            let mut query = ListQuery {
+                page_size: MAX_PAGE_SIZE,
+                username_prefix: prefix.unwrap_or_default(),
+                role: role.unwrap_or_default(),
+                ..ListQuery::default()
+            };
+            loop {
+                let page = admin.list_users(&query).await?;
+                for record in &page.users {
+                    println!("{}", record_line(record));
+                }
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                query.page_token = page.next_page_token;
+            }
+        }
+        UserCommand::Show(target) => {
+            let record = admin.get_user(&target.user_ref()).await?;
+            println!("{}", record_line(&record));
+        }
+        UserCommand::Disable(target) => {
+            let id = admin.get_user(&target.user_ref()).await?.user.id;
+            let record = admin.disable(id, actor, &call).await?;
+            println!("{} (id {}) is disabled; its sessions ended", record.user.username, id);
+        }
+        UserCommand::Enable(target) => {
+            let id = admin.get_user(&target.user_ref()).await?.user.id;
+            let record = admin.enable(id, actor, &call).await?;
+            println!("{} (id {}) is enabled", record.user.username, id);
+        }
+        UserCommand::Delete(target) => {
+            let record = admin.get_user(&target.user_ref()).await?;
+            admin.delete(record.user.id, actor, &call).await?;
+            println!("{} (id {}) is deleted", record.user.username, record.user.id);
+        }
+        UserCommand::RevokeSessions(target) => {
+            let record = admin.get_user(&target.user_ref()).await?;
+            let ended = admin.revoke_sessions(record.user.id, actor, &call).await?;
+            println!("{} (id {}): {ended} session(s) ended", record.user.username, record.user.id);
+        }
+    }
+    if !offline.cache_is_current().await {
+        eprintln!(
+            "auth-svc: note: Redis did not take every cache invalidation now; running servers see the change within revocation.max_staleness_ms"
+        );
+    }
+    Ok(())
+}
+
+/// One account as a tab-separated line: id, username, role, created, disabled, last login.
+fn record_line(record: &AccountRecord) -> String {
+    let time = |at: chrono::NaiveDateTime| at.and_utc().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    format!(
+        "{}\t{}\t{}\t{}\t{}\t{}",
+        record.user.id,
+        record.user.username,
+        record.user.role,
+        time(record.created_at),
+        if record.disabled_at.is_some() { "disabled" } else { "enabled" },
+        record.last_login_at.map_or_else(|| "never".to_owned(), time),
+    )
+}
+
+async fn set_role(config: &Config, offline: &OfflineAdmin, username: &str, role: &str) -> anyhow::Result<()> {
+    let user = offline.set_role(config, username, role).await?;
+    let cache_current = offline.cache_is_current().await;
     println!("{} (id {}) now has role {}", user.username, user.id, user.role);
     // Running servers drop the account from their caches at their next database poll.
     let delivered = if cache_current { "" } else { " (Redis did not take the invalidation now)" };

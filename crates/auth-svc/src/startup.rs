@@ -13,6 +13,7 @@ use tonic_health::{ServingStatus, server::HealthReporter};
 use tower::Layer as _;
 
 use crate::{
+    audit::{Audit, AuditSink, LogSink},
     auth::{keys::Secrets, password::PasswordHasher, tokens::TokenKeys},
     config::Config,
     db,
@@ -23,7 +24,8 @@ use crate::{
     },
     metrics::Metrics,
     service::{
-        accounts::Accounts,
+        accounts::{AccountPolicy, Accounts},
+        admin::Admin,
         introspection::Introspection,
         sessions::{SessionLifetimes, SessionPurge, Sessions},
         users::{CacheSync, Users},
@@ -56,6 +58,22 @@ pub struct App {
     _background: BackgroundTasks,
 }
 
+pub(crate) fn revocation_settings(config: &Config) -> RevocationSettings {
+    RevocationSettings {
+        max_staleness: config.revocation.max_staleness(),
+        poll_interval: config.revocation.poll_interval(),
+        access_ttl: Duration::from_secs(config.auth.access_expire.get()),
+    }
+}
+
+pub(crate) fn session_lifetimes(config: &Config) -> SessionLifetimes {
+    SessionLifetimes {
+        refresh_ttl: config.auth.refresh_expire,
+        reuse_interval: config.auth.refresh_reuse_interval,
+        max_lifetime: config.auth.session_max_lifetime_seconds.get(),
+    }
+}
+
 /// Tasks that live as long as the [`App`] that owns them: aborted on drop.
 struct BackgroundTasks(Vec<tokio::task::JoinHandle<()>>);
 
@@ -69,7 +87,14 @@ impl Drop for BackgroundTasks {
 
 impl App {
     /// Connects and migrates the database, builds the services and binds `config.listen`.
+    /// Audit events go to the log.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
+        Self::build_with_audit_sinks(config, Vec::new()).await
+    }
+
+    /// As [`build`](Self::build), with audit events also handed to `sinks` (a webhook, a
+    /// stream, a test's collector).
+    pub async fn build_with_audit_sinks(config: &Config, sinks: Vec<Box<dyn AuditSink>>) -> anyhow::Result<Self> {
         let secrets = Secrets::from_config(&config.auth);
         if secrets.generated {
             tracing::warn!(
@@ -111,25 +136,21 @@ impl App {
             );
         }
         let users = Arc::new(Users::new(db.clone(), shared.cache, CacheSync::from_config(config), metrics.clone()));
-        let revocation_settings = RevocationSettings {
-            max_staleness: config.revocation.max_staleness(),
-            poll_interval: config.revocation.poll_interval(),
-            access_ttl: Duration::from_secs(config.auth.access_expire.get()),
-        };
         let revocations =
-            Arc::new(Revocations::new(shared.revocations, db.clone(), revocation_settings, metrics.clone()));
+            Arc::new(Revocations::new(shared.revocations, db.clone(), revocation_settings(config), metrics.clone()));
         let background = start_background_tasks(config, &revocations, &users, &metrics).await?;
+        let audit = Audit::with_sinks(
+            std::iter::once(Box::new(LogSink) as Box<dyn AuditSink>).chain(sinks).collect(),
+            metrics.clone(),
+        );
         let sessions = Arc::new(Sessions::new(
             db.clone(),
             users.clone(),
             revocations.clone(),
             keys.clone(),
             metrics.clone(),
-            SessionLifetimes {
-                refresh_ttl: config.auth.refresh_expire,
-                reuse_interval: config.auth.refresh_reuse_interval,
-                max_lifetime: config.auth.session_max_lifetime_seconds.get(),
-            },
+            audit.clone(),
+            session_lifetimes(config),
         ));
         let throttles = throttles(config, shared.attempts.clone(), &metrics);
         let accounts = Arc::new(Accounts::new(
@@ -137,10 +158,11 @@ impl App {
             hasher,
             sessions.clone(),
             throttles,
-            config.password.min_length,
-            config.auth.roles.clone(),
+            AccountPolicy { min_password_chars: config.password.min_length, roles: config.auth.roles.clone() },
             metrics.clone(),
+            audit.clone(),
         ));
+        let admin = Admin::new(users.clone(), sessions.clone(), audit);
         let introspection = Introspection::new(keys.clone(), revocations.clone(), users.clone());
         let listener = service_kit::bind(config.listen, "listen").await?;
         let admin_listener = service_kit::bind_admin(config.admin_listen).await?;
@@ -155,6 +177,7 @@ impl App {
             user_service: UserGrpc {
                 accounts,
                 sessions,
+                admin,
                 introspection,
                 trusted_forwarders: config.grpc.trusted_forwarders.clone(),
                 jwks: grpc::jwks_response(&keys, config.auth.jwks_max_age),

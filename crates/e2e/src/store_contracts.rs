@@ -38,7 +38,13 @@ const CACHE_TTL: CacheTtl = CacheTtl { row: Duration::from_secs(300), missing: D
 const SHORT_CACHE_TTL: CacheTtl = CacheTtl { row: ONE_SECOND, missing: ONE_SECOND };
 
 fn user(id: i64, role: &str) -> User {
-    User { id, username: format!("User{id}"), username_canonical: format!("user{id}"), role: role.into() }
+    User {
+        id,
+        username: format!("User{id}"),
+        username_canonical: format!("user{id}"),
+        role: role.into(),
+        disabled: false,
+    }
 }
 
 /// What `cache` holds for `id`: `None` a miss, `Some(None)` known missing, `Some(Some(row))` a hit.

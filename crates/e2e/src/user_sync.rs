@@ -135,7 +135,13 @@ async fn a_stale_row_stored_right_after_the_change_is_healed_within_the_bound() 
     let changed = Instant::now();
     set_role(a, root, "boss", "user").await.unwrap();
     // What a read that began before the change and stored after its forget would leave.
-    let old = User { id: *boss_id, username: "boss".into(), username_canonical: "boss".into(), role: "admin".into() };
+    let old = User {
+        id: *boss_id,
+        username: "boss".into(),
+        username_canonical: "boss".into(),
+        role: "admin".into(),
+        disabled: false,
+    };
     b.users.cache().store(&old).await;
     assert_within_bound("stale row stored after the change", seen_after(b, boss, changed, demoted).await);
 }

@@ -14,10 +14,23 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber; a second call (tests) is harmless and ignored.
+/// Installs the global subscriber, writing to stdout; a second call (tests) is harmless and
+/// ignored. Each line names its target (`audit` for audit events), so collectors can route them.
 pub fn init(format: LogFormat, default_filter: &str) {
+    install(format, default_filter, std::io::stdout);
+}
+
+/// As [`init`], to stderr: for commands whose stdout is their answer.
+pub fn init_stderr(format: LogFormat, default_filter: &str) {
+    install(format, default_filter, std::io::stderr);
+}
+
+fn install<W>(format: LogFormat, default_filter: &str, writer: W)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),

@@ -6,5 +6,5 @@ pub mod role;
 pub mod user;
 pub mod username;
 
-pub use user::{PasswordHash, User};
+pub use user::{AccountRecord, PasswordHash, User};
 pub use username::Username;

@@ -13,11 +13,39 @@ pub struct User {
     /// The form names are compared by (`model::username`); the cache's name index uses it.
     pub username_canonical: String,
     pub role: String,
+    /// A disabled account cannot log in or refresh, and its tokens are refused.
+    /// (`default`: cache entries written before the field existed read as enabled; every
+    /// account was then.)
+    #[serde(default)]
+    pub disabled: bool,
 }
 
 impl From<users::Model> for User {
     fn from(row: users::Model) -> Self {
-        Self { id: row.id, username: row.username, username_canonical: row.username_canonical, role: row.role }
+        Self {
+            id: row.id,
+            username: row.username,
+            username_canonical: row.username_canonical,
+            role: row.role,
+            disabled: row.disabled_at.is_some(),
+        }
+    }
+}
+
+/// An account as operators see it (ListUsers, GetUser, the CLI): the profile and its times.
+/// Never the password hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRecord {
+    pub user: User,
+    pub created_at: chrono::NaiveDateTime,
+    pub disabled_at: Option<chrono::NaiveDateTime>,
+    pub last_login_at: Option<chrono::NaiveDateTime>,
+}
+
+impl From<users::Model> for AccountRecord {
+    fn from(row: users::Model) -> Self {
+        let (created_at, disabled_at, last_login_at) = (row.created_at, row.disabled_at, row.last_login_at);
+        Self { user: User::from(row), created_at, disabled_at, last_login_at }
     }
 }
 

@@ -42,7 +42,18 @@ pub fn access(path: &str) -> Access {
         Some("GetJwks") => Access::Public("GetJwks"),
         Some("GetUserInfo") => Access::Bearer("GetUserInfo"),
         Some("Logout") => Access::Bearer("Logout"),
+        Some("ListSessions") => Access::Bearer("ListSessions"),
+        Some("RevokeSession") => Access::Bearer("RevokeSession"),
+        Some("LogoutAll") => Access::Bearer("LogoutAll"),
+        Some("ChangePassword") => Access::Bearer("ChangePassword"),
+        Some("DeleteAccount") => Access::Bearer("DeleteAccount"),
         Some("SetUserRole") => Access::Admin("SetUserRole"),
+        Some("ListUsers") => Access::Admin("ListUsers"),
+        Some("GetUser") => Access::Admin("GetUser"),
+        Some("DisableUser") => Access::Admin("DisableUser"),
+        Some("EnableUser") => Access::Admin("EnableUser"),
+        Some("DeleteUser") => Access::Admin("DeleteUser"),
+        Some("RevokeUserSessions") => Access::Admin("RevokeUserSessions"),
         // A bounded label for everything else (metrics label sets must stay small).
         _ => Access::Bearer("other"),
     }

@@ -12,15 +12,19 @@ use secrecy::SecretString;
 use tonic::{Request, Response, Status};
 
 use crate::{
+    audit::{Actor, CallContext, MAX_USER_AGENT_CHARS},
     auth::tokens::{AccessClaims, TokenKeys},
+    domain::AccountRecord,
     service::accounts::Accounts,
+    service::admin::{Admin, ListQuery, UserRef},
     service::introspection::{ActiveToken, Introspection},
-    service::sessions::{Sessions, TokenPair},
+    service::sessions::{SessionInfo, Sessions, TokenPair},
 };
 
 pub struct UserGrpc {
     pub accounts: Arc<Accounts>,
     pub sessions: Arc<Sessions>,
+    pub admin: Admin,
     pub introspection: Introspection,
     /// Peers whose `x-forwarded-for` is believed (`grpc.trusted_forwarders`).
     pub trusted_forwarders: Vec<ipnet::IpNet>,
@@ -28,41 +32,66 @@ pub struct UserGrpc {
     pub jwks: GetJwksResponse,
 }
 
+impl UserGrpc {
+    /// Where the call came from, for sessions and audit events.
+    fn call_context<T>(&self, request: &Request<T>) -> CallContext {
+        let metadata = request.metadata();
+        let text = |key: &str| metadata.get(key).and_then(|value| value.to_str().ok());
+        let from_forwarder = request
+            .remote_addr()
+            .is_some_and(|peer| self.trusted_forwarders.iter().any(|net| net.contains(&peer.ip().to_canonical())));
+        // A trusted forwarder (the gateway) speaks for its client; anyone else for itself.
+        let user_agent = from_forwarder
+            .then(|| text(auth_api::metadata::FORWARDED_USER_AGENT))
+            .flatten()
+            .or_else(|| text("user-agent"))
+            .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect());
+        CallContext {
+            client_address: client_address(request, &self.trusted_forwarders),
+            user_agent,
+            request_id: text(auth_api::metadata::REQUEST_ID).map(str::to_owned),
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl UserService for UserGrpc {
     async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<RegisterResponse>, Status> {
-        let client = client_address(&request, &self.trusted_forwarders);
+        let call = self.call_context(&request);
         let RegisterRequest { username, password } = request.into_inner();
-        let user = self.accounts.register(&username, SecretString::from(password), client).await?;
+        let user = self.accounts.register(&username, SecretString::from(password), &call).await?;
         Ok(Response::new(RegisterResponse { id: user.id, username: user.username, role: user.role }))
     }
 
     async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
-        let client = client_address(&request, &self.trusted_forwarders);
+        let call = self.call_context(&request);
         let LoginRequest { username, password } = request.into_inner();
-        let pair = self.accounts.login(&username, SecretString::from(password), client).await?;
+        let pair = self.accounts.login(&username, SecretString::from(password), &call).await?;
         Ok(Response::new(login_response(pair)))
     }
 
     async fn refresh(&self, request: Request<RefreshRequest>) -> Result<Response<LoginResponse>, Status> {
-        let pair = self.sessions.refresh(&request.into_inner().refresh_token).await?;
+        let call = self.call_context(&request);
+        let pair = self.sessions.refresh(&request.into_inner().refresh_token, &call).await?;
         Ok(Response::new(login_response(pair)))
     }
 
     async fn get_user_info(&self, request: Request<GetUserInfoRequest>) -> Result<Response<UserInfo>, Status> {
-        let user = self.accounts.user_info(claims(&request)?).await?;
+        let user = self.accounts.caller(claims(&request)?).await?;
         Ok(Response::new(UserInfo { id: user.id, username: user.username, role: user.role }))
     }
 
     async fn logout(&self, request: Request<LogoutRequest>) -> Result<Response<LogoutResponse>, Status> {
-        self.sessions.logout(claims(&request)?).await?;
+        let call = self.call_context(&request);
+        self.sessions.logout(claims(&request)?, &call).await?;
         Ok(Response::new(LogoutResponse {}))
     }
 
     async fn set_user_role(&self, request: Request<SetUserRoleRequest>) -> Result<Response<UserInfo>, Status> {
+        let call = self.call_context(&request);
         let caller = claims(&request)?.clone();
         let SetUserRoleRequest { username, role } = request.into_inner();
-        let user = self.accounts.set_role(&caller, &username, &role).await?;
+        let user = self.accounts.set_role(&caller, &username, &role, &call).await?;
         Ok(Response::new(UserInfo { id: user.id, username: user.username, role: user.role }))
     }
 
@@ -83,48 +112,118 @@ impl UserService for UserGrpc {
 
     async fn list_sessions(
         &self,
-        _: Request<v1::ListSessionsRequest>,
+        request: Request<v1::ListSessionsRequest>,
     ) -> Result<Response<v1::ListSessionsResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        let claims = claims(&request)?;
+        self.accounts.caller(claims).await?;
+        let sessions = self.sessions.list(claims).await?;
+        Ok(Response::new(v1::ListSessionsResponse { sessions: sessions.into_iter().map(proto_session).collect() }))
     }
+
     async fn revoke_session(
         &self,
-        _: Request<v1::RevokeSessionRequest>,
+        request: Request<v1::RevokeSessionRequest>,
     ) -> Result<Response<v1::RevokeSessionResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        let call = self.call_context(&request);
+        let claims = claims(&request)?;
+        let user = self.accounts.caller(claims).await?;
+        let session_id = &request.get_ref().session_id;
+        self.sessions.revoke_one(user.id, session_id, Actor::User(user.id), &call).await?;
+        Ok(Response::new(v1::RevokeSessionResponse {}))
     }
-    async fn logout_all(&self, _: Request<v1::LogoutAllRequest>) -> Result<Response<v1::LogoutAllResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+
+    async fn logout_all(
+        &self,
+        request: Request<v1::LogoutAllRequest>,
+    ) -> Result<Response<v1::LogoutAllResponse>, Status> {
+        let call = self.call_context(&request);
+        let claims = claims(&request)?;
+        let user = self.accounts.caller(claims).await?;
+        let keep = request.get_ref().keep_current.then_some(claims.sid.as_str());
+        let ended = self.sessions.revoke_all(user.id, keep, Actor::User(user.id), &call).await?;
+        Ok(Response::new(v1::LogoutAllResponse { revoked_sessions: count(ended) }))
     }
-    async fn change_password(&self, _: Request<v1::ChangePasswordRequest>) -> Result<Response<LoginResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+
+    async fn change_password(
+        &self,
+        request: Request<v1::ChangePasswordRequest>,
+    ) -> Result<Response<LoginResponse>, Status> {
+        let call = self.call_context(&request);
+        let claims = claims(&request)?.clone();
+        let v1::ChangePasswordRequest { current_password, new_password } = request.into_inner();
+        let pair = self
+            .accounts
+            .change_password(&claims, SecretString::from(current_password), SecretString::from(new_password), &call)
+            .await?;
+        Ok(Response::new(login_response(pair)))
     }
+
     async fn delete_account(
         &self,
-        _: Request<v1::DeleteAccountRequest>,
+        request: Request<v1::DeleteAccountRequest>,
     ) -> Result<Response<v1::DeleteAccountResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        let call = self.call_context(&request);
+        let claims = claims(&request)?.clone();
+        let password = SecretString::from(request.into_inner().password);
+        self.accounts.delete_account(&claims, password, &call).await?;
+        Ok(Response::new(v1::DeleteAccountResponse {}))
     }
-    async fn list_users(&self, _: Request<v1::ListUsersRequest>) -> Result<Response<v1::ListUsersResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+
+    async fn list_users(
+        &self,
+        request: Request<v1::ListUsersRequest>,
+    ) -> Result<Response<v1::ListUsersResponse>, Status> {
+        self.admin.require_admin(claims(&request)?).await?;
+        let v1::ListUsersRequest { page_size, page_token, username_prefix, role } = request.into_inner();
+        let page_size =
+            u32::try_from(page_size).map_err(|_| Status::invalid_argument("page_size must not be negative"))?;
+        let page = self.admin.list_users(&ListQuery { page_size, page_token, username_prefix, role }).await?;
+        Ok(Response::new(v1::ListUsersResponse {
+            users: page.users.into_iter().map(user_record).collect(),
+            next_page_token: page.next_page_token,
+        }))
     }
-    async fn get_user(&self, _: Request<v1::GetUserRequest>) -> Result<Response<v1::UserRecord>, Status> {
-        Err(Status::unimplemented("not yet"))
+
+    async fn get_user(&self, request: Request<v1::GetUserRequest>) -> Result<Response<v1::UserRecord>, Status> {
+        self.admin.require_admin(claims(&request)?).await?;
+        let user = match request.into_inner().user {
+            Some(v1::get_user_request::User::Id(id)) => UserRef::Id(id),
+            Some(v1::get_user_request::User::Username(name)) => UserRef::Username(name),
+            None => return Err(Status::invalid_argument("give the user's id or username")),
+        };
+        Ok(Response::new(user_record(self.admin.get_user(&user).await?)))
     }
-    async fn disable_user(&self, _: Request<v1::DisableUserRequest>) -> Result<Response<v1::UserRecord>, Status> {
-        Err(Status::unimplemented("not yet"))
+
+    async fn disable_user(&self, request: Request<v1::DisableUserRequest>) -> Result<Response<v1::UserRecord>, Status> {
+        let call = self.call_context(&request);
+        let actor = self.admin.require_admin(claims(&request)?).await?;
+        Ok(Response::new(user_record(self.admin.disable(request.get_ref().id, actor, &call).await?)))
     }
-    async fn enable_user(&self, _: Request<v1::EnableUserRequest>) -> Result<Response<v1::UserRecord>, Status> {
-        Err(Status::unimplemented("not yet"))
+
+    async fn enable_user(&self, request: Request<v1::EnableUserRequest>) -> Result<Response<v1::UserRecord>, Status> {
+        let call = self.call_context(&request);
+        let actor = self.admin.require_admin(claims(&request)?).await?;
+        Ok(Response::new(user_record(self.admin.enable(request.get_ref().id, actor, &call).await?)))
     }
-    async fn delete_user(&self, _: Request<v1::DeleteUserRequest>) -> Result<Response<v1::DeleteUserResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+
+    async fn delete_user(
+        &self,
+        request: Request<v1::DeleteUserRequest>,
+    ) -> Result<Response<v1::DeleteUserResponse>, Status> {
+        let call = self.call_context(&request);
+        let actor = self.admin.require_admin(claims(&request)?).await?;
+        self.admin.delete(request.get_ref().id, actor, &call).await?;
+        Ok(Response::new(v1::DeleteUserResponse {}))
     }
+
     async fn revoke_user_sessions(
         &self,
-        _: Request<v1::RevokeUserSessionsRequest>,
+        request: Request<v1::RevokeUserSessionsRequest>,
     ) -> Result<Response<v1::RevokeUserSessionsResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        let call = self.call_context(&request);
+        let actor = self.admin.require_admin(claims(&request)?).await?;
+        let ended = self.admin.revoke_sessions(request.get_ref().id, actor, &call).await?;
+        Ok(Response::new(v1::RevokeUserSessionsResponse { revoked_sessions: count(ended) }))
     }
 }
 
@@ -204,6 +303,43 @@ fn client_address<T>(request: &Request<T>, trusted: &[ipnet::IpNet]) -> Option<I
         }
     }
     Some(client)
+}
+
+fn timestamp(unix_seconds: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp { seconds: unix_seconds, nanos: 0 }
+}
+
+fn datetime(at: chrono::NaiveDateTime) -> prost_types::Timestamp {
+    timestamp(at.and_utc().timestamp())
+}
+
+fn proto_session(info: SessionInfo) -> v1::Session {
+    let SessionInfo { session, current } = info;
+    v1::Session {
+        id: session.id,
+        created_at: Some(timestamp(session.created_at)),
+        last_used_at: Some(timestamp(session.last_used_at)),
+        expires_at: Some(timestamp(session.expires_at)),
+        client_address: session.client_address.unwrap_or_default(),
+        user_agent: session.user_agent.unwrap_or_default(),
+        current,
+    }
+}
+
+fn user_record(record: AccountRecord) -> v1::UserRecord {
+    v1::UserRecord {
+        id: record.user.id,
+        username: record.user.username,
+        role: record.user.role,
+        created_at: Some(datetime(record.created_at)),
+        disabled: record.disabled_at.is_some(),
+        last_login_at: record.last_login_at.map(datetime),
+    }
+}
+
+/// A count for a response field; sessions per account never come near `i32::MAX`.
+fn count(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
 }
 
 fn login_response(pair: TokenPair) -> LoginResponse {

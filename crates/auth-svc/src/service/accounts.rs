@@ -1,10 +1,12 @@
-//! Accounts: registration, password login and the profile behind an access token.
+//! Accounts: registration, password login, the profile behind an access token, and what a
+//! signed-in user does to their own account (change the password, delete it).
 
-use std::{net::IpAddr, sync::Arc};
+use std::sync::Arc;
 
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::{
+    audit::{Actor, Audit, AuditEvent, CallContext, EventType, Outcome},
     auth::{password::PasswordHasher, tokens::AccessClaims},
     domain::{
         self, password,
@@ -28,6 +30,16 @@ pub struct Accounts {
     /// Roles SetUserRole accepts (`auth.roles`).
     roles: Vec<String>,
     metrics: Arc<Metrics>,
+    audit: Audit,
+}
+
+/// The configured rules of accounts.
+#[derive(Debug, Clone)]
+pub struct AccountPolicy {
+    /// `password.min_length`.
+    pub min_password_chars: usize,
+    /// Roles SetUserRole accepts (`auth.roles`).
+    pub roles: Vec<String>,
 }
 
 /// A verdict on presented credentials: the account, when the password matched.
@@ -39,10 +51,11 @@ impl Accounts {
         hasher: PasswordHasher,
         sessions: Arc<Sessions>,
         throttles: (LoginThrottle, SignupThrottle),
-        min_password_chars: usize,
-        roles: Vec<String>,
+        policy: AccountPolicy,
         metrics: Arc<Metrics>,
+        audit: Audit,
     ) -> Self {
+        let AccountPolicy { min_password_chars, roles } = policy;
         let (throttle, signups) = throttles;
         Self {
             users,
@@ -53,6 +66,7 @@ impl Accounts {
             min_password_chars,
             roles,
             metrics,
+            audit,
         }
     }
 
@@ -63,11 +77,11 @@ impl Accounts {
         &self,
         username: &str,
         password: SecretString,
-        client: Option<IpAddr>,
+        call: &CallContext,
     ) -> Result<User, AuthError> {
         let username = domain::Username::parse(username)?;
         password::check_new_password(password.expose_secret(), self.min_password_chars)?;
-        let (signups, hasher) = (self.signups.clone(), self.hasher.clone());
+        let (signups, hasher, client) = (self.signups.clone(), self.hasher.clone(), call.client_address);
         // Counted and hashed to the end even if the caller goes away (see `login`).
         let hash = run_to_completion(async move {
             let attempt = signups.reserve(client).await?;
@@ -83,37 +97,149 @@ impl Accounts {
             }
         })
         .await?;
-        self.users.create(&username, &hash, ROLE_USER).await
+        let user = self.users.create(&username, &hash, ROLE_USER).await?;
+        self.audit.record(
+            AuditEvent::new(EventType::AccountCreated, Outcome::Success, Actor::Anonymous, call)
+                .subject(user.id)
+                .username(&user.username),
+        );
+        Ok(user)
     }
 
     /// Checks credentials and starts a session. Unknown user and wrong password take the
     /// same path (a hash verification) and give the same answer. `client` is the caller's
     /// address, for throttling. The attempt is counted before the password is checked, so
     /// concurrent guesses cannot all slip past the limit.
+    ///
+    /// A disabled account's right password is answered "account disabled" (after the check,
+    /// so the answer tells nothing to someone without the password).
     pub async fn login(
         &self,
         username: &str,
         password: SecretString,
-        client: Option<IpAddr>,
+        call: &CallContext,
     ) -> Result<TokenPair, AuthError> {
         let username = domain::Username::parse(username)?;
         password::check_password_size(password.expose_secret())?;
+        let event =
+            |outcome| AuditEvent::new(EventType::Login, outcome, Actor::Anonymous, call).username(username.display());
+        let user = match self.verify_password(&username, password, call).await {
+            Ok(user) => user,
+            Err(err) => {
+                self.audit.record(event(outcome_of(&err)));
+                return Err(err);
+            }
+        };
+        if user.disabled {
+            self.audit.record(event(Outcome::Failure).subject(user.id));
+            return Err(AuthError::Unauthenticated("account disabled"));
+        }
+        let (pair, session) = self.sessions.start(&user, call).await?;
+        // Disabled while this login ran: the disabling revoked every session it could see,
+        // and this one may have begun after. Read after our insert, so one of us sees the other.
+        let now = self.users.by_id_uncached(user.id).await?;
+        if now.is_none_or(|now| now.disabled) {
+            self.sessions.revoke_all(user.id, None, Actor::Anonymous, call).await?;
+            self.audit.record(event(Outcome::Failure).subject(user.id));
+            return Err(AuthError::Unauthenticated("account disabled"));
+        }
+        self.users.record_login(user.id).await?;
+        self.audit.record(event(Outcome::Success).subject(user.id).session(&session));
+        Ok(pair)
+    }
+
+    /// The throttled password check of Login, ChangePassword and DeleteAccount; the account
+    /// when the password matched.
+    async fn verify_password(
+        &self,
+        username: &domain::Username,
+        password: SecretString,
+        call: &CallContext,
+    ) -> Result<User, AuthError> {
         let check = check_password(
             self.users.clone(),
             self.hasher.clone(),
             self.throttle.clone(),
             self.metrics.clone(),
-            (username, password, client),
+            (username.clone(), password, call.client_address),
         );
-        let user = run_to_completion(check).await?;
-        let user = user.ok_or(AuthError::Unauthenticated("invalid credentials"))?;
-        self.sessions.start(&user).await
+        run_to_completion(check).await?.ok_or(AuthError::Unauthenticated("invalid credentials"))
+    }
+
+    /// The bearer's account, checked: an access token of an account deleted or disabled since
+    /// it was issued gets no further (the cache learns of either within
+    /// `revocation.max_staleness_ms`, and both also revoke the account's sessions).
+    pub async fn caller(&self, claims: &AccessClaims) -> Result<User, AuthError> {
+        let user =
+            self.users.by_id(claims.user_id).await?.ok_or(AuthError::Unauthenticated("account no longer exists"))?;
+        if user.disabled {
+            return Err(AuthError::Unauthenticated("account disabled"));
+        }
+        Ok(user)
+    }
+
+    /// Checks the current password (throttled as Login), sets the new one, ends every other
+    /// session and returns a fresh pair for the caller's.
+    pub async fn change_password(
+        &self,
+        claims: &AccessClaims,
+        current: SecretString,
+        new: SecretString,
+        call: &CallContext,
+    ) -> Result<TokenPair, AuthError> {
+        let user = self.caller(claims).await?;
+        password::check_password_size(current.expose_secret())?;
+        password::check_new_password(new.expose_secret(), self.min_password_chars)?;
+        let event = |outcome| {
+            AuditEvent::new(EventType::PasswordChanged, outcome, Actor::User(user.id), call)
+                .subject(user.id)
+                .session(&claims.sid)
+        };
+        let username = domain::Username::parse(&user.username)?;
+        if let Err(err) = self.verify_password(&username, current, call).await {
+            self.audit.record(event(outcome_of(&err)));
+            return Err(err);
+        }
+        let hash = self.hasher.hash(new).await?;
+        if !self.users.set_password_hash(&user, &hash).await? {
+            return Err(AuthError::Unauthenticated("account no longer exists"));
+        }
+        self.sessions.revoke_all(user.id, Some(&claims.sid), Actor::User(user.id), call).await?;
+        self.audit.record(event(Outcome::Success));
+        self.sessions.continue_session(claims, &user).await
+    }
+
+    /// Re-checks the password (throttled as Login), then deletes the account and its sessions.
+    pub async fn delete_account(
+        &self,
+        claims: &AccessClaims,
+        password: SecretString,
+        call: &CallContext,
+    ) -> Result<(), AuthError> {
+        let user = self.caller(claims).await?;
+        password::check_password_size(password.expose_secret())?;
+        let username = domain::Username::parse(&user.username)?;
+        if let Err(err) = self.verify_password(&username, password, call).await {
+            self.audit.record(
+                AuditEvent::new(EventType::AccountDeleted, outcome_of(&err), Actor::User(user.id), call)
+                    .subject(user.id),
+            );
+            return Err(err);
+        }
+        delete_with_sessions(&self.users, &self.sessions, &self.audit, user.id, Actor::User(user.id), call).await?;
+        Ok(())
     }
 
     /// Sets `username`'s role on behalf of `caller`, whose token said "admin" (the bearer layer
     /// checked that). The caller's account is read again from the database: a demoted admin's
     /// token, still saying "admin" until it expires, gets no further.
-    pub async fn set_role(&self, caller: &AccessClaims, username: &str, role: &str) -> Result<User, AuthError> {
+    pub async fn set_role(
+        &self,
+        caller: &AccessClaims,
+        username: &str,
+        role: &str,
+        call: &CallContext,
+    ) -> Result<User, AuthError> {
         let caller = self.users.by_id_uncached(caller.user_id).await?;
         let caller = caller.ok_or(AuthError::Unauthenticated("account no longer exists"))?;
         if caller.role != ROLE_ADMIN {
@@ -125,12 +251,38 @@ impl Accounts {
         }
         let user = self.users.set_role(&username, role).await?.ok_or(AuthError::NotFound("no such user"))?;
         tracing::info!(user_id = user.id, role, "role set");
+        self.audit.record(
+            AuditEvent::new(EventType::RoleChanged, Outcome::Success, Actor::Admin(caller.id), call).subject(user.id),
+        );
         Ok(user)
     }
+}
 
-    /// The account an access token speaks for; gone accounts are refused.
-    pub async fn user_info(&self, claims: &AccessClaims) -> Result<User, AuthError> {
-        self.users.by_id(claims.user_id).await?.ok_or(AuthError::Unauthenticated("account no longer exists"))
+/// Deletes an account after ending its sessions, so that their access tokens are refused at
+/// once (the revocation list, with Redis shared by every replica) rather than only once each
+/// replica's user cache learns of the deletion. A login racing the deletion starts a session
+/// whose rows the deletion's cascade removes.
+pub async fn delete_with_sessions(
+    users: &Users,
+    sessions: &Sessions,
+    audit: &Audit,
+    user_id: i64,
+    actor: Actor,
+    call: &CallContext,
+) -> Result<bool, AuthError> {
+    sessions.revoke_all(user_id, None, actor, call).await?;
+    let deleted = users.delete(user_id).await?;
+    if deleted {
+        audit.record(AuditEvent::new(EventType::AccountDeleted, Outcome::Success, actor, call).subject(user_id));
+    }
+    Ok(deleted)
+}
+
+/// How a refused password check shows in the audit log.
+fn outcome_of(err: &AuthError) -> Outcome {
+    match err {
+        AuthError::LoginThrottled { .. } | AuthError::TooManyInFlight { .. } => Outcome::Throttled,
+        _ => Outcome::Failure,
     }
 }
 
@@ -149,7 +301,7 @@ async fn check_password(
     hasher: PasswordHasher,
     throttle: Arc<LoginThrottle>,
     metrics: Arc<Metrics>,
-    (username, password, client): (domain::Username, SecretString, Option<IpAddr>),
+    (username, password, client): (domain::Username, SecretString, Option<std::net::IpAddr>),
 ) -> Verdict {
     let attempt = match throttle.reserve(&username, client).await {
         Ok(attempt) => attempt,

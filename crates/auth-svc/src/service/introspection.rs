@@ -1,6 +1,6 @@
 //! ValidateToken: the authoritative answer to "is this access token active?" for services that
 //! need more than local verification (JWKS) can tell: revocation by Logout, and whether the
-//! account still exists.
+//! account still exists and is not disabled.
 
 use std::sync::Arc;
 
@@ -41,7 +41,7 @@ impl Introspection {
         if self.revocations.is_revoked(&claims.sid).await? {
             return Ok(None);
         }
-        let Some(user) = self.users.by_id(claims.user_id).await? else {
+        let Some(user) = self.users.by_id(claims.user_id).await?.filter(|user| !user.disabled) else {
             return Ok(None);
         };
         Ok(Some(ActiveToken { claims, kid: kid.to_owned(), username: user.username }))

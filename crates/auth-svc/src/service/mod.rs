@@ -2,6 +2,7 @@
 //! (accounts read through the cache, written to the database).
 
 pub mod accounts;
+pub mod admin;
 pub mod introspection;
 pub mod sessions;
 pub mod users;

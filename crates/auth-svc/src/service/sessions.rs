@@ -17,11 +17,15 @@ use std::{sync::Arc, time::Duration};
 use model::{
     DatabaseConnection,
     entity::refresh_tokens,
-    query::{self, refresh_tokens::NewRefreshToken},
+    query::{
+        self,
+        refresh_tokens::{NewRefreshToken, SessionRow},
+    },
 };
 use uuid::Uuid;
 
 use crate::{
+    audit::{Actor, Audit, AuditEvent, CallContext, EventType, Outcome},
     auth::tokens::{AccessClaims, PairSpec, TokenError, TokenKeys, now_unix},
     domain::User,
     error::AuthError,
@@ -39,12 +43,28 @@ pub struct TokenPair {
     pub expires_in: i64,
 }
 
+/// A live session as its user sees it (ListSessions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub session: SessionRow,
+    /// The session of the token that asked.
+    pub current: bool,
+}
+
+/// Where a new session was started from, as recorded on its rows.
+#[derive(Debug, Clone, Default)]
+struct Origin {
+    client_address: Option<String>,
+    user_agent: Option<String>,
+}
+
 pub struct Sessions {
     db: DatabaseConnection,
     users: Arc<Users>,
     revocations: Arc<Revocations>,
     keys: Arc<TokenKeys>,
     metrics: Arc<Metrics>,
+    audit: Audit,
     lifetimes: SessionLifetimes,
 }
 
@@ -77,23 +97,29 @@ impl Sessions {
         revocations: Arc<Revocations>,
         keys: Arc<TokenKeys>,
         metrics: Arc<Metrics>,
+        audit: Audit,
         lifetimes: SessionLifetimes,
     ) -> Self {
-        Self { db, users, revocations, keys, metrics, lifetimes }
+        Self { db, users, revocations, keys, metrics, audit, lifetimes }
     }
 
-    /// Starts a new family for `user` (a successful login).
-    pub async fn start(&self, user: &User) -> Result<TokenPair, AuthError> {
+    /// Starts a new family for `user` (a successful login from `call`); returns the pair and
+    /// the new session's id.
+    pub async fn start(&self, user: &User, call: &CallContext) -> Result<(TokenPair, String), AuthError> {
         let now = now_unix();
         let ends_at = now.saturating_add(self.lifetimes.max_lifetime());
-        let first = self.new_token(user.id, Uuid::new_v4().to_string(), now, ends_at);
+        let origin = Origin {
+            client_address: call.client_address.map(|address| address.to_string()),
+            user_agent: call.user_agent.clone(),
+        };
+        let first = self.new_token(user.id, Uuid::new_v4().to_string(), &origin, now, ends_at);
         let row = query::refresh_tokens::insert(&self.db, first).await?;
         self.metrics.token("issued");
-        self.sign(&row, &user.role, now)
+        Ok((self.sign(&row, &user.role, now)?, row.family_id))
     }
 
     /// Exchanges a refresh token for the next pair of its family.
-    pub async fn refresh(&self, presented: &str) -> Result<TokenPair, AuthError> {
+    pub async fn refresh(&self, presented: &str, call: &CallContext) -> Result<TokenPair, AuthError> {
         let claims = self.keys.verify_refresh(presented).map_err(|err| {
             AuthError::Unauthenticated(match err {
                 TokenError::Expired => "refresh token expired",
@@ -111,21 +137,26 @@ impl Sessions {
             return Err(AuthError::Unauthenticated("session expired"));
         }
         if row.revoked_at.is_none() && row.rotated_at.is_none() {
-            let successor = self.new_token(row.user_id, row.family_id.clone(), now, ends_at);
+            let successor = self.new_token(row.user_id, row.family_id.clone(), &Origin::of(&row), now, ends_at);
             if query::refresh_tokens::rotate(&self.db, &row.id, &successor).await? {
                 let user = self.owner(successor.user_id).await?;
                 self.metrics.token("refreshed");
+                self.audit.record(
+                    AuditEvent::new(EventType::Refresh, Outcome::Success, Actor::User(user.id), call)
+                        .subject(user.id)
+                        .session(&successor.family_id),
+                );
                 return self.sign(&successor.into_row(), &user.role, now);
             }
             // Someone rotated or revoked it between our read and our write: read what won.
             row = self.find_row(&claims.jti).await?;
         }
-        self.replay(row, now).await
+        self.replay(row, now, call).await
     }
 
     /// A spent or revoked token came back: within the grace window and with a still-live
     /// successor, answer with that successor; otherwise revoke the family.
-    async fn replay(&self, row: refresh_tokens::Model, now: i64) -> Result<TokenPair, AuthError> {
+    async fn replay(&self, row: refresh_tokens::Model, now: i64, call: &CallContext) -> Result<TokenPair, AuthError> {
         if row.revoked_at.is_some() {
             return Err(AuthError::Unauthenticated("session revoked"));
         }
@@ -144,6 +175,11 @@ impl Sessions {
             session = %row.family_id,
             revoked,
             "refresh token reuse detected; session revoked"
+        );
+        self.audit.record(
+            AuditEvent::new(EventType::RefreshReuseDetected, Outcome::Failure, Actor::Anonymous, call)
+                .subject(row.user_id)
+                .session(&row.family_id),
         );
         Err(AuthError::Unauthenticated("refresh token already used; session revoked"))
     }
@@ -176,23 +212,129 @@ impl Sessions {
     }
 
     /// Ends the session of an access token: its family's refresh tokens stop working.
-    pub async fn logout(&self, claims: &AccessClaims) -> Result<(), AuthError> {
-        query::refresh_tokens::revoke_family(&self.db, &claims.sid).await?;
-        self.revocations.revoke(&claims.sid).await;
+    pub async fn logout(&self, claims: &AccessClaims, call: &CallContext) -> Result<(), AuthError> {
+        self.end(&claims.sid).await?;
+        self.audit.record(
+            AuditEvent::new(EventType::Logout, Outcome::Success, Actor::User(claims.user_id), call)
+                .subject(claims.user_id)
+                .session(&claims.sid),
+        );
+        Ok(())
+    }
+
+    /// Revokes one family: in the database, then in the revocation list (this replica at
+    /// once, the others through Redis or their next poll).
+    async fn end(&self, session_id: &str) -> Result<(), AuthError> {
+        query::refresh_tokens::revoke_family(&self.db, session_id).await?;
+        self.revocations.revoke(session_id).await;
         self.metrics.token("revoked");
         Ok(())
+    }
+
+    /// The live sessions of the caller, newest first.
+    pub async fn list(&self, claims: &AccessClaims) -> Result<Vec<SessionInfo>, AuthError> {
+        let sessions = query::refresh_tokens::live_sessions(&self.db, claims.user_id, now_unix()).await?;
+        Ok(sessions.into_iter().map(|session| SessionInfo { current: session.id == claims.sid, session }).collect())
+    }
+
+    /// Ends session `session_id` of account `user_id`, on behalf of `actor`. NOT_FOUND when it
+    /// is not a live session of that account: another account's session gets the very same
+    /// answer as one that never existed.
+    pub async fn revoke_one(
+        &self,
+        user_id: i64,
+        session_id: &str,
+        actor: Actor,
+        call: &CallContext,
+    ) -> Result<(), AuthError> {
+        let session_id = Uuid::try_parse(session_id)
+            .map_err(|_| AuthError::InvalidArgument("session_id must be a session id (a UUID)".into()))?
+            .to_string();
+        if !query::refresh_tokens::family_is_live_for(&self.db, &session_id, user_id).await? {
+            return Err(AuthError::NotFound("no such session"));
+        }
+        self.end(&session_id).await?;
+        self.audit.record(
+            AuditEvent::new(EventType::SessionRevoked, Outcome::Success, actor, call)
+                .subject(user_id)
+                .session(&session_id),
+        );
+        Ok(())
+    }
+
+    /// Ends every session of `user_id` but `keep`, on behalf of `actor`; returns how many ended.
+    ///
+    /// Repeated until no unrevoked family is left: a login or a rotation that commits while a
+    /// pass runs is caught by the next one (and `revoke_family` itself loops for rotations).
+    pub async fn revoke_all(
+        &self,
+        user_id: i64,
+        keep: Option<&str>,
+        actor: Actor,
+        call: &CallContext,
+    ) -> Result<usize, AuthError> {
+        let mut ended = 0;
+        loop {
+            let families = query::refresh_tokens::unrevoked_families(&self.db, user_id, keep).await?;
+            if families.is_empty() {
+                return Ok(ended);
+            }
+            for family in families {
+                self.end(&family).await?;
+                self.audit.record(
+                    AuditEvent::new(EventType::SessionRevoked, Outcome::Success, actor, call)
+                        .subject(user_id)
+                        .session(&family),
+                );
+                ended += 1;
+            }
+        }
+    }
+
+    /// A fresh pair for the caller's own session (after a password change): its live token is
+    /// rotated as Refresh would, so the refresh token held before is spent.
+    pub async fn continue_session(&self, claims: &AccessClaims, user: &User) -> Result<TokenPair, AuthError> {
+        // Twice at most: a Refresh of the same session may win the first rotation.
+        for _ in 0..2 {
+            let head = query::refresh_tokens::live_head(&self.db, &claims.sid)
+                .await?
+                .ok_or(AuthError::Unauthenticated("session revoked"))?;
+            let now = now_unix();
+            let ends_at = self.session_ends_at(&head.family_id).await?;
+            if now >= ends_at {
+                return Err(AuthError::Unauthenticated("session expired"));
+            }
+            let successor = self.new_token(head.user_id, head.family_id.clone(), &Origin::of(&head), now, ends_at);
+            if query::refresh_tokens::rotate(&self.db, &head.id, &successor).await? {
+                self.metrics.token("refreshed");
+                return self.sign(&successor.into_row(), &user.role, now);
+            }
+        }
+        Err(AuthError::Unavailable("the session changed twice while a new pair was made; retry".into()))
     }
 
     async fn find_row(&self, jti: &str) -> Result<refresh_tokens::Model, AuthError> {
         query::refresh_tokens::find(&self.db, jti).await?.ok_or(AuthError::Unauthenticated("invalid refresh token"))
     }
 
+    /// The account a refresh token speaks for; gone and disabled accounts are refused.
     async fn owner(&self, user_id: i64) -> Result<User, AuthError> {
-        self.users.by_id(user_id).await?.ok_or(AuthError::Unauthenticated("account no longer exists"))
+        let user = self.users.by_id(user_id).await?.ok_or(AuthError::Unauthenticated("account no longer exists"))?;
+        if user.disabled {
+            return Err(AuthError::Unauthenticated("account disabled"));
+        }
+        Ok(user)
     }
 
     /// A token of `family_id`; it expires with the session at the latest.
-    fn new_token(&self, user_id: i64, family_id: String, now: i64, session_ends_at: i64) -> NewRefreshToken {
+    fn new_token(
+        &self,
+        user_id: i64,
+        family_id: String,
+        origin: &Origin,
+        now: i64,
+        session_ends_at: i64,
+    ) -> NewRefreshToken {
         NewRefreshToken {
             id: Uuid::new_v4().to_string(),
             family_id,
@@ -200,6 +342,8 @@ impl Sessions {
             access_jti: Uuid::new_v4().to_string(),
             issued_at: now,
             expires_at: now.saturating_add(self.lifetimes.refresh_ttl()).min(session_ends_at),
+            client_address: origin.client_address.clone(),
+            user_agent: origin.user_agent.clone(),
         }
     }
 
@@ -222,6 +366,13 @@ impl Sessions {
             refresh_token: signed.refresh_token,
             expires_in: signed.access_expires_at.saturating_sub(now).max(0),
         })
+    }
+}
+
+impl Origin {
+    /// A successor is recorded as coming from where its session began.
+    fn of(row: &refresh_tokens::Model) -> Self {
+        Self { client_address: row.client_address.clone(), user_agent: row.user_agent.clone() }
     }
 }
 

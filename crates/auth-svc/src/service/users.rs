@@ -30,7 +30,7 @@ use std::{
 use model::{DatabaseConnection, query};
 
 use crate::{
-    domain::{PasswordHash, User, Username},
+    domain::{AccountRecord, PasswordHash, User, Username},
     error::AuthError,
     metrics::Metrics,
     store::cache::{Lookup, UserCache},
@@ -227,8 +227,46 @@ impl Users {
         Ok(user)
     }
 
+    /// Disables or enables an account; `None` when no account has that id.
+    pub async fn set_disabled(&self, id: i64, disabled: bool) -> Result<Option<AccountRecord>, AuthError> {
+        let row = query::users::set_disabled(&self.db, id, disabled).await?;
+        let record = row.map(AccountRecord::from);
+        if let Some(record) = &record {
+            self.forget(&record.user).await;
+        }
+        Ok(record)
+    }
+
+    /// Replaces an account's password hash; `false` when the account is gone.
+    pub async fn set_password_hash(&self, user: &User, password_hash: &str) -> Result<bool, AuthError> {
+        let changed = query::users::set_password_hash(&self.db, user.id, password_hash).await?;
+        // The cache holds no hash; forgotten all the same, as after every write.
+        self.forget(user).await;
+        Ok(changed)
+    }
+
+    /// Notes a successful login (`last_login_at`); no cache holds it.
+    pub async fn record_login(&self, id: i64) -> Result<(), AuthError> {
+        Ok(query::users::record_login(&self.db, id).await?)
+    }
+
+    /// An account with its times, from the database (operators must see the truth).
+    pub async fn record(&self, id: i64) -> Result<Option<AccountRecord>, AuthError> {
+        Ok(query::users::find_by_id(&self.db, id).await?.map(AccountRecord::from))
+    }
+
+    /// An account with its times, by name, from the database.
+    pub async fn record_by_username(&self, username: &Username) -> Result<Option<AccountRecord>, AuthError> {
+        Ok(query::users::find_by_username(&self.db, username.canonical()).await?.map(AccountRecord::from))
+    }
+
+    /// One page of accounts, from the database.
+    pub async fn list(&self, filter: &query::users::UserListFilter) -> Result<Vec<AccountRecord>, AuthError> {
+        Ok(query::users::list(&self.db, filter).await?.into_iter().map(AccountRecord::from).collect())
+    }
+
     /// Deletes an account (its sessions go with it); every replica's poll finds the deletion
-    /// through `user_deletions`. No RPC does this yet; operators and tests do.
+    /// through `user_deletions`.
     pub async fn delete(&self, id: i64) -> Result<bool, AuthError> {
         let existing = query::users::find_by_id(&self.db, id).await?;
         let deleted = query::users::delete(&self.db, id).await?;

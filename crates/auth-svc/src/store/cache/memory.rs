@@ -94,7 +94,13 @@ mod tests {
     use super::*;
 
     fn user(id: i64) -> User {
-        User { id, username: format!("User{id}"), username_canonical: format!("user{id}"), role: "user".into() }
+        User {
+            id,
+            username: format!("User{id}"),
+            username_canonical: format!("user{id}"),
+            role: "user".into(),
+            disabled: false,
+        }
     }
 
     const TTL: CacheTtl = CacheTtl { row: Duration::from_secs(300), missing: Duration::from_secs(5) };

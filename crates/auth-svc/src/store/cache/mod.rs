@@ -67,13 +67,19 @@ mod tests {
     /// What a cache can hold is `User`. The exhaustive pattern stops compiling when a field is
     /// added (a password hash would need one), and the JSON pins what Redis receives.
     #[test]
-    fn a_cached_user_is_its_id_names_and_role_and_nothing_else() {
-        let user = User { id: 7, username: "Alice".into(), username_canonical: "alice".into(), role: "user".into() };
-        let User { id: _, username: _, username_canonical: _, role: _ } = &user;
+    fn a_cached_user_is_its_id_names_role_and_disabled_flag_and_nothing_else() {
+        let user = User {
+            id: 7,
+            username: "Alice".into(),
+            username_canonical: "alice".into(),
+            role: "user".into(),
+            disabled: false,
+        };
+        let User { id: _, username: _, username_canonical: _, role: _, disabled: _ } = &user;
         let json = serde_json::to_value(&user).unwrap();
         let mut keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["id", "role", "username", "username_canonical"]);
+        assert_eq!(keys, ["disabled", "id", "role", "username", "username_canonical"]);
     }
 
     /// Entries an older release wrote hold the hash; they must read as a miss, never a user.
