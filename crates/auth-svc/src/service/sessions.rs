@@ -200,6 +200,8 @@ impl Sessions {
             access_jti: Uuid::new_v4().to_string(),
             issued_at: now,
             expires_at: now.saturating_add(self.lifetimes.refresh_ttl()).min(session_ends_at),
+            client_address: None,
+            user_agent: None,
         }
     }
 
