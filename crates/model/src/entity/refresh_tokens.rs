@@ -24,6 +24,11 @@ pub struct Model {
     pub successor_id: Option<String>,
     /// Unix seconds at which the family was revoked (logout or reuse detection).
     pub revoked_at: Option<i64>,
+    /// The client's address at login (at most 64 characters), copied to every successor by
+    /// rotation, so the user can recognise the session.
+    pub client_address: Option<String>,
+    /// The client's `user-agent` at login (at most 256 characters), copied likewise.
+    pub user_agent: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -20,6 +20,11 @@ pub struct Model {
     pub created_at: DateTime,
     /// UTC.
     pub updated_at: DateTime,
+    /// UTC; when an operator disabled the account (`None`: enabled). A disabled account cannot
+    /// log in or refresh.
+    pub disabled_at: Option<DateTime>,
+    /// UTC; the last successful login (`None`: never since this column exists).
+    pub last_login_at: Option<DateTime>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -11,6 +11,7 @@ mod m20261122_000002_create_refresh_tokens;
 mod m20261201_000003_username_canonical;
 mod m20261201_000004_refresh_token_indexes;
 mod m20261201_000005_users_updated_at_index;
+mod m20261201_000006_accounts_and_sessions;
 
 #[cfg(test)]
 mod tests;
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_username_canonical::Migration),
             Box::new(m20261201_000004_refresh_token_indexes::Migration),
             Box::new(m20261201_000005_users_updated_at_index::Migration),
+            Box::new(m20261201_000006_accounts_and_sessions::Migration),
         ]
     }
 }

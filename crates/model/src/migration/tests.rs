@@ -12,20 +12,31 @@ use super::Migrator;
 const BACKENDS: [(&str, DatabaseBackend); 3] =
     [("sqlite", DatabaseBackend::Sqlite), ("postgres", DatabaseBackend::Postgres), ("mysql", DatabaseBackend::MySql)];
 
-/// A connection that answers every statement: the reads of the username migration find no
-/// accounts and no `username_canonical` column yet.
-fn recording_connection(backend: DatabaseBackend) -> sea_orm::DatabaseConnection {
+/// A connection that answers every statement of `migration` as a first run sees it: the
+/// username migration finds no accounts and no `username_canonical` column yet; the accounts
+/// migration finds none of its columns and indexes, and the index it replaces.
+fn recording_connection(migration: &str, backend: DatabaseBackend) -> sea_orm::DatabaseConnection {
     let no_accounts: Vec<BTreeMap<String, Value>> = Vec::new();
-    let no_column = vec![BTreeMap::from([("has_column".to_owned(), Value::from(false))])];
+    let absent = |probe: &str| vec![BTreeMap::from([(probe.to_owned(), Value::from(false))])];
+    let reads = match migration {
+        "m20261201_000003_username_canonical" => vec![no_accounts, absent("has_column")],
+        "m20261201_000006_accounts_and_sessions" => {
+            let (column, index) = (absent("has_column"), absent("has_index"));
+            // The single-column user index, replaced, is found to be there.
+            let replaced = vec![BTreeMap::from([("has_index".to_owned(), Value::from(true))])];
+            vec![column.clone(), column.clone(), index.clone(), column.clone(), column, index, replaced]
+        }
+        _ => Vec::new(),
+    };
     MockDatabase::new(backend)
-        .append_query_results([no_accounts, no_column])
+        .append_query_results(reads)
         .append_exec_results(std::iter::repeat_with(MockExecResult::default).take(16))
         .into_connection()
 }
 
 /// The statements one direction of `migration` runs on `backend`, one a line.
 async fn statements(migration: &dyn MigrationTrait, backend: DatabaseBackend, up: bool) -> Vec<String> {
-    let db = recording_connection(backend);
+    let db = recording_connection(migration.name(), backend);
     let manager = SchemaManager::new(&db);
     let run = if up { migration.up(&manager).await } else { migration.down(&manager).await };
     if let Err(err) = run {

@@ -2,8 +2,8 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QuerySelect, Set, TransactionTrait,
-    sea_query::{Alias, Expr, ExprTrait, Query},
+    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    sea_query::{Alias, Expr, ExprTrait, Order, Query},
 };
 
 use crate::{
@@ -20,6 +20,9 @@ pub struct NewRefreshToken {
     pub access_jti: String,
     pub issued_at: i64,
     pub expires_at: i64,
+    /// Recorded at login; a successor carries its predecessor's (see the entity).
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 impl NewRefreshToken {
@@ -36,6 +39,8 @@ impl NewRefreshToken {
             rotated_at: None,
             successor_id: None,
             revoked_at: None,
+            client_address: self.client_address,
+            user_agent: self.user_agent,
         }
     }
 
@@ -50,6 +55,8 @@ impl NewRefreshToken {
             rotated_at: Set(None),
             successor_id: Set(None),
             revoked_at: Set(None),
+            client_address: Set(self.client_address),
+            user_agent: Set(self.user_agent),
         }
     }
 }
@@ -248,5 +255,129 @@ async fn expired_family_rows(db: &impl ConnectionTrait, cutoff: i64, limit: u64)
         .limit(limit)
         .into_tuple()
         .all(db)
+        .await?)
+}
+
+/// A live session of a user: its family, read from the family's live (not rotated, not revoked,
+/// not expired at `now`) token, plus when the family started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// The `family_id`.
+    pub id: String,
+    /// When the family started: the smallest `issued_at` of its rows (Unix seconds).
+    pub created_at: i64,
+    /// The `issued_at` of the live token: the last login or refresh (Unix seconds).
+    pub last_used_at: i64,
+    /// The `expires_at` of the live token (Unix seconds).
+    pub expires_at: i64,
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Every live session of `user_id` at `now` (Unix seconds), newest `last_used_at` first.
+///
+/// One statement: the live heads are found by `idx_refresh_tokens_user_revoked (user_id,
+/// revoked_at)`, and each one's family start by a subquery on `idx_refresh_tokens_family_issued
+/// (family_id, issued_at)`, so no list of ids is sent back (a user may have many sessions).
+pub async fn live_sessions(db: &impl ConnectionTrait, user_id: i64, now: i64) -> Result<Vec<SessionRow>, StoreError> {
+    let rows = db.query_all(&live_sessions_query(user_id, now)).await?;
+    let mut sessions: Vec<SessionRow> = Vec::with_capacity(rows.len());
+    let mut families = std::collections::HashSet::with_capacity(rows.len());
+    for row in rows {
+        let session = SessionRow {
+            id: row.try_get("", "family_id")?,
+            created_at: row.try_get("", "created_at")?,
+            last_used_at: row.try_get("", "issued_at")?,
+            expires_at: row.try_get("", "expires_at")?,
+            client_address: row.try_get("", "client_address")?,
+            user_agent: row.try_get("", "user_agent")?,
+        };
+        // A family has one live token; should a race ever leave two, the newest (read first)
+        // stands for it.
+        if families.insert(session.id.clone()) {
+            sessions.push(session);
+        }
+    }
+    Ok(sessions)
+}
+
+/// The statement of [`live_sessions`] (public for the tests that check its plan).
+pub fn live_sessions_query(user_id: i64, now: i64) -> sea_orm::sea_query::SelectStatement {
+    let (head, family) = (Alias::new("head"), Alias::new("family"));
+    let family_start = Query::select()
+        .expr(Expr::col((family.clone(), refresh_tokens::Column::IssuedAt)).min())
+        .from_as(RefreshTokens, family.clone())
+        .and_where(
+            Expr::col((family, refresh_tokens::Column::FamilyId))
+                .equals((head.clone(), refresh_tokens::Column::FamilyId)),
+        )
+        .to_owned();
+    let column = |name: refresh_tokens::Column| Expr::col((head.clone(), name));
+    Query::select()
+        .exprs([
+            column(refresh_tokens::Column::FamilyId),
+            column(refresh_tokens::Column::IssuedAt),
+            column(refresh_tokens::Column::ExpiresAt),
+            column(refresh_tokens::Column::ClientAddress),
+            column(refresh_tokens::Column::UserAgent),
+        ])
+        .expr_as(family_start, Alias::new("created_at"))
+        .from_as(RefreshTokens, head.clone())
+        .and_where(column(refresh_tokens::Column::UserId).eq(user_id))
+        .and_where(column(refresh_tokens::Column::RevokedAt).is_null())
+        .and_where(column(refresh_tokens::Column::RotatedAt).is_null())
+        .and_where(column(refresh_tokens::Column::ExpiresAt).gt(now))
+        .order_by((head.clone(), refresh_tokens::Column::IssuedAt), Order::Desc)
+        .order_by((head, refresh_tokens::Column::FamilyId), Order::Asc)
+        .to_owned()
+}
+
+/// The families of `user_id` that still have an unrevoked row (distinct), except `except`.
+/// Served by `idx_refresh_tokens_user_revoked`.
+pub async fn unrevoked_families(
+    db: &impl ConnectionTrait,
+    user_id: i64,
+    except: Option<&str>,
+) -> Result<Vec<String>, StoreError> {
+    let mut select = RefreshTokens::find()
+        .select_only()
+        .column(refresh_tokens::Column::FamilyId)
+        .filter(refresh_tokens::Column::UserId.eq(user_id))
+        .filter(refresh_tokens::Column::RevokedAt.is_null())
+        .distinct()
+        .order_by_asc(refresh_tokens::Column::FamilyId);
+    if let Some(except) = except {
+        select = select.filter(refresh_tokens::Column::FamilyId.ne(except));
+    }
+    Ok(select.into_tuple::<String>().all(db).await?)
+}
+
+/// Whether `family_id` belongs to `user_id` and has an unrevoked row. Served by the
+/// `(family_id, issued_at)` index.
+pub async fn family_is_live_for(db: &impl ConnectionTrait, family_id: &str, user_id: i64) -> Result<bool, StoreError> {
+    let found = RefreshTokens::find()
+        .select_only()
+        .column(refresh_tokens::Column::Id)
+        .filter(refresh_tokens::Column::FamilyId.eq(family_id))
+        .filter(refresh_tokens::Column::UserId.eq(user_id))
+        .filter(refresh_tokens::Column::RevokedAt.is_null())
+        .into_tuple::<String>()
+        .one(db)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// The live head of a family: its row neither rotated nor revoked (`None` when the session
+/// ended). Expiry is not checked. Should a race ever leave two, the newest.
+pub async fn live_head(
+    db: &impl ConnectionTrait,
+    family_id: &str,
+) -> Result<Option<refresh_tokens::Model>, StoreError> {
+    Ok(RefreshTokens::find()
+        .filter(refresh_tokens::Column::FamilyId.eq(family_id))
+        .filter(refresh_tokens::Column::RotatedAt.is_null())
+        .filter(refresh_tokens::Column::RevokedAt.is_null())
+        .order_by_desc(refresh_tokens::Column::IssuedAt)
+        .one(db)
         .await?)
 }

@@ -7,8 +7,8 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QuerySelect, Set, TransactionTrait,
-    sea_query::{Alias, Expr, ExprTrait, Query},
+    QueryFilter, QueryOrder, QuerySelect, Select, Set, TransactionTrait,
+    sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Query},
 };
 
 use crate::{
@@ -47,6 +47,8 @@ pub async fn insert(
         role: Set(role.to_owned()),
         created_at: Set(now),
         updated_at: Set(now),
+        disabled_at: Set(None),
+        last_login_at: Set(None),
         ..Default::default()
     };
     // A deadlock among concurrent inserts of one key (InnoDB locks duplicate keys shared, then
@@ -137,4 +139,113 @@ pub async fn set_role(
     // Not `rows_affected`: MySQL counts only changed rows, so 0 may mean "already that role".
     // The unique key makes this read the row just written.
     find_by_username(db, username).await
+}
+
+/// Sets or clears `disabled_at` (database clock; an already disabled account keeps its first
+/// time) and `updated_at`. `None` when no account has that id.
+pub async fn set_disabled(
+    db: &impl ConnectionTrait,
+    id: i64,
+    disabled: bool,
+) -> Result<Option<users::Model>, StoreError> {
+    let now = database_now(db.get_database_backend());
+    let disabled_at = if disabled {
+        Func::coalesce([Expr::col(users::Column::DisabledAt), now.clone()]).into()
+    } else {
+        Expr::value(Option::<chrono::NaiveDateTime>::None)
+    };
+    Users::update_many()
+        .col_expr(users::Column::DisabledAt, disabled_at)
+        .col_expr(users::Column::UpdatedAt, now)
+        .filter(users::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    // Read back rather than trust `rows_affected`, as `set_role` does; the key finds the row
+    // just written.
+    find_by_id(db, id).await
+}
+
+/// Replaces the password hash (and `updated_at`). `false` when no account has that id.
+pub async fn set_password_hash(db: &impl ConnectionTrait, id: i64, password_hash: &str) -> Result<bool, StoreError> {
+    let updated = Users::update_many()
+        .col_expr(users::Column::PasswordHash, Expr::value(password_hash))
+        .col_expr(users::Column::UpdatedAt, database_now(db.get_database_backend()))
+        .filter(users::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    // sqlx asks MySQL for matched rather than changed rows (CLIENT_FOUND_ROWS), so the same hash
+    // set twice within one second still counts.
+    Ok(updated.rows_affected > 0)
+}
+
+/// Sets `last_login_at` to the database's clock. Not `updated_at`: no cache holds it.
+pub async fn record_login(db: &impl ConnectionTrait, id: i64) -> Result<(), StoreError> {
+    Users::update_many()
+        .col_expr(users::Column::LastLoginAt, database_now(db.get_database_backend()))
+        .filter(users::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Which accounts [`list`] returns: one keyset page of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserListFilter {
+    /// Only ids greater than this: the last id of the previous page.
+    pub after_id: Option<i64>,
+    /// Compared with `username_canonical` after `storage_key(prefix)` (so `AL` finds `alice`);
+    /// `%`, `_` and `\` in it match only themselves.
+    pub username_prefix: Option<String>,
+    pub role: Option<String>,
+    pub limit: u64,
+}
+
+/// One page of accounts in id order: ids greater than `filter.after_id`, at most `filter.limit`.
+/// With a role, served by `idx_users_role_id (role, id)`; otherwise by the primary key (the
+/// prefix is checked on the rows read in id order).
+pub async fn list(db: &impl ConnectionTrait, filter: &UserListFilter) -> Result<Vec<users::Model>, StoreError> {
+    Ok(list_query(filter).all(db).await?)
+}
+
+/// The statement of [`list`] (public for the tests that check its plan).
+pub fn list_query(filter: &UserListFilter) -> Select<Users> {
+    let mut select = Users::find().order_by_asc(users::Column::Id).limit(filter.limit);
+    if let Some(after_id) = filter.after_id {
+        select = select.filter(users::Column::Id.gt(after_id));
+    }
+    if let Some(prefix) = &filter.username_prefix {
+        let pattern = format!("{}%", escape_like(&storage_key(prefix)));
+        select = select.filter(users::Column::UsernameCanonical.like(LikeExpr::new(pattern).escape(LIKE_ESCAPE)));
+    }
+    if let Some(role) = &filter.role {
+        select = select.filter(users::Column::Role.eq(role.as_str()));
+    }
+    select
+}
+
+/// The escape character of [`list`]'s LIKE pattern, declared with `ESCAPE` on every backend
+/// (MySQL's default is also `\`, PostgreSQL's too, SQLite has none).
+const LIKE_ESCAPE: char = '\\';
+
+/// `text` as a LIKE pattern that matches only itself.
+fn escape_like(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len());
+    for character in text.chars() {
+        if matches!(character, '%' | '_' | LIKE_ESCAPE) {
+            pattern.push(LIKE_ESCAPE);
+        }
+        pattern.push(character);
+    }
+    pattern
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_like;
+
+    #[test]
+    fn like_wildcards_and_the_escape_character_are_escaped() {
+        assert_eq!(escape_like(r"a%b_c\d"), r"a\%b\_c\\d");
+        assert_eq!(escape_like("alice"), "alice");
+    }
 }
