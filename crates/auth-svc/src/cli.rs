@@ -77,7 +77,10 @@ impl OfflineAdmin {
     pub async fn set_role(&self, config: &Config, username: &str, role: &str) -> anyhow::Result<User> {
         let username = Username::parse(username)?;
         if !config.auth.roles.iter().any(|known| known == role) {
-            anyhow::bail!("unknown role {role:?}; auth.roles allows: {}", config.auth.roles.join(", "));
+            let allowed = config.auth.roles.join(", ");
+            return Err(
+                AuthError::InvalidArgument(format!("unknown role {role:?}; auth.roles allows: {allowed}")).into()
+            );
         }
         let user =
             self.users.set_role(&username, role).await?.with_context(|| format!("no user named {username:?}"))?;

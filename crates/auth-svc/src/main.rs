@@ -106,10 +106,9 @@ async fn main() -> ExitCode {
             // A command's error is its answer, printed once; the server also logs it.
             if !interactive {
                 tracing::error!("{err:#}");
-                return ExitCode::FAILURE;
             }
             eprintln!("auth-svc: {err:#}");
-            ExitCode::from(cli::exit_code(&err))
+            if interactive { ExitCode::from(cli::exit_code(&err)) } else { ExitCode::FAILURE }
         }
     }
 }

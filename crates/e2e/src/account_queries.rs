@@ -366,3 +366,53 @@ async fn the_session_list_and_the_role_filter_are_served_by_their_indexes() {
     assert_eq!(names(&page).first(), Some(&"user550"));
     assert_eq!(page.len(), 10);
 }
+
+/// A run of the accounts migration that stopped halfway (MySQL commits each DDL statement on its
+/// own) left its first column and its session index: the next run completes it. Then it rolls
+/// back to the schema before it, and applies again.
+#[tokio::test]
+async fn the_accounts_migration_completes_a_run_that_stopped_halfway_and_rolls_back() {
+    use model::migration::{Migrator, MigratorTrait};
+    use sea_orm_migration::SchemaManager;
+
+    let database = TestDatabase::create().await;
+    let (db, _) = model::connect(&database.url, &PoolOptions::default()).await.unwrap();
+    let before = Migrator::migrations().len() - 1;
+    Migrator::up(&db, Some(u32::try_from(before).unwrap())).await.unwrap();
+    let datetime = match db.get_database_backend() {
+        DatabaseBackend::Postgres => "timestamp",
+        DatabaseBackend::MySql => "datetime",
+        _ => "datetime_text",
+    };
+    db.execute_unprepared(&format!("ALTER TABLE users ADD COLUMN disabled_at {datetime} NULL")).await.unwrap();
+    db.execute_unprepared("CREATE INDEX idx_refresh_tokens_user_revoked ON refresh_tokens (user_id, revoked_at)")
+        .await
+        .unwrap();
+
+    migration::run(&db).await.expect("the stopped run is completed");
+    assert_eq!(migration::pending(&db).await.unwrap(), 0);
+    let alice = account(&db, "alice", "user").await;
+    assert!(set_disabled(&db, alice.id, true).await.unwrap().unwrap().disabled_at.is_some());
+    let mut recorded = token("r1", "f1", alice.id, 100, NOW);
+    recorded.client_address = Some("2001:db8::1".into());
+    recorded.user_agent = Some("x".repeat(256));
+    insert(&db, recorded.clone()).await.unwrap();
+    assert_eq!(live_head(&db, "f1").await.unwrap(), Some(recorded.into_row()));
+
+    let manager = SchemaManager::new(&db);
+    let has_index = |name: &'static str| {
+        let manager = &manager;
+        async move { manager.has_index("refresh_tokens", name).await.unwrap() }
+    };
+    assert!(has_index("idx_refresh_tokens_user_revoked").await);
+    assert!(!has_index("idx_refresh_tokens_user").await, "replaced by (user_id, revoked_at)");
+
+    Migrator::down(&db, Some(1)).await.unwrap();
+    assert_eq!(migration::pending(&db).await.unwrap(), 1);
+    assert!(db.execute_unprepared("SELECT disabled_at FROM users").await.is_err());
+    assert!(db.execute_unprepared("SELECT client_address FROM refresh_tokens").await.is_err());
+    assert!(has_index("idx_refresh_tokens_user").await);
+    assert!(!has_index("idx_refresh_tokens_user_revoked").await);
+    migration::run(&db).await.unwrap();
+    assert_eq!(migration::pending(&db).await.unwrap(), 0);
+}
