@@ -1,8 +1,8 @@
 //! The one mapping from a gRPC status to an HTTP answer, and the two error bodies it is written in.
 //!
 //! The gateway speaks two dialects, one per tutorial it reproduces: go-zero's
-//! `{"code": <status>, "msg": "…"}` under `/user/…`, FastAPI's `{"detail": "…"}` everywhere
-//! else ([`Dialect::for_path`]). Every handler turns a failed gRPC call into an [`ApiError`]
+//! `{"code": <status>, "msg": "…"}` under `/user/…` and `/admin/…`, FastAPI's `{"detail": "…"}`
+//! everywhere else ([`Dialect::for_path`]). Every handler turns a failed gRPC call into an [`ApiError`]
 //! with [`ApiError::from_grpc`]; a route that owes its tutorial a particular wording adjusts the
 //! result with [`ApiError::reword`], never by looking at gRPC codes itself. Errors produced by
 //! middleware (404, 405, 408, 413, a caught panic) arrive with no JSON body and are rewritten
@@ -26,7 +26,7 @@ use utoipa::ToSchema;
 /// Which tutorial's error shape a path answers in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
-    /// `/user/…`: `{"code","msg"}`; an unparsable body is 400.
+    /// `/user/…` and the operators' `/admin/…`: `{"code","msg"}`; an unparsable body is 400.
     GoZero,
     /// Everything else: `{"detail"}`; an unparsable body is 422.
     FastApi,
@@ -40,7 +40,8 @@ pub fn fastapi_unauthorized(bearer_presented: bool) -> &'static str {
 
 impl Dialect {
     pub fn for_path(path: &str) -> Self {
-        if path == "/user" || path.starts_with("/user/") { Self::GoZero } else { Self::FastApi }
+        let under = |root: &str| path.strip_prefix(root).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+        if under("/user") || under("/admin") { Self::GoZero } else { Self::FastApi }
     }
 
     /// The status of a body that does not parse or misses a field.
@@ -397,6 +398,9 @@ mod tests {
         assert_eq!(Dialect::for_path("/user/login"), Dialect::GoZero);
         assert_eq!(Dialect::for_path("/user"), Dialect::GoZero);
         assert_eq!(Dialect::for_path("/users"), Dialect::FastApi);
+        assert_eq!(Dialect::for_path("/admin/users/7"), Dialect::GoZero);
+        assert_eq!(Dialect::for_path("/admin"), Dialect::GoZero);
+        assert_eq!(Dialect::for_path("/administrator"), Dialect::FastApi);
         assert_eq!(Dialect::for_path("/token"), Dialect::FastApi);
     }
 }

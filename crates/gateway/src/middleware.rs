@@ -114,7 +114,8 @@ fn cors(config: &CorsConfig) -> CorsLayer {
     let request_id = HeaderName::from_static(REQUEST_ID);
     CorsLayer::new()
         .allow_origin(origins)
-        .allow_methods([Method::GET, Method::POST])
+        // DELETE for `/user/sessions/{id}`, `/user` and `/admin/users/{id}`.
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, request_id.clone()])
         .expose_headers([request_id, header::RETRY_AFTER, header::WWW_AUTHENTICATE])
         .max_age(Duration::from_secs(config.max_age_seconds))

@@ -40,7 +40,7 @@ pub const DOCS_PATH: &str = "/docs";
     info(
         title = "auth gateway",
         description = "REST front of auth-svc. `/user/...` follows the go-zero tutorial (camelCase JSON, \
-                       errors as {\"code\",\"msg\"}); `/signup`, `/token`, `/protected` follow the FastAPI \
+                       errors as {\"code\",\"msg\"}), and so do the operators' `/admin/...`; `/signup`, `/token`, `/protected` follow the FastAPI \
                        tutorial (OAuth2 password flow, errors as {\"detail\"}); `/.well-known/jwks.json` \
                        publishes the keys that verify access tokens. Every 401 carries \
                        `WWW-Authenticate: Bearer`; every response carries `x-request-id`."
@@ -264,12 +264,13 @@ mod tests {
             let responses = operation["responses"].as_object().unwrap();
             let tags: Vec<&str> = operation["tags"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
             let calls_upstream = tags.iter().any(|tag| super::UPSTREAM_TAGS.contains(tag));
+            let go_zero = path.starts_with("/user/") || path == "/user" || path.starts_with("/admin/");
             let mut expected = vec!["200", "408", "413", "431", "500"];
             if calls_upstream {
                 expected.extend(["503", "504"]);
             }
             if operation.get("requestBody").is_some() {
-                expected.push(if path.starts_with("/user/") { "400" } else { "422" });
+                expected.push(if go_zero { "400" } else { "422" });
             }
             if operation.get("security").is_some() {
                 expected.push("401");
@@ -280,11 +281,7 @@ mod tests {
             for status in expected {
                 assert!(responses.contains_key(status), "{method} {path} does not list {status}");
             }
-            let error_schema = if path.starts_with("/user/") {
-                "#/components/schemas/CodeError"
-            } else {
-                "#/components/schemas/Detail"
-            };
+            let error_schema = if go_zero { "#/components/schemas/CodeError" } else { "#/components/schemas/Detail" };
             for (status, response) in responses {
                 if status == "431" {
                     assert!(response.get("content").is_none(), "{method} {path} 431 has no body");
@@ -321,11 +318,66 @@ mod tests {
             "Health",
             "JwkSet",
             "Jwk",
+            "SessionResp",
+            "SessionsResp",
+            "EmptyResp",
+            "UserRecordResp",
+            "UsersPageResp",
         ] {
             assert_eq!(doc["components"]["schemas"][name]["additionalProperties"], false, "{name}");
         }
         assert_eq!(doc["components"]["schemas"]["TokenType"]["enum"], serde_json::json!(["bearer"]));
         assert_eq!(doc["components"]["schemas"]["CodeError"]["properties"]["code"]["minimum"], 400);
+    }
+
+    /// Issue 14's routes list every status they can answer (the shared ones are checked above).
+    #[test]
+    fn the_account_routes_document_their_own_answers() {
+        let doc = doc();
+        let statuses = |path: &str, method: &str| -> Vec<String> {
+            let responses = doc["paths"][path][method]["responses"].as_object();
+            let mut statuses: Vec<String> =
+                responses.unwrap_or_else(|| panic!("{method} {path}")).keys().cloned().collect();
+            statuses.sort_unstable();
+            statuses
+        };
+        let shared = ["408", "413", "431", "500", "503", "504", "401"];
+        for (path, method, own) in [
+            ("/user/sessions", "get", &["200"][..]),
+            ("/user/sessions/{id}", "delete", &["200", "400", "404"]),
+            ("/user/logout-all", "post", &["200", "400"]),
+            ("/user/password", "post", &["200", "400", "429"]),
+            ("/user", "delete", &["200", "400", "429"]),
+            ("/admin/users", "get", &["200", "400", "403"]),
+            ("/admin/users/{id}", "get", &["200", "400", "403", "404"]),
+            ("/admin/users/{id}", "delete", &["200", "400", "403", "404"]),
+            ("/admin/users/{id}/disable", "post", &["200", "400", "403", "404"]),
+            ("/admin/users/{id}/enable", "post", &["200", "400", "403", "404"]),
+            ("/admin/users/{id}/revoke-sessions", "post", &["200", "400", "403", "404"]),
+        ] {
+            let mut expected: Vec<String> = own.iter().chain(&shared).map(|s| (*s).to_owned()).collect();
+            expected.sort_unstable();
+            assert_eq!(statuses(path, method), expected, "{method} {path}");
+        }
+        let logout_all = &doc["paths"]["/user/logout-all"]["post"]["requestBody"];
+        assert_ne!(logout_all["required"], true, "no body is `{{}}`: {logout_all}");
+        let page_size = doc["paths"]["/admin/users"]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "pageSize")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            (&page_size["in"], &page_size["schema"]["minimum"], &page_size["schema"]["maximum"]),
+            (&"query".into(), &0.into(), &100.into())
+        );
+        let id = &doc["paths"]["/admin/users/{id}"]["get"]["parameters"][0];
+        assert_eq!((&id["name"], &id["in"], &id["schema"]["type"]), (&"id".into(), &"path".into(), &"integer".into()));
+        let user = &doc["components"]["schemas"]["UserRecordResp"]["properties"];
+        assert_eq!(user["lastLoginAt"]["type"], serde_json::json!(["string", "null"]));
+        assert_eq!(user["createdAt"]["format"], "date-time");
+        assert_eq!(doc["components"]["schemas"]["SessionResp"]["properties"]["id"]["format"], "uuid");
     }
 
     #[test]

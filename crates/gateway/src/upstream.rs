@@ -7,16 +7,23 @@
 //! HTTP/2 connection. The gateway never judges a token: it forwards the caller's
 //! `Authorization` header as gRPC metadata and lets auth-svc's bearer layer decide. Besides the
 //! request id, it also tells auth-svc the client's address (`x-forwarded-for`), which auth-svc
-//! throttles failed logins by.
+//! throttles failed logins by, and the client's `User-Agent` (`x-forwarded-user-agent`), which
+//! auth-svc records with each session it starts.
 
 use std::{future::Future, net::IpAddr, time::Duration};
 
 use anyhow::Context as _;
 use auth_api::user::v1::{
-    GetJwksRequest, GetJwksResponse, GetUserInfoRequest, LoginRequest, LoginResponse, LogoutRequest, RefreshRequest,
-    RegisterRequest, RegisterResponse, SetUserRoleRequest, UserInfo, user_service_client::UserServiceClient,
+    ChangePasswordRequest, DeleteAccountRequest, DeleteUserRequest, DisableUserRequest, EnableUserRequest,
+    GetJwksRequest, GetJwksResponse, GetUserInfoRequest, GetUserRequest, ListSessionsRequest, ListSessionsResponse,
+    ListUsersRequest, ListUsersResponse, LoginRequest, LoginResponse, LogoutAllRequest, LogoutRequest, RefreshRequest,
+    RegisterRequest, RegisterResponse, RevokeSessionRequest, RevokeUserSessionsRequest, SetUserRoleRequest, UserInfo,
+    UserRecord, user_service_client::UserServiceClient,
 };
-use http::{HeaderMap, HeaderValue, header::AUTHORIZATION};
+use http::{
+    HeaderMap, HeaderValue,
+    header::{AUTHORIZATION, USER_AGENT},
+};
 use tonic::{
     Status,
     metadata::{AsciiMetadataValue, MetadataMap},
@@ -85,6 +92,69 @@ impl Upstream {
         self.call(metadata, message, |mut client, request| async move { client.set_user_role(request).await }).await
     }
 
+    pub async fn list_sessions(&self, metadata: &Forwarded) -> Result<ListSessionsResponse, Status> {
+        let message = ListSessionsRequest {};
+        self.call(metadata, message, |mut client, request| async move { client.list_sessions(request).await }).await
+    }
+
+    pub async fn revoke_session(&self, metadata: &Forwarded, message: RevokeSessionRequest) -> Result<(), Status> {
+        self.call(metadata, message, |mut client, request| async move { client.revoke_session(request).await }).await?;
+        Ok(())
+    }
+
+    pub async fn logout_all(&self, metadata: &Forwarded, message: LogoutAllRequest) -> Result<(), Status> {
+        self.call(metadata, message, |mut client, request| async move { client.logout_all(request).await }).await?;
+        Ok(())
+    }
+
+    pub async fn change_password(
+        &self,
+        metadata: &Forwarded,
+        message: ChangePasswordRequest,
+    ) -> Result<LoginResponse, Status> {
+        self.call(metadata, message, |mut client, request| async move { client.change_password(request).await }).await
+    }
+
+    pub async fn delete_account(&self, metadata: &Forwarded, message: DeleteAccountRequest) -> Result<(), Status> {
+        self.call(metadata, message, |mut client, request| async move { client.delete_account(request).await }).await?;
+        Ok(())
+    }
+
+    pub async fn list_users(
+        &self,
+        metadata: &Forwarded,
+        message: ListUsersRequest,
+    ) -> Result<ListUsersResponse, Status> {
+        self.call(metadata, message, |mut client, request| async move { client.list_users(request).await }).await
+    }
+
+    pub async fn get_user(&self, metadata: &Forwarded, message: GetUserRequest) -> Result<UserRecord, Status> {
+        self.call(metadata, message, |mut client, request| async move { client.get_user(request).await }).await
+    }
+
+    pub async fn disable_user(&self, metadata: &Forwarded, message: DisableUserRequest) -> Result<UserRecord, Status> {
+        self.call(metadata, message, |mut client, request| async move { client.disable_user(request).await }).await
+    }
+
+    pub async fn enable_user(&self, metadata: &Forwarded, message: EnableUserRequest) -> Result<UserRecord, Status> {
+        self.call(metadata, message, |mut client, request| async move { client.enable_user(request).await }).await
+    }
+
+    pub async fn delete_user(&self, metadata: &Forwarded, message: DeleteUserRequest) -> Result<(), Status> {
+        self.call(metadata, message, |mut client, request| async move { client.delete_user(request).await }).await?;
+        Ok(())
+    }
+
+    pub async fn revoke_user_sessions(
+        &self,
+        metadata: &Forwarded,
+        message: RevokeUserSessionsRequest,
+    ) -> Result<(), Status> {
+        self.call(metadata, message, |mut client, request| async move { client.revoke_user_sessions(request).await })
+            .await?;
+        Ok(())
+    }
+
     pub async fn jwks(&self, metadata: &Forwarded) -> Result<GetJwksResponse, Status> {
         self.call(metadata, GetJwksRequest {}, |mut client, request| async move { client.get_jwks(request).await })
             .await
@@ -133,27 +203,41 @@ pub use auth_token::MAX_AUTHORIZATION_BYTES;
 /// address). Always set by the gateway, never copied from the caller.
 pub use auth_api::metadata::FORWARDED_FOR;
 
+/// Metadata key in which auth-svc reads the HTTP client's `User-Agent` (recorded with the session
+/// a login starts). Always the gateway's copy of the header, never a caller's own metadata.
+pub use auth_api::metadata::FORWARDED_USER_AGENT;
+
+/// Longest `User-Agent` passed on, in characters: as much as auth-svc records.
+pub const MAX_USER_AGENT_CHARS: usize = 256;
+
 /// The parts of a REST request that travel on to auth-svc as gRPC metadata: the request id (set
-/// by the request-id middleware), the client address, and, only for the routes whose call
-/// auth-svc authenticates (`extract::WithAuthorization`), the caller's `Authorization` header,
-/// untouched. Nothing else the caller sent is forwarded.
+/// by the request-id middleware), the client address, the client's `User-Agent` (shortened), and,
+/// only for the routes whose call auth-svc authenticates (`extract::WithAuthorization`), the
+/// caller's `Authorization` header, untouched. Nothing else the caller sent is forwarded.
 #[derive(Debug, Clone, Default)]
 pub struct Forwarded {
     authorization: Option<AsciiMetadataValue>,
     request_id: Option<AsciiMetadataValue>,
     client_ip: Option<IpAddr>,
+    user_agent: Option<AsciiMetadataValue>,
     /// Whether the caller sent `Authorization: Bearer …` at all (FastAPI words a missing
     /// credential differently from a bad one; auth-svc still decides).
     bearer_presented: bool,
 }
 
 impl Forwarded {
-    /// The request id and the client address; never `Authorization`.
+    /// The request id, the client address and the user agent; never `Authorization`.
     pub fn from_parts(headers: &HeaderMap, client_ip: Option<IpAddr>) -> Self {
         // A request id that is not valid metadata is dropped (the middleware only lets sane
         // ones through, so this does not happen in practice).
         let request_id = headers.get(REQUEST_ID).and_then(|value| AsciiMetadataValue::try_from(value.as_bytes()).ok());
-        Self { authorization: None, request_id, client_ip, bearer_presented: is_bearer(headers.get(AUTHORIZATION)) }
+        Self {
+            authorization: None,
+            request_id,
+            client_ip,
+            user_agent: headers.get(USER_AGENT).and_then(shortened_user_agent),
+            bearer_presented: is_bearer(headers.get(AUTHORIZATION)),
+        }
     }
 
     /// Adds the caller's `Authorization` header, or refuses one longer than
@@ -186,7 +270,22 @@ impl Forwarded {
         {
             metadata.insert(FORWARDED_FOR, value);
         }
+        if let Some(value) = &self.user_agent {
+            metadata.insert(FORWARDED_USER_AGENT, value.clone());
+        }
     }
+}
+
+/// The first [`MAX_USER_AGENT_CHARS`] characters of a `User-Agent`, if they are valid ASCII
+/// metadata: printable ASCII, as the gRPC spec defines ASCII values (tonic itself would let other
+/// bytes through, which other gRPC stacks refuse). An empty one, or one that is not UTF-8 or not
+/// printable ASCII within that prefix, is dropped, and auth-svc records none.
+fn shortened_user_agent(value: &HeaderValue) -> Option<AsciiMetadataValue> {
+    let text = std::str::from_utf8(value.as_bytes()).ok()?;
+    let end = text.char_indices().nth(MAX_USER_AGENT_CHARS).map_or(text.len(), |(index, _)| index);
+    let shortened = &text[..end];
+    let printable = !shortened.is_empty() && shortened.bytes().all(|byte| (b' '..=b'~').contains(&byte));
+    printable.then(|| AsciiMetadataValue::try_from(shortened).ok()).flatten()
 }
 
 fn is_bearer(authorization: Option<&HeaderValue>) -> bool {
@@ -258,6 +357,30 @@ mod tests {
         assert!(refused.bearer);
         let basic = headers(&[("authorization", &format!("Basic {}", "a".repeat(5000)))]);
         assert!(!Forwarded::from_parts(&basic, None).with_authorization(&basic).unwrap_err().bearer);
+    }
+
+    #[test]
+    fn the_user_agent_travels_shortened_to_its_first_256_characters() {
+        let sent =
+            |headers: &HeaderMap| metadata(&Forwarded::from_parts(headers, None)).get(FORWARDED_USER_AGENT).cloned();
+        assert_eq!(sent(&headers(&[("user-agent", "curl/8.5.0")])).unwrap(), "curl/8.5.0");
+
+        let long = format!("{}{}", "u".repeat(256), "v".repeat(100));
+        assert_eq!(sent(&headers(&[("user-agent", &long)])).unwrap(), "u".repeat(256).as_str());
+
+        // Non-ASCII past the cut does not matter; within it the value is not ASCII metadata.
+        let mut utf8 = HeaderMap::new();
+        let late = format!("{}é", "u".repeat(256));
+        utf8.insert(USER_AGENT, HeaderValue::from_bytes(late.as_bytes()).unwrap());
+        assert_eq!(sent(&utf8).unwrap(), "u".repeat(256).as_str());
+        utf8.insert(USER_AGENT, HeaderValue::from_bytes("agent é".as_bytes()).unwrap());
+        assert!(sent(&utf8).is_none());
+        utf8.insert(USER_AGENT, HeaderValue::from_bytes(b"agent \xff").unwrap());
+        assert!(sent(&utf8).is_none());
+
+        assert!(sent(&headers(&[("user-agent", "")])).is_none());
+        assert!(sent(&headers(&[("user-agent", "tab\tagent")])).is_none());
+        assert!(sent(&headers(&[(FORWARDED_USER_AGENT, "forged")])).is_none(), "a caller's copy never travels");
     }
 
     #[test]

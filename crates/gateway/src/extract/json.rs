@@ -33,6 +33,27 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
     }
 }
 
+/// A JSON body as [`JsonBody`] reads it, or `T::default()` when the request has no body at all
+/// (zero bytes, whatever its `Content-Type`): for a route whose body only holds options, so that
+/// it can be called as plainly as the body-less `/user/logout`.
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let dialect = Dialect::for_path(request.uri().path());
+        let headers = request.headers().clone();
+        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
+            ApiError::unparsable(dialect, rejection.status(), rejection.body_text(), state.body_limit)
+        })?;
+        if body.is_empty() {
+            return Ok(Self(T::default()));
+        }
+        decode_json(dialect, &headers, &body).map(Self)
+    }
+}
+
 /// The whole decoding of a JSON request body, as [`JsonBody`] does it once the body is read
 /// (within the size limit): `Content-Type` must be `application/json` or `application/*+json`
 /// (parameters allowed, case-insensitive), and `body` must deserialize into `T`. The error is

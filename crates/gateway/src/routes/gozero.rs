@@ -1,5 +1,7 @@
 //! The go-zero tutorial's `user-api`: camelCase JSON under `/user/…`, errors as
-//! `{"code","msg"}`. Each handler makes exactly one `UserService` call.
+//! `{"code","msg"}`. Each handler makes exactly one `UserService` call. The same dialect's
+//! routes for the caller's sessions and account are in `gozero_accounts`, the operators' in
+//! `gozero_admin`.
 
 use auth_api::user::v1::{
     LoginRequest, LoginResponse, RefreshRequest, RegisterRequest, RegisterResponse, SetUserRoleRequest, UserInfo,
@@ -18,7 +20,8 @@ use crate::{
 
 pub const TAG: &str = "go-zero";
 
-fn failed(status: Status) -> ApiError {
+/// A failed call, in this dialect (shared with `gozero_accounts` and `gozero_admin`).
+pub(super) fn failed(status: Status) -> ApiError {
     ApiError::from_grpc(Dialect::GoZero, &status)
 }
 

@@ -3,9 +3,15 @@
 //! OpenAPI document as it adds it to the router; `openapi` completes that document.
 
 pub mod gozero;
+/// The caller's sessions, password and account deletion (`/user/sessions`, `DELETE /user`, …).
+pub mod gozero_accounts;
+/// The operators' account management under `/admin/users`.
+pub mod gozero_admin;
 pub mod health;
 pub mod jwks;
 pub mod oauth2;
+/// Protobuf timestamps as RFC 3339 strings, for the answers that carry times.
+mod timestamp;
 
 use axum::{Json, http::header, response::IntoResponse};
 use serde::Serialize;
@@ -22,6 +28,8 @@ fn no_store(body: impl Serialize) -> impl IntoResponse {
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::default()
         .merge(gozero::routes())
+        .merge(gozero_accounts::routes())
+        .merge(gozero_admin::routes())
         .merge(oauth2::routes())
         .merge(jwks::routes())
         .merge(health::routes())

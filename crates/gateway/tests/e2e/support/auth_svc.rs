@@ -29,15 +29,7 @@ impl AuthSvc {
 
     /// Like [`AuthSvc::start`], with the test configuration changed by `adjust` first.
     pub async fn start_with(listen: SocketAddr, db: &Path, adjust: impl FnOnce(&mut auth_svc::Config)) -> Self {
-        let mut config = auth_svc::Config {
-            listen,
-            database_url: format!("sqlite://{}?mode=rwc", db.display()),
-            ..Default::default()
-        };
-        config.password.hash_profile = auth_svc::config::HashProfile::Test;
-        config.auth.access_secret = Some(SecretString::from("a".repeat(40)));
-        config.auth.refresh_secret = Some(SecretString::from("r".repeat(40)));
-        config.grpc.shutdown_grace_seconds = 1;
+        let mut config = test_config(listen, db);
         adjust(&mut config);
         let app = auth_svc::App::build(&config).await.expect("auth-svc builds");
         let addr = app.local_addr().expect("auth-svc address");
@@ -55,6 +47,18 @@ impl AuthSvc {
         }
         (&mut self.task).await.expect("auth-svc task").expect("auth-svc stops cleanly");
     }
+}
+
+/// The configuration every test's auth-svc starts from: the SQLite database at `db`, cheap
+/// hashing, fixed secrets.
+pub fn test_config(listen: SocketAddr, db: &Path) -> auth_svc::Config {
+    let mut config =
+        auth_svc::Config { listen, database_url: format!("sqlite://{}?mode=rwc", db.display()), ..Default::default() };
+    config.password.hash_profile = auth_svc::config::HashProfile::Test;
+    config.auth.access_secret = Some(SecretString::from("a".repeat(40)));
+    config.auth.refresh_secret = Some(SecretString::from("r".repeat(40)));
+    config.grpc.shutdown_grace_seconds = 1;
+    config
 }
 
 /// auth-svc and the gateway in front of it, plus a client.
@@ -102,6 +106,15 @@ impl TestApp {
         let response = self.post_json("/user/register", &json!({"username": username, "password": password})).await;
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.unwrap()
+    }
+
+    /// Makes `username` an admin the operator's way (`auth-svc user set-role`, straight on the
+    /// database). Call it before the account logs in: without Redis, auth-svc keeps serving the
+    /// account it cached at login for a while.
+    pub async fn make_admin(&self, username: &str) {
+        let config = test_config("127.0.0.1:0".parse().unwrap(), &db_path(&self._dir));
+        let (user, _) = auth_svc::cli::set_role_offline(&config, username, "admin").await.expect("set-role");
+        assert_eq!(user.role, "admin");
     }
 
     /// Logs in through the go-zero route: (access, refresh).

@@ -1,10 +1,38 @@
 //! Table-driven requests: a test lists [`Case`]s (what to send, the status and the message that
-//! must come back) and [`check`] sends each in turn against one app.
+//! must come back) and [`check`] sends each in turn against one gateway ([`Target`]: in front of
+//! the real auth-svc or of the scripted one).
 
-use reqwest::{RequestBuilder, StatusCode, multipart};
+use gateway::error::Dialect;
+use reqwest::{Client, Method, RequestBuilder, StatusCode, multipart};
 use serde_json::{Value, json};
 
-use super::{auth_svc::TestApp, header, read};
+use super::{auth_svc::TestApp, header, read, scripted_upstream::Fixture};
+
+/// A gateway that cases are sent to.
+pub trait Target {
+    fn client(&self) -> &Client;
+    fn url(&self, path: &str) -> String;
+}
+
+impl Target for TestApp {
+    fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn url(&self, path: &str) -> String {
+        TestApp::url(self, path)
+    }
+}
+
+impl Target for Fixture {
+    fn client(&self) -> &Client {
+        &self.client
+    }
+
+    fn url(&self, path: &str) -> String {
+        Fixture::url(self, path)
+    }
+}
 
 /// One request a case sends.
 #[derive(Debug)]
@@ -19,6 +47,8 @@ pub enum Call<'a> {
     Multipart(&'static str, &'a [(&'a str, &'a str)]),
     /// GET with `Authorization` as given.
     Get(&'static str, Auth<'a>),
+    /// Any method with `Authorization` as given, and a JSON body if one is given.
+    Send(Method, &'static str, Auth<'a>, Option<Value>),
 }
 
 /// The `Authorization` header a [`Call`] sends.
@@ -50,7 +80,7 @@ pub fn credentials(username: &str, password: &str) -> Value {
 
 /// Sends every case in order against `app` and checks its answer; every 401 must also carry
 /// `WWW-Authenticate: Bearer`.
-pub async fn check(app: &TestApp, cases: &[Case<'_>]) {
+pub async fn check(app: &impl Target, cases: &[Case<'_>]) {
     for (call, status, message) in cases {
         let (path, request) = request(app, call);
         let (got, headers, body) = read(request.send().await.unwrap()).await;
@@ -59,7 +89,7 @@ pub async fn check(app: &TestApp, cases: &[Case<'_>]) {
         if status == StatusCode::UNAUTHORIZED {
             assert_eq!(header(&headers, "www-authenticate"), "Bearer", "{call:?}");
         }
-        let go_zero = path.starts_with("/user/");
+        let go_zero = Dialect::for_path(path) == Dialect::GoZero;
         let text = body[if go_zero { "msg" } else { "detail" }].as_str().unwrap_or_default();
         match message {
             Message::Is(expected) => {
@@ -79,8 +109,8 @@ pub async fn check(app: &TestApp, cases: &[Case<'_>]) {
     }
 }
 
-fn request(app: &TestApp, call: &Call<'_>) -> (&'static str, RequestBuilder) {
-    let post = |path: &'static str| app.client.post(app.url(path));
+fn request(app: &impl Target, call: &Call<'_>) -> (&'static str, RequestBuilder) {
+    let post = |path: &'static str| app.client().post(app.url(path));
     match call {
         Call::Json(path, body) => (path, post(path).json(body)),
         Call::Raw(path, None, body) => (path, post(path).body(*body)),
@@ -94,7 +124,11 @@ fn request(app: &TestApp, call: &Call<'_>) -> (&'static str, RequestBuilder) {
                 .fold(multipart::Form::new(), |form, &(name, value)| form.text(name.to_owned(), value.to_owned()));
             (path, post(path).multipart(form))
         }
-        Call::Get(path, auth) => (path, authorize(app.client.get(app.url(path)), auth)),
+        Call::Get(path, auth) => (path, authorize(app.client().get(app.url(path)), auth)),
+        Call::Send(method, path, auth, body) => {
+            let request = authorize(app.client().request(method.clone(), app.url(path)), auth);
+            (path, if let Some(body) = body { request.json(body) } else { request })
+        }
     }
 }
 

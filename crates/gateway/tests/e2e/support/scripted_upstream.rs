@@ -1,22 +1,28 @@
 //! A scripted `UserService`, standing in for auth-svc: it answers each call as the test's
 //! [`Behavior`] says (a canned answer, a chosen gRPC status, a stall, or a gate the test opens)
-//! and records the metadata it receives. It gives what a healthy auth-svc does not produce on
+//! and records the metadata and the request messages it receives. It gives what a healthy auth-svc does not produce on
 //! demand (RESOURCE_EXHAUSTED, INTERNAL, a stalled call, NOT_SERVING) and lets a test see what
 //! travels to auth-svc. [`start`] puts a gateway in front of it ([`Fixture`]); the suites in
 //! `with_scripted_upstream` use it.
 
 use std::{
+    any::Any,
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use auth_api::user::v1::{
-    GetJwksRequest, GetJwksResponse, GetUserInfoRequest, Jwk, LoginRequest, LoginResponse, LogoutRequest,
-    LogoutResponse, RefreshRequest, RegisterRequest, RegisterResponse, SetUserRoleRequest, UserInfo,
-    ValidateTokenRequest, ValidateTokenResponse,
+    ChangePasswordRequest, DeleteAccountRequest, DeleteAccountResponse, DeleteUserRequest, DeleteUserResponse,
+    DisableUserRequest, EnableUserRequest, GetJwksRequest, GetJwksResponse, GetUserInfoRequest, GetUserRequest, Jwk,
+    ListSessionsRequest, ListSessionsResponse, ListUsersRequest, ListUsersResponse, LoginRequest, LoginResponse,
+    LogoutAllRequest, LogoutAllResponse, LogoutRequest, LogoutResponse, RefreshRequest, RegisterRequest,
+    RegisterResponse, RevokeSessionRequest, RevokeSessionResponse, RevokeUserSessionsRequest,
+    RevokeUserSessionsResponse, Session, SetUserRoleRequest, UserInfo, UserRecord, ValidateTokenRequest,
+    ValidateTokenResponse, get_user_request,
     user_service_server::{UserService, UserServiceServer},
 };
+use prost_types::Timestamp;
 use tokio::{
     net::TcpListener,
     sync::{oneshot, watch},
@@ -47,14 +53,17 @@ pub enum Behavior {
 struct ScriptedUsers {
     behavior: Behavior,
     seen: Arc<Mutex<Vec<MetadataMap>>>,
+    /// The request message of every call, in order (a `Box` of the call's request type).
+    requests: Arc<Mutex<Vec<Box<dyn Any + Send>>>>,
     gate: watch::Receiver<bool>,
     /// What GetJwks answers (when `behavior` answers).
     jwks: Arc<Mutex<GetJwksResponse>>,
 }
 
 impl ScriptedUsers {
-    async fn answer<T, R>(&self, request: Request<R>, value: T) -> Result<Response<T>, Status> {
+    async fn answer<T, R: Clone + Send + 'static>(&self, request: Request<R>, value: T) -> Result<Response<T>, Status> {
         self.seen.lock().unwrap().push(request.metadata().clone());
+        self.requests.lock().unwrap().push(Box::new(request.get_ref().clone()));
         match self.behavior {
             Behavior::Answer => Ok(Response::new(value)),
             Behavior::Fail { code, message, retry_after } => {
@@ -128,15 +137,10 @@ impl UserService for ScriptedUsers {
         self.answer(request, LogoutResponse {}).await
     }
 
-    /// As auth-svc's bearer layer: no `authorization` metadata is UNAUTHENTICATED before the
-    /// behaviour applies. Answers the account named, with the role asked for.
+    /// Answers the account named, with the role asked for.
     async fn set_user_role(&self, request: Request<SetUserRoleRequest>) -> Result<Response<UserInfo>, Status> {
-        if request.metadata().get("authorization").is_none() {
-            self.seen.lock().unwrap().push(request.metadata().clone());
-            return Err(Status::unauthenticated("missing authorization: Bearer token"));
-        }
         let SetUserRoleRequest { username, role } = request.get_ref().clone();
-        self.answer(request, UserInfo { id: 7, username, role }).await
+        self.answer_authenticated(request, UserInfo { id: 7, username, role }).await
     }
 
     async fn validate_token(
@@ -150,12 +154,140 @@ impl UserService for ScriptedUsers {
         let jwks = self.jwks.lock().unwrap().clone();
         self.answer(request, jwks).await
     }
+
+    async fn list_sessions(
+        &self,
+        request: Request<ListSessionsRequest>,
+    ) -> Result<Response<ListSessionsResponse>, Status> {
+        self.answer_authenticated(request, ListSessionsResponse { sessions: sample_sessions() }).await
+    }
+
+    async fn revoke_session(
+        &self,
+        request: Request<RevokeSessionRequest>,
+    ) -> Result<Response<RevokeSessionResponse>, Status> {
+        self.answer_authenticated(request, RevokeSessionResponse {}).await
+    }
+
+    async fn logout_all(&self, request: Request<LogoutAllRequest>) -> Result<Response<LogoutAllResponse>, Status> {
+        self.answer_authenticated(request, LogoutAllResponse { revoked_sessions: 2 }).await
+    }
+
+    async fn change_password(
+        &self,
+        request: Request<ChangePasswordRequest>,
+    ) -> Result<Response<LoginResponse>, Status> {
+        self.answer_authenticated(request, pair()).await
+    }
+
+    async fn delete_account(
+        &self,
+        request: Request<DeleteAccountRequest>,
+    ) -> Result<Response<DeleteAccountResponse>, Status> {
+        self.answer_authenticated(request, DeleteAccountResponse {}).await
+    }
+
+    /// The first page (no page token) has a next page; the page after it is the last.
+    async fn list_users(&self, request: Request<ListUsersRequest>) -> Result<Response<ListUsersResponse>, Status> {
+        let next_page_token = if request.get_ref().page_token.is_empty() { "page-2" } else { "" };
+        let page = ListUsersResponse { users: sample_users(), next_page_token: next_page_token.into() };
+        self.answer_authenticated(request, page).await
+    }
+
+    async fn get_user(&self, request: Request<GetUserRequest>) -> Result<Response<UserRecord>, Status> {
+        let id = match request.get_ref().user {
+            Some(get_user_request::User::Id(id)) => id,
+            _ => 0,
+        };
+        self.answer_authenticated(request, user_record(id, false)).await
+    }
+
+    async fn disable_user(&self, request: Request<DisableUserRequest>) -> Result<Response<UserRecord>, Status> {
+        let id = request.get_ref().id;
+        self.answer_authenticated(request, user_record(id, true)).await
+    }
+
+    async fn enable_user(&self, request: Request<EnableUserRequest>) -> Result<Response<UserRecord>, Status> {
+        let id = request.get_ref().id;
+        self.answer_authenticated(request, user_record(id, false)).await
+    }
+
+    async fn delete_user(&self, request: Request<DeleteUserRequest>) -> Result<Response<DeleteUserResponse>, Status> {
+        self.answer_authenticated(request, DeleteUserResponse {}).await
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        request: Request<RevokeUserSessionsRequest>,
+    ) -> Result<Response<RevokeUserSessionsResponse>, Status> {
+        self.answer_authenticated(request, RevokeUserSessionsResponse { revoked_sessions: 1 }).await
+    }
+}
+
+impl ScriptedUsers {
+    /// As auth-svc's bearer layer: no `authorization` metadata is UNAUTHENTICATED before the
+    /// behaviour applies (the call is still recorded).
+    async fn answer_authenticated<T, R: Clone + Send + 'static>(
+        &self,
+        request: Request<R>,
+        value: T,
+    ) -> Result<Response<T>, Status> {
+        if request.metadata().get("authorization").is_none() {
+            self.seen.lock().unwrap().push(request.metadata().clone());
+            self.requests.lock().unwrap().push(Box::new(request.get_ref().clone()));
+            return Err(Status::unauthenticated("missing authorization: Bearer token"));
+        }
+        self.answer(request, value).await
+    }
+}
+
+/// 2026-12-01T13:45:00Z plus `offset` seconds and `nanos`.
+pub fn at(offset: i64, nanos: i32) -> Option<Timestamp> {
+    Some(Timestamp { seconds: 1_796_132_700 + offset, nanos })
+}
+
+/// What every scripted ListSessions answers: the current session, with a sub-second last use,
+/// and an older one whose address and user agent were unknown.
+pub fn sample_sessions() -> Vec<Session> {
+    vec![
+        Session {
+            id: "0193a6a4-7c1e-7d52-9f3a-2b8c4d5e6f70".into(),
+            created_at: at(0, 0),
+            last_used_at: at(1_212, 250_000_000),
+            expires_at: at(7 * 86_400, 0),
+            client_address: "203.0.113.9".into(),
+            user_agent: "curl/8.5.0".into(),
+            current: true,
+        },
+        Session {
+            id: "0193a6a4-0000-7000-8000-000000000001".into(),
+            created_at: at(-86_400, 0),
+            last_used_at: at(-3_600, 0),
+            expires_at: at(6 * 86_400, 0),
+            client_address: String::new(),
+            user_agent: String::new(),
+            current: false,
+        },
+    ]
+}
+
+/// Account `id` as the scripted admin calls answer it: logged in once (unless it is id 3, which
+/// never did), `disabled` as given.
+pub fn user_record(id: i64, disabled: bool) -> UserRecord {
+    let last_login_at = if id == 3 { None } else { at(60, 500_000) };
+    UserRecord { id, username: format!("user{id}"), role: "user".into(), created_at: at(0, 0), disabled, last_login_at }
+}
+
+/// What every scripted ListUsers page holds: accounts 2 and 3.
+pub fn sample_users() -> Vec<UserRecord> {
+    vec![user_record(2, false), user_record(3, true)]
 }
 
 /// A scripted auth-svc on an ephemeral loopback port; stops when dropped.
 pub struct ScriptedUpstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<MetadataMap>>>,
+    requests: Arc<Mutex<Vec<Box<dyn Any + Send>>>>,
     jwks: Arc<Mutex<GetJwksResponse>>,
     gate: watch::Sender<bool>,
     _stop: oneshot::Sender<()>,
@@ -165,9 +297,16 @@ impl ScriptedUpstream {
     /// Starts the service (on `runtime` if given, else the caller's runtime).
     pub async fn start(behavior: Behavior, health: ServingStatus, runtime: Option<&tokio::runtime::Runtime>) -> Self {
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let requests = Arc::new(Mutex::new(Vec::new()));
         let (gate, gate_rx) = watch::channel(false);
         let jwks = Arc::new(Mutex::new(sample_jwks()));
-        let users = ScriptedUsers { behavior, seen: seen.clone(), gate: gate_rx, jwks: jwks.clone() };
+        let users = ScriptedUsers {
+            behavior,
+            seen: seen.clone(),
+            requests: requests.clone(),
+            gate: gate_rx,
+            jwks: jwks.clone(),
+        };
         let (reporter, health_service) = tonic_health::server::health_reporter();
         reporter.set_service_status("user.v1.UserService", health).await;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -190,7 +329,7 @@ impl ScriptedUpstream {
             Some(runtime) => drop(runtime.spawn(server)),
             None => drop(tokio::spawn(server)),
         }
-        Self { addr, seen, jwks, gate, _stop: stop }
+        Self { addr, seen, requests, jwks, gate, _stop: stop }
     }
 
     /// Calls received so far (answered or not).
@@ -212,6 +351,7 @@ impl ScriptedUpstream {
 /// A scripted auth-svc and a gateway in front of it.
 pub struct Fixture {
     pub base: String,
+    pub client: reqwest::Client,
     pub upstream: ScriptedUpstream,
     _gateway: Gateway,
 }
@@ -228,6 +368,15 @@ impl Fixture {
 
     pub fn calls(&self) -> usize {
         self.upstream.calls()
+    }
+
+    /// The request message of the last call auth-svc received, which must be a `T`.
+    pub fn last_request<T: Clone + 'static>(&self) -> T {
+        let requests = self.upstream.requests.lock().unwrap();
+        let last = requests.last().expect("auth-svc was called");
+        last.downcast_ref::<T>()
+            .unwrap_or_else(|| panic!("the last call was not a {}", std::any::type_name::<T>()))
+            .clone()
     }
 }
 
@@ -247,5 +396,5 @@ pub async fn start_with(
     let mut config = gateway_config(upstream.addr);
     adjust(&mut config);
     let gateway = Gateway::start(&config).await;
-    Fixture { base: format!("http://{}", gateway.addr), upstream, _gateway: gateway }
+    Fixture { base: format!("http://{}", gateway.addr), client: super::client(), upstream, _gateway: gateway }
 }

@@ -27,7 +27,7 @@ async fn preflight_from_an_allowed_origin_passes() {
     assert_eq!(response.status(), StatusCode::OK);
     let headers = response.headers();
     assert_eq!(header(headers, "access-control-allow-origin"), ALLOWED_ORIGIN);
-    assert_eq!(header(headers, "access-control-allow-methods"), "GET,POST");
+    assert_eq!(header(headers, "access-control-allow-methods"), "GET,POST,DELETE");
     assert_eq!(header(headers, "access-control-allow-headers"), "authorization,content-type,x-request-id");
     assert_eq!(header(headers, "access-control-max-age"), "600");
     assert!(headers.get("access-control-allow-credentials").is_none());

@@ -21,17 +21,27 @@ async fn openapi_lists_every_route_with_its_method() {
         .collect();
     let expected: BTreeMap<&str, Vec<&str>> = [
         ("/.well-known/jwks.json", vec!["get"]),
+        ("/admin/users", vec!["get"]),
+        ("/admin/users/{id}", vec!["delete", "get"]),
+        ("/admin/users/{id}/disable", vec!["post"]),
+        ("/admin/users/{id}/enable", vec!["post"]),
+        ("/admin/users/{id}/revoke-sessions", vec!["post"]),
         ("/healthz", vec!["get"]),
         ("/protected", vec!["get"]),
         ("/readyz", vec!["get"]),
         ("/signup", vec!["post"]),
         ("/token", vec!["post"]),
+        ("/user", vec!["delete"]),
         ("/user/info", vec!["get"]),
         ("/user/login", vec!["post"]),
         ("/user/logout", vec!["post"]),
+        ("/user/logout-all", vec!["post"]),
+        ("/user/password", vec!["post"]),
         ("/user/refresh", vec!["post"]),
         ("/user/register", vec!["post"]),
         ("/user/role", vec!["post"]),
+        ("/user/sessions", vec!["get"]),
+        ("/user/sessions/{id}", vec!["delete"]),
     ]
     .into();
     assert_eq!(routes, expected);

@@ -1,6 +1,7 @@
 //! Suites against the real auth-svc (temp SQLite, cheap hashing; `support::auth_svc`): the
 //! routes of both tutorials end to end, and what the gateway does around them.
 
+mod accounts;
 mod connections;
 mod cors;
 mod docs;

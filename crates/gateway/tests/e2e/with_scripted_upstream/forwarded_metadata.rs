@@ -1,6 +1,6 @@
 //! What travels to auth-svc, as the scripted upstream records it: the request id, the client
-//! address (the TCP peer, or a trusted proxy's entry) and, only on the routes auth-svc checks a
-//! token on, `Authorization`; and what the gateway refuses before any call (an oversized
+//! address (the TCP peer, or a trusted proxy's entry), the client's `User-Agent` and, only on the
+//! routes auth-svc checks a token on, `Authorization`; and what the gateway refuses before any call (an oversized
 //! `Authorization` or request head).
 
 use reqwest::StatusCode;
@@ -230,6 +230,46 @@ async fn behind_a_trusted_proxy_auth_svc_learns_the_proxied_client() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(fixture.last_metadata().get("x-forwarded-for").unwrap(), "203.0.113.77");
+}
+
+/// auth-svc records the HTTP client's `User-Agent` with the session a login starts: it travels
+/// on every call as `x-forwarded-user-agent`, cut to 256 characters; a caller's own
+/// `x-forwarded-user-agent` never does.
+#[tokio::test]
+async fn the_user_agent_travels_to_auth_svc_shortened() {
+    let fixture = start(Behavior::Answer, ServingStatus::Serving, 5_000).await;
+    let client = client();
+    let login = |user_agent: Option<&str>| {
+        let mut request = client
+            .post(fixture.url("/user/login"))
+            .header("x-forwarded-user-agent", "forged/1.0")
+            .json(&json!({"username": "a", "password": "b"}));
+        if let Some(user_agent) = user_agent {
+            request = request.header("user-agent", user_agent);
+        }
+        request.send()
+    };
+    let forwarded = || -> Vec<String> {
+        let metadata = fixture.last_metadata();
+        metadata.get_all("x-forwarded-user-agent").iter().map(|value| value.to_str().unwrap().to_owned()).collect()
+    };
+
+    let firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";
+    assert_eq!(login(Some(firefox)).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(forwarded(), [firefox]);
+
+    let long = format!("agent/{}", "x".repeat(400));
+    assert_eq!(login(Some(&long)).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(forwarded(), [&long[..256]]);
+
+    // None sent (reqwest sends none by default): none travels, and neither does the forged one.
+    assert_eq!(login(None).await.unwrap().status(), StatusCode::OK);
+    assert!(forwarded().is_empty());
+
+    // On every call, not only Login.
+    let response = client.get(fixture.url("/user/sessions")).bearer_auth("a.b.c").header("user-agent", "cli/2");
+    assert_eq!(response.send().await.unwrap().status(), StatusCode::OK);
+    assert_eq!(forwarded(), ["cli/2"]);
 }
 
 /// A request head past the gateway's limit is refused (431) by the HTTP server itself: a huge

@@ -2,6 +2,7 @@
 //! auth-svc cannot be made to do on demand or does not show: the metadata it receives, failure
 //! statuses, stalls and crashes, a key set of the test's choosing, calls held at a gate.
 
+mod accounts;
 mod decoding;
 mod forwarded_metadata;
 mod jwks;
