@@ -178,8 +178,8 @@ impl Accounts {
         Ok(user)
     }
 
-    /// Checks the current password (throttled as Login), sets the new one, ends every other
-    /// session and returns a fresh pair for the caller's.
+    /// Checks the current password (throttled as Login), sets the new one, ends every session
+    /// and returns the pair of a new one for the caller (their device stays signed in).
     pub async fn change_password(
         &self,
         claims: &AccessClaims,
@@ -204,9 +204,13 @@ impl Accounts {
         if !self.users.set_password_hash(&user, &hash).await? {
             return Err(AuthError::Unauthenticated("account no longer exists"));
         }
-        self.sessions.revoke_all(user.id, Some(&claims.sid), Actor::User(user.id), call).await?;
-        self.audit.record(event(Outcome::Success));
-        self.sessions.continue_session(claims, &user).await
+        // Every session ends, this one too: whoever held any of its tokens (the reason to change
+        // a password) is out, even within the refresh reuse interval. The caller goes on in a
+        // new session started from here.
+        self.sessions.revoke_all(user.id, None, Actor::User(user.id), call).await?;
+        let (pair, session) = self.sessions.start(&user, call).await?;
+        self.audit.record(event(Outcome::Success).session(&session));
+        Ok(pair)
     }
 
     /// Re-checks the password (throttled as Login), then deletes the account and its sessions.

@@ -291,28 +291,6 @@ impl Sessions {
         }
     }
 
-    /// A fresh pair for the caller's own session (after a password change): its live token is
-    /// rotated as Refresh would, so the refresh token held before is spent.
-    pub async fn continue_session(&self, claims: &AccessClaims, user: &User) -> Result<TokenPair, AuthError> {
-        // Twice at most: a Refresh of the same session may win the first rotation.
-        for _ in 0..2 {
-            let head = query::refresh_tokens::live_head(&self.db, &claims.sid)
-                .await?
-                .ok_or(AuthError::Unauthenticated("session revoked"))?;
-            let now = now_unix();
-            let ends_at = self.session_ends_at(&head.family_id).await?;
-            if now >= ends_at {
-                return Err(AuthError::Unauthenticated("session expired"));
-            }
-            let successor = self.new_token(head.user_id, head.family_id.clone(), &Origin::of(&head), now, ends_at);
-            if query::refresh_tokens::rotate(&self.db, &head.id, &successor).await? {
-                self.metrics.token("refreshed");
-                return self.sign(&successor.into_row(), &user.role, now);
-            }
-        }
-        Err(AuthError::Unavailable("the session changed twice while a new pair was made; retry".into()))
-    }
-
     async fn find_row(&self, jti: &str) -> Result<refresh_tokens::Model, AuthError> {
         query::refresh_tokens::find(&self.db, jti).await?.ok_or(AuthError::Unauthenticated("invalid refresh token"))
     }

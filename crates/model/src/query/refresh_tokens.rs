@@ -366,18 +366,3 @@ pub async fn family_is_live_for(db: &impl ConnectionTrait, family_id: &str, user
         .await?;
     Ok(found.is_some())
 }
-
-/// The live head of a family: its row neither rotated nor revoked (`None` when the session
-/// ended). Expiry is not checked. Should a race ever leave two, the newest.
-pub async fn live_head(
-    db: &impl ConnectionTrait,
-    family_id: &str,
-) -> Result<Option<refresh_tokens::Model>, StoreError> {
-    Ok(RefreshTokens::find()
-        .filter(refresh_tokens::Column::FamilyId.eq(family_id))
-        .filter(refresh_tokens::Column::RotatedAt.is_null())
-        .filter(refresh_tokens::Column::RevokedAt.is_null())
-        .order_by_desc(refresh_tokens::Column::IssuedAt)
-        .one(db)
-        .await?)
-}
