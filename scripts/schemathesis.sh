@@ -114,6 +114,9 @@ user=schemathesis
 password=schemathesis-password
 curl -fsS -o /dev/null -H 'content-type: application/json' \
   -d "{\"username\":\"$user\",\"password\":\"$password\"}" "$BASE/user/register"
+# An admin, so the /admin/users routes are exercised past their 403 (an admin cannot disable
+# or delete itself, so the run cannot lock itself out).
+AUTH_SVC__DATABASE_URL="sqlite://$work/auth.db?mode=rwc" "$bin/auth-svc" user set-role "$user" admin >/dev/null
 cat >"$work/schemathesis.toml" <<TOML
 [auth.dynamic.openapi.bearer]
 path = "/user/login"
