@@ -28,7 +28,9 @@ enum Command {
     /// Apply pending database migrations and exit.
     Migrate,
     /// Account administration straight on the database (no server or token needed). Exit
-    /// codes: 0 done, 3 no such user, 64 bad input, 69 database or Redis unreachable, 1 other.
+    /// codes: 0 done, 2 a malformed command line, 3 no such user, 64 bad input, 69 database
+    /// unreachable, 1 other. An unreachable Redis is a warning: the database is changed, and
+    /// servers see it within `revocation.max_staleness_ms`.
     #[command(subcommand)]
     User(UserCommand),
 }

@@ -162,7 +162,7 @@ impl App {
             metrics.clone(),
             audit.clone(),
         ));
-        let admin = Admin::new(users.clone(), sessions.clone(), audit);
+        let admin = Arc::new(Admin::new(users.clone(), sessions.clone(), audit));
         let introspection = Introspection::new(keys.clone(), revocations.clone(), users.clone());
         let listener = service_kit::bind(config.listen, "listen").await?;
         let admin_listener = service_kit::bind_admin(config.admin_listen).await?;

@@ -61,6 +61,11 @@ impl PasswordHash {
     pub fn into_phc(self) -> String {
         self.0
     }
+
+    /// Whether this is the PHC string `phc` (a session is kept against the hash it was checked with).
+    pub fn is(&self, phc: &str) -> bool {
+        self.0 == phc
+    }
 }
 
 impl std::fmt::Debug for PasswordHash {

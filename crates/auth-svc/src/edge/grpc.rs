@@ -18,13 +18,14 @@ use crate::{
     service::accounts::Accounts,
     service::admin::{Admin, ListQuery, UserRef},
     service::introspection::{ActiveToken, Introspection},
+    service::run_to_completion,
     service::sessions::{SessionInfo, Sessions, TokenPair},
 };
 
 pub struct UserGrpc {
     pub accounts: Arc<Accounts>,
     pub sessions: Arc<Sessions>,
-    pub admin: Admin,
+    pub admin: Arc<Admin>,
     pub introspection: Introspection,
     /// Peers whose `x-forwarded-for` is believed (`grpc.trusted_forwarders`).
     pub trusted_forwarders: Vec<ipnet::IpNet>,
@@ -40,12 +41,11 @@ impl UserGrpc {
         let from_forwarder = request
             .remote_addr()
             .is_some_and(|peer| self.trusted_forwarders.iter().any(|net| net.contains(&peer.ip().to_canonical())));
-        // A trusted forwarder (the gateway) speaks for its client; anyone else for itself.
-        let user_agent = from_forwarder
-            .then(|| text(auth_api::metadata::FORWARDED_USER_AGENT))
-            .flatten()
-            .or_else(|| text("user-agent"))
-            .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect());
+        // A trusted forwarder (the gateway) speaks for its client, and its own `user-agent` is
+        // not the client's; anyone else speaks for itself.
+        let user_agent =
+            if from_forwarder { text(auth_api::metadata::FORWARDED_USER_AGENT) } else { text("user-agent") };
+        let user_agent = user_agent.map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect());
         CallContext {
             client_address: client_address(request, &self.trusted_forwarders),
             user_agent,
@@ -64,9 +64,11 @@ impl UserService for UserGrpc {
     }
 
     async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
-        let call = self.call_context(&request);
+        let (call, accounts) = (self.call_context(&request), self.accounts.clone());
         let LoginRequest { username, password } = request.into_inner();
-        let pair = self.accounts.login(&username, SecretString::from(password), &call).await?;
+        let pair =
+            run_to_completion(async move { accounts.login(&username, SecretString::from(password), &call).await })
+                .await?;
         Ok(Response::new(login_response(pair)))
     }
 
@@ -82,8 +84,8 @@ impl UserService for UserGrpc {
     }
 
     async fn logout(&self, request: Request<LogoutRequest>) -> Result<Response<LogoutResponse>, Status> {
-        let call = self.call_context(&request);
-        self.sessions.logout(claims(&request)?, &call).await?;
+        let (call, sessions, claims) = (self.call_context(&request), self.sessions.clone(), claims(&request)?.clone());
+        run_to_completion(async move { sessions.logout(&claims, &call).await }).await?;
         Ok(Response::new(LogoutResponse {}))
     }
 
@@ -125,10 +127,10 @@ impl UserService for UserGrpc {
         request: Request<v1::RevokeSessionRequest>,
     ) -> Result<Response<v1::RevokeSessionResponse>, Status> {
         let call = self.call_context(&request);
-        let claims = claims(&request)?;
-        let user = self.accounts.caller(claims).await?;
-        let session_id = &request.get_ref().session_id;
-        self.sessions.revoke_one(user.id, session_id, Actor::User(user.id), &call).await?;
+        let user = self.accounts.caller(claims(&request)?).await?;
+        let (sessions, session_id) = (self.sessions.clone(), request.into_inner().session_id);
+        run_to_completion(async move { sessions.revoke_one(user.id, &session_id, Actor::User(user.id), &call).await })
+            .await?;
         Ok(Response::new(v1::RevokeSessionResponse {}))
     }
 
@@ -139,8 +141,12 @@ impl UserService for UserGrpc {
         let call = self.call_context(&request);
         let claims = claims(&request)?;
         let user = self.accounts.caller(claims).await?;
-        let keep = request.get_ref().keep_current.then_some(claims.sid.as_str());
-        let ended = self.sessions.revoke_all(user.id, keep, Actor::User(user.id), &call).await?;
+        let keep = request.get_ref().keep_current.then(|| claims.sid.clone());
+        let sessions = self.sessions.clone();
+        let ended = run_to_completion(async move {
+            sessions.revoke_all(user.id, keep.as_deref(), Actor::User(user.id), &call).await
+        })
+        .await?;
         Ok(Response::new(v1::LogoutAllResponse { revoked_sessions: count(ended) }))
     }
 
@@ -148,13 +154,11 @@ impl UserService for UserGrpc {
         &self,
         request: Request<v1::ChangePasswordRequest>,
     ) -> Result<Response<LoginResponse>, Status> {
-        let call = self.call_context(&request);
-        let claims = claims(&request)?.clone();
+        let (call, accounts, claims) = (self.call_context(&request), self.accounts.clone(), claims(&request)?.clone());
         let v1::ChangePasswordRequest { current_password, new_password } = request.into_inner();
-        let pair = self
-            .accounts
-            .change_password(&claims, SecretString::from(current_password), SecretString::from(new_password), &call)
-            .await?;
+        let (current, new) = (SecretString::from(current_password), SecretString::from(new_password));
+        let pair =
+            run_to_completion(async move { accounts.change_password(&claims, current, new, &call).await }).await?;
         Ok(Response::new(login_response(pair)))
     }
 
@@ -162,10 +166,9 @@ impl UserService for UserGrpc {
         &self,
         request: Request<v1::DeleteAccountRequest>,
     ) -> Result<Response<v1::DeleteAccountResponse>, Status> {
-        let call = self.call_context(&request);
-        let claims = claims(&request)?.clone();
+        let (call, accounts, claims) = (self.call_context(&request), self.accounts.clone(), claims(&request)?.clone());
         let password = SecretString::from(request.into_inner().password);
-        self.accounts.delete_account(&claims, password, &call).await?;
+        run_to_completion(async move { accounts.delete_account(&claims, password, &call).await }).await?;
         Ok(Response::new(v1::DeleteAccountResponse {}))
     }
 
@@ -197,13 +200,17 @@ impl UserService for UserGrpc {
     async fn disable_user(&self, request: Request<v1::DisableUserRequest>) -> Result<Response<v1::UserRecord>, Status> {
         let call = self.call_context(&request);
         let actor = self.admin.require_admin(claims(&request)?).await?;
-        Ok(Response::new(user_record(self.admin.disable(request.get_ref().id, actor, &call).await?)))
+        let (admin, id) = (self.admin.clone(), request.get_ref().id);
+        let record = run_to_completion(async move { admin.disable(id, actor, &call).await }).await?;
+        Ok(Response::new(user_record(record)))
     }
 
     async fn enable_user(&self, request: Request<v1::EnableUserRequest>) -> Result<Response<v1::UserRecord>, Status> {
         let call = self.call_context(&request);
         let actor = self.admin.require_admin(claims(&request)?).await?;
-        Ok(Response::new(user_record(self.admin.enable(request.get_ref().id, actor, &call).await?)))
+        let (admin, id) = (self.admin.clone(), request.get_ref().id);
+        let record = run_to_completion(async move { admin.enable(id, actor, &call).await }).await?;
+        Ok(Response::new(user_record(record)))
     }
 
     async fn delete_user(
@@ -212,7 +219,8 @@ impl UserService for UserGrpc {
     ) -> Result<Response<v1::DeleteUserResponse>, Status> {
         let call = self.call_context(&request);
         let actor = self.admin.require_admin(claims(&request)?).await?;
-        self.admin.delete(request.get_ref().id, actor, &call).await?;
+        let (admin, id) = (self.admin.clone(), request.get_ref().id);
+        run_to_completion(async move { admin.delete(id, actor, &call).await }).await?;
         Ok(Response::new(v1::DeleteUserResponse {}))
     }
 
@@ -222,7 +230,8 @@ impl UserService for UserGrpc {
     ) -> Result<Response<v1::RevokeUserSessionsResponse>, Status> {
         let call = self.call_context(&request);
         let actor = self.admin.require_admin(claims(&request)?).await?;
-        let ended = self.admin.revoke_sessions(request.get_ref().id, actor, &call).await?;
+        let (admin, id) = (self.admin.clone(), request.get_ref().id);
+        let ended = run_to_completion(async move { admin.revoke_sessions(id, actor, &call).await }).await?;
         Ok(Response::new(v1::RevokeUserSessionsResponse { revoked_sessions: count(ended) }))
     }
 }

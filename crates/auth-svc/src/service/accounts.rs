@@ -15,6 +15,7 @@ use crate::{
     domain::{PasswordHash, User},
     error::AuthError,
     metrics::Metrics,
+    service::run_to_completion,
     service::sessions::{Sessions, TokenPair},
     service::users::Users,
     store::throttle::{LoginThrottle, SignupThrottle},
@@ -42,8 +43,8 @@ pub struct AccountPolicy {
     pub roles: Vec<String>,
 }
 
-/// A verdict on presented credentials: the account, when the password matched.
-type Verdict = Result<Option<User>, AuthError>;
+/// A verdict on presented credentials: the account and its hash, when the password matched.
+type Verdict = Result<Option<(User, String)>, AuthError>;
 
 impl Accounts {
     pub fn new(
@@ -121,41 +122,72 @@ impl Accounts {
     ) -> Result<TokenPair, AuthError> {
         let username = domain::Username::parse(username)?;
         password::check_password_size(password.expose_secret())?;
-        let event =
-            |outcome| AuditEvent::new(EventType::Login, outcome, Actor::Anonymous, call).username(username.display());
-        let user = match self.verify_password(&username, password, call).await {
-            Ok(user) => user,
+        // The name is recorded only when it names an account: a password typed into the
+        // username field must not reach the audit log.
+        let event = |outcome, user: Option<&User>| {
+            let event = AuditEvent::new(EventType::Login, outcome, Actor::Anonymous, call);
+            match user {
+                Some(user) => event.subject(user.id).username(&user.username),
+                None => event,
+            }
+        };
+        let (user, verified_hash) = match self.verify_password(&username, password, call).await {
+            Ok(verified) => verified,
             Err(err) => {
-                self.audit.record(event(outcome_of(&err)));
+                let known = self.users.by_username(&username).await.ok().flatten();
+                self.audit.record(event(outcome_of(&err), known.as_ref()));
                 return Err(err);
             }
         };
         if user.disabled {
-            self.audit.record(event(Outcome::Failure).subject(user.id));
+            self.audit.record(event(Outcome::Failure, Some(&user)));
             return Err(AuthError::Unauthenticated("account disabled"));
         }
-        let (pair, session) = self.sessions.start(&user, call).await?;
-        // Disabled while this login ran: the disabling revoked every session it could see,
-        // and this one may have begun after. Read after our insert, so one of us sees the other.
-        let now = self.users.by_id_uncached(user.id).await?;
-        if now.is_none_or(|now| now.disabled) {
-            self.sessions.revoke_all(user.id, None, Actor::Anonymous, call).await?;
-            self.audit.record(event(Outcome::Failure).subject(user.id));
-            return Err(AuthError::Unauthenticated("account disabled"));
-        }
+        let (pair, session) = match self.start_session(&user, &verified_hash, call).await {
+            Ok(started) => started,
+            Err(err) => {
+                self.audit.record(event(Outcome::Failure, Some(&user)));
+                return Err(err);
+            }
+        };
         self.users.record_login(user.id).await?;
-        self.audit.record(event(Outcome::Success).subject(user.id).session(&session));
+        self.audit.record(event(Outcome::Success, Some(&user)).session(&session));
         Ok(pair)
     }
 
+    /// Starts a session for `user`, whose password was just found to be `verified_hash`, and
+    /// keeps it only if the account is still as checked: there, enabled, with that password.
+    /// A DisableUser or ChangePassword racing this call ends every session it can see; this
+    /// one may have begun after. Read after our insert, so one of the two sees the other.
+    async fn start_session(
+        &self,
+        user: &User,
+        verified_hash: &str,
+        call: &CallContext,
+    ) -> Result<(TokenPair, String), AuthError> {
+        let (pair, session) = self.sessions.start(user, call).await?;
+        let now = self.users.credentials_by_id(user.id).await?;
+        let refusal = match now {
+            Some((now, _)) if now.disabled => Some("account disabled"),
+            Some((_, hash)) if hash.is(verified_hash) => None,
+            // Deleted, or its password changed meanwhile.
+            _ => Some("invalid credentials"),
+        };
+        if let Some(refusal) = refusal {
+            self.sessions.end_one(&session).await?;
+            return Err(AuthError::Unauthenticated(refusal));
+        }
+        Ok((pair, session))
+    }
+
     /// The throttled password check of Login, ChangePassword and DeleteAccount; the account
-    /// when the password matched.
+    /// and the hash it matched.
     async fn verify_password(
         &self,
         username: &domain::Username,
         password: SecretString,
         call: &CallContext,
-    ) -> Result<User, AuthError> {
+    ) -> Result<(User, String), AuthError> {
         let check = check_password(
             self.users.clone(),
             self.hasher.clone(),
@@ -206,9 +238,9 @@ impl Accounts {
         }
         // Every session ends, this one too: whoever held any of its tokens (the reason to change
         // a password) is out, even within the refresh reuse interval. The caller goes on in a
-        // new session started from here.
+        // new session started from here (kept only if no disabling or other change raced it).
         self.sessions.revoke_all(user.id, None, Actor::User(user.id), call).await?;
-        let (pair, session) = self.sessions.start(&user, call).await?;
+        let (pair, session) = self.start_session(&user, &hash, call).await?;
         self.audit.record(event(Outcome::Success).session(&session));
         Ok(pair)
     }
@@ -290,15 +322,6 @@ fn outcome_of(err: &AuthError) -> Outcome {
     }
 }
 
-/// Runs `work` on its own task and waits for it. A caller that goes away (a cancelled call, a
-/// client deadline) no longer stops it halfway: a reservation is always settled, so a guess
-/// cut short still counts as what it was, and a pending entry never outlives its hash.
-async fn run_to_completion<T: Send + 'static>(
-    work: impl std::future::Future<Output = Result<T, AuthError>> + Send + 'static,
-) -> Result<T, AuthError> {
-    tokio::spawn(work).await.map_err(AuthError::internal)?
-}
-
 /// Reserves a password check, makes it, and settles the reservation by its outcome.
 async fn check_password(
     users: Arc<Users>,
@@ -323,11 +346,13 @@ async fn check_password(
         }
     };
     let stored_hash = stored_hash.map(PasswordHash::into_phc);
+    // What a session started on this check is kept against (see `Accounts::start_session`).
+    let verified = stored_hash.clone();
     match hasher.verify(password, stored_hash).await {
         Ok(true) => {
             throttle.succeeded(attempt).await;
             metrics.login("success");
-            Ok(user)
+            Ok(user.zip(verified))
         }
         Ok(false) => {
             throttle.failed(attempt).await;

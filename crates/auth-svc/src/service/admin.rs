@@ -9,7 +9,10 @@ use model::query::users::UserListFilter;
 use crate::{
     audit::{Actor, Audit, AuditEvent, CallContext, EventType, Outcome},
     auth::tokens::AccessClaims,
-    domain::{AccountRecord, Username, role::ROLE_ADMIN},
+    domain::{
+        AccountRecord, Username,
+        role::{ROLE_ADMIN, check_role_name},
+    },
     error::AuthError,
     service::{accounts, sessions::Sessions, users::Users},
 };
@@ -81,12 +84,19 @@ impl Admin {
         };
         let username_prefix = match query.username_prefix.as_str() {
             "" => None,
-            // Checked for size and characters like a username, not for being a whole one.
+            // Checked for size and control characters, which no username has (and PostgreSQL
+            // refuses a NUL in text), not for being a whole username.
             prefix if prefix.chars().count() > crate::domain::username::MAX_USERNAME_CHARS => {
                 return Err(AuthError::InvalidArgument("username_prefix is longer than any username".into()));
             }
+            prefix if prefix.chars().any(char::is_control) => {
+                return Err(AuthError::InvalidArgument("username_prefix must not contain control characters".into()));
+            }
             prefix => Some(prefix.to_owned()),
         };
+        if !query.role.is_empty() {
+            check_role_name(&query.role).map_err(AuthError::InvalidArgument)?;
+        }
         let filter = UserListFilter {
             after_id,
             username_prefix,

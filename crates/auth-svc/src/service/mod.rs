@@ -6,3 +6,16 @@ pub mod admin;
 pub mod introspection;
 pub mod sessions;
 pub mod users;
+
+use crate::error::AuthError;
+
+/// Runs `work` on its own task and waits for it. A caller that goes away (a cancelled call, a
+/// client deadline, a gateway timeout) no longer stops it halfway: a login reservation is
+/// always settled, so a guess cut short still counts as what it was; and a change made of
+/// several writes (a password change and the end of every session, a disabling and the end of
+/// every session) is never left half done.
+pub async fn run_to_completion<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, AuthError>> + Send + 'static,
+) -> Result<T, AuthError> {
+    tokio::spawn(work).await.map_err(AuthError::internal)?
+}

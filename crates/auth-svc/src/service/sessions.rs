@@ -222,6 +222,11 @@ impl Sessions {
         Ok(())
     }
 
+    /// Ends a session just started, that must not stand (see `Accounts::start_session`).
+    pub async fn end_one(&self, session_id: &str) -> Result<(), AuthError> {
+        self.end(session_id).await
+    }
+
     /// Revokes one family: in the database, then in the revocation list (this replica at
     /// once, the others through Redis or their next poll).
     async fn end(&self, session_id: &str) -> Result<(), AuthError> {

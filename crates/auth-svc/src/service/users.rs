@@ -209,6 +209,15 @@ impl Users {
         }))
     }
 
+    /// As [`credentials`](Self::credentials), by id: what a new session is checked against.
+    pub async fn credentials_by_id(&self, id: i64) -> Result<Option<(User, PasswordHash)>, AuthError> {
+        let row = query::users::find_by_id(&self.db, id).await?;
+        Ok(row.map(|mut row| {
+            let hash = PasswordHash::new(std::mem::take(&mut row.password_hash));
+            (User::from(row), hash)
+        }))
+    }
+
     /// Creates an account under the display form of `username`; a name equal to a taken one
     /// under RFC 8265 comparison is `ALREADY_EXISTS` (the unique key decides races).
     pub async fn create(&self, username: &Username, password_hash: &str, role: &str) -> Result<User, AuthError> {

@@ -168,11 +168,11 @@ pub async fn logout_all(
     Ok(Json(EmptyResp {}))
 }
 
-/// Checks the current password, sets the new one and ends every other session; this session goes
-/// on with the fresh pair answered (the refresh token held before is spent).
+/// Checks the current password, sets the new one and ends every session of the account, the
+/// caller's too; the caller goes on with the pair answered, of a new session.
 #[utoipa::path(post, path = "/user/password", tag = TAG, security(("bearer" = [])), request_body = ChangePasswordReq,
     responses(
-        (status = 200, description = "A fresh token pair for this session", body = LoginResp,
+        (status = 200, description = "The token pair of a new session for the caller", body = LoginResp,
             headers(("cache-control" = String, description = "no-store"))),
         (status = 400, description = "Body does not parse or misses a field, or the new password breaks the \
             policy", body = CodeError),
