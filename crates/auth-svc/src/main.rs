@@ -106,9 +106,11 @@ async fn main() -> ExitCode {
             // A command's error is its answer, printed once; the server also logs it.
             if !interactive {
                 tracing::error!("{err:#}");
-                return ExitCode::FAILURE;
             }
             eprintln!("auth-svc: {err:#}");
+            if !interactive {
+                return ExitCode::FAILURE;
+            }
             ExitCode::from(cli::exit_code(&err))
         }
     }
@@ -139,26 +141,26 @@ async fn user_command(config: &Config, command: UserCommand) -> anyhow::Result<(
             }
         }
         UserCommand::Show(target) => {
-            let record = admin.get_user(&target.user_ref()).await?;
+            let record = cli::find_account(admin, &target.user_ref()).await?;
             println!("{}", record_line(&record));
         }
         UserCommand::Disable(target) => {
-            let id = admin.get_user(&target.user_ref()).await?.user.id;
+            let id = cli::find_account(admin, &target.user_ref()).await?.user.id;
             let record = admin.disable(id, actor, &call).await?;
             println!("{} (id {}) is disabled; its sessions ended", record.user.username, id);
         }
         UserCommand::Enable(target) => {
-            let id = admin.get_user(&target.user_ref()).await?.user.id;
+            let id = cli::find_account(admin, &target.user_ref()).await?.user.id;
             let record = admin.enable(id, actor, &call).await?;
             println!("{} (id {}) is enabled", record.user.username, id);
         }
         UserCommand::Delete(target) => {
-            let record = admin.get_user(&target.user_ref()).await?;
+            let record = cli::find_account(admin, &target.user_ref()).await?;
             admin.delete(record.user.id, actor, &call).await?;
             println!("{} (id {}) is deleted", record.user.username, record.user.id);
         }
         UserCommand::RevokeSessions(target) => {
-            let record = admin.get_user(&target.user_ref()).await?;
+            let record = cli::find_account(admin, &target.user_ref()).await?;
             let ended = admin.revoke_sessions(record.user.id, actor, &call).await?;
             println!("{} (id {}): {ended} session(s) ended", record.user.username, record.user.id);
         }
