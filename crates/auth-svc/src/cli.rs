@@ -11,11 +11,11 @@ use crate::{
     auth::{keys::Secrets, tokens::TokenKeys},
     config::Config,
     db,
-    domain::{User, Username},
+    domain::{AccountRecord, User, Username},
     error::AuthError,
     metrics::Metrics,
     service::{
-        admin::Admin,
+        admin::{Admin, UserRef},
         sessions::Sessions,
         users::{CacheSync, Users},
     },
@@ -77,10 +77,8 @@ impl OfflineAdmin {
     pub async fn set_role(&self, config: &Config, username: &str, role: &str) -> anyhow::Result<User> {
         let username = Username::parse(username)?;
         if !config.auth.roles.iter().any(|known| known == role) {
-            let allowed = config.auth.roles.join(", ");
-            return Err(
-                AuthError::InvalidArgument(format!("unknown role {role:?}; auth.roles allows: {allowed}")).into()
-            );
+            let known = config.auth.roles.join(", ");
+            return Err(AuthError::InvalidArgument(format!("unknown role {role:?}; auth.roles allows: {known}")).into());
         }
         let user =
             self.users.set_role(&username, role).await?.with_context(|| format!("no user named {username:?}"))?;
@@ -92,6 +90,25 @@ impl OfflineAdmin {
     }
 }
 
+/// The account a command named does not exist; the message names what was asked for (the
+/// service's own "no such user" does not say which).
+#[derive(Debug, thiserror::Error)]
+#[error("no user {0}")]
+pub struct UnknownUser(String);
+
+/// The account `user` names, for a command: an [`UnknownUser`] naming it when there is none.
+pub async fn find_account(admin: &Admin, user: &UserRef) -> anyhow::Result<AccountRecord> {
+    match admin.get_user(user).await {
+        Ok(record) => Ok(record),
+        Err(AuthError::NotFound(_)) => Err(UnknownUser(match user {
+            UserRef::Id(id) => format!("with id {id}"),
+            UserRef::Username(name) => format!("named {name:?}"),
+        })
+        .into()),
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// How a command failed, as its exit code: scripts can tell "no such user" from "the database
 /// is down" from a mistake in the command.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
@@ -99,6 +116,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         Some(AuthError::NotFound(_)) => EXIT_NOT_FOUND,
         Some(AuthError::InvalidArgument(_)) => EXIT_USAGE,
         Some(AuthError::Unavailable(_)) => EXIT_UNAVAILABLE,
+        _ if err.downcast_ref::<UnknownUser>().is_some() => EXIT_NOT_FOUND,
         _ if err.chain().any(|cause| cause.to_string().contains("no user named")) => EXIT_NOT_FOUND,
         _ if err.chain().any(is_connection_failure) => EXIT_UNAVAILABLE,
         _ => 1,

@@ -69,22 +69,7 @@ struct Target {
     id: Option<i64>,
 }
 
-impl std::fmt::Display for Target {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.username, self.id) {
-            (_, Some(id)) => write!(f, "user id {id}"),
-            (Some(name), None) => write!(f, "user {name:?}"),
-            (None, None) => f.write_str("user"),
-        }
-    }
-}
-
 impl Target {
-    /// The account it names, or an error that names what was asked for.
-    async fn find(&self, admin: &auth_svc::service::admin::Admin) -> anyhow::Result<AccountRecord> {
-        admin.get_user(&self.user_ref()).await.map_err(|err| anyhow::Error::from(err).context(self.to_string()))
-    }
-
     fn user_ref(&self) -> UserRef {
         match (&self.username, self.id) {
             (_, Some(id)) => UserRef::Id(id),
@@ -125,7 +110,10 @@ async fn main() -> ExitCode {
                 tracing::error!("{err:#}");
             }
             eprintln!("auth-svc: {err:#}");
-            if interactive { ExitCode::from(cli::exit_code(&err)) } else { ExitCode::FAILURE }
+            if !interactive {
+                return ExitCode::FAILURE;
+            }
+            ExitCode::from(cli::exit_code(&err))
         }
     }
 }
@@ -155,26 +143,26 @@ async fn user_command(config: &Config, command: UserCommand) -> anyhow::Result<(
             }
         }
         UserCommand::Show(target) => {
-            let record = target.find(admin).await?;
+            let record = cli::find_account(admin, &target.user_ref()).await?;
             println!("{}", record_line(&record));
         }
         UserCommand::Disable(target) => {
-            let id = target.find(admin).await?.user.id;
+            let id = cli::find_account(admin, &target.user_ref()).await?.user.id;
             let record = admin.disable(id, actor, &call).await?;
             println!("{} (id {}) is disabled; its sessions ended", record.user.username, id);
         }
         UserCommand::Enable(target) => {
-            let id = target.find(admin).await?.user.id;
+            let id = cli::find_account(admin, &target.user_ref()).await?.user.id;
             let record = admin.enable(id, actor, &call).await?;
             println!("{} (id {}) is enabled", record.user.username, id);
         }
         UserCommand::Delete(target) => {
-            let record = target.find(admin).await?;
+            let record = cli::find_account(admin, &target.user_ref()).await?;
             admin.delete(record.user.id, actor, &call).await?;
             println!("{} (id {}) is deleted", record.user.username, record.user.id);
         }
         UserCommand::RevokeSessions(target) => {
-            let record = target.find(admin).await?;
+            let record = cli::find_account(admin, &target.user_ref()).await?;
             let ended = admin.revoke_sessions(record.user.id, actor, &call).await?;
             println!("{} (id {}): {ended} session(s) ended", record.user.username, record.user.id);
         }

@@ -163,7 +163,7 @@ fn stored_role(dir: &tempfile::TempDir, username: &str) -> Option<String> {
     on_database(dir, async |db| model::query::users::find_by_username(db, username).await.unwrap().map(|u| u.role))
 }
 
-/// `user set-role` at its default log filter: stderr holds its answer and nothing else.
+/// With the commands' own log filter (no `RUST_LOG`): stderr holds the answer and audit lines.
 fn set_role(dir: &tempfile::TempDir, username: &str, role: &str) -> std::process::Output {
     command(dir).env_remove("RUST_LOG").args(["user", "set-role", username, role]).output().unwrap()
 }
@@ -248,7 +248,7 @@ fn set_role_with_an_unknown_role_fails_naming_the_allowed_ones() {
 
     for role in ["root", "Admin"] {
         let output = set_role(&dir, "alice", role);
-        assert_eq!(output.status.code(), Some(64), "{role}");
+        assert_eq!(output.status.code(), Some(64), "{role}: the exit code of bad input");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(stderr, format!("auth-svc: unknown role {role:?}; auth.roles allows: user, admin\n"));
     }
@@ -271,4 +271,165 @@ fn set_role_on_a_database_that_was_never_migrated_asks_for_migrate() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("run `auth-svc migrate` first"), "{stderr}");
+}
+
+/// `auth-svc user ARGS…` on the database of `dir` (named in `AUTH_SVC__DATABASE_URL`), with
+/// JSON logs and the commands' own log filter: stdout is the answer, stderr the audit lines
+/// and any error.
+fn user(dir: &tempfile::TempDir, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = command(dir)
+        .env_remove("RUST_LOG")
+        .env("AUTH_SVC__DATABASE_URL", database_url(dir))
+        .env("AUTH_SVC__LOG__FORMAT", "json")
+        .arg("user")
+        .args(args)
+        .output()
+        .unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+    (output.status.code(), text(output.stdout), text(output.stderr))
+}
+
+/// Two sessions of account `user_id`, as Login writes them.
+fn sessions_of(dir: &tempfile::TempDir, user_id: i64, count: usize) {
+    on_database(dir, async |db| {
+        let now = chrono::Utc::now().timestamp();
+        for _ in 0..count {
+            let token = model::query::refresh_tokens::NewRefreshToken {
+                id: uuid::Uuid::new_v4().to_string(),
+                family_id: uuid::Uuid::new_v4().to_string(),
+                user_id,
+                access_jti: uuid::Uuid::new_v4().to_string(),
+                issued_at: now,
+                expires_at: now + 3600,
+                client_address: None,
+                user_agent: None,
+            };
+            model::query::refresh_tokens::insert(db, token).await.unwrap();
+        }
+    });
+}
+
+fn live_sessions(dir: &tempfile::TempDir, user_id: i64) -> usize {
+    on_database(dir, async |db| {
+        model::query::refresh_tokens::unrevoked_families(db, user_id, None).await.unwrap().len()
+    })
+}
+
+/// The JSON log lines of `stderr` with target "audit".
+fn audit_lines(stderr: &str) -> Vec<serde_json::Value> {
+    stderr
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| line["target"] == "audit")
+        .collect()
+}
+
+#[test]
+fn user_list_and_show_print_one_tab_separated_line_per_account() {
+    let dir = tempfile::tempdir().unwrap();
+    database_with_alice(&dir);
+    on_database(&dir, async |db| {
+        model::query::users::insert(db, "Bob", "$argon2id$v=19$unused", "admin").await.unwrap()
+    });
+
+    let (code, stdout, stderr) = user(&dir, &["list"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let lines: Vec<Vec<&str>> = stdout.lines().map(|line| line.split('\t').collect()).collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[0][..3], ["1", "alice", "user"]);
+    assert_eq!(lines[1][..3], ["2", "Bob", "admin"]);
+    for line in &lines {
+        assert_eq!(line.len(), 6, "id, username, role, created, disabled, last login: {line:?}");
+        chrono::DateTime::parse_from_rfc3339(line[3]).unwrap_or_else(|err| panic!("{err}: {line:?}"));
+        assert_eq!(line[4..], ["enabled", "never"]);
+    }
+    assert!(!stderr.contains("audit"), "reading is not audited: {stderr}");
+
+    assert_eq!(user(&dir, &["list", "--prefix", "BO"]).1.lines().count(), 1);
+    assert!(user(&dir, &["list", "--prefix", "BO"]).1.starts_with("2\tBob\t"));
+    assert!(user(&dir, &["list", "--role", "admin"]).1.starts_with("2\tBob\t"));
+    assert_eq!(user(&dir, &["list", "--role", "auditor"]).1, "");
+
+    let (code, by_name, _) = user(&dir, &["show", "ALICE"]);
+    assert_eq!((code, by_name.lines().count()), (Some(0), 1));
+    assert_eq!(by_name.lines().next(), stdout.lines().next(), "the same line as in the list");
+    let (code, by_id, _) = user(&dir, &["show", "--id", "2"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(by_id.lines().next(), stdout.lines().nth(1));
+}
+
+#[test]
+fn user_disable_enable_revoke_sessions_and_delete_change_the_account_and_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    database_with_alice(&dir);
+    sessions_of(&dir, 1, 2);
+
+    let (code, stdout, stderr) = user(&dir, &["disable", "alice"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, "alice (id 1) is disabled; its sessions ended\n", "no log line on stdout");
+    let audit = audit_lines(&stderr);
+    let disabled: Vec<_> = audit.iter().filter(|line| line["type"] == "account_disabled").collect();
+    assert_eq!(disabled.len(), 1, "{stderr}");
+    assert_eq!((&disabled[0]["actor"], &disabled[0]["subject"]), (&"operator".into(), &1.into()), "{stderr}");
+    assert_eq!(audit.iter().filter(|line| line["type"] == "session_revoked").count(), 2, "{stderr}");
+    assert_eq!(live_sessions(&dir, 1), 0);
+    assert!(user(&dir, &["show", "alice"]).1.contains("\tdisabled\t"));
+    // Idempotent.
+    assert_eq!(user(&dir, &["disable", "--id", "1"]).0, Some(0));
+
+    let (code, stdout, stderr) = user(&dir, &["enable", "alice"]);
+    assert_eq!((code, stdout.as_str()), (Some(0), "alice (id 1) is enabled\n"), "{stderr}");
+    assert_eq!(audit_lines(&stderr).iter().filter(|line| line["type"] == "account_enabled").count(), 1);
+    assert!(user(&dir, &["show", "alice"]).1.contains("\tenabled\t"));
+
+    sessions_of(&dir, 1, 3);
+    let (code, stdout, _) = user(&dir, &["revoke-sessions", "alice"]);
+    assert_eq!((code, stdout.as_str()), (Some(0), "alice (id 1): 3 session(s) ended\n"));
+    assert_eq!(live_sessions(&dir, 1), 0);
+    assert_eq!(user(&dir, &["revoke-sessions", "--id", "1"]).1, "alice (id 1): 0 session(s) ended\n");
+
+    let (code, stdout, stderr) = user(&dir, &["delete", "alice"]);
+    assert_eq!((code, stdout.as_str()), (Some(0), "alice (id 1) is deleted\n"), "{stderr}");
+    assert_eq!(audit_lines(&stderr).iter().filter(|line| line["type"] == "account_deleted").count(), 1);
+    assert_eq!(stored_role(&dir, "alice"), None);
+}
+
+#[test]
+fn user_commands_on_an_unknown_account_exit_3_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    database_with_alice(&dir);
+    for (args, named) in [
+        (&["show", "nobody"][..], r#"no user named "nobody""#),
+        (&["show", "--id", "42"], "no user with id 42"),
+        (&["disable", "nobody"], r#"no user named "nobody""#),
+        (&["enable", "--id", "42"], "no user with id 42"),
+        (&["delete", "nobody"], r#"no user named "nobody""#),
+        (&["revoke-sessions", "--id", "42"], "no user with id 42"),
+    ] {
+        let (code, stdout, stderr) = user(&dir, args);
+        assert_eq!(code, Some(3), "{args:?}: {stderr}");
+        assert_eq!(stderr, format!("auth-svc: {named}\n"), "{args:?}");
+        assert_eq!(stdout, "", "{args:?}");
+    }
+    // Nothing happened to alice.
+    assert!(user(&dir, &["show", "alice"]).1.starts_with("1\talice\tuser\t"));
+    assert!(user(&dir, &["show", "alice"]).1.contains("\tenabled\t"));
+}
+
+#[test]
+fn user_commands_on_an_unreachable_database_exit_69() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [&["list"][..], &["disable", "alice"]] {
+        let output = command(&dir)
+            .env("AUTH_SVC__DATABASE_URL", "postgres://postgres@127.0.0.1:1/none")
+            .env("AUTH_SVC__DATABASE__ACQUIRE_TIMEOUT_MS", "1000")
+            .arg("user")
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(69), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("auth-svc: "), "{stderr}");
+        assert!(output.stdout.is_empty());
+    }
 }

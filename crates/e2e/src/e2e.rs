@@ -12,6 +12,10 @@ mod helpers;
 mod proxy;
 
 // One module per RPC.
+// The signed-in user's own sessions and account: ListSessions to DeleteAccount.
+mod accounts;
+// The operators' calls: ListUsers to RevokeUserSessions, disabled and deleted accounts.
+mod admin;
 // ValidateToken: the authoritative answer about an access token.
 mod introspection;
 // Login: the token pair and its claims, one answer for a wrong password and an unknown user.
@@ -30,6 +34,8 @@ mod user_info;
 mod abuse;
 // Forged and misused tokens.
 mod attacks;
+// Audit events: the records a scenario writes, none with a secret, and their counter.
+mod audit;
 // Signing keys: each algorithm through the gateway's JWKS, a key rotation, `auth-verifier`.
 mod keys;
 // No user enumeration by timing; consistent sessions under concurrent calls.

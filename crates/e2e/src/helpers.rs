@@ -5,16 +5,20 @@ use std::num::NonZero;
 use std::{
     future::Future,
     path::Path,
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use auth_api::user::v1::{
-    GetUserInfoRequest, LoginRequest, LoginResponse, LogoutRequest, RegisterRequest, RegisterResponse, UserInfo,
-    ValidateTokenRequest, ValidateTokenResponse, user_service_client::UserServiceClient,
+    ChangePasswordRequest, DeleteAccountRequest, DeleteUserRequest, DisableUserRequest, EnableUserRequest,
+    GetUserInfoRequest, GetUserRequest, ListSessionsRequest, ListUsersRequest, ListUsersResponse, LoginRequest,
+    LoginResponse, LogoutAllRequest, LogoutRequest, RegisterRequest, RegisterResponse, RevokeSessionRequest,
+    RevokeUserSessionsRequest, Session, UserInfo, UserRecord, ValidateTokenRequest, ValidateTokenResponse,
+    get_user_request, user_service_client::UserServiceClient,
 };
 use auth_svc::{
     App, Config,
+    audit::{AuditEvent, AuditSink},
     config::{HashProfile, RedisConfig},
     service::users::Users,
     store::RedisStore,
@@ -144,6 +148,8 @@ pub struct TestApp {
     pub redis: Option<Arc<RedisStore>>,
     /// The admin (metrics) address, when the config set `admin_listen`.
     pub admin: Option<std::net::SocketAddr>,
+    /// Every audit event the server wrote (it also writes them to the log).
+    pub audit: AuditLog,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<anyhow::Result<()>>>,
     _database: TestDatabase,
@@ -313,6 +319,90 @@ impl TestApp {
     }
 }
 
+/// The calls of a signed-in user on their own sessions and account, each sent with
+/// `authorization: Bearer <access_token>`.
+impl TestApp {
+    pub async fn sessions(&self, access_token: &str) -> Result<Vec<Session>, Status> {
+        let request = authorized(ListSessionsRequest {}, access_token);
+        self.client.clone().list_sessions(request).await.map(|r| r.into_inner().sessions)
+    }
+
+    pub async fn revoke_session(&self, access_token: &str, session_id: &str) -> Result<(), Status> {
+        let request = authorized(RevokeSessionRequest { session_id: session_id.into() }, access_token);
+        self.client.clone().revoke_session(request).await.map(|_| ())
+    }
+
+    /// How many sessions ended.
+    pub async fn logout_all(&self, access_token: &str, keep_current: bool) -> Result<i32, Status> {
+        let request = authorized(LogoutAllRequest { keep_current }, access_token);
+        self.client.clone().logout_all(request).await.map(|r| r.into_inner().revoked_sessions)
+    }
+
+    pub async fn change_password(&self, access_token: &str, current: &str, new: &str) -> Result<LoginResponse, Status> {
+        let message = ChangePasswordRequest { current_password: current.into(), new_password: new.into() };
+        self.client.clone().change_password(authorized(message, access_token)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn delete_account(&self, access_token: &str, password: &str) -> Result<(), Status> {
+        let request = authorized(DeleteAccountRequest { password: password.into() }, access_token);
+        self.client.clone().delete_account(request).await.map(|_| ())
+    }
+}
+
+/// The operators' calls, each sent with `authorization: Bearer <access_token>`.
+impl TestApp {
+    pub async fn list_users(&self, access_token: &str, query: ListUsersRequest) -> Result<ListUsersResponse, Status> {
+        self.client.clone().list_users(authorized(query, access_token)).await.map(|r| r.into_inner())
+    }
+
+    pub async fn get_user(&self, access_token: &str, user: get_user_request::User) -> Result<UserRecord, Status> {
+        let request = authorized(GetUserRequest { user: Some(user) }, access_token);
+        self.client.clone().get_user(request).await.map(|r| r.into_inner())
+    }
+
+    pub async fn disable_user(&self, access_token: &str, id: i64) -> Result<UserRecord, Status> {
+        self.client
+            .clone()
+            .disable_user(authorized(DisableUserRequest { id }, access_token))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn enable_user(&self, access_token: &str, id: i64) -> Result<UserRecord, Status> {
+        self.client
+            .clone()
+            .enable_user(authorized(EnableUserRequest { id }, access_token))
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    pub async fn delete_user(&self, access_token: &str, id: i64) -> Result<(), Status> {
+        self.client.clone().delete_user(authorized(DeleteUserRequest { id }, access_token)).await.map(|_| ())
+    }
+
+    /// How many sessions ended.
+    pub async fn revoke_user_sessions(&self, access_token: &str, id: i64) -> Result<i32, Status> {
+        let request = authorized(RevokeUserSessionsRequest { id }, access_token);
+        self.client.clone().revoke_user_sessions(request).await.map(|r| r.into_inner().revoked_sessions)
+    }
+}
+
+/// A collecting [`AuditSink`]: every event an app wrote, in order.
+#[derive(Clone, Default)]
+pub struct AuditLog(Arc<Mutex<Vec<AuditEvent>>>);
+
+impl AuditSink for AuditLog {
+    fn record(&self, event: &AuditEvent) {
+        self.0.lock().unwrap().push(event.clone());
+    }
+}
+
+impl AuditLog {
+    pub fn events(&self) -> Vec<AuditEvent> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(server) = &self.server {
@@ -325,6 +415,11 @@ pub fn with_authorization<T>(message: T, authorization: &str) -> Request<T> {
     let mut request = Request::new(message);
     request.metadata_mut().insert("authorization", authorization.parse().unwrap());
     request
+}
+
+/// `message` with `authorization: Bearer <access_token>`.
+pub fn authorized<T>(message: T, access_token: &str) -> Request<T> {
+    with_authorization(message, &bearer(access_token))
 }
 
 pub fn bearer(token: &str) -> String {
@@ -351,7 +446,8 @@ impl TestDatabase {
 pub async fn spawn_app_on(config: Config, database: TestDatabase) -> TestApp {
     capture_logs();
     config.validate().expect("test config is valid");
-    let app = App::build(&config).await.expect("app builds");
+    let audit = AuditLog::default();
+    let app = App::build_with_audit_sinks(&config, vec![Box::new(audit.clone())]).await.expect("app builds");
     let addr = app.local_addr().unwrap();
     let db = app.database().clone();
     let (queries, users, redis, admin) = (app.query_counter(), app.users(), app.redis(), app.admin_addr());
@@ -374,6 +470,7 @@ pub async fn spawn_app_on(config: Config, database: TestDatabase) -> TestApp {
         users,
         redis,
         admin,
+        audit,
         shutdown: Some(shutdown),
         server: Some(server),
         _database: database,

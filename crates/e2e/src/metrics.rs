@@ -8,7 +8,7 @@ use auth_api::user::v1::GetUserInfoRequest;
 use crate::helpers::{PASSWORD, bearer, http_get_ok, spawn_app_with};
 
 /// The value of the sample `name{labels}` (labels exactly as exposed), 0 when absent.
-fn sample(text: &str, series: &str) -> f64 {
+pub fn sample(text: &str, series: &str) -> f64 {
     text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.trim().parse().ok()).unwrap_or(0.0)
 }
 

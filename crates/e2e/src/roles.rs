@@ -17,7 +17,7 @@ const KNOWN_ROLES: &str = "unknown role; known roles: user, admin";
 
 /// A running server, and the configuration an operator's `auth-svc user set-role` would run
 /// with next to it: the same database and the same Redis key prefix.
-async fn spawn_deployment(adjust: impl Fn(&mut Config)) -> (TestApp, Config) {
+pub async fn spawn_deployment(adjust: impl Fn(&mut Config)) -> (TestApp, Config) {
     let database = TestDatabase::create().await;
     let (mut config, mut operator) = deployment_configs(&database);
     adjust(&mut config);
@@ -27,7 +27,7 @@ async fn spawn_deployment(adjust: impl Fn(&mut Config)) -> (TestApp, Config) {
 
 /// Registers `username` and makes it an admin the operator's way, before it ever logs in (a
 /// server without Redis would otherwise keep serving its cached "user" row for a while).
-async fn bootstrap_admin(app: &TestApp, operator: &Config, username: &str) -> String {
+pub async fn bootstrap_admin(app: &TestApp, operator: &Config, username: &str) -> String {
     app.register(username).await;
     let (user, cache_current) = set_role_offline(operator, username, "admin").await.expect("set-role");
     assert_eq!((user.username.as_str(), user.role.as_str(), cache_current), (username, "admin", true));
