@@ -270,16 +270,17 @@ impl Forwarded {
         {
             metadata.insert(FORWARDED_FOR, value);
         }
-        if let Some(value) = &self.user_agent {
-            metadata.insert(FORWARDED_USER_AGENT, value.clone());
-        }
+        // Always sent, empty when the client sent none we can pass on: then auth-svc records
+        // none rather than our own `user-agent`.
+        let user_agent = self.user_agent.clone().unwrap_or_else(|| AsciiMetadataValue::from_static(""));
+        metadata.insert(FORWARDED_USER_AGENT, user_agent);
     }
 }
 
 /// The first [`MAX_USER_AGENT_CHARS`] characters of a `User-Agent`, if they are valid ASCII
 /// metadata: printable ASCII, as the gRPC spec defines ASCII values (tonic itself would let other
 /// bytes through, which other gRPC stacks refuse). An empty one, or one that is not UTF-8 or not
-/// printable ASCII within that prefix, is dropped, and auth-svc records none.
+/// printable ASCII within that prefix, is sent as empty, and auth-svc records none.
 fn shortened_user_agent(value: &HeaderValue) -> Option<AsciiMetadataValue> {
     let text = std::str::from_utf8(value.as_bytes()).ok()?;
     let end = text.char_indices().nth(MAX_USER_AGENT_CHARS).map_or(text.len(), |(index, _)| index);
@@ -374,13 +375,15 @@ mod tests {
         utf8.insert(USER_AGENT, HeaderValue::from_bytes(late.as_bytes()).unwrap());
         assert_eq!(sent(&utf8).unwrap(), "u".repeat(256).as_str());
         utf8.insert(USER_AGENT, HeaderValue::from_bytes("agent é".as_bytes()).unwrap());
-        assert!(sent(&utf8).is_none());
+        assert_eq!(sent(&utf8).unwrap(), "");
         utf8.insert(USER_AGENT, HeaderValue::from_bytes(b"agent \xff").unwrap());
-        assert!(sent(&utf8).is_none());
+        assert_eq!(sent(&utf8).unwrap(), "");
 
-        assert!(sent(&headers(&[("user-agent", "")])).is_none());
-        assert!(sent(&headers(&[("user-agent", "tab\tagent")])).is_none());
-        assert!(sent(&headers(&[(FORWARDED_USER_AGENT, "forged")])).is_none(), "a caller's copy never travels");
+        // Sent empty, so auth-svc records none rather than the gateway's own `user-agent`.
+        assert_eq!(sent(&HeaderMap::new()).unwrap(), "");
+        assert_eq!(sent(&headers(&[("user-agent", "")])).unwrap(), "");
+        assert_eq!(sent(&headers(&[("user-agent", "tab\tagent")])).unwrap(), "");
+        assert_eq!(sent(&headers(&[(FORWARDED_USER_AGENT, "forged")])).unwrap(), "", "a caller's copy never travels");
     }
 
     #[test]

@@ -42,10 +42,13 @@ impl UserGrpc {
             .remote_addr()
             .is_some_and(|peer| self.trusted_forwarders.iter().any(|net| net.contains(&peer.ip().to_canonical())));
         // A trusted forwarder (the gateway) speaks for its client, and its own `user-agent` is
-        // not the client's; anyone else speaks for itself.
-        let user_agent =
-            if from_forwarder { text(auth_api::metadata::FORWARDED_USER_AGENT) } else { text("user-agent") };
-        let user_agent = user_agent.map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect());
+        // not the client's: the gateway always sends the header, empty for "none". A trusted
+        // peer without it (a client on loopback) and anyone else speak for themselves.
+        let forwarded = from_forwarder.then(|| text(auth_api::metadata::FORWARDED_USER_AGENT)).flatten();
+        let user_agent = forwarded
+            .or_else(|| text("user-agent"))
+            .filter(|agent| !agent.is_empty())
+            .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect());
         CallContext {
             client_address: client_address(request, &self.trusted_forwarders),
             user_agent,
