@@ -281,3 +281,32 @@ async fn every_call_on_the_own_account_needs_an_access_token() {
     assert_eq!(app.sessions(&alice.access_token).await.unwrap().len(), 1);
     app.login("alice", PASSWORD).await.expect("the password is unchanged and the account there");
 }
+
+/// A password change whose caller goes away (a deadline shorter than the change, a client that
+/// hangs up) is finished all the same: never the new password with old sessions still working.
+#[tokio::test]
+async fn a_password_change_cut_short_by_its_deadline_is_all_or_nothing() {
+    let app = spawn_app().await;
+    for (round, deadline_ms) in [1_u64, 2, 4, 8, 16, 32, 64].into_iter().enumerate() {
+        let name = format!("cut{round}");
+        let this = app.signed_in(&name).await;
+        let mut others = Vec::new();
+        for _ in 0..6 {
+            others.push(app.login(&name, PASSWORD).await.unwrap());
+        }
+        let change = ChangePasswordRequest { current_password: PASSWORD.into(), new_password: NEW_PASSWORD.into() };
+        let mut request = crate::helpers::with_authorization(change, &bearer(&this.access_token));
+        request.set_timeout(std::time::Duration::from_millis(deadline_ms));
+        let _ = app.client.clone().change_password(request).await;
+        // Whatever the call answered, the work it began ends soon after.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let changed = app.login(&name, NEW_PASSWORD).await.is_ok();
+        for other in &others {
+            let works = app.user_info(&bearer(&other.access_token)).await.is_ok();
+            assert_eq!(
+                works, !changed,
+                "deadline {deadline_ms} ms: password changed {changed}, old session works {works}"
+            );
+        }
+    }
+}

@@ -437,3 +437,43 @@ async fn logins_racing_a_disable_leave_no_live_session() {
         app.enable_user(&admin, alice_id).await.unwrap();
     }
 }
+
+/// A disabling whose caller goes away mid-way is finished all the same: no session of the
+/// account survives it to come back when the account is enabled again.
+#[tokio::test]
+async fn a_disable_cut_short_by_its_deadline_still_ends_every_session() {
+    let (app, admin) = with_admin().await;
+    for (round, deadline_ms) in [1_u64, 3, 9, 27].into_iter().enumerate() {
+        let name = format!("cut{round}");
+        let id = app.register(&name).await.id;
+        let mut sessions = Vec::new();
+        for _ in 0..12 {
+            sessions.push(app.login(&name, PASSWORD).await.unwrap());
+        }
+        let mut request = authorized(DisableUserRequest { id }, &admin);
+        request.set_timeout(Duration::from_millis(deadline_ms));
+        let _ = app.client.clone().disable_user(request).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let lookup = authorized(GetUserRequest { user: Some(User::Id(id)) }, &admin);
+        let disabled = app.client.clone().get_user(lookup).await.unwrap().into_inner().disabled;
+        app.client.clone().enable_user(authorized(EnableUserRequest { id }, &admin)).await.unwrap();
+        for session in &sessions {
+            let works = app.user_info(&bearer(&session.access_token)).await.is_ok();
+            assert_eq!(
+                works, !disabled,
+                "deadline {deadline_ms} ms: disabled {disabled}, a session still works {works}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn list_users_refuses_control_characters_and_malformed_roles_before_the_database() {
+    let (app, admin) = with_admin().await;
+    for (prefix, role) in
+        [("\0", ""), ("a\0b", ""), ("a\u{7}", ""), ("", "\0"), ("", "admin\0"), ("", "Admin"), ("", &*"r".repeat(33))]
+    {
+        let result = app.list_users(&admin, query(0, "", prefix, role)).await;
+        assert_eq!(result.unwrap_err().code(), Code::InvalidArgument, "{prefix:?} {role:?}");
+    }
+}
