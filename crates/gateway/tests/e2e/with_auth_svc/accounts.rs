@@ -250,3 +250,17 @@ async fn an_admin_lists_reads_disables_enables_and_deletes_accounts() {
     let (status, _) = call(&app, Method::POST, &format!("{bob_path}/enable"), &admin, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_client_without_a_user_agent_gets_a_session_without_one_not_the_gateways() {
+    let app = spawn_app().await;
+    app.register("alice", PASSWORD).await;
+    // reqwest sends no User-Agent unless told to.
+    let response = app.post_json("/user/login", &json!({"username": "alice", "password": PASSWORD})).await;
+    let (status, _, body) = read(response).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let access = body["accessToken"].as_str().unwrap().to_owned();
+    let (status, body) = call(&app, Method::GET, "/user/sessions", &access, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["sessions"][0]["userAgent"], "", "{body}");
+}
