@@ -114,7 +114,8 @@ mod tests {
             (
                 "/token",
                 "application/x-www-form-urlencoded",
-                serde_json::json!({"detail": "request body too large (limit 65536 bytes)"}),
+                serde_json::json!({"detail": "request body too large (limit 65536 bytes)", "error": "invalid_request",
+                    "error_description": "request body too large (limit 65536 bytes)"}),
             ),
         ] {
             let chunks = (0..20).map(|_| Ok::<_, std::io::Error>(vec![b'x'; 8 * 1024]));

@@ -2,7 +2,8 @@
 //!
 //! The gateway speaks two dialects, one per tutorial it reproduces: go-zero's
 //! `{"code": <status>, "msg": "…"}` under `/user/…` and `/admin/…`, FastAPI's `{"detail": "…"}`
-//! everywhere else ([`Dialect::for_path`]). Every handler turns a failed gRPC call into an [`ApiError`]
+//! everywhere else ([`Dialect::for_path`]); the OAuth 2.0 token endpoint `/token` adds RFC 6749
+//! section 5.2's `error` and `error_description` to FastAPI's body. Every handler turns a failed gRPC call into an [`ApiError`]
 //! with [`ApiError::from_grpc`]; a route that owes its tutorial a particular wording adjusts the
 //! result with [`ApiError::reword`], never by looking at gRPC codes itself. Errors produced by
 //! middleware (404, 405, 408, 413, a caught panic) arrive with no JSON body and are rewritten
@@ -30,6 +31,9 @@ pub enum Dialect {
     GoZero,
     /// Everything else: `{"detail"}`; an unparsable body is 422.
     FastApi,
+    /// `/token`: FastAPI's dialect, its `detail` beside RFC 6749's `error` and
+    /// `error_description` ([`TokenError`]), so OAuth 2.0 client libraries see a refusal as one.
+    TokenEndpoint,
 }
 
 /// The FastAPI tutorial's two 401 wordings (`OAuth2PasswordBearer`): with a bearer token that
@@ -41,17 +45,26 @@ pub fn fastapi_unauthorized(bearer_presented: bool) -> &'static str {
 impl Dialect {
     pub fn for_path(path: &str) -> Self {
         let under = |root: &str| path.strip_prefix(root).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
-        if under("/user") || under("/admin") { Self::GoZero } else { Self::FastApi }
+        if under("/user") || under("/admin") {
+            Self::GoZero
+        } else if path == TOKEN_PATH {
+            Self::TokenEndpoint
+        } else {
+            Self::FastApi
+        }
     }
 
     /// The status of a body that does not parse or misses a field.
     pub fn unparsable_body(self) -> StatusCode {
         match self {
             Self::GoZero => StatusCode::BAD_REQUEST,
-            Self::FastApi => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::FastApi | Self::TokenEndpoint => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 }
+
+/// The path of the OAuth 2.0 token endpoint, whose errors are [`Dialect::TokenEndpoint`].
+pub const TOKEN_PATH: &str = "/token";
 
 /// go-zero's error body (`errorx.CodeError`): `code` repeats the HTTP status.
 // `deny_unknown_fields` only tells the OpenAPI document that no other field is ever sent.
@@ -72,6 +85,64 @@ pub struct Detail {
     pub detail: String,
 }
 
+/// `/token`'s error body: FastAPI's `detail` (unchanged, for the tutorial's clients) beside
+/// RFC 6749 section 5.2's `error` and `error_description` (for OAuth 2.0 client libraries).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"detail": "Incorrect username or password", "error": "invalid_grant",
+    "error_description": "Incorrect username or password"}))]
+pub struct TokenError {
+    pub detail: String,
+    pub error: OAuthErrorCode,
+    /// The same text as `detail`, held to RFC 6749's character set (printable ASCII but `"` and `\`).
+    pub error_description: String,
+}
+
+/// The RFC 6749 `error` codes `/token` answers with: section 5.2's for a refused request, and
+/// section 4.1.2.1's `server_error` and `temporarily_unavailable`, which the token endpoint
+/// borrows for 5xx answers so that every error body has an `error`. (`invalid_client`,
+/// `unauthorized_client` and `invalid_scope` come with client authentication.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthErrorCode {
+    InvalidRequest,
+    InvalidGrant,
+    UnsupportedGrantType,
+    ServerError,
+    TemporarilyUnavailable,
+}
+
+impl OAuthErrorCode {
+    /// The code of a `/token` answer with HTTP status `status`, unless the route chose one
+    /// ([`ApiError::unsupported_grant_type`]).
+    pub fn for_status(status: StatusCode) -> Self {
+        match status {
+            // Wrong credentials or an unusable refresh token. RFC 6749 answers invalid_grant with
+            // 400, but CONTRACT.md keeps the tutorial's 401 (and its WWW-Authenticate).
+            StatusCode::UNAUTHORIZED => Self::InvalidGrant,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => Self::TemporarilyUnavailable,
+            status if status.is_server_error() => Self::ServerError,
+            // A form that does not parse or misses a field (422), a policy error (400), a body
+            // too large (413), a slow upload (408), and a throttled login (429: RFC 6749 has no
+            // code for throttling, and invalid_request is the closest).
+            _ => Self::InvalidRequest,
+        }
+    }
+}
+
+/// `message` in RFC 6749's `error_description` characters (`%x20-21 / %x23-5B / %x5D-7E`): `"`
+/// becomes `'`, any other character outside them `?`.
+fn oauth_error_description(message: &str) -> String {
+    message
+        .chars()
+        .map(|c| match c {
+            '"' => '\'',
+            '\x20'..='\x7e' if c != '\\' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
 /// An HTTP error in the dialect of the route that produced it.
 #[derive(Debug)]
 pub struct ApiError {
@@ -79,6 +150,8 @@ pub struct ApiError {
     status: StatusCode,
     message: Cow<'static, str>,
     retry_after: Option<HeaderValue>,
+    /// [`Dialect::TokenEndpoint`]'s `error`, when the route chose it rather than the status.
+    oauth_error: Option<OAuthErrorCode>,
 }
 
 /// The message of every 503: auth-svc down, unreachable, or lost mid-call.
@@ -86,7 +159,14 @@ const UNAVAILABLE: &str = "auth service unavailable, retry later";
 
 impl ApiError {
     pub fn new(dialect: Dialect, status: StatusCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { dialect, status, message: message.into(), retry_after: None }
+        Self { dialect, status, message: message.into(), retry_after: None, oauth_error: None }
+    }
+
+    /// `/token`'s 400 `unsupported_grant_type` (RFC 6749 section 5.2).
+    pub fn unsupported_grant_type(message: impl Into<Cow<'static, str>>) -> Self {
+        let mut error = Self::new(Dialect::TokenEndpoint, StatusCode::BAD_REQUEST, message);
+        error.oauth_error = Some(OAuthErrorCode::UnsupportedGrantType);
+        error
     }
 
     /// The HTTP answer to a failed gRPC call (the table in docs/api.md). Only the messages of
@@ -154,7 +234,7 @@ impl ApiError {
     /// the Bearer scheme), worded as the dialect words an unusable token.
     pub fn authorization_too_long(dialect: Dialect, bearer: bool) -> Self {
         let message = match (dialect, bearer) {
-            (Dialect::FastApi, bearer) => fastapi_unauthorized(bearer),
+            (Dialect::FastApi | Dialect::TokenEndpoint, bearer) => fastapi_unauthorized(bearer),
             // auth-svc's own wording for such a token.
             (Dialect::GoZero, true) => "bearer token too long",
             (Dialect::GoZero, false) => "authorization header too long",
@@ -179,6 +259,11 @@ impl ApiError {
 
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The `error` of this error's `/token` body.
+    pub fn oauth_error(&self) -> OAuthErrorCode {
+        self.oauth_error.unwrap_or_else(|| OAuthErrorCode::for_status(self.status))
     }
 }
 
@@ -214,12 +299,18 @@ fn is_transport_failure(status: &Status) -> bool {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let oauth_error = self.oauth_error();
         let message = self.message.into_owned();
         let mut response = match self.dialect {
             Dialect::GoZero => {
                 (self.status, Json(CodeError { code: self.status.as_u16(), msg: message })).into_response()
             }
             Dialect::FastApi => (self.status, Json(Detail { detail: message })).into_response(),
+            Dialect::TokenEndpoint => {
+                let error_description = oauth_error_description(&message);
+                (self.status, Json(TokenError { detail: message, error: oauth_error, error_description }))
+                    .into_response()
+            }
         };
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
@@ -393,6 +484,38 @@ mod tests {
         assert_eq!(policy.message(), "password too short");
     }
 
+    #[tokio::test]
+    async fn token_errors_carry_rfc_6749_codes_beside_detail() {
+        let cases = [
+            (Status::unauthenticated("refresh token reused"), 401, "invalid_grant"),
+            (Status::invalid_argument("password too short"), 400, "invalid_request"),
+            (Status::resource_exhausted("slow down"), 429, "invalid_request"),
+            (Status::out_of_range("x"), 413, "invalid_request"),
+            (Status::internal("x"), 500, "server_error"),
+            (Status::unavailable("x"), 503, "temporarily_unavailable"),
+            (Status::deadline_exceeded("x"), 504, "temporarily_unavailable"),
+        ];
+        for (status, http, code) in cases {
+            let (answered, _, body) = render(ApiError::from_grpc(Dialect::TokenEndpoint, &status)).await;
+            assert_eq!(answered.as_u16(), http, "{status:?}");
+            let detail = body["detail"].clone();
+            assert_eq!(body, serde_json::json!({"detail": detail, "error": code, "error_description": detail}));
+        }
+        let (status, _, body) = render(ApiError::unsupported_grant_type("unsupported grant_type")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body,
+            serde_json::json!({"detail": "unsupported grant_type", "error": "unsupported_grant_type",
+                "error_description": "unsupported grant_type"})
+        );
+    }
+
+    #[test]
+    fn error_descriptions_keep_to_rfc_6749_characters() {
+        assert_eq!(oauth_error_description("missing field `username`"), "missing field `username`");
+        assert_eq!(oauth_error_description("a \"b\" c\\d\u{e9}\n"), "a 'b' c?d??");
+    }
+
     #[test]
     fn dialect_follows_the_path() {
         assert_eq!(Dialect::for_path("/user/login"), Dialect::GoZero);
@@ -401,6 +524,8 @@ mod tests {
         assert_eq!(Dialect::for_path("/admin/users/7"), Dialect::GoZero);
         assert_eq!(Dialect::for_path("/admin"), Dialect::GoZero);
         assert_eq!(Dialect::for_path("/administrator"), Dialect::FastApi);
-        assert_eq!(Dialect::for_path("/token"), Dialect::FastApi);
+        assert_eq!(Dialect::for_path("/token"), Dialect::TokenEndpoint);
+        assert_eq!(Dialect::for_path("/tokens"), Dialect::FastApi);
+        assert_eq!(Dialect::for_path("/signup"), Dialect::FastApi);
     }
 }

@@ -24,7 +24,7 @@ use utoipa::{
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
-    error::{CodeError, Detail, Dialect},
+    error::{CodeError, Detail, Dialect, TokenError},
     listener::MAX_HEADER_BYTES,
     middleware::MAX_REQUEST_ID_BYTES,
     routes::{gozero, health, jwks, oauth2},
@@ -41,7 +41,8 @@ pub const DOCS_PATH: &str = "/docs";
         title = "auth gateway",
         description = "REST front of auth-svc. `/user/...` follows the go-zero tutorial (camelCase JSON, \
                        errors as {\"code\",\"msg\"}), and so do the operators' `/admin/...`; `/signup`, `/token`, `/protected` follow the FastAPI \
-                       tutorial (OAuth2 password flow, errors as {\"detail\"}); `/.well-known/jwks.json` \
+                       tutorial (OAuth2 password flow, errors as {\"detail\"}, on `/token` beside RFC 6749's \
+                       {\"error\",\"error_description\"}); `/.well-known/jwks.json` \
                        publishes the keys that verify access tokens. Every 401 carries \
                        `WWW-Authenticate: Bearer`; every response carries `x-request-id`."
     ),
@@ -100,7 +101,8 @@ const UPSTREAM_TAGS: [&str; 3] = [gozero::TAG, oauth2::TAG, jwks::TAG];
 ///   always sends with that answer;
 /// - the optional `x-request-id` request header.
 ///
-/// Error bodies are the route's [`Dialect`]: [`CodeError`] under `/user/…`, [`Detail`] elsewhere.
+/// Error bodies are the route's [`Dialect`]: [`CodeError`] under `/user/…`, [`TokenError`] on
+/// `/token`, [`Detail`] elsewhere.
 fn complete(openapi: &mut utoipa::openapi::OpenApi) {
     for (path, item) in &mut openapi.paths.paths {
         let dialect = Dialect::for_path(path);
@@ -203,6 +205,7 @@ fn error_response(dialect: Dialect, description: &str) -> Response {
     let schema = match dialect {
         Dialect::GoZero => CodeError::name(),
         Dialect::FastApi => Detail::name(),
+        Dialect::TokenEndpoint => TokenError::name(),
     };
     let mut response = Response::new(description);
     response.content.insert("application/json".to_owned(), RefOr::T(Content::new(Some(Ref::from_schema_name(schema)))));
@@ -281,7 +284,11 @@ mod tests {
             for status in expected {
                 assert!(responses.contains_key(status), "{method} {path} does not list {status}");
             }
-            let error_schema = if go_zero { "#/components/schemas/CodeError" } else { "#/components/schemas/Detail" };
+            let error_schema = match path.as_str() {
+                _ if go_zero => "#/components/schemas/CodeError",
+                "/token" => "#/components/schemas/TokenError",
+                _ => "#/components/schemas/Detail",
+            };
             for (status, response) in responses {
                 if status == "431" {
                     assert!(response.get("content").is_none(), "{method} {path} 431 has no body");
@@ -311,6 +318,7 @@ mod tests {
         for name in [
             "CodeError",
             "Detail",
+            "TokenError",
             "LoginResp",
             "RegisterResp",
             "UserInfoResp",
@@ -327,6 +335,20 @@ mod tests {
             assert_eq!(doc["components"]["schemas"][name]["additionalProperties"], false, "{name}");
         }
         assert_eq!(doc["components"]["schemas"]["TokenType"]["enum"], serde_json::json!(["bearer"]));
+        assert_eq!(
+            doc["components"]["schemas"]["OAuthErrorCode"]["enum"],
+            serde_json::json!([
+                "invalid_request",
+                "invalid_grant",
+                "unsupported_grant_type",
+                "server_error",
+                "temporarily_unavailable"
+            ])
+        );
+        assert_eq!(
+            doc["components"]["schemas"]["TokenError"]["required"],
+            serde_json::json!(["detail", "error", "error_description"])
+        );
         assert_eq!(doc["components"]["schemas"]["CodeError"]["properties"]["code"]["minimum"], 400);
     }
 

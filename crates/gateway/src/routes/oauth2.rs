@@ -1,6 +1,7 @@
 //! The FastAPI tutorial's OAuth2 password flow: `/signup`, `/token`, `/protected`, errors as
 //! `{"detail"}`. `/token` also takes the refresh grant (RFC 6749 section 6), the tutorial's
-//! exercise. Each handler makes exactly one `UserService` call.
+//! exercise, and its errors add RFC 6749 section 5.2's `error` and `error_description`
+//! ([`Dialect::TokenEndpoint`]). Each handler makes exactly one `UserService` call.
 
 use auth_api::user::v1::{LoginRequest, LoginResponse, RefreshRequest, RegisterRequest};
 use axum::{
@@ -16,21 +17,30 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    error::{ApiError, Detail, Dialect},
+    error::{ApiError, Detail, Dialect, TokenError},
     extract::{Forwarded, JsonBody, WithAuthorization},
     state::AppState,
 };
 
 pub const TAG: &str = "FastAPI";
 
+/// `/signup` and `/protected`.
 const DIALECT: Dialect = Dialect::FastApi;
+
+/// `/token`.
+const TOKEN_DIALECT: Dialect = Dialect::TokenEndpoint;
 
 fn failed(status: Status) -> ApiError {
     ApiError::from_grpc(DIALECT, &status)
 }
 
+fn token_failed(status: Status) -> ApiError {
+    ApiError::from_grpc(TOKEN_DIALECT, &status)
+}
+
+/// `/token`'s 422 (`invalid_request`) for a form it cannot use.
 fn shape_error(message: impl Into<String>) -> ApiError {
-    ApiError::new(DIALECT, DIALECT.unparsable_body(), message.into())
+    ApiError::new(TOKEN_DIALECT, TOKEN_DIALECT.unparsable_body(), message.into())
 }
 
 /// Body of `/signup` (no `Debug`: it holds a password).
@@ -50,7 +60,8 @@ pub struct MessageResponse {
 
 /// Body of `/token`, as a form: OAuth2's password grant (`grant_type` may be left out, as
 /// FastAPI's `OAuth2PasswordRequestForm` allows) or its refresh grant. `scope`, `client_id`
-/// and `client_secret` are accepted and ignored.
+/// and `client_secret` (which FastAPI's form and OAuth 2.0 client libraries send) and any other
+/// field are accepted and ignored.
 #[derive(Deserialize, ToSchema)]
 pub struct TokenForm {
     /// `password` (the default) or `refresh_token`.
@@ -75,7 +86,8 @@ pub enum Grant {
 
 impl TokenForm {
     /// The grant the form asks for: `grant_type` absent or `password` needs `username` and
-    /// `password`; `refresh_token` needs `refresh_token`; anything else is a 422.
+    /// `password` (else 422 `invalid_request`); `refresh_token` needs `refresh_token`; any other
+    /// grant type is 400 `unsupported_grant_type`.
     pub fn grant(self) -> Result<Grant, ApiError> {
         let required =
             |value: Option<String>, name: &str| value.ok_or_else(|| shape_error(format!("missing field `{name}`")));
@@ -87,7 +99,9 @@ impl TokenForm {
             Some("refresh_token") => {
                 Ok(Grant::RefreshToken { refresh_token: required(self.refresh_token, "refresh_token")? })
             }
-            Some(_) => Err(shape_error("grant_type must be `password` or `refresh_token`")),
+            // CONTRACT.md lists client_credentials, but service accounts do not exist yet (issue
+            // 15): until they do, it is refused like any grant the server does not support.
+            Some(_) => Err(ApiError::unsupported_grant_type("grant_type must be `password` or `refresh_token`")),
         }
     }
 }
@@ -105,7 +119,7 @@ impl FromRequest<AppState> for TokenForm {
 /// The whole decoding of a `/token` request from its headers and body: `Content-Type` picks
 /// `application/x-www-form-urlencoded` or `multipart/form-data` (with its boundary), and the
 /// fields fill a [`TokenForm`]; [`TokenForm::grant`] then checks which grant it is. The error
-/// is the route's answer: 422 (`{"detail"}`) for anything unusable, 413 past a size limit
+/// is the route's answer: 422 ([`TokenError`] with `invalid_request`) for anything unusable, 413 past a size limit
 /// (`body_limit` only words its message: the server's limit is enforced by its middleware before
 /// this runs, and a body given here is held to axum's default of 2 MB). Never panics, whatever
 /// the bytes.
@@ -119,7 +133,7 @@ pub async fn decode_token_form(headers: &HeaderMap, body: Bytes, body_limit: usi
 }
 
 async fn read_token_form(request: Request, body_limit: usize) -> Result<TokenForm, ApiError> {
-    let rejected = |status: StatusCode, text: String| ApiError::unparsable(DIALECT, status, text, body_limit);
+    let rejected = |status: StatusCode, text: String| ApiError::unparsable(TOKEN_DIALECT, status, text, body_limit);
     match form_media_type(request.headers()) {
         Some(URLENCODED) => {
             // Parsed here rather than with axum's `Form`, which matches the media type
@@ -214,7 +228,8 @@ pub async fn signup(
     Ok(Json(MessageResponse { message: "User created successfully".to_owned() }))
 }
 
-/// OAuth2 token endpoint: password grant, or refresh grant.
+/// OAuth2 token endpoint: password grant, or refresh grant. Errors carry RFC 6749's `error` and
+/// `error_description` beside the tutorial's `detail`.
 #[utoipa::path(post, path = "/token", tag = TAG,
     request_body(content(
         (TokenForm = "application/x-www-form-urlencoded"),
@@ -223,12 +238,18 @@ pub async fn signup(
     responses(
         (status = 200, description = "Token pair", body = TokenResponse,
             headers(("cache-control" = String, description = "no-store"))),
-        (status = 400, description = "Breaks the username/password policy", body = Detail),
-        (status = 401, description = "Wrong credentials, or an unusable refresh token", body = Detail,
-            example = json!({"detail": "Incorrect username or password"})),
-        (status = 422, description = "Not a form, a missing field, or an unknown grant_type", body = Detail),
-        (status = 429, description = "Too many failed logins for this username or client address, or \
-            auth-svc's hashing queue is full", body = Detail),
+        (status = 400, description = "`unsupported_grant_type`: a grant_type other than `password` and \
+            `refresh_token`; `invalid_request`: breaks the username/password policy", body = TokenError,
+            example = json!({"detail": "grant_type must be `password` or `refresh_token`",
+                "error": "unsupported_grant_type",
+                "error_description": "grant_type must be `password` or `refresh_token`"})),
+        (status = 401, description = "`invalid_grant`: wrong credentials, or an unusable refresh token",
+            body = TokenError,
+            example = json!({"detail": "Incorrect username or password", "error": "invalid_grant",
+                "error_description": "Incorrect username or password"})),
+        (status = 422, description = "`invalid_request`: not a form, or a missing field", body = TokenError),
+        (status = 429, description = "`invalid_request`: too many failed logins for this username or client \
+            address, or auth-svc's hashing queue is full", body = TokenError),
     ))]
 pub async fn token(
     State(state): State<AppState>,
@@ -238,7 +259,7 @@ pub async fn token(
     let pair = match form.grant()? {
         Grant::Password { username, password } => {
             state.upstream.login(&forwarded, LoginRequest { username, password }).await.map_err(|status| {
-                failed(status).reword(
+                token_failed(status).reword(
                     StatusCode::UNAUTHORIZED,
                     StatusCode::UNAUTHORIZED,
                     "Incorrect username or password",
@@ -246,7 +267,7 @@ pub async fn token(
             })?
         }
         Grant::RefreshToken { refresh_token } => {
-            state.upstream.refresh(&forwarded, RefreshRequest { refresh_token }).await.map_err(failed)?
+            state.upstream.refresh(&forwarded, RefreshRequest { refresh_token }).await.map_err(token_failed)?
         }
     };
     Ok(super::no_store(TokenResponse::from(pair)))

@@ -62,8 +62,12 @@ pub enum Auth<'a> {
 /// The error message (go-zero's `msg`, FastAPI's `detail`) the answer must carry.
 #[derive(Debug)]
 pub enum Message {
-    /// The whole body is exactly the dialect's error body with this message.
+    /// The whole body is exactly the dialect's error body with this message (not on `/token`,
+    /// whose body also names an RFC 6749 code: [`Message::OAuth`]).
     Is(&'static str),
+    /// `/token`'s whole body: this RFC 6749 `error`, and this message as both `detail` and
+    /// `error_description`.
+    OAuth(&'static str, &'static str),
     /// The message starts with this (and a go-zero `code` repeats the status).
     Starts(&'static str),
     /// The message contains this (and a go-zero `code` repeats the status).
@@ -89,16 +93,22 @@ pub async fn check(app: &impl Target, cases: &[Case<'_>]) {
         if status == StatusCode::UNAUTHORIZED {
             assert_eq!(header(&headers, "www-authenticate"), "Bearer", "{call:?}");
         }
-        let go_zero = Dialect::for_path(path) == Dialect::GoZero;
+        let dialect = Dialect::for_path(path);
+        let go_zero = dialect == Dialect::GoZero;
         let text = body[if go_zero { "msg" } else { "detail" }].as_str().unwrap_or_default();
         match message {
             Message::Is(expected) => {
+                assert_ne!(dialect, Dialect::TokenEndpoint, "{call:?}: use Message::OAuth");
                 let expected = if go_zero {
                     json!({"code": status.as_u16(), "msg": expected})
                 } else {
                     json!({"detail": expected})
                 };
                 assert_eq!(body, expected, "{call:?}");
+            }
+            Message::OAuth(error, detail) => {
+                assert_eq!(dialect, Dialect::TokenEndpoint, "{call:?}: Message::OAuth is for /token");
+                assert_eq!(body, json!({"detail": detail, "error": error, "error_description": detail}), "{call:?}");
             }
             Message::Starts(start) => assert!(text.starts_with(start), "{call:?}: {body}"),
             Message::Contains(part) => assert!(text.contains(part), "{call:?}: {body}"),

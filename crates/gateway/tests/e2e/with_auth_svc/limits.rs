@@ -36,7 +36,8 @@ async fn an_oversized_body_is_413_in_each_dialect() {
         app.client.post(app.url("/token")).form(&[("username", "alice"), ("password", &big)]).send().await.unwrap();
     let (status, _, body) = read(response).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(body, json!({"detail": "request body too large (limit 65536 bytes)"}));
+    let too_large = "request body too large (limit 65536 bytes)";
+    assert_eq!(body, json!({"detail": too_large, "error": "invalid_request", "error_description": too_large}));
 }
 
 #[tokio::test]

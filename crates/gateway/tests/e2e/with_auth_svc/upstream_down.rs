@@ -34,7 +34,10 @@ async fn gateway_rides_out_an_auth_svc_outage() {
         let form = [("username", "alice"), ("password", "secret123")];
         let (status, _, body) = read(client.post(url("/token")).form(&form).send().await.unwrap()).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(body, json!({"detail": "auth service unavailable, retry later"}));
+        let unavailable = "auth service unavailable, retry later";
+        let expected =
+            json!({"detail": unavailable, "error": "temporarily_unavailable", "error_description": unavailable});
+        assert_eq!(body, expected);
         let (status, _, body) = read(client.get(url("/readyz")).send().await.unwrap()).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(body, json!({"status": "unavailable"}));

@@ -142,6 +142,15 @@ fn check_answer(
             prop_assert_eq!(fields.len(), 1, "{}", body);
             prop_assert!(body["detail"].as_str().is_some_and(|detail| !detail.is_empty()), "{}", body);
         }
+        Dialect::TokenEndpoint => {
+            prop_assert_eq!(fields.len(), 3, "{}", body);
+            prop_assert!(body["detail"].as_str().is_some_and(|detail| !detail.is_empty()), "{}", body);
+            let codes = ["invalid_request", "invalid_grant", "unsupported_grant_type"];
+            prop_assert!(body["error"].as_str().is_some_and(|code| codes.contains(&code)), "{}", body);
+            // RFC 6749 section 5.2: printable ASCII but `"` and `\`.
+            let rfc_6749_text = |text: &str| text.bytes().all(|b| matches!(b, 0x20..=0x7e) && b != b'"' && b != b'\\');
+            prop_assert!(body["error_description"].as_str().is_some_and(rfc_6749_text), "{}", body);
+        }
     }
     Ok(())
 }
@@ -296,10 +305,13 @@ fn check_token(fixture: &Fixture, headers: &HeaderMap, body: Vec<u8>) -> Result<
         }
         Err(error) => {
             prop_assert_eq!(status, error.status(), "{}", answer);
-            prop_assert!(
-                matches!(status, StatusCode::UNPROCESSABLE_ENTITY | StatusCode::PAYLOAD_TOO_LARGE),
-                "{status}: {answer}"
-            );
+            prop_assert_eq!(&answer["error"], &json!(error.oauth_error()), "{}", answer);
+            let expected_error = match status {
+                StatusCode::BAD_REQUEST => "unsupported_grant_type",
+                StatusCode::UNPROCESSABLE_ENTITY | StatusCode::PAYLOAD_TOO_LARGE => "invalid_request",
+                _ => return Err(TestCaseError::fail(format!("{status}: {answer}"))),
+            };
+            prop_assert_eq!(&answer["error"], expected_error, "{}", answer);
         }
     }
     Ok(())

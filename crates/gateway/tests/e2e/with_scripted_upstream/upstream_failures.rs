@@ -15,7 +15,8 @@ use crate::support::{
 };
 
 /// A throttle or a full hashing queue (RESOURCE_EXHAUSTED with `retry-after`) on each route
-/// that registers or logs in: 429 with auth-svc's `Retry-After`, in the route's dialect.
+/// that registers or logs in: 429 with auth-svc's `Retry-After`, in the route's dialect (`/token`:
+/// `invalid_request`, RFC 6749 having no code for throttling).
 #[tokio::test]
 async fn resource_exhausted_is_429_with_retry_after() {
     let behavior = Behavior::Fail { code: Code::ResourceExhausted, message: "slow down", retry_after: Some("17") };
@@ -25,8 +26,9 @@ async fn resource_exhausted_is_429_with_retry_after() {
     // auth-svc's own words (a throttle and a busy server read differently).
     let gozero = json!({"code": 429, "msg": "slow down"});
     let fastapi = json!({"detail": "slow down"});
+    let token = json!({"detail": "slow down", "error": "invalid_request", "error_description": "slow down"});
     for (path, expected) in
-        [("/user/register", &gozero), ("/user/login", &gozero), ("/signup", &fastapi), ("/token", &fastapi)]
+        [("/user/register", &gozero), ("/user/login", &gozero), ("/signup", &fastapi), ("/token", &token)]
     {
         let request = if path == "/token" {
             client.post(fixture.url(path)).form(&[("username", "a"), ("password", "b")])
@@ -55,6 +57,25 @@ async fn internal_errors_carry_no_detail() {
     let (status, _, body) = read(response).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(body, json!({"code": 500, "msg": "internal server error"}));
+
+    let response = client.post(fixture.url("/token")).form(&[("username", "a"), ("password", "b")]).send().await;
+    let (status, _, body) = read(response.unwrap()).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let expected = "internal server error";
+    assert_eq!(body, json!({"detail": expected, "error": "server_error", "error_description": expected}));
+}
+
+/// auth-svc's INVALID_ARGUMENT on `/token` (a username or password its policy refuses): 400
+/// `invalid_request` with auth-svc's words.
+#[tokio::test]
+async fn a_policy_error_on_token_is_invalid_request() {
+    let behavior = Behavior::Fail { code: Code::InvalidArgument, message: "password too long", retry_after: None };
+    let fixture = start(behavior, ServingStatus::Serving, 5_000).await;
+    let form = [("username", "a"), ("password", "b")];
+    let (status, _, body) = read(client().post(fixture.url("/token")).form(&form).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let expected = "password too long";
+    assert_eq!(body, json!({"detail": expected, "error": "invalid_request", "error_description": expected}));
 }
 
 #[tokio::test]
@@ -65,6 +86,12 @@ async fn a_stalled_call_is_504() {
     let (status, _, body) = read(response).await;
     assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
     assert_eq!(body, json!({"code": 504, "msg": "auth service did not answer in time"}));
+
+    let form = [("username", "a"), ("password", "b")];
+    let (status, _, body) = read(client.post(fixture.url("/token")).form(&form).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    let expected = "auth service did not answer in time";
+    assert_eq!(body, json!({"detail": expected, "error": "temporarily_unavailable", "error_description": expected}));
 }
 
 #[tokio::test]
@@ -99,7 +126,11 @@ async fn resource_exhausted_without_a_usable_retry_after_still_says_when() {
 async fn auth_svc_dying_mid_call_is_503() {
     for (path, expected) in [
         ("/user/login", json!({"code": 503, "msg": "auth service unavailable, retry later"})),
-        ("/token", json!({"detail": "auth service unavailable, retry later"})),
+        (
+            "/token",
+            json!({"detail": "auth service unavailable, retry later", "error": "temporarily_unavailable",
+                "error_description": "auth service unavailable, retry later"}),
+        ),
     ] {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let fixture = start_with(Behavior::Stall, ServingStatus::Serving, Some(&runtime), |_| {}).await;
