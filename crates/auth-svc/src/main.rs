@@ -98,9 +98,11 @@ async fn main() -> ExitCode {
         service_kit::logging::init(config.log.format, default_filter);
     }
     let result = match command {
-        Command::Serve => serve(&config).await,
+        Command::Serve => Box::pin(serve(&config)).await,
         Command::Migrate => db::connect_and_migrate(&config).await.map(|_| tracing::info!("migrations applied")),
-        Command::User(command) => user_command(&config, command).await,
+        // Boxed: the commands' future is deep, and inline it overflows the compiler's layout
+        // query depth in release builds.
+        Command::User(command) => Box::pin(user_command(&config, command)).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
