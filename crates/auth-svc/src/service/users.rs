@@ -202,20 +202,12 @@ impl Users {
 
     /// The account and its password hash, for Login: always from the database, never cached.
     pub async fn credentials(&self, username: &Username) -> Result<Option<(User, PasswordHash)>, AuthError> {
-        let row = query::users::find_by_username(&self.db, username.canonical()).await?;
-        Ok(row.map(|mut row| {
-            let hash = PasswordHash::new(std::mem::take(&mut row.password_hash));
-            (User::from(row), hash)
-        }))
+        Ok(query::users::find_by_username(&self.db, username.canonical()).await?.map(with_hash))
     }
 
     /// As [`credentials`](Self::credentials), by id: what a new session is checked against.
     pub async fn credentials_by_id(&self, id: i64) -> Result<Option<(User, PasswordHash)>, AuthError> {
-        let row = query::users::find_by_id(&self.db, id).await?;
-        Ok(row.map(|mut row| {
-            let hash = PasswordHash::new(std::mem::take(&mut row.password_hash));
-            (User::from(row), hash)
-        }))
+        Ok(query::users::find_by_id(&self.db, id).await?.map(with_hash))
     }
 
     /// Creates an account under the display form of `username`; a name equal to a taken one
@@ -284,6 +276,12 @@ impl Users {
         }
         Ok(deleted)
     }
+}
+
+/// An account row as the profile and, apart, its hash (which no `User` ever holds).
+fn with_hash(mut row: model::entity::users::Model) -> (User, PasswordHash) {
+    let hash = PasswordHash::new(std::mem::take(&mut row.password_hash));
+    (User::from(row), hash)
 }
 
 impl Users {
