@@ -3,7 +3,9 @@
 //! them in other services).
 //!
 //! - [`bearer_token`]: how a token travels (`authorization: Bearer <token>`, RFC 6750).
-//! - [`AccessClaims`]: what an access token says.
+//! - [`AccessClaims`]: what a user's access token says; [`ClientClaims`]: what a service
+//!   account's says (client credentials grant); [`AnyAccessClaims`]: either, for readers that
+//!   accept both.
 //! - [`MAX_TOKEN_BYTES`], [`ACCESS_TYP`]: the limits and names every reader checks.
 
 use http::{HeaderMap, header::AUTHORIZATION};
@@ -57,6 +59,115 @@ pub struct AccessClaims {
     pub sid: String,
     /// Always [`TokenType::Access`] once verified.
     pub token_type: TokenType,
+}
+
+/// Claims of a service account's access token (the client credentials grant, RFC 6749
+/// section 4.4, in RFC 9068's profile). Same `typ` and keys as a user's token; it has
+/// `client_id` where a user's token has `userId`, which is how readers tell them apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientClaims {
+    pub iss: String,
+    /// The client id (RFC 9068 section 2.2: `sub` is the client when no user is involved).
+    pub sub: String,
+    pub client_id: String,
+    /// The client's role when the token was issued.
+    pub role: String,
+    /// The scopes granted, space-separated (RFC 6749 section 3.3); empty when none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+    /// The audiences asked for (RFC 8707); absent when none was.
+    #[serde(default, skip_serializing_if = "Audience::is_empty")]
+    pub aud: Audience,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    /// One id per issued token, so that revocation (RFC 7009) works as for a user's session.
+    pub sid: String,
+    /// Always [`TokenType::Access`] once verified.
+    pub token_type: TokenType,
+}
+
+impl ClientClaims {
+    /// The granted scopes, one by one.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope.split(' ').filter(|scope| !scope.is_empty())
+    }
+
+    pub fn has_scope(&self, wanted: &str) -> bool {
+        self.scopes().any(|scope| scope == wanted)
+    }
+}
+
+/// The `aud` claim: JWT allows one string or an array (RFC 7519 section 4.1.3); it is written
+/// as a string when there is one audience.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Audience(pub Vec<String>);
+
+impl Audience {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn contains(&self, audience: &str) -> bool {
+        self.0.iter().any(|named| named == audience)
+    }
+}
+
+impl Serialize for Audience {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [one] => serializer.serialize_str(one),
+            many => many.serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Audience {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(Self(match OneOrMany::deserialize(deserializer)? {
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
+        }))
+    }
+}
+
+/// A verified access token of either kind. A token with `client_id` is a service account's
+/// (whatever else it carries); any other must be a user's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AnyAccessClaims {
+    Client(ClientClaims),
+    User(AccessClaims),
+}
+
+impl AnyAccessClaims {
+    pub fn token_type(&self) -> TokenType {
+        match self {
+            Self::Client(claims) => claims.token_type,
+            Self::User(claims) => claims.token_type,
+        }
+    }
+
+    pub fn iat(&self) -> i64 {
+        match self {
+            Self::Client(claims) => claims.iat,
+            Self::User(claims) => claims.iat,
+        }
+    }
+
+    /// The session (user) or the token's own id (client) that revocation names.
+    pub fn sid(&self) -> &str {
+        match self {
+            Self::Client(claims) => &claims.sid,
+            Self::User(claims) => &claims.sid,
+        }
+    }
 }
 
 /// Why an `authorization` header carries no usable bearer token. The messages are what

@@ -160,3 +160,57 @@ mod properties {
         }
     }
 }
+
+mod claims {
+    use super::super::*;
+
+    fn client_claims(aud: &[&str]) -> ClientClaims {
+        ClientClaims {
+            iss: "auth-svc".into(),
+            sub: "billing".into(),
+            client_id: "billing".into(),
+            role: "service".into(),
+            scope: "introspect  users:read".into(),
+            aud: Audience(aud.iter().map(|a| a.to_string()).collect()),
+            iat: 1,
+            exp: 2,
+            jti: "j".into(),
+            sid: "s".into(),
+            token_type: TokenType::Access,
+        }
+    }
+
+    #[test]
+    fn one_audience_is_a_string_and_several_an_array_and_none_is_absent() {
+        let one = serde_json::to_value(client_claims(&["orders"])).unwrap();
+        assert_eq!(one["aud"], "orders");
+        let two = serde_json::to_value(client_claims(&["orders", "stock"])).unwrap();
+        assert_eq!(two["aud"], serde_json::json!(["orders", "stock"]));
+        let none = serde_json::to_value(client_claims(&[])).unwrap();
+        assert!(none.get("aud").is_none(), "{none}");
+        for value in [one, two, none] {
+            let back: ClientClaims = serde_json::from_value(value.clone()).unwrap();
+            assert_eq!(serde_json::to_value(back).unwrap(), value);
+        }
+    }
+
+    #[test]
+    fn scopes_split_on_spaces() {
+        let claims = client_claims(&[]);
+        assert_eq!(claims.scopes().collect::<Vec<_>>(), ["introspect", "users:read"]);
+        assert!(claims.has_scope("introspect"));
+        assert!(!claims.has_scope("users"));
+    }
+
+    #[test]
+    fn a_token_with_client_id_reads_as_a_client_and_one_with_user_id_as_a_user() {
+        let client = serde_json::to_value(client_claims(&["orders"])).unwrap();
+        assert!(matches!(serde_json::from_value(client.clone()).unwrap(), AnyAccessClaims::Client(_)));
+        // A user's token is never a client's, and a client's cannot be read as a user's.
+        assert!(serde_json::from_value::<AccessClaims>(client).is_err());
+        let user = serde_json::json!({"iss": "i", "sub": "7", "userId": 7, "role": "user", "iat": 1, "exp": 2,
+            "jti": "j", "sid": "s", "token_type": "access"});
+        assert!(matches!(serde_json::from_value(user.clone()).unwrap(), AnyAccessClaims::User(_)));
+        assert!(serde_json::from_value::<ClientClaims>(user).is_err());
+    }
+}
