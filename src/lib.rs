@@ -12,6 +12,11 @@ pub mod metadata {
     /// The HTTP client's `User-Agent`, passed on by the gateway (believed from trusted
     /// forwarders only, as `x-forwarded-for` is); ListSessions shows it.
     pub const FORWARDED_USER_AGENT: &str = "x-forwarded-user-agent";
+
+    /// Status metadata of the client calls (ClientCredentials, IntrospectToken, RevokeToken):
+    /// the RFC 6749 section 5.2 error code (`invalid_client`, `invalid_scope`, …), so the gateway
+    /// answers with the OAuth 2.0 error the service meant rather than guess it from the status.
+    pub const OAUTH_ERROR: &str = "x-oauth-error";
     /// Seconds to wait after RESOURCE_EXHAUSTED.
     pub const RETRY_AFTER: &str = "retry-after";
 }

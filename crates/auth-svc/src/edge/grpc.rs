@@ -237,6 +237,65 @@ impl UserService for UserGrpc {
         let ended = run_to_completion(async move { admin.revoke_sessions(id, actor, &call).await }).await?;
         Ok(Response::new(v1::RevokeUserSessionsResponse { revoked_sessions: count(ended) }))
     }
+
+    // Service accounts: being written (issue 15); refused until then.
+    async fn create_client(
+        &self,
+        _: Request<v1::CreateClientRequest>,
+    ) -> Result<Response<v1::ClientSecretResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn list_clients(
+        &self,
+        _: Request<v1::ListClientsRequest>,
+    ) -> Result<Response<v1::ListClientsResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn rotate_client_secret(
+        &self,
+        _: Request<v1::RotateClientSecretRequest>,
+    ) -> Result<Response<v1::ClientSecretResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn disable_client(
+        &self,
+        _: Request<v1::DisableClientRequest>,
+    ) -> Result<Response<v1::ServiceClient>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn enable_client(&self, _: Request<v1::EnableClientRequest>) -> Result<Response<v1::ServiceClient>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn delete_client(
+        &self,
+        _: Request<v1::DeleteClientRequest>,
+    ) -> Result<Response<v1::DeleteClientResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn get_server_metadata(
+        &self,
+        _: Request<v1::GetServerMetadataRequest>,
+    ) -> Result<Response<v1::GetServerMetadataResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn client_credentials(
+        &self,
+        _: Request<v1::ClientCredentialsRequest>,
+    ) -> Result<Response<v1::ClientTokenResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn introspect_token(
+        &self,
+        _: Request<v1::IntrospectTokenRequest>,
+    ) -> Result<Response<ValidateTokenResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
+    async fn revoke_token(
+        &self,
+        _: Request<v1::RevokeTokenRequest>,
+    ) -> Result<Response<v1::RevokeTokenResponse>, Status> {
+        Err(Status::unimplemented("not yet"))
+    }
 }
 
 fn token_claims(active: ActiveToken) -> AccessTokenClaims {
@@ -252,6 +311,9 @@ fn token_claims(active: ActiveToken) -> AccessTokenClaims {
         sid: claims.sid,
         kid,
         username,
+        client_id: String::new(),
+        scopes: Vec::new(),
+        audiences: Vec::new(),
     }
 }
 
