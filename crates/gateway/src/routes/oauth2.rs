@@ -282,7 +282,8 @@ pub async fn token(
 
 /// A route only a bearer of a valid access token may call.
 ///
-/// Greets the access token's user by name.
+/// Greets the access token's user by name. `/protected/`, the trailing slash of the tutorial's
+/// browser example, answers the same.
 #[utoipa::path(get, path = "/protected", tag = TAG, security(("oauth2" = [])),
     responses(
         (status = 200, description = "Greeting", body = MessageResponse,
