@@ -207,6 +207,9 @@ impl From<LoginResponse> for TokenResponse {
 }
 
 /// Creates an account.
+///
+/// The FastAPI tutorial's sign-up, with role `user`: the username and password must pass
+/// auth-svc's policy, and a taken username is a 400. Get tokens from `/token` next.
 #[utoipa::path(post, path = "/signup", tag = TAG, request_body = SignupRequest,
     responses(
         (status = 200, description = "Account created", body = MessageResponse,
@@ -228,8 +231,12 @@ pub async fn signup(
     Ok(Json(MessageResponse { message: "User created successfully".to_owned() }))
 }
 
-/// OAuth2 token endpoint: password grant, or refresh grant. Errors carry RFC 6749's `error` and
-/// `error_description` beside the tutorial's `detail`.
+/// OAuth2 token endpoint: a token pair for a password or a refresh token.
+///
+/// A form (urlencoded or multipart) with the password grant (`username` and `password`;
+/// `grant_type` may be left out) or the refresh grant (`grant_type=refresh_token`); other fields
+/// are ignored. Errors carry RFC 6749's `error` and `error_description` beside the tutorial's
+/// `detail`.
 #[utoipa::path(post, path = "/token", tag = TAG,
     request_body(content(
         (TokenForm = "application/x-www-form-urlencoded"),
@@ -274,6 +281,9 @@ pub async fn token(
 }
 
 /// A route only a bearer of a valid access token may call.
+///
+/// Greets the access token's user by name. `/protected/`, the trailing slash of the tutorial's
+/// browser example, answers the same.
 #[utoipa::path(get, path = "/protected", tag = TAG, security(("oauth2" = [])),
     responses(
         (status = 200, description = "Greeting", body = MessageResponse,
