@@ -3,6 +3,7 @@
 use sea_orm::{DatabaseBackend, sea_query::Expr};
 
 pub mod refresh_tokens;
+pub mod service_clients;
 pub mod users;
 
 /// The database's clock as a UTC `DATETIME`/`TIMESTAMP` value, stored as `updated_at` is: replica
