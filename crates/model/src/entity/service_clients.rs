@@ -30,6 +30,8 @@ pub struct Model {
     pub secret_rotated_at: DateTime,
     /// UTC; when an operator disabled the client (`None`: enabled).
     pub disabled_at: Option<DateTime>,
+    /// UTC; tokens of this client issued at or before it are revoked (RFC 7009).
+    pub tokens_revoked_at: Option<DateTime>,
     /// UTC.
     pub created_at: DateTime,
     /// UTC.

@@ -6,7 +6,7 @@
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, TransactionTrait, UpdateMany,
-    sea_query::{Expr, Func},
+    sea_query::{Expr, ExprTrait, Func},
 };
 
 use super::database_datetime_now;
@@ -49,6 +49,7 @@ pub async fn insert(
         previous_secret_expires_at: Set(None),
         secret_rotated_at: Set(now),
         disabled_at: Set(None),
+        tokens_revoked_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
@@ -126,6 +127,22 @@ pub async fn set_disabled(
         .col_expr(Column::UpdatedAt, now)
         .filter(Column::ClientId.eq(client_id));
     Ok(update_and_read(db, update, client_id).await?)
+}
+
+/// Revokes the client's tokens issued at or before `issued_at` (`tokens_revoked_at` only
+/// moves forward, so revoking an old token again spares the newer ones). `true` when it moved.
+pub async fn revoke_tokens(
+    db: &impl ConnectionTrait,
+    client_id: &str,
+    issued_at: chrono::NaiveDateTime,
+) -> Result<bool, StoreError> {
+    let updated = ServiceClients::update_many()
+        .col_expr(Column::TokensRevokedAt, Expr::value(issued_at))
+        .filter(Column::ClientId.eq(client_id))
+        .filter(Column::TokensRevokedAt.is_null().or(Column::TokensRevokedAt.lt(issued_at)))
+        .exec(db)
+        .await?;
+    Ok(updated.rows_affected > 0)
 }
 
 /// `true` when a row was deleted.
