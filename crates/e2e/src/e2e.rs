@@ -26,6 +26,8 @@ mod refresh;
 mod register;
 // SetUserRole and the operator's first admin.
 mod roles;
+// Service accounts: CreateClient to DeleteClient, ClientCredentials, IntrospectToken, RevokeToken.
+mod service_clients;
 // GetUserInfo and the bearer header rules.
 mod user_info;
 
