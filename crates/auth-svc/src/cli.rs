@@ -95,7 +95,7 @@ impl OfflineAdmin {
 pub async fn offline_clients(config: &Config) -> anyhow::Result<Clients> {
     let (db, _) = db::connect_migrated(config).await?;
     let keys = Arc::new(TokenKeys::from_config(&config.auth, &Secrets::from_config(&config.auth))?);
-    Ok(Clients::new(db, keys, Audit::to_log(Arc::new(Metrics::new())), &config.clients))
+    Ok(Clients::new(db, keys, Audit::to_log(Arc::new(Metrics::new())), &config.clients, &config.auth.roles))
 }
 
 /// The client a command named does not exist; the message names it.

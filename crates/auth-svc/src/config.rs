@@ -101,6 +101,11 @@ impl Default for ClientsConfig {
     }
 }
 
+/// Longest `clients.secret_overlap_seconds`: a rollout takes days, not months.
+pub const MAX_SECRET_OVERLAP_SECONDS: u64 = 90 * 86_400;
+/// Longest `clients.access_expire`.
+pub const MAX_CLIENT_ACCESS_EXPIRE: u64 = 86_400;
+
 /// The scope that lets a client introspect tokens.
 pub const SCOPE_INTROSPECT: &str = "introspect";
 
@@ -591,6 +596,12 @@ impl Config {
         let sessions = &self.sessions;
         if !(1..=10_000).contains(&sessions.purge_batch_size) {
             return Err(invalid("sessions.purge_batch_size", "must be between 1 and 10000"));
+        }
+        if self.clients.secret_overlap_seconds > MAX_SECRET_OVERLAP_SECONDS {
+            return Err(invalid("clients.secret_overlap_seconds", "must be at most 7776000 (90 days)"));
+        }
+        if self.clients.access_expire.get() > MAX_CLIENT_ACCESS_EXPIRE {
+            return Err(invalid("clients.access_expire", "must be at most 86400 (a day)"));
         }
         for scope in &self.clients.scopes {
             crate::domain::client::check_scope(scope).map_err(|why| invalid("clients.scopes", &why))?;

@@ -164,7 +164,8 @@ impl App {
             metrics.clone(),
             audit.clone(),
         ));
-        let clients = Arc::new(Clients::new(db.clone(), keys.clone(), audit.clone(), &config.clients));
+        let clients =
+            Arc::new(Clients::new(db.clone(), keys.clone(), audit.clone(), &config.clients, &config.auth.roles));
         let token_revocation = Arc::new(TokenRevocation::new(keys.clone(), sessions.clone(), clients.clone()));
         let admin = Arc::new(Admin::new(users.clone(), sessions.clone(), audit));
         let introspection = Introspection::new(keys.clone(), revocations.clone(), users.clone(), clients.clone());

@@ -16,6 +16,9 @@ pub const MAX_NAME_CHARS: usize = 128;
 pub const MAX_SCOPE_CHARS: usize = 128;
 pub const MAX_SCOPES: usize = 32;
 pub const MAX_AUDIENCES: usize = 16;
+/// The scopes, and the audiences, joined: each list goes into every token, and a token must
+/// stay under `MAX_TOKEN_BYTES` (4 KiB) for the verifiers to take it.
+pub const MAX_LIST_CHARS: usize = 1024;
 /// The role a client gets when none is given.
 pub const DEFAULT_CLIENT_ROLE: &str = "service";
 /// Longest secret worth hashing; ours are 43 characters.
@@ -36,11 +39,19 @@ pub struct ServiceClient {
     pub previous_secret_expires_at: Option<chrono::NaiveDateTime>,
 }
 
-/// `A-Z a-z 0-9 . _ -`, 1..=64: safe in a URL, a log line and an HTTP Basic header unencoded.
+/// `A-Z a-z 0-9 . _ -`, 1..=64, with at least one letter: safe in a URL, a log line and an
+/// HTTP Basic header unencoded, and never a user's `sub` (a user id, all digits), so a token's
+/// `sub` names one principal only (RFC 9068 section 5).
 pub fn check_client_id(client_id: &str) -> Result<(), String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_CHARS || !client_id.chars().all(allowed) {
-        return Err(format!("client ids are 1..={MAX_CLIENT_ID_CHARS} characters of A-Z a-z 0-9 . _ -"));
+    if client_id.is_empty()
+        || client_id.len() > MAX_CLIENT_ID_CHARS
+        || !client_id.chars().all(allowed)
+        || !client_id.chars().any(|c| c.is_ascii_alphabetic())
+    {
+        return Err(format!(
+            "client ids are 1..={MAX_CLIENT_ID_CHARS} characters of A-Z a-z 0-9 . _ -, with at least one letter"
+        ));
     }
     Ok(())
 }
@@ -165,7 +176,7 @@ mod tests {
         assert_eq!(check_client_id("billing-service.v2_a"), Ok(()));
         assert!(generate_client_id().starts_with("svc-"));
         assert_eq!(check_client_id(&generate_client_id()), Ok(()));
-        for bad in ["", "a b", "a:b", "a/b", "ä", &"x".repeat(65)] {
+        for bad in ["", "a b", "a:b", "a/b", "ä", "42", "1.2", &"x".repeat(65)] {
             assert!(check_client_id(bad).is_err(), "{bad:?}");
         }
     }

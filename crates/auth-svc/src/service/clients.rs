@@ -16,7 +16,7 @@ use crate::{
     auth::tokens::{ClientClaims, ClientTokenSpec, TokenKeys, now_unix},
     config::ClientsConfig,
     domain::{
-        client::{self, DEFAULT_CLIENT_ROLE, MAX_AUDIENCES, MAX_SCOPES, ServiceClient},
+        client::{self, DEFAULT_CLIENT_ROLE, MAX_AUDIENCES, MAX_LIST_CHARS, MAX_SCOPES, ServiceClient},
         role::check_role_name,
     },
     error::{AuthError, OAuthError},
@@ -63,16 +63,25 @@ pub struct Clients {
     audit: Audit,
     /// The scopes a client may be given (`clients.scopes`).
     scopes: Vec<String>,
+    /// `auth.roles`, which no client may have.
+    user_roles: Vec<String>,
     secret_overlap: ChronoDuration,
     access_ttl: i64,
 }
 
 impl Clients {
-    pub fn new(db: DatabaseConnection, keys: Arc<TokenKeys>, audit: Audit, config: &ClientsConfig) -> Self {
+    pub fn new(
+        db: DatabaseConnection,
+        keys: Arc<TokenKeys>,
+        audit: Audit,
+        config: &ClientsConfig,
+        user_roles: &[String],
+    ) -> Self {
         Self {
             db,
             keys,
             audit,
+            user_roles: user_roles.to_vec(),
             scopes: config.scopes.clone(),
             secret_overlap: ChronoDuration::seconds(i64::try_from(config.secret_overlap_seconds).unwrap_or(i64::MAX)),
             access_ttl: i64::try_from(config.access_expire.get()).unwrap_or(i64::MAX),
@@ -96,12 +105,23 @@ impl Clients {
         client::check_name(&new.name).map_err(invalid)?;
         let role = if new.role.is_empty() { DEFAULT_CLIENT_ROLE.to_owned() } else { new.role };
         check_role_name(&role).map_err(invalid)?;
+        if self.user_roles.contains(&role) {
+            // A service that reads only `role` (ValidateToken's answer, say) must not take a
+            // client for a user, let alone an admin.
+            return Err(invalid(format!("{role:?} is a user role (auth.roles); a client needs a role of its own")));
+        }
         let scopes = client::checked_list(&new.scopes, MAX_SCOPES, "scopes", client::check_scope).map_err(invalid)?;
         if let Some(unknown) = scopes.iter().find(|scope| !self.scopes.contains(scope)) {
             return Err(invalid(format!("scope {unknown:?} is not among the configured clients.scopes")));
         }
         let audiences = client::checked_list(&new.audiences, MAX_AUDIENCES, "audiences", client::check_audience)
             .map_err(invalid)?;
+        for (what, list) in [("scopes", &scopes), ("audiences", &audiences)] {
+            if client::join(list).len() > MAX_LIST_CHARS {
+                // Both lists land in every token, which must stay under the verifiers' size limit.
+                return Err(invalid(format!("the {what} are at most {MAX_LIST_CHARS} characters in all")));
+            }
+        }
         let (secret, secret_hash) = client::generate_secret();
         let row = queries::insert(
             &self.db,
@@ -112,6 +132,9 @@ impl Clients {
                 scopes: &client::join(&scopes),
                 audiences: &client::join(&audiences),
                 secret_hash: &secret_hash,
+                // A deleted client's tokens name the same client id: none of them may pass as
+                // this new client's.
+                tokens_revoked_through: token_order_now(),
             },
         )
         .await?;
@@ -152,6 +175,7 @@ impl Clients {
         actor: Actor,
         call: &CallContext,
     ) -> Result<(ServiceClient, SecretString), AuthError> {
+        client::check_client_id(client_id).map_err(|_| AuthError::NotFound("no such client"))?;
         let (secret, secret_hash) = client::generate_secret();
         let previous_until = Utc::now().naive_utc() + self.secret_overlap;
         let row = queries::rotate_secret(&self.db, client_id, &secret_hash, previous_until)
@@ -169,14 +193,21 @@ impl Clients {
         actor: Actor,
         call: &CallContext,
     ) -> Result<ServiceClient, AuthError> {
+        client::check_client_id(client_id).map_err(|_| AuthError::NotFound("no such client"))?;
         let row =
             queries::set_disabled(&self.db, client_id, disabled).await?.ok_or(AuthError::NotFound("no such client"))?;
+        if disabled {
+            // Its tokens stay refused when it is enabled again (a leak is the usual reason
+            // to disable a client): enabling must not bring them back.
+            queries::revoke_tokens(&self.db, client_id, token_order_now()).await?;
+        }
         let event = if disabled { EventType::ClientDisabled } else { EventType::ClientEnabled };
         self.audit.record(AuditEvent::new(event, Outcome::Success, actor, call).client(client_id));
         Ok(service_client(row))
     }
 
     pub async fn delete(&self, client_id: &str, actor: Actor, call: &CallContext) -> Result<(), AuthError> {
+        client::check_client_id(client_id).map_err(|_| AuthError::NotFound("no such client"))?;
         if !queries::delete(&self.db, client_id).await? {
             return Err(AuthError::NotFound("no such client"));
         }
@@ -224,7 +255,8 @@ impl Clients {
             granted(request.audiences, &allowed_audiences, MAX_AUDIENCES, client::check_audience)
                 .map_err(|why| AuthError::oauth(OAuthError::InvalidTarget, why))?
         };
-        let token_id = uuid::Uuid::new_v4().to_string();
+        // Time-ordered, so revoking one token can spare the ones issued after it.
+        let token_id = uuid::Uuid::now_v7().to_string();
         let (access_token, _) = self
             .keys
             .sign_client_access(&ClientTokenSpec {
@@ -249,16 +281,16 @@ impl Clients {
     /// its tokens revoked since this one was issued.
     pub async fn token_stands(&self, claims: &ClientClaims) -> Result<bool, AuthError> {
         let Some(row) = queries::find(&self.db, &claims.client_id).await? else { return Ok(false) };
-        let revoked = row.tokens_revoked_at.is_some_and(|at| claims.iat <= at.and_utc().timestamp());
+        let revoked = row.tokens_revoked_through.is_some_and(|through| token_order(&claims.sid) <= through);
         Ok(row.disabled_at.is_none() && !revoked)
     }
 
     /// RFC 7009 for a client's access token: it stops, with every token of the client issued
-    /// in the same second or before (tokens are told apart by `iat` only; RFC 7009 section
-    /// 2.1 allows revoking the tokens of the same grant). Tokens issued later stand.
+    /// before it (RFC 7009 section 2.1 allows revoking the tokens of the same grant, here the
+    /// client's credentials); tokens issued after it stand, so the client can fetch a new one
+    /// at once. Recorded on the client's row, so every replica sees it.
     pub async fn revoke_tokens(&self, claims: &ClientClaims, call: &CallContext) -> Result<(), AuthError> {
-        let Some(issued_at) = chrono::DateTime::from_timestamp(claims.iat, 0) else { return Ok(()) };
-        if queries::revoke_tokens(&self.db, &claims.client_id, issued_at.naive_utc()).await? {
+        if queries::revoke_tokens(&self.db, &claims.client_id, token_order(&claims.sid)).await? {
             self.audit.record(
                 AuditEvent::new(EventType::TokenRevoked, Outcome::Success, Actor::Client, call)
                     .client(&claims.client_id)
@@ -267,6 +299,21 @@ impl Clients {
         }
         Ok(())
     }
+}
+
+/// The issue order of a token issued now: every token issued so far is at or before it.
+fn token_order_now() -> i64 {
+    token_order(&uuid::Uuid::now_v7().to_string())
+}
+
+/// Where a client token stands in issue order: the first 64 bits of its id, a UUIDv7
+/// (48 bits of Unix milliseconds, then the version and a per-process counter), as a
+/// non-negative number. An id that is no UUID (none is signed) sorts first.
+fn token_order(token_id: &str) -> i64 {
+    uuid::Uuid::try_parse(token_id).map_or(0, |id| {
+        let (high, _) = id.as_u64_pair();
+        i64::try_from(high).unwrap_or(i64::MAX)
+    })
 }
 
 /// The current secret, or the previous one within its overlap.

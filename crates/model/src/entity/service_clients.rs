@@ -30,8 +30,9 @@ pub struct Model {
     pub secret_rotated_at: DateTime,
     /// UTC; when an operator disabled the client (`None`: enabled).
     pub disabled_at: Option<DateTime>,
-    /// UTC; tokens of this client issued at or before it are revoked (RFC 7009).
-    pub tokens_revoked_at: Option<DateTime>,
+    /// Tokens of this client whose id (a UUIDv7) has a time prefix at most this are revoked
+    /// (RFC 7009); see `query::service_clients::revoke_tokens`.
+    pub tokens_revoked_through: Option<i64>,
     /// UTC.
     pub created_at: DateTime,
     /// UTC.

@@ -7,8 +7,9 @@
 //! - `secret_hash`: SHA-256 of the secret, lowercase hex. After a rotation the previous hash
 //!   keeps working until `previous_secret_expires_at`, so a client can be redeployed with the
 //!   new secret without an outage.
-//! - `tokens_revoked_at`: RFC 7009 revocation of a client's token refuses every token of the
-//!   client issued at or before this time (the `iat` of the token revoked).
+//! - `tokens_revoked_through`: RFC 7009 revocation of a client's token refuses it and every
+//!   token of the client issued before it: the 64-bit time prefix of the revoked token's id (a
+//!   UUIDv7, milliseconds first), compared as a number so no collation is involved.
 //!
 //! One statement: the unique key is declared inside `CREATE TABLE IF NOT EXISTS`, so a run
 //! that stopped (MySQL commits each DDL statement on its own) can only have left the whole
@@ -35,7 +36,7 @@ enum ServiceClients {
     PreviousSecretExpiresAt,
     SecretRotatedAt,
     DisabledAt,
-    TokensRevokedAt,
+    TokensRevokedThrough,
     CreatedAt,
     UpdatedAt,
 }
@@ -59,7 +60,7 @@ impl MigrationTrait for Migration {
                     .col(date_time_null(ServiceClients::PreviousSecretExpiresAt))
                     .col(date_time(ServiceClients::SecretRotatedAt))
                     .col(date_time_null(ServiceClients::DisabledAt))
-                    .col(date_time_null(ServiceClients::TokensRevokedAt))
+                    .col(big_integer_null(ServiceClients::TokensRevokedThrough))
                     .col(date_time(ServiceClients::CreatedAt))
                     .col(date_time(ServiceClients::UpdatedAt))
                     .index(Index::create().name(CLIENT_ID_UNIQUE).col(ServiceClients::ClientId).unique())

@@ -28,6 +28,9 @@ pub struct NewServiceClient<'a> {
     pub audiences: &'a str,
     /// Lowercase hex SHA-256 of the secret.
     pub secret_hash: &'a str,
+    /// Tokens up to this one are refused from the start: those of an earlier client with the
+    /// same id (see `revoke_tokens`).
+    pub tokens_revoked_through: i64,
 }
 
 /// Inserts a client; its creation counts as the first secret rotation. The unique key is the
@@ -49,7 +52,7 @@ pub async fn insert(
         previous_secret_expires_at: Set(None),
         secret_rotated_at: Set(now),
         disabled_at: Set(None),
-        tokens_revoked_at: Set(None),
+        tokens_revoked_through: Set(Some(new.tokens_revoked_through)),
         created_at: Set(now),
         updated_at: Set(now),
         ..Default::default()
@@ -129,17 +132,14 @@ pub async fn set_disabled(
     Ok(update_and_read(db, update, client_id).await?)
 }
 
-/// Revokes the client's tokens issued at or before `issued_at` (`tokens_revoked_at` only
-/// moves forward, so revoking an old token again spares the newer ones). `true` when it moved.
-pub async fn revoke_tokens(
-    db: &impl ConnectionTrait,
-    client_id: &str,
-    issued_at: chrono::NaiveDateTime,
-) -> Result<bool, StoreError> {
+/// Revokes the client's tokens up to and including the one whose id prefix is `through`
+/// (`tokens_revoked_through` only moves forward, so revoking an old token again spares the
+/// newer ones). `true` when it moved.
+pub async fn revoke_tokens(db: &impl ConnectionTrait, client_id: &str, through: i64) -> Result<bool, StoreError> {
     let updated = ServiceClients::update_many()
-        .col_expr(Column::TokensRevokedAt, Expr::value(issued_at))
+        .col_expr(Column::TokensRevokedThrough, Expr::value(through))
         .filter(Column::ClientId.eq(client_id))
-        .filter(Column::TokensRevokedAt.is_null().or(Column::TokensRevokedAt.lt(issued_at)))
+        .filter(Column::TokensRevokedThrough.is_null().or(Column::TokensRevokedThrough.lt(through)))
         .exec(db)
         .await?;
     Ok(updated.rows_affected > 0)
