@@ -30,6 +30,15 @@ pub enum EventType {
     AccountDisabled,
     AccountEnabled,
     RoleChanged,
+    ClientCreated,
+    ClientSecretRotated,
+    ClientDisabled,
+    ClientEnabled,
+    ClientDeleted,
+    /// The client credentials grant: a token issued, or a client authentication that failed.
+    ClientToken,
+    /// RFC 7009 revocation of a token (a refresh token's session, or a client's tokens).
+    TokenRevoked,
 }
 
 impl EventType {
@@ -46,6 +55,13 @@ impl EventType {
             Self::AccountDisabled => "account_disabled",
             Self::AccountEnabled => "account_enabled",
             Self::RoleChanged => "role_changed",
+            Self::ClientCreated => "client_created",
+            Self::ClientSecretRotated => "client_secret_rotated",
+            Self::ClientDisabled => "client_disabled",
+            Self::ClientEnabled => "client_enabled",
+            Self::ClientDeleted => "client_deleted",
+            Self::ClientToken => "client_token",
+            Self::TokenRevoked => "token_revoked",
         }
     }
 }
@@ -81,8 +97,10 @@ pub enum Actor {
     User(i64),
     /// An account with role admin acting on another.
     Admin(i64),
-    /// The `auth-svc user …` command line.
+    /// The `auth-svc user …` and `auth-svc client …` command line.
     Operator,
+    /// A service account, named in the event's `client_id`.
+    Client,
 }
 
 impl std::fmt::Display for Actor {
@@ -92,6 +110,7 @@ impl std::fmt::Display for Actor {
             Self::User(id) => write!(f, "user:{id}"),
             Self::Admin(id) => write!(f, "admin:{id}"),
             Self::Operator => f.write_str("operator"),
+            Self::Client => f.write_str("client"),
         }
     }
 }
@@ -123,6 +142,8 @@ pub struct AuditEvent {
     /// The username given (a login attempt names an account that may not exist).
     pub username: Option<String>,
     pub session_id: Option<String>,
+    /// The service account acted on or acting (given, for a failed authentication).
+    pub client_id: Option<String>,
     pub client_address: Option<IpAddr>,
     pub request_id: Option<String>,
 }
@@ -138,6 +159,7 @@ impl AuditEvent {
             subject: None,
             username: None,
             session_id: None,
+            client_id: None,
             client_address: call.client_address,
             request_id: call.request_id.clone(),
         }
@@ -155,6 +177,11 @@ impl AuditEvent {
 
     pub fn session(mut self, session_id: &str) -> Self {
         self.session_id = Some(session_id.to_owned());
+        self
+    }
+
+    pub fn client(mut self, client_id: &str) -> Self {
+        self.client_id = Some(client_id.to_owned());
         self
     }
 }
@@ -179,6 +206,7 @@ impl AuditSink for LogSink {
             subject = event.subject,
             username = event.username.as_deref(),
             session_id = event.session_id.as_deref(),
+            client_id = event.client_id.as_deref(),
             client_address = event.client_address.map(tracing::field::display),
             request_id = event.request_id.as_deref(),
             "audit event"
@@ -253,6 +281,7 @@ mod tests {
             subject: Some(2),
             username: None,
             session_id: None,
+            client_id: None,
             client_address: None,
             request_id: Some("r".into()),
         };
@@ -261,7 +290,7 @@ mod tests {
             serde_json::json!({
                 "time": "2026-12-01T00:00:00.000Z", "type": "account_disabled", "outcome": "success",
                 "actor": {"kind": "admin", "id": 1}, "subject": 2, "username": null, "session_id": null,
-                "client_address": null, "request_id": "r"
+                "client_id": null, "client_address": null, "request_id": "r"
             })
         );
     }

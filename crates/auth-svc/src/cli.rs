@@ -1,4 +1,4 @@
-//! The operator commands of `auth-svc user …`: straight on the database, no server or token
+//! The operator commands of `auth-svc user …` and `auth-svc client …`: straight on the database, no server or token
 //! needed. They run the same code as the gRPC admin calls (`service::admin`), as the
 //! [`Actor::Operator`], and their audit events go to the same `audit` log target.
 
@@ -16,6 +16,7 @@ use crate::{
     metrics::Metrics,
     service::{
         admin::{Admin, UserRef},
+        clients::Clients,
         sessions::Sessions,
         users::{CacheSync, Users},
     },
@@ -90,6 +91,26 @@ impl OfflineAdmin {
     }
 }
 
+/// The service-account calls of `auth-svc client …`, on the configured database.
+pub async fn offline_clients(config: &Config) -> anyhow::Result<Clients> {
+    let (db, _) = db::connect_migrated(config).await?;
+    let keys = Arc::new(TokenKeys::from_config(&config.auth, &Secrets::from_config(&config.auth))?);
+    Ok(Clients::new(db, keys, Audit::to_log(Arc::new(Metrics::new())), &config.clients))
+}
+
+/// The client a command named does not exist; the message names it.
+#[derive(Debug, thiserror::Error)]
+#[error("no client with id {0:?}")]
+pub struct UnknownClient(String);
+
+/// `result`, with "no such client" naming the client asked for.
+pub fn known_client<T>(result: Result<T, AuthError>, client_id: &str) -> anyhow::Result<T> {
+    match result {
+        Err(AuthError::NotFound(_)) => Err(UnknownClient(client_id.to_owned()).into()),
+        other => Ok(other?),
+    }
+}
+
 /// The account a command named does not exist; the message names what was asked for (the
 /// service's own "no such user" does not say which).
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +138,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         Some(AuthError::InvalidArgument(_)) => EXIT_USAGE,
         Some(AuthError::Unavailable(_)) => EXIT_UNAVAILABLE,
         _ if err.downcast_ref::<UnknownUser>().is_some() => EXIT_NOT_FOUND,
+        _ if err.downcast_ref::<UnknownClient>().is_some() => EXIT_NOT_FOUND,
         _ if err.chain().any(|cause| cause.to_string().contains("no user named")) => EXIT_NOT_FOUND,
         _ if err.chain().any(is_connection_failure) => EXIT_UNAVAILABLE,
         _ => 1,

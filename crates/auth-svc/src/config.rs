@@ -75,6 +75,43 @@ pub struct Config {
     pub revocation: RevocationConfig,
     #[serde(default)]
     pub sessions: SessionsConfig,
+    #[serde(default)]
+    pub clients: ClientsConfig,
+    #[serde(default)]
+    pub introspection: IntrospectionConfig,
+}
+
+/// Service accounts (OAuth 2.0 clients).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientsConfig {
+    /// Seconds a client's previous secret keeps working after RotateClientSecret, so the new
+    /// one can be rolled out first (0: it stops at once).
+    pub secret_overlap_seconds: u64,
+    /// The scopes a client may be given (RFC 6749 scope tokens). `introspect` lets a client
+    /// call token introspection; the others mean what the services reading the tokens decide.
+    pub scopes: Vec<String>,
+    /// Lifetime of a client's access token, seconds.
+    pub access_expire: NonZeroU64,
+}
+
+impl Default for ClientsConfig {
+    fn default() -> Self {
+        Self { secret_overlap_seconds: 86_400, scopes: vec![SCOPE_INTROSPECT.to_owned()], access_expire: nonzero!(900) }
+    }
+}
+
+/// The scope that lets a client introspect tokens.
+pub const SCOPE_INTROSPECT: &str = "introspect";
+
+/// Who may ask ValidateToken.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntrospectionConfig {
+    /// ValidateToken answers only a caller with a service account's access token carrying
+    /// scope `introspect` (`authorization: Bearer …`). Off by default: the services that call
+    /// it today have no client yet, and the NetworkPolicy already limits who reaches the port.
+    pub require_client: bool,
 }
 
 /// How every replica learns of revocations made on the others (README, "Logout and revocation").
@@ -347,6 +384,8 @@ impl Default for Config {
             log: LogConfig::default(),
             revocation: RevocationConfig::default(),
             sessions: SessionsConfig::default(),
+            clients: ClientsConfig::default(),
+            introspection: IntrospectionConfig::default(),
         }
     }
 }
@@ -552,6 +591,9 @@ impl Config {
         let sessions = &self.sessions;
         if !(1..=10_000).contains(&sessions.purge_batch_size) {
             return Err(invalid("sessions.purge_batch_size", "must be between 1 and 10000"));
+        }
+        for scope in &self.clients.scopes {
+            crate::domain::client::check_scope(scope).map_err(|why| invalid("clients.scopes", &why))?;
         }
         Ok(())
     }

@@ -33,12 +33,57 @@ pub enum AuthError {
     /// A backing store is down; worth a retry.
     #[error("service temporarily unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A refusal of the OAuth 2.0 client calls, with its RFC 6749 section 5.2 code.
+    #[error("{message}")]
+    OAuth { code: OAuthError, message: String },
     /// A fault of ours. Logged with its whole chain, answered with a generic message.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// The RFC 6749 section 5.2 (and RFC 8707) error codes auth-svc decides itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthError {
+    /// Unknown client, wrong secret, or a disabled client.
+    InvalidClient,
+    InvalidRequest,
+    InvalidScope,
+    /// RFC 8707: an audience (resource) the client may not ask for.
+    InvalidTarget,
+    /// Authenticated, but not allowed this call (introspection without scope `introspect`).
+    UnauthorizedClient,
+}
+
+impl OAuthError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidScope => "invalid_scope",
+            Self::InvalidTarget => "invalid_target",
+            Self::UnauthorizedClient => "unauthorized_client",
+        }
+    }
+
+    fn code(self) -> Code {
+        match self {
+            Self::InvalidClient => Code::Unauthenticated,
+            Self::InvalidRequest | Self::InvalidScope | Self::InvalidTarget => Code::InvalidArgument,
+            Self::UnauthorizedClient => Code::PermissionDenied,
+        }
+    }
+}
+
 impl AuthError {
+    pub fn oauth(code: OAuthError, message: impl Into<String>) -> Self {
+        Self::OAuth { code, message: message.into() }
+    }
+
+    /// The one answer to a failed client authentication, whatever failed.
+    pub fn invalid_client() -> Self {
+        Self::oauth(OAuthError::InvalidClient, "client authentication failed")
+    }
+
     pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Internal(Box::new(err))
     }
@@ -48,6 +93,7 @@ impl From<StoreError> for AuthError {
     fn from(err: StoreError) -> Self {
         match err {
             StoreError::UsernameTaken => Self::AlreadyExists("username already exists"),
+            StoreError::ClientIdTaken => Self::AlreadyExists("client id already exists"),
             StoreError::OwnerGone => Self::Unauthenticated("account no longer exists"),
             StoreError::Unavailable(_) => Self::Unavailable(Box::new(err)),
             StoreError::Database(_) => Self::Internal(Box::new(err)),
@@ -69,6 +115,14 @@ impl From<AuthError> for Status {
             | AuthError::Overloaded { retry_after_seconds } => {
                 let mut status = Status::resource_exhausted(err.to_string());
                 status.metadata_mut().insert(auth_api::metadata::RETRY_AFTER, (*retry_after_seconds).into());
+                status
+            }
+            AuthError::OAuth { code, message } => {
+                let mut status = Status::new(code.code(), message.clone());
+                status.metadata_mut().insert(
+                    auth_api::metadata::OAUTH_ERROR,
+                    tonic::metadata::MetadataValue::from_static(code.as_str()),
+                );
                 status
             }
             AuthError::Unavailable(_) => {

@@ -1,4 +1,4 @@
-//! `auth-svc [-f config.yaml] [serve|migrate|user …]`
+//! `auth-svc [-f config.yaml] [serve|migrate|user …|client …]`
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -6,10 +6,12 @@ use auth_svc::{
     App, Config,
     cli::{self, OfflineAdmin},
     db,
-    domain::AccountRecord,
+    domain::{AccountRecord, client::ServiceClient},
     service::admin::{ListQuery, MAX_PAGE_SIZE, UserRef},
+    service::clients::NewClient,
 };
 use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
 
 #[derive(Parser)]
 #[command(version, about = "gRPC user and token service")]
@@ -33,6 +35,47 @@ enum Command {
     /// servers see it within `revocation.max_staleness_ms`.
     #[command(subcommand)]
     User(UserCommand),
+    /// Service accounts (OAuth 2.0 clients) straight on the database; exit codes as for `user`
+    /// (3: no such client). Secrets are printed once, on stdout.
+    #[command(subcommand)]
+    Client(ClientCommand),
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Create a client and print its id and secret (shown this once), tab-separated.
+    Create {
+        /// A display name.
+        name: String,
+        /// The client id; generated when left out.
+        #[arg(long)]
+        id: Option<String>,
+        /// Defaults to "service".
+        #[arg(long)]
+        role: Option<String>,
+        /// A scope it may ask for (repeat, or space-separate); each must be in `clients.scopes`.
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        /// An audience it may ask for (repeat, or space-separate).
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+    },
+    /// List clients, one per line: id, name, role, scopes, audiences, enabled/disabled, created.
+    List,
+    /// Print a new secret; the old one works for `clients.secret_overlap_seconds` more.
+    RotateSecret {
+        client_id: String,
+    },
+    /// The client can get no more tokens, and its tokens introspect as inactive.
+    Disable {
+        client_id: String,
+    },
+    Enable {
+        client_id: String,
+    },
+    Delete {
+        client_id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -88,10 +131,10 @@ async fn main() -> ExitCode {
     let default_filter = match command {
         // A command's answer is on stdout/stderr; the server says what it does, without the SQL.
         // Its audit events are kept: an operator's change is audited like an admin's.
-        Command::User(_) => "warn,audit=info",
+        Command::User(_) | Command::Client(_) => "warn,audit=info",
         Command::Serve | Command::Migrate => "info,sqlx=warn",
     };
-    let interactive = matches!(command, Command::User(_));
+    let interactive = matches!(command, Command::User(_) | Command::Client(_));
     if interactive {
         service_kit::logging::init_stderr(config.log.format, default_filter);
     } else {
@@ -103,6 +146,7 @@ async fn main() -> ExitCode {
         // Boxed: the commands' future is deep, and inline it overflows the compiler's layout
         // query depth in release builds.
         Command::User(command) => Box::pin(user_command(&config, command)).await,
+        Command::Client(command) => Box::pin(client_command(&config, command)).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -175,6 +219,73 @@ async fn user_command(config: &Config, command: UserCommand) -> anyhow::Result<(
         );
     }
     Ok(())
+}
+
+async fn client_command(config: &Config, command: ClientCommand) -> anyhow::Result<()> {
+    let clients = cli::offline_clients(config).await?;
+    let (actor, call) = cli::operator_call();
+    let words = |items: Vec<String>| {
+        items.iter().flat_map(|item| item.split(' ')).filter(|w| !w.is_empty()).map(str::to_owned).collect()
+    };
+    match command {
+        ClientCommand::Create { name, id, role, scopes, audiences } => {
+            let new = NewClient {
+                client_id: id.unwrap_or_default(),
+                name,
+                role: role.unwrap_or_default(),
+                scopes: words(scopes),
+                audiences: words(audiences),
+            };
+            let (client, secret) = clients.create(new, actor, &call).await?;
+            println!("{}\t{}", client.client_id, secret.expose_secret());
+        }
+        ClientCommand::List => {
+            let mut page_token = String::new();
+            loop {
+                let page = clients.list(MAX_PAGE_SIZE, &page_token).await?;
+                for client in &page.clients {
+                    println!("{}", client_line(client));
+                }
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+        }
+        ClientCommand::RotateSecret { client_id } => {
+            let (client, secret) =
+                cli::known_client(clients.rotate_secret(&client_id, actor, &call).await, &client_id)?;
+            println!("{}\t{}", client.client_id, secret.expose_secret());
+        }
+        ClientCommand::Disable { client_id } => {
+            cli::known_client(clients.set_disabled(&client_id, true, actor, &call).await, &client_id)?;
+            println!("client {client_id} is disabled");
+        }
+        ClientCommand::Enable { client_id } => {
+            cli::known_client(clients.set_disabled(&client_id, false, actor, &call).await, &client_id)?;
+            println!("client {client_id} is enabled");
+        }
+        ClientCommand::Delete { client_id } => {
+            cli::known_client(clients.delete(&client_id, actor, &call).await, &client_id)?;
+            println!("client {client_id} is deleted");
+        }
+    }
+    Ok(())
+}
+
+/// One client as a tab-separated line: id, name, role, scopes, audiences, state, created.
+fn client_line(client: &ServiceClient) -> String {
+    let dash = |items: &[String]| if items.is_empty() { "-".to_owned() } else { items.join(" ") };
+    format!(
+        "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+        client.client_id,
+        client.name,
+        client.role,
+        dash(&client.scopes),
+        dash(&client.audiences),
+        if client.disabled { "disabled" } else { "enabled" },
+        client.created_at.and_utc().format("%Y-%m-%dT%H:%M:%SZ"),
+    )
 }
 
 /// One account as a tab-separated line: id, username, role, created, disabled, last login.

@@ -26,8 +26,10 @@ use crate::{
     service::{
         accounts::{AccountPolicy, Accounts},
         admin::Admin,
+        clients::Clients,
         introspection::Introspection,
         sessions::{SessionLifetimes, SessionPurge, Sessions},
+        token_revocation::TokenRevocation,
         users::{CacheSync, Users},
     },
     store::{
@@ -162,8 +164,10 @@ impl App {
             metrics.clone(),
             audit.clone(),
         ));
+        let clients = Arc::new(Clients::new(db.clone(), keys.clone(), audit.clone(), &config.clients));
+        let token_revocation = Arc::new(TokenRevocation::new(keys.clone(), sessions.clone(), clients.clone()));
         let admin = Arc::new(Admin::new(users.clone(), sessions.clone(), audit));
-        let introspection = Introspection::new(keys.clone(), revocations.clone(), users.clone());
+        let introspection = Introspection::new(keys.clone(), revocations.clone(), users.clone(), clients.clone());
         let listener = service_kit::bind(config.listen, "listen").await?;
         let admin_listener = service_kit::bind_admin(config.admin_listen).await?;
         Ok(Self {
@@ -179,6 +183,10 @@ impl App {
                 sessions,
                 admin,
                 introspection,
+                server_metadata: grpc::server_metadata(&config.auth.issuer, &keys, clients.scopes_supported()),
+                clients,
+                token_revocation,
+                require_client: config.introspection.require_client,
                 trusted_forwarders: config.grpc.trusted_forwarders.clone(),
                 jwks: grpc::jwks_response(&keys, config.auth.jwks_max_age),
             },

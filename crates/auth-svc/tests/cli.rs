@@ -433,3 +433,62 @@ fn user_commands_on_an_unreachable_database_exit_69() {
         assert!(output.stdout.is_empty());
     }
 }
+
+/// `auth-svc client ARGS…` on the database of `dir`: exit code, stdout, stderr.
+fn client(dir: &tempfile::TempDir, args: &[&str]) -> (Option<i32>, String, String) {
+    let output = command(dir).env_remove("RUST_LOG").arg("client").args(args).output().unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+    (output.status.code(), text(output.stdout), text(output.stderr))
+}
+
+#[test]
+fn client_commands_create_list_rotate_disable_and_delete_and_print_a_secret_only_when_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrate = command(&dir).arg("migrate").output().unwrap();
+    assert!(migrate.status.success());
+    let (code, stdout, stderr) = client(&dir, &["create", "Billing", "--id", "billing", "--scope", "introspect"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (id, secret) = stdout.trim_end().split_once('\t').expect("id TAB secret");
+    assert_eq!((id, secret.len()), ("billing", 43));
+    let stored =
+        on_database(&dir, async |db| model::query::service_clients::find(db, "billing").await.unwrap().unwrap());
+    assert_ne!(stored.secret_hash, secret, "only a hash is stored");
+    assert!(stderr.contains("client_created") && !stderr.contains(secret), "audited, secret unlogged: {stderr}");
+
+    let (code, listed, _) = client(&dir, &["list"]);
+    assert_eq!(code, Some(0));
+    assert!(listed.starts_with("billing\tBilling\tservice\tintrospect\t-\tenabled\t"), "{listed}");
+    assert!(!listed.contains(secret));
+
+    let (code, rotated, _) = client(&dir, &["rotate-secret", "billing"]);
+    assert_eq!(code, Some(0));
+    let new_secret = rotated.trim_end().split_once('\t').unwrap().1;
+    assert_ne!(new_secret, secret);
+    assert_eq!(client(&dir, &["disable", "billing"]).1, "client billing is disabled\n");
+    assert!(client(&dir, &["list"]).1.contains("\tdisabled\t"));
+    assert_eq!(client(&dir, &["enable", "billing"]).1, "client billing is enabled\n");
+    assert_eq!(client(&dir, &["delete", "billing"]).1, "client billing is deleted\n");
+    assert_eq!(client(&dir, &["list"]).1, "");
+}
+
+#[test]
+fn client_commands_exit_3_on_an_unknown_client_and_64_on_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(command(&dir).arg("migrate").output().unwrap().status.success());
+    for args in [&["rotate-secret", "nope"][..], &["disable", "nope"], &["enable", "nope"], &["delete", "nope"]] {
+        let (code, stdout, stderr) = client(&dir, args);
+        assert_eq!(code, Some(3), "{args:?}: {stderr}");
+        assert_eq!(stderr, "auth-svc: no client with id \"nope\"\n", "{args:?}");
+        assert_eq!(stdout, "");
+    }
+    for args in [&["create", "X", "--id", "has space"][..], &["create", "X", "--scope", "unknown-scope"]] {
+        let (code, stdout, stderr) = client(&dir, args);
+        assert_eq!(code, Some(64), "{args:?}: {stderr}");
+        assert_eq!(stdout, "", "no secret is printed for a client that was not made");
+    }
+    let (code, _, _) = client(&dir, &["create", "X", "--id", "dup"]);
+    assert_eq!(code, Some(0));
+    let (code, _, stderr) = client(&dir, &["create", "Y", "--id", "dup"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("client id already exists"), "{stderr}");
+}

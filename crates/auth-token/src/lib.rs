@@ -168,6 +168,60 @@ impl AnyAccessClaims {
             Self::User(claims) => &claims.sid,
         }
     }
+
+    /// The user id as a string, or the client id.
+    pub fn sub(&self) -> &str {
+        match self {
+            Self::Client(claims) => &claims.sub,
+            Self::User(claims) => &claims.sub,
+        }
+    }
+
+    /// The user's or the client's role when the token was issued.
+    pub fn role(&self) -> &str {
+        match self {
+            Self::Client(claims) => &claims.role,
+            Self::User(claims) => &claims.role,
+        }
+    }
+
+    /// The user id; `None` for a service account.
+    pub fn user_id(&self) -> Option<i64> {
+        match self {
+            Self::Client(_) => None,
+            Self::User(claims) => Some(claims.user_id),
+        }
+    }
+
+    /// The client id; `None` for a user.
+    pub fn client_id(&self) -> Option<&str> {
+        match self {
+            Self::Client(claims) => Some(&claims.client_id),
+            Self::User(_) => None,
+        }
+    }
+
+    /// The granted scopes; none for a user (a user's token carries no `scope`).
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        let client = match self {
+            Self::Client(claims) => Some(claims),
+            Self::User(_) => None,
+        };
+        client.into_iter().flat_map(ClientClaims::scopes)
+    }
+
+    /// Whether `wanted` was granted; never for a user.
+    pub fn has_scope(&self, wanted: &str) -> bool {
+        self.scopes().any(|scope| scope == wanted)
+    }
+
+    /// The audiences the token names; none for a user (a user's token carries no `aud`).
+    pub fn audiences(&self) -> &[String] {
+        match self {
+            Self::Client(claims) => &claims.aud.0,
+            Self::User(_) => &[],
+        }
+    }
 }
 
 /// Why an `authorization` header carries no usable bearer token. The messages are what

@@ -213,4 +213,25 @@ mod claims {
         assert!(matches!(serde_json::from_value(user.clone()).unwrap(), AnyAccessClaims::User(_)));
         assert!(serde_json::from_value::<ClientClaims>(user).is_err());
     }
+
+    #[test]
+    fn either_kind_answers_who_it_is_and_what_it_may_do() {
+        let client = AnyAccessClaims::Client(client_claims(&["orders", "stock"]));
+        assert_eq!(
+            (client.sub(), client.role(), client.client_id(), client.user_id()),
+            ("billing", "service", Some("billing"), None)
+        );
+        assert_eq!(client.scopes().collect::<Vec<_>>(), ["introspect", "users:read"]);
+        assert!(client.has_scope("users:read") && !client.has_scope("users"));
+        assert_eq!(client.audiences(), ["orders", "stock"]);
+
+        let user = serde_json::json!({"iss": "i", "sub": "7", "userId": 7, "role": "user", "iat": 1, "exp": 2,
+            "jti": "j", "sid": "s", "token_type": "access", "scope": "introspect", "aud": "orders"});
+        let user: AnyAccessClaims = serde_json::from_value(user).unwrap();
+        assert_eq!((user.sub(), user.role(), user.client_id(), user.user_id()), ("7", "user", None, Some(7)));
+        // Whatever a user's token says, it grants no scope and names no audience.
+        assert_eq!(user.scopes().count(), 0);
+        assert!(!user.has_scope("introspect"));
+        assert!(user.audiences().is_empty());
+    }
 }

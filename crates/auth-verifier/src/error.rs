@@ -34,9 +34,23 @@ pub enum VerifyError {
     NotYetValid,
     #[error("token issuer is not trusted")]
     WrongIssuer,
-    /// A required claim is missing or has the wrong type, or an `aud` claim is present.
+    /// A required claim is missing or has the wrong type.
     #[error("token claims are invalid")]
     InvalidClaims,
+    /// An audience is required (`VerifierBuilder::audience`, `BearerLayer::require_audience`)
+    /// and the token names none: RFC 9068 section 4 has resource servers check `aud`.
+    #[error("token names no audience")]
+    MissingAudience,
+    /// The token's `aud` does not list the required audience, or the token has an `aud` where
+    /// no audience is configured: a token meant for someone must not pass a service that did
+    /// not say who it is.
+    #[error("token is meant for another audience")]
+    WrongAudience,
+    /// The token is valid but was not granted `scope`, which the route requires (the layer's
+    /// case: HTTP 403 `insufficient_scope`, gRPC `PERMISSION_DENIED`). A user's token has no
+    /// scopes at all.
+    #[error("token lacks the scope {scope}")]
+    InsufficientScope { scope: String },
     /// The key set could not be fetched and no usable one is cached (none yet, or one stale for
     /// longer than `max_stale`), or the token's `kid` is not in the cached set and the latest
     /// fetch failed. The token may well be valid, so the layer answers 503 / `UNAVAILABLE`, not

@@ -12,9 +12,11 @@
 //! A token passes when: it is at most 4 KiB; its header has `alg` EdDSA or ES256, `typ: at+jwt`,
 //! no `crit`, and a `kid` the key set publishes with that same algorithm; the signature checks;
 //! `token_type` is `access`, `iss` the configured issuer, `exp` not past (plus the leeway),
-//! `iat`/`nbf` at most 5 s ahead, and `iss`, `sub`, `userId`, `role`, `iat`, `exp`, `jti`,
-//! `sid` are present. The README says what local verification cannot see (logout, deleted
-//! users, role changes) and how the key cache meets key rotation.
+//! `iat`/`nbf` at most 5 s ahead, `iss`, `sub`, `userId` (a user's token) or `client_id` (a
+//! service account's), `role`, `iat`, `exp`, `jti`, `sid` are present, and `aud` lists the
+//! required audience, or is absent when none is required. A layer can also require scopes.
+//! The README says what local verification cannot see (logout, deleted users, role changes)
+//! and how the key cache meets key rotation.
 
 mod cache;
 mod claims;
@@ -25,7 +27,7 @@ mod layer;
 mod token;
 mod verifier;
 
-pub use claims::{Claims, TokenType};
+pub use claims::{Audience, Claims, ClientClaims, TokenType, UserClaims};
 pub use error::VerifyError;
 pub use layer::{BearerLayer, BearerService};
 pub use verifier::{Verifier, VerifierBuilder};

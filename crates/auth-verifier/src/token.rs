@@ -7,8 +7,9 @@ use std::time::Duration;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, Validation, decode, decode_header, get_current_timestamp};
 use serde::Deserialize;
+use serde_json::Value;
 
-use auth_token::{ACCESS_TYP, MAX_TOKEN_BYTES, TokenType};
+use auth_token::{ACCESS_TYP, Audience, MAX_TOKEN_BYTES, TokenType};
 
 use crate::{Claims, VerifyError, jwks::PublishedKey};
 
@@ -21,12 +22,14 @@ pub(crate) struct TokenHeader {
     pub(crate) kid: String,
 }
 
-/// The claims as signed, with `nbf`, which auth-svc may set and `Claims` does not carry.
+/// The registered claims checked here that `Claims` does not carry for every kind of token:
+/// `nbf` (auth-svc may set it), and `aud` as signed (a user's claims have no place for it).
+/// Read from the same JSON as `Claims` rather than around it with `#[serde(flatten)]`, which
+/// would hand `aud` to this struct only and leave a client's own `aud` empty.
 #[derive(Deserialize)]
-struct SignedClaims {
-    #[serde(flatten)]
-    claims: Claims,
+struct CheckedHere {
     nbf: Option<i64>,
+    aud: Option<Audience>,
 }
 
 pub(crate) struct TokenRules {
@@ -64,8 +67,15 @@ impl TokenRules {
         Ok(TokenHeader { algorithm: header.alg, kid })
     }
 
-    /// The signature with `key`, then the claims.
-    pub(crate) fn check(&self, token: &str, header: &TokenHeader, key: &PublishedKey) -> Result<Claims, VerifyError> {
+    /// The signature with `key`, then the claims; `audience` is the one `aud` must list, or
+    /// `None` when the token must carry no `aud` at all.
+    pub(crate) fn check(
+        &self,
+        token: &str,
+        header: &TokenHeader,
+        key: &PublishedKey,
+        audience: Option<&str>,
+    ) -> Result<Claims, VerifyError> {
         // Algorithm confusion: the key decides the algorithm, the token only has to agree.
         if key.algorithm != header.algorithm {
             return Err(VerifyError::UnsupportedAlgorithm);
@@ -75,35 +85,42 @@ impl TokenRules {
             Algorithm::ES256 => &self.es256,
             _ => return Err(VerifyError::UnsupportedAlgorithm),
         };
-        let SignedClaims { claims, nbf } = decode::<SignedClaims>(token, &key.key, validation)
-            .map_err(|error| match error.kind() {
-                ErrorKind::Json(_) if names_another_kind(token, key, validation) => VerifyError::NotAccessToken,
-                kind => refusal(kind),
-            })?
-            .claims;
-        if claims.token_type != TokenType::Access {
+        let signed = decode::<Value>(token, &key.key, validation).map_err(|error| refusal(error.kind()))?.claims;
+        let claims = Claims::deserialize(&signed).map_err(|_| {
+            if names_another_kind(&signed) { VerifyError::NotAccessToken } else { VerifyError::InvalidClaims }
+        })?;
+        if claims.token_type() != TokenType::Access {
             return Err(VerifyError::NotAccessToken);
         }
+        let CheckedHere { nbf, aud } = CheckedHere::deserialize(&signed).map_err(|_| VerifyError::InvalidClaims)?;
         let latest_start =
             i64::try_from(get_current_timestamp()).unwrap_or(i64::MAX).saturating_add(CLOCK_SKEW_SECONDS);
-        if claims.iat > latest_start || nbf.is_some_and(|nbf| nbf > latest_start) {
+        if claims.iat() > latest_start || nbf.is_some_and(|nbf| nbf > latest_start) {
             return Err(VerifyError::NotYetValid);
         }
+        check_audience(aud.as_ref(), audience)?;
         Ok(claims)
     }
 }
 
-/// The `token_type` claim alone, as signed.
-#[derive(Deserialize)]
-struct KindOnly {
-    token_type: String,
+/// Whether signed claims that did not read as `Claims` name a kind other than `access` (say a
+/// `token_type` that is no kind at all): that is "not an access token", as `typ` is, rather
+/// than "invalid claims".
+fn names_another_kind(signed: &Value) -> bool {
+    signed.get("token_type").and_then(Value::as_str).is_some_and(|kind| kind != "access")
 }
 
-/// Whether a signed token whose claims did not read names a kind other than `access` (say a
-/// `token_type` that is no kind at all): that is "not an access token", as `typ` is, rather
-/// than "invalid claims". Read only on that error path.
-fn names_another_kind(token: &str, key: &PublishedKey, validation: &Validation) -> bool {
-    decode::<KindOnly>(token, &key.key, validation).is_ok_and(|read| read.claims.token_type != "access")
+/// `aud` against the audience required, if any. Without one, any `aud` is refused: this
+/// service cannot tell whether the token names it. With one, a token naming no audience is
+/// refused too (RFC 9068 section 4: resource servers must check `aud`).
+fn check_audience(signed: Option<&Audience>, required: Option<&str>) -> Result<(), VerifyError> {
+    match (signed, required) {
+        (None, None) => Ok(()),
+        (Some(_), None) => Err(VerifyError::WrongAudience),
+        (None, Some(_)) => Err(VerifyError::MissingAudience),
+        (Some(signed), Some(required)) if signed.contains(required) => Ok(()),
+        (Some(_), Some(_)) => Err(VerifyError::WrongAudience),
+    }
 }
 
 fn validation(algorithm: Algorithm, issuer: &str, leeway: Duration) -> Validation {
@@ -116,8 +133,9 @@ fn validation(algorithm: Algorithm, issuer: &str, leeway: Duration) -> Validatio
     validation.set_required_spec_claims(&["exp", "iat", "iss", "sub", "jti"]);
     // `nbf` gets the same clock skew as `iat`, which jsonwebtoken's leeway (also `exp`'s) is not.
     validation.validate_nbf = false;
-    // `validate_aud` stays on with no audience configured: a token carrying `aud` is refused,
-    // since this crate cannot tell whether it names us. auth-svc sets none.
+    // `aud` is checked by `check_audience`: the audience differs per route (one `Validation`
+    // per route would be needed), and jsonwebtoken lets an `aud` it cannot parse pass.
+    validation.validate_aud = false;
     validation
 }
 
@@ -130,7 +148,6 @@ fn refusal(kind: &ErrorKind) -> VerifyError {
         ErrorKind::Json(_)
         | ErrorKind::MissingRequiredClaim(_)
         | ErrorKind::InvalidClaimFormat(_)
-        | ErrorKind::InvalidAudience
         | ErrorKind::InvalidSubject => VerifyError::InvalidClaims,
         _ => VerifyError::Malformed,
     }

@@ -28,6 +28,7 @@ struct Inner {
     jwks_url: reqwest::Url,
     rules: TokenRules,
     keys: KeyCache,
+    audience: Option<String>,
 }
 
 impl Verifier {
@@ -41,14 +42,27 @@ impl Verifier {
             leeway: Duration::ZERO,
             timeout: DEFAULT_TIMEOUT,
             max_stale: DEFAULT_MAX_STALE,
+            audience: None,
         }
     }
 
-    /// Verifies an access token (without the `Bearer ` prefix) and returns its claims.
+    /// Verifies an access token (without the `Bearer ` prefix) and returns its claims. Its
+    /// `aud` must list the configured audience ([`VerifierBuilder::audience`]), or be absent
+    /// when none is configured.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        self.verify_for(token, self.audience()).await
+    }
+
+    /// `verify` with `audience` in place of the configured one (a layer's `require_audience`).
+    pub(crate) async fn verify_for(&self, token: &str, audience: Option<&str>) -> Result<Claims, VerifyError> {
         let header = self.inner.rules.read_header(token)?;
         let key = self.inner.keys.key(&header.kid).await?;
-        self.inner.rules.check(token, &header, &key)
+        self.inner.rules.check(token, &header, &key, audience)
+    }
+
+    /// The audience configured with [`VerifierBuilder::audience`].
+    pub(crate) fn audience(&self) -> Option<&str> {
+        self.inner.audience.as_deref()
     }
 
     /// Fetches the key set now. Call it at start to fail fast (or just to log) when the gateway
@@ -58,7 +72,9 @@ impl Verifier {
     }
 
     /// A tower layer that verifies the `Authorization: Bearer` header of every request and puts
-    /// the `Claims` into the request's extensions.
+    /// the `Claims` into the request's extensions. [`BearerLayer::require_scopes`] and
+    /// [`BearerLayer::require_audience`] add per-route needs; layers of one verifier share its
+    /// key cache.
     pub fn layer(&self) -> BearerLayer {
         BearerLayer::new(self.clone())
     }
@@ -80,12 +96,23 @@ pub struct VerifierBuilder {
     leeway: Duration,
     timeout: Duration,
     max_stale: Duration,
+    audience: Option<String>,
 }
 
 impl VerifierBuilder {
     /// The `iss` tokens must carry. Default `auth-svc`.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = issuer.into();
+        self
+    }
+
+    /// The audience this service is: tokens must list it in `aud`, and a token without `aud`
+    /// is refused ([`VerifyError::MissingAudience`]; RFC 9068 section 4), which includes every
+    /// user's token (auth-svc gives those no audience). Without it, the default, a token
+    /// carrying any `aud` is refused ([`VerifyError::WrongAudience`]). A layer's
+    /// [`require_audience`](crate::BearerLayer::require_audience) replaces it for its routes.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
         self
     }
 
@@ -144,6 +171,9 @@ impl VerifierBuilder {
         if self.issuer.is_empty() {
             return Err(VerifyError::Config("issuer must not be empty".to_owned()));
         }
+        if self.audience.as_deref().is_some_and(str::is_empty) {
+            return Err(VerifyError::Config("audience must not be empty".to_owned()));
+        }
         let client = reqwest::Client::builder()
             .timeout(self.timeout)
             .connect_timeout(self.timeout)
@@ -153,6 +183,6 @@ impl VerifierBuilder {
             .map_err(|error| VerifyError::Config(format!("HTTP client: {error}")))?;
         let keys = KeyCache::new(client, jwks_url.clone(), self.min_refresh_interval, self.max_stale);
         let rules = TokenRules::new(&self.issuer, self.leeway);
-        Ok(Verifier { inner: Arc::new(Inner { jwks_url, rules, keys }) })
+        Ok(Verifier { inner: Arc::new(Inner { jwks_url, rules, keys, audience: self.audience }) })
     }
 }

@@ -26,6 +26,8 @@ mod refresh;
 mod register;
 // SetUserRole and the operator's first admin.
 mod roles;
+// Service accounts: CreateClient to DeleteClient, ClientCredentials, IntrospectToken, RevokeToken.
+mod service_clients;
 // GetUserInfo and the bearer header rules.
 mod user_info;
 
@@ -48,6 +50,8 @@ mod usernames;
 // Several replicas and the stores.
 // The account and session queries of the model on each database, and the indexes behind them.
 mod account_queries;
+// The service-account queries of the model on each database, and the migration of their table.
+mod client_queries;
 // Redis and the database cut mid-traffic, then restored.
 mod faults;
 // Two replicas on one database and one Redis behave as one service.

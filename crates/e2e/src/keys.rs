@@ -116,7 +116,7 @@ async fn each_algorithm_verifies_through_the_gateway_jwks_and_hmac_keys_stay_pri
 
         let claims = verifier(&gateway).verify(&pair.access_token).await.expect("verified through the JWKS");
         let info = app.user_info(&bearer(&pair.access_token)).await.unwrap();
-        assert_eq!((claims.user_id, claims.role.as_str(), claims.token_type.as_str()), (info.id, "user", "access"));
+        assert_eq!((claims.user_id(), claims.role(), claims.token_type().as_str()), (Some(info.id), "user", "access"));
         // The refresh token is HS256 under a secret the verifier never sees.
         assert!(verifier(&gateway).verify(&pair.refresh_token).await.is_err());
 
@@ -260,7 +260,10 @@ async fn an_axum_service_behind_the_verifier_layer_gets_the_claims() {
     let gateway = gateway_for(&app).await;
     let token = app.signed_in("alice").await.access_token;
     let service: Router = Router::new()
-        .route("/whoami", get(|Extension(claims): Extension<auth_verifier::Claims>| async move { claims.sub }))
+        .route(
+            "/whoami",
+            get(|Extension(claims): Extension<auth_verifier::Claims>| async move { claims.sub().to_owned() }),
+        )
         .layer(verifier(&gateway).layer());
     let call = |authorization: Option<String>| {
         let service = service.clone();

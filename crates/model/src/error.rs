@@ -9,6 +9,9 @@ pub enum StoreError {
     /// A unique key on `users.username` or `users.username_canonical` refused the row.
     #[error("username already taken")]
     UsernameTaken,
+    /// The unique key on `service_clients.client_id` refused the row.
+    #[error("client id already taken")]
+    ClientIdTaken,
     /// A row refers to a user that no longer exists (deleted meanwhile).
     #[error("the owning user no longer exists")]
     OwnerGone,
@@ -22,12 +25,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Classifies a sea-orm error; `unique_means_taken` says whether a unique-key violation on
-    /// this statement can only be the username (true for user inserts).
-    pub(crate) fn classify(err: DbErr, unique_means_taken: bool) -> Self {
-        match err.sql_err() {
-            Some(SqlErr::UniqueConstraintViolation(_)) if unique_means_taken => return Self::UsernameTaken,
-            Some(SqlErr::ForeignKeyConstraintViolation(_)) => return Self::OwnerGone,
+    /// Classifies a sea-orm error; `taken` is what a unique-key violation on this statement can
+    /// only mean (`UsernameTaken` for user inserts), `None` where none is expected.
+    pub(crate) fn classify(err: DbErr, taken: Option<Self>) -> Self {
+        match (err.sql_err(), taken) {
+            (Some(SqlErr::UniqueConstraintViolation(_)), Some(taken)) => return taken,
+            (Some(SqlErr::ForeignKeyConstraintViolation(_)), _) => return Self::OwnerGone,
             _ => {}
         }
         if is_transient(&err) || is_conflict(&err) {
@@ -39,7 +42,7 @@ impl StoreError {
 
 impl From<DbErr> for StoreError {
     fn from(err: DbErr) -> Self {
-        Self::classify(err, false)
+        Self::classify(err, None)
     }
 }
 

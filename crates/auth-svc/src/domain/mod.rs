@@ -1,6 +1,7 @@
 //! The types the rules work on, each parsed or checked once, and depending on nothing else
-//! here: accounts ([`User`]), usernames, passwords and roles.
+//! here: accounts ([`User`]), usernames, passwords, roles and service accounts ([`client`]).
 
+pub mod client;
 pub mod password;
 pub mod role;
 pub mod user;

@@ -24,7 +24,9 @@ use crate::{domain::role::ROLE_ADMIN, metrics::Metrics, store::revocation::Revoc
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// No token: Register, Login, Refresh; ValidateToken carries the token it asks about in its
-    /// body; GetJwks serves public keys.
+    /// body (and, under `introspection.require_client`, checks the caller's itself); GetJwks
+    /// and GetServerMetadata serve public facts; the OAuth 2.0 client calls authenticate the
+    /// client from the body.
     Public(&'static str),
     /// A valid access token of a live session.
     Bearer(&'static str),
@@ -54,6 +56,18 @@ pub fn access(path: &str) -> Access {
         Some("EnableUser") => Access::Admin("EnableUser"),
         Some("DeleteUser") => Access::Admin("DeleteUser"),
         Some("RevokeUserSessions") => Access::Admin("RevokeUserSessions"),
+        Some("CreateClient") => Access::Admin("CreateClient"),
+        Some("ListClients") => Access::Admin("ListClients"),
+        Some("RotateClientSecret") => Access::Admin("RotateClientSecret"),
+        Some("DisableClient") => Access::Admin("DisableClient"),
+        Some("EnableClient") => Access::Admin("EnableClient"),
+        Some("DeleteClient") => Access::Admin("DeleteClient"),
+        // The client authenticates in the request body (its id and secret), or, for
+        // RevokeToken, the token itself is the proof.
+        Some("GetServerMetadata") => Access::Public("GetServerMetadata"),
+        Some("ClientCredentials") => Access::Public("ClientCredentials"),
+        Some("IntrospectToken") => Access::Public("IntrospectToken"),
+        Some("RevokeToken") => Access::Public("RevokeToken"),
         // A bounded label for everything else (metrics label sets must stay small).
         _ => Access::Bearer("other"),
     }

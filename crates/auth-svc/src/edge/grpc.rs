@@ -8,18 +8,20 @@ use auth_api::user::v1::{
     SetUserRoleRequest, UserInfo, ValidateTokenRequest, ValidateTokenResponse, user_service_server::UserService,
 };
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, KeyAlgorithm};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use tonic::{Request, Response, Status};
 
 use crate::{
     audit::{Actor, CallContext, MAX_USER_AGENT_CHARS},
     auth::tokens::{AccessClaims, TokenKeys},
-    domain::AccountRecord,
+    domain::{AccountRecord, client::ServiceClient},
     service::accounts::Accounts,
     service::admin::{Admin, ListQuery, UserRef},
+    service::clients::{Clients, NewClient, TokenRequest},
     service::introspection::{ActiveToken, Introspection},
     service::run_to_completion,
     service::sessions::{SessionInfo, Sessions, TokenPair},
+    service::token_revocation::{PresentedClient, TokenRevocation},
 };
 
 pub struct UserGrpc {
@@ -27,6 +29,12 @@ pub struct UserGrpc {
     pub sessions: Arc<Sessions>,
     pub admin: Arc<Admin>,
     pub introspection: Introspection,
+    pub clients: Arc<Clients>,
+    pub token_revocation: Arc<TokenRevocation>,
+    /// `introspection.require_client`: ValidateToken needs a service account's token.
+    pub require_client: bool,
+    /// The GetServerMetadata answer, fixed while the process runs.
+    pub server_metadata: v1::GetServerMetadataResponse,
     /// Peers whose `x-forwarded-for` is believed (`grpc.trusted_forwarders`).
     pub trusted_forwarders: Vec<ipnet::IpNet>,
     /// The GetJwks answer: the keys do not change while the process runs (see [`jwks_response`]).
@@ -104,11 +112,12 @@ impl UserService for UserGrpc {
         &self,
         request: Request<ValidateTokenRequest>,
     ) -> Result<Response<ValidateTokenResponse>, Status> {
+        if self.require_client {
+            let headers = request.metadata().clone().into_headers();
+            self.introspection.require_introspector_token(auth_token::bearer_token(&headers).ok()).await?;
+        }
         let active = self.introspection.check(&request.into_inner().token).await?;
-        Ok(Response::new(match active {
-            Some(active) => ValidateTokenResponse { active: true, claims: Some(token_claims(active)) },
-            None => ValidateTokenResponse { active: false, claims: None },
-        }))
+        Ok(Response::new(validate_response(active)))
     }
 
     async fn get_jwks(&self, _request: Request<GetJwksRequest>) -> Result<Response<GetJwksResponse>, Status> {
@@ -238,82 +247,206 @@ impl UserService for UserGrpc {
         Ok(Response::new(v1::RevokeUserSessionsResponse { revoked_sessions: count(ended) }))
     }
 
-    // Service accounts: being written (issue 15); refused until then.
     async fn create_client(
         &self,
-        _: Request<v1::CreateClientRequest>,
+        request: Request<v1::CreateClientRequest>,
     ) -> Result<Response<v1::ClientSecretResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        let call = self.call_context(&request);
+        let actor = self.admin.require_admin(claims(&request)?).await?;
+        let v1::CreateClientRequest { client_id, name, role, scopes, audiences } = request.into_inner();
+        let (clients, new) = (self.clients.clone(), NewClient { client_id, name, role, scopes, audiences });
+        let (client, secret) = run_to_completion(async move { clients.create(new, actor, &call).await }).await?;
+        Ok(Response::new(secret_response(client, secret)))
     }
+
     async fn list_clients(
         &self,
-        _: Request<v1::ListClientsRequest>,
+        request: Request<v1::ListClientsRequest>,
     ) -> Result<Response<v1::ListClientsResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        self.admin.require_admin(claims(&request)?).await?;
+        let v1::ListClientsRequest { page_size, page_token } = request.into_inner();
+        let page_size =
+            u32::try_from(page_size).map_err(|_| Status::invalid_argument("page_size must not be negative"))?;
+        let page = self.clients.list(page_size, &page_token).await?;
+        Ok(Response::new(v1::ListClientsResponse {
+            clients: page.clients.into_iter().map(proto_client).collect(),
+            next_page_token: page.next_page_token,
+        }))
     }
+
     async fn rotate_client_secret(
         &self,
-        _: Request<v1::RotateClientSecretRequest>,
+        request: Request<v1::RotateClientSecretRequest>,
     ) -> Result<Response<v1::ClientSecretResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        let call = self.call_context(&request);
+        let actor = self.admin.require_admin(claims(&request)?).await?;
+        let (clients, client_id) = (self.clients.clone(), request.into_inner().client_id);
+        let (client, secret) =
+            run_to_completion(async move { clients.rotate_secret(&client_id, actor, &call).await }).await?;
+        Ok(Response::new(secret_response(client, secret)))
     }
+
     async fn disable_client(
         &self,
-        _: Request<v1::DisableClientRequest>,
+        request: Request<v1::DisableClientRequest>,
     ) -> Result<Response<v1::ServiceClient>, Status> {
-        Err(Status::unimplemented("not yet"))
+        let call = self.call_context(&request);
+        let actor = self.admin.require_admin(claims(&request)?).await?;
+        let client = self.clients.set_disabled(&request.into_inner().client_id, true, actor, &call).await?;
+        Ok(Response::new(proto_client(client)))
     }
-    async fn enable_client(&self, _: Request<v1::EnableClientRequest>) -> Result<Response<v1::ServiceClient>, Status> {
-        Err(Status::unimplemented("not yet"))
+
+    async fn enable_client(
+        &self,
+        request: Request<v1::EnableClientRequest>,
+    ) -> Result<Response<v1::ServiceClient>, Status> {
+        let call = self.call_context(&request);
+        let actor = self.admin.require_admin(claims(&request)?).await?;
+        let client = self.clients.set_disabled(&request.into_inner().client_id, false, actor, &call).await?;
+        Ok(Response::new(proto_client(client)))
     }
+
     async fn delete_client(
         &self,
-        _: Request<v1::DeleteClientRequest>,
+        request: Request<v1::DeleteClientRequest>,
     ) -> Result<Response<v1::DeleteClientResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        let call = self.call_context(&request);
+        let actor = self.admin.require_admin(claims(&request)?).await?;
+        self.clients.delete(&request.into_inner().client_id, actor, &call).await?;
+        Ok(Response::new(v1::DeleteClientResponse {}))
     }
+
     async fn get_server_metadata(
         &self,
-        _: Request<v1::GetServerMetadataRequest>,
+        _request: Request<v1::GetServerMetadataRequest>,
     ) -> Result<Response<v1::GetServerMetadataResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        Ok(Response::new(self.server_metadata.clone()))
     }
+
     async fn client_credentials(
         &self,
-        _: Request<v1::ClientCredentialsRequest>,
+        request: Request<v1::ClientCredentialsRequest>,
     ) -> Result<Response<v1::ClientTokenResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        let call = self.call_context(&request);
+        let v1::ClientCredentialsRequest { client, scopes, audiences } = request.into_inner();
+        let v1::ClientAuthentication { client_id, client_secret } = client.unwrap_or_default();
+        let token = self
+            .clients
+            .issue_token(
+                TokenRequest {
+                    client_id: &client_id,
+                    client_secret: SecretString::from(client_secret),
+                    scopes: &scopes,
+                    audiences: &audiences,
+                },
+                &call,
+            )
+            .await?;
+        Ok(Response::new(v1::ClientTokenResponse {
+            access_token: token.access_token,
+            token_type: "Bearer".to_owned(),
+            expires_in: token.expires_in,
+            scopes: token.scopes,
+        }))
     }
+
     async fn introspect_token(
         &self,
-        _: Request<v1::IntrospectTokenRequest>,
+        request: Request<v1::IntrospectTokenRequest>,
     ) -> Result<Response<ValidateTokenResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        let call = self.call_context(&request);
+        let v1::IntrospectTokenRequest { client, token, token_type_hint: _ } = request.into_inner();
+        let v1::ClientAuthentication { client_id, client_secret } = client.unwrap_or_default();
+        let secret = SecretString::from(client_secret);
+        let active = self.introspection.introspect_for_client(&client_id, &secret, &token, &call).await?;
+        Ok(Response::new(validate_response(active)))
     }
+
     async fn revoke_token(
         &self,
-        _: Request<v1::RevokeTokenRequest>,
+        request: Request<v1::RevokeTokenRequest>,
     ) -> Result<Response<v1::RevokeTokenResponse>, Status> {
-        Err(Status::unimplemented("not yet"))
+        let call = self.call_context(&request);
+        let v1::RevokeTokenRequest { client, token, token_type_hint } = request.into_inner();
+        let revocation = self.token_revocation.clone();
+        run_to_completion(async move {
+            let client = client.as_ref().map(|client| PresentedClient {
+                client_id: &client.client_id,
+                secret: SecretString::from(client.client_secret.clone()),
+            });
+            revocation.revoke(client, &token, &token_type_hint, &call).await
+        })
+        .await?;
+        Ok(Response::new(v1::RevokeTokenResponse {}))
+    }
+}
+
+fn validate_response(active: Option<ActiveToken>) -> ValidateTokenResponse {
+    match active {
+        Some(active) => ValidateTokenResponse { active: true, claims: Some(token_claims(active)) },
+        None => ValidateTokenResponse { active: false, claims: None },
+    }
+}
+
+fn secret_response(client: ServiceClient, secret: SecretString) -> v1::ClientSecretResponse {
+    v1::ClientSecretResponse { client: Some(proto_client(client)), client_secret: secret.expose_secret().to_owned() }
+}
+
+fn proto_client(client: ServiceClient) -> v1::ServiceClient {
+    v1::ServiceClient {
+        client_id: client.client_id,
+        name: client.name,
+        role: client.role,
+        scopes: client.scopes,
+        audiences: client.audiences,
+        disabled: client.disabled,
+        created_at: Some(datetime(client.created_at)),
+        secret_rotated_at: Some(datetime(client.secret_rotated_at)),
+        previous_secret_expires_at: client.previous_secret_expires_at.map(datetime),
     }
 }
 
 fn token_claims(active: ActiveToken) -> AccessTokenClaims {
-    let ActiveToken { claims, kid, username } = active;
-    AccessTokenClaims {
-        iss: claims.iss,
-        sub: claims.sub,
-        user_id: claims.user_id,
-        role: claims.role,
-        iat: claims.iat,
-        exp: claims.exp,
-        jti: claims.jti,
-        sid: claims.sid,
-        kid,
-        username,
-        client_id: String::new(),
-        scopes: Vec::new(),
-        audiences: Vec::new(),
+    match active {
+        ActiveToken::User { claims, kid, username } => AccessTokenClaims {
+            iss: claims.iss,
+            sub: claims.sub,
+            user_id: claims.user_id,
+            role: claims.role,
+            iat: claims.iat,
+            exp: claims.exp,
+            jti: claims.jti,
+            sid: claims.sid,
+            kid,
+            username,
+            client_id: String::new(),
+            scopes: Vec::new(),
+            audiences: Vec::new(),
+        },
+        ActiveToken::Client { claims, kid } => AccessTokenClaims {
+            scopes: claims.scopes().map(str::to_owned).collect(),
+            iss: claims.iss,
+            sub: claims.sub,
+            user_id: 0,
+            role: claims.role,
+            iat: claims.iat,
+            exp: claims.exp,
+            jti: claims.jti,
+            sid: claims.sid,
+            kid,
+            username: String::new(),
+            client_id: claims.client_id,
+            audiences: claims.aud.0,
+        },
+    }
+}
+
+/// The GetServerMetadata answer.
+pub fn server_metadata(issuer: &str, keys: &TokenKeys, scopes: &[String]) -> v1::GetServerMetadataResponse {
+    v1::GetServerMetadataResponse {
+        issuer: issuer.to_owned(),
+        scopes_supported: scopes.to_vec(),
+        signing_algs: keys.access_algorithms().into_iter().map(str::to_owned).collect(),
     }
 }
 

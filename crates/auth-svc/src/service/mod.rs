@@ -3,8 +3,10 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod clients;
 pub mod introspection;
 pub mod sessions;
+pub mod token_revocation;
 pub mod users;
 
 use crate::error::AuthError;

@@ -18,6 +18,8 @@ fn the_builder_refuses_what_cannot_work() {
     assert!(config_error(Verifier::builder("http://gateway/jwks").min_refresh_interval(hours).build()));
     assert!(config_error(Verifier::builder("http://gateway/jwks").leeway(Duration::MAX).build()));
     assert!(config_error(Verifier::builder("http://gateway/jwks").issuer("").build()));
+    assert!(config_error(Verifier::builder("http://gateway/jwks").audience("").build()));
+    assert!(Verifier::builder("http://gateway/jwks").audience("orders").build().is_ok());
     let week = Duration::from_secs(7 * 24 * 60 * 60);
     assert!(config_error(Verifier::builder("http://gateway/jwks").max_stale(week + Duration::from_secs(1)).build()));
     assert!(config_error(Verifier::builder("http://gateway/jwks").max_stale(Duration::MAX).build()));

@@ -23,7 +23,7 @@ fn app(verifier: &Verifier) -> (Router, Arc<AtomicUsize>) {
             "/me",
             get(move |Extension(claims): Extension<Claims>| async move {
                 counter.fetch_add(1, Ordering::SeqCst);
-                format!("{} {}", claims.sub, claims.role)
+                format!("{} {}", claims.sub(), claims.role())
             }),
         )
         .layer(verifier.layer());
@@ -38,12 +38,12 @@ fn get_me(authorization: &[&str]) -> Request<Body> {
     request.body(Body::empty()).unwrap()
 }
 
-async fn body_text(response: axum::response::Response) -> String {
+pub(super) async fn body_text(response: axum::response::Response) -> String {
     let bytes = axum::body::to_bytes(response.into_body(), 1024).await.unwrap();
     String::from_utf8(bytes.to_vec()).unwrap()
 }
 
-fn response_header<'a>(response: &'a axum::response::Response, name: &str) -> Option<&'a str> {
+pub(super) fn response_header<'a>(response: &'a axum::response::Response, name: &str) -> Option<&'a str> {
     response.headers().get(name).map(|value| value.to_str().unwrap())
 }
 
@@ -169,7 +169,7 @@ async fn an_unknown_kid_while_the_gateway_fails_gets_503_and_unavailable_not_401
 /// A hand-written unary gRPC service (`/test.WhoAmI/Call`, empty messages) that answers with
 /// the verified subject in the `x-sub` response metadata.
 #[derive(Clone)]
-struct WhoAmI;
+pub(super) struct WhoAmI;
 
 impl tonic::server::NamedService for WhoAmI {
     const NAME: &'static str = "test.WhoAmI";
@@ -189,7 +189,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for WhoAmI {
             let claims = request.extensions().get::<Claims>().cloned();
             let claims = claims.ok_or_else(|| tonic::Status::internal("no claims"))?;
             let mut response = tonic::Response::new(());
-            response.metadata_mut().insert("x-sub", claims.sub.parse().unwrap());
+            response.metadata_mut().insert("x-sub", claims.sub().parse().unwrap());
             Ok::<_, tonic::Status>(response)
         });
         Box::pin(async move {
@@ -200,7 +200,7 @@ impl tower::Service<http::Request<tonic::body::Body>> for WhoAmI {
 }
 
 /// A tonic server on 127.0.0.1:0, stopped when the returned sender is used or dropped.
-struct GrpcServer {
+pub(super) struct GrpcServer {
     channel: tonic::transport::Channel,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
@@ -209,7 +209,7 @@ struct GrpcServer {
 type StopSignal = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 impl GrpcServer {
-    async fn start<F>(serve: impl FnOnce(tonic::transport::server::TcpIncoming, StopSignal) -> F) -> Self
+    pub(super) async fn start<F>(serve: impl FnOnce(tonic::transport::server::TcpIncoming, StopSignal) -> F) -> Self
     where
         F: Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
     {
@@ -225,7 +225,7 @@ impl GrpcServer {
     }
 
     /// Calls `/test.WhoAmI/Call` and returns the `x-sub` it answers.
-    async fn who_am_i(&self, authorization: Option<String>) -> Result<String, tonic::Status> {
+    pub(super) async fn who_am_i(&self, authorization: Option<String>) -> Result<String, tonic::Status> {
         let mut client = tonic::client::Grpc::new(self.channel.clone());
         let mut request = tonic::Request::new(());
         if let Some(value) = authorization {
@@ -237,7 +237,7 @@ impl GrpcServer {
         Ok(response.metadata().get("x-sub").unwrap().to_str().unwrap().to_owned())
     }
 
-    async fn stop(self) {
+    pub(super) async fn stop(self) {
         self.stop.send(()).unwrap();
         self.task.await.unwrap().unwrap();
     }
@@ -269,6 +269,8 @@ async fn tonic_methods_get_the_claims_and_refusals_are_unauthenticated() {
     server.stop().await;
 }
 
+/// Needs `NamedService` for `BearerService`, the `tonic` feature's.
+#[cfg(feature = "tonic")]
 #[tokio::test]
 async fn one_tonic_service_can_be_guarded_while_health_stays_open() {
     use tonic_health::pb::health_client::HealthClient;

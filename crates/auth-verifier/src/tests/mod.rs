@@ -5,5 +5,7 @@ mod cache;
 mod config;
 mod jwks;
 mod layer;
+mod route_rules;
+mod service_accounts;
 mod support;
 mod verify;

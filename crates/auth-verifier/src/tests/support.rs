@@ -116,9 +116,28 @@ pub(crate) fn access_claims() -> Value {
     })
 }
 
+/// The claims auth-svc puts in a service account's access token (the client credentials
+/// grant), valid for five minutes, with two scopes and no audience.
+pub(crate) fn client_claims() -> Value {
+    let now = now();
+    json!({
+        "iss": ISSUER, "sub": "billing", "client_id": "billing", "role": "service",
+        "scope": "orders:read stock:read", "iat": now, "exp": now + 300, "jti": "jti-2", "sid": "sid-2",
+        "token_type": "access"
+    })
+}
+
 /// `access_claims` with `changes` merged in (a `null` removes the claim).
 pub(crate) fn claims_with(changes: Value) -> Value {
-    let mut claims = access_claims();
+    merged(access_claims(), changes)
+}
+
+/// `client_claims` with `changes` merged in (a `null` removes the claim).
+pub(crate) fn client_claims_with(changes: Value) -> Value {
+    merged(client_claims(), changes)
+}
+
+fn merged(mut claims: Value, changes: Value) -> Value {
     let object = claims.as_object_mut().expect("object");
     for (name, value) in changes.as_object().expect("object") {
         if value.is_null() {

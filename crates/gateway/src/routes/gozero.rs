@@ -116,8 +116,10 @@ impl From<UserInfo> for UserInfoResp {
     }
 }
 
-/// Tokens must not be kept by caches (RFC 6749 section 5.1 asks the same of token endpoints).
 /// Creates an account with role `user`.
+///
+/// The go-zero tutorial's sign-up: the username and password must pass auth-svc's policy. The
+/// answer is the new account, without tokens: log in with `/user/login` to get a pair.
 #[utoipa::path(post, path = "/user/register", tag = TAG, request_body = RegisterReq,
     responses(
         (status = 200, description = "Account created", body = RegisterResp),
@@ -137,7 +139,11 @@ pub async fn register(
     Ok(Json(user.into()))
 }
 
-/// Checks a username and password and starts a session.
+/// Logs in: a username and password for a token pair.
+///
+/// Checks the password and starts a new session, answered as an access token (for
+/// `Authorization: Bearer`) and a single-use refresh token (for `/user/refresh`). Failed logins
+/// are throttled per username and per client address.
 #[utoipa::path(post, path = "/user/login", tag = TAG, request_body = LoginReq,
     responses(
         (status = 200, description = "Token pair", body = LoginResp,
@@ -159,7 +165,11 @@ pub async fn login(
     Ok(super::no_store(LoginResp::from(pair)))
 }
 
-/// Exchanges a refresh token for a new pair; the presented token is spent.
+/// Exchanges a refresh token for a new token pair.
+///
+/// The presented refresh token is spent. Presented again within `auth.refresh_reuse_interval`
+/// seconds it answers the same new pair (tabs refreshing at once); later, it is taken as stolen and
+/// ends its session.
 #[utoipa::path(post, path = "/user/refresh", tag = TAG, request_body = RefreshReq,
     responses(
         (status = 200, description = "New token pair", body = LoginResp,
@@ -177,7 +187,9 @@ pub async fn refresh(
     Ok(super::no_store(LoginResp::from(pair)))
 }
 
-/// The account behind the bearer access token.
+/// The caller's account.
+///
+/// The id, username and role of the account behind the bearer access token.
 #[utoipa::path(get, path = "/user/info", tag = TAG, security(("bearer" = [])),
     responses(
         (status = 200, description = "The account", body = UserInfoResp),
@@ -190,7 +202,10 @@ pub async fn info(
     Ok(Json(user.into()))
 }
 
-/// Ends the session of the bearer access token: its refresh tokens stop working at once.
+/// Logs out: ends the session of the bearer access token.
+///
+/// The session's refresh and access tokens are refused at once. The caller's other sessions go
+/// on (`/user/logout-all` ends them too).
 #[utoipa::path(post, path = "/user/logout", tag = TAG, security(("bearer" = [])),
     responses(
         (status = 200, description = "Session ended", body = LogoutResp),
@@ -203,8 +218,10 @@ pub async fn logout(
     Ok(Json(LogoutResp {}))
 }
 
-/// Sets the role of an account; tokens issued to it afterwards carry the new role. Needs an access
-/// token with role `admin` (whose account is still an admin).
+/// Sets the role of an account (admins only).
+///
+/// Tokens issued to the account afterwards carry the new role. Needs an access token with role
+/// `admin` whose account is still an admin.
 #[utoipa::path(post, path = "/user/role", tag = TAG, security(("bearer" = [])), request_body = SetRoleReq,
     responses(
         (status = 200, description = "The account, with its new role", body = UserInfoResp,

@@ -114,7 +114,10 @@ impl TryFrom<Session> for SessionResp {
     }
 }
 
-/// Every live session of the caller (not logged out or revoked, refresh token not expired).
+/// The caller's live sessions.
+///
+/// Every session of the caller that is not logged out or revoked and whose refresh token has not
+/// expired, with where and when it started; `current` marks the bearer token's own.
 #[utoipa::path(get, path = "/user/sessions", tag = TAG, security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller's sessions, newest first", body = SessionsResp),
@@ -128,7 +131,10 @@ pub async fn list_sessions(
     Ok(Json(SessionsResp { sessions }))
 }
 
-/// Ends one of the caller's sessions, as `/user/logout` ends the current one (which may be this one).
+/// Ends one of the caller's sessions.
+///
+/// Ends it as `/user/logout` ends the current one (which may be this one): its refresh and
+/// access tokens are refused at once. Only the caller's own sessions can be named.
 #[utoipa::path(delete, path = "/user/sessions/{id}", tag = TAG, security(("bearer" = [])),
     params(("id" = String, Path, description = "A session id (UUID) from `GET /user/sessions`")),
     responses(
@@ -151,8 +157,10 @@ pub async fn revoke_session(
     Ok(Json(EmptyResp {}))
 }
 
-/// Ends every session of the caller, or every one but the current with `keepCurrent`. The body
-/// is optional: a request without one (as `/user/logout` takes) ends every session.
+/// Ends every session of the caller.
+///
+/// With `keepCurrent`, every one but the bearer token's own. The body is optional: a request
+/// without one (as `/user/logout` takes) ends every session.
 #[utoipa::path(post, path = "/user/logout-all", tag = TAG, security(("bearer" = [])),
     request_body = Option<LogoutAllReq>,
     responses(
@@ -168,6 +176,8 @@ pub async fn logout_all(
     Ok(Json(EmptyResp {}))
 }
 
+/// Changes the caller's password.
+///
 /// Checks the current password, sets the new one and ends every session of the account, the
 /// caller's too; the caller goes on with the pair answered, of a new session.
 #[utoipa::path(post, path = "/user/password", tag = TAG, security(("bearer" = [])), request_body = ChangePasswordReq,
@@ -191,8 +201,10 @@ pub async fn change_password(
     Ok(super::no_store(LoginResp::from(pair)))
 }
 
-/// Checks the password again, then deletes the caller's account with every session: its tokens
-/// are refused at once and the username is free again.
+/// Deletes the caller's account.
+///
+/// Checks the password again, then deletes the account with every session: its tokens are
+/// refused at once and the username is free again.
 #[utoipa::path(delete, path = "/user", tag = TAG, security(("bearer" = [])), request_body = DeleteAccountReq,
     responses(
         (status = 200, description = "Account deleted", body = EmptyResp),

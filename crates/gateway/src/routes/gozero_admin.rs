@@ -107,7 +107,10 @@ fn failed_on_user(status: Status) -> ApiError {
     failed(status).reword(StatusCode::NOT_FOUND, StatusCode::NOT_FOUND, "user not found")
 }
 
-/// Accounts in id order, a page at a time, filtered by username prefix and role.
+/// Lists accounts (admins only).
+///
+/// Accounts in id order, a page at a time, filtered by username prefix and role. Needs an
+/// access token with role `admin`, as every `/admin/...` route does.
 #[utoipa::path(get, path = "/admin/users", tag = TAG, security(("bearer" = [])), params(ListUsersQuery),
     responses(
         (status = 200, description = "One page of accounts", body = UsersPageResp),
@@ -126,7 +129,10 @@ pub async fn list_users(
     Ok(Json(UsersPageResp { users, next_page_token: page.next_page_token }))
 }
 
-/// One account.
+/// One account (admins only).
+///
+/// The account with this id, with its role, whether it is disabled, and when it was created and
+/// last logged in.
 #[utoipa::path(get, path = "/admin/users/{id}", tag = TAG, security(("bearer" = [])),
     params(("id" = i64, Path, description = "The account's id")),
     responses(
@@ -146,8 +152,10 @@ pub async fn get_user(
     Ok(Json(user.try_into()?))
 }
 
-/// Disables an account: it cannot log in or refresh, every session ends and its access tokens are
-/// refused. Idempotent. An admin cannot disable their own account.
+/// Disables an account (admins only).
+///
+/// The account cannot log in or refresh, every session ends and its access tokens are refused.
+/// Idempotent. An admin cannot disable their own account.
 #[utoipa::path(post, path = "/admin/users/{id}/disable", tag = TAG, security(("bearer" = [])),
     params(("id" = i64, Path, description = "The account's id")),
     responses(
@@ -165,7 +173,9 @@ pub async fn disable_user(
     Ok(Json(user.try_into()?))
 }
 
-/// Lets a disabled account log in again (its ended sessions stay ended). Idempotent.
+/// Enables a disabled account (admins only).
+///
+/// The account may log in again; its ended sessions stay ended. Idempotent.
 #[utoipa::path(post, path = "/admin/users/{id}/enable", tag = TAG, security(("bearer" = [])),
     params(("id" = i64, Path, description = "The account's id")),
     responses(
@@ -183,7 +193,10 @@ pub async fn enable_user(
     Ok(Json(user.try_into()?))
 }
 
-/// Ends every session of an account; it may log in again.
+/// Ends every session of an account (admins only).
+///
+/// Its refresh and access tokens are refused at once; unlike disabling, the account may log in
+/// again.
 #[utoipa::path(post, path = "/admin/users/{id}/revoke-sessions", tag = TAG, security(("bearer" = [])),
     params(("id" = i64, Path, description = "The account's id")),
     responses(
@@ -202,7 +215,9 @@ pub async fn revoke_user_sessions(
     Ok(Json(EmptyResp {}))
 }
 
-/// Deletes an account with every session; its tokens are refused at once. Not the caller's own
+/// Deletes an account (admins only).
+///
+/// Deletes it with every session; its tokens are refused at once. Not the caller's own
 /// (`DELETE /user` is for that).
 #[utoipa::path(delete, path = "/admin/users/{id}", tag = TAG, security(("bearer" = [])),
     params(("id" = i64, Path, description = "The account's id")),

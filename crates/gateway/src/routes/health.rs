@@ -25,14 +25,19 @@ pub enum HealthStatus {
     Unavailable,
 }
 
-/// Liveness: 200 while the process serves HTTP.
+/// Liveness probe.
+///
+/// 200 while the gateway process serves HTTP, whatever the state of auth-svc.
 #[utoipa::path(get, path = "/healthz", tag = TAG,
     responses((status = 200, description = "Alive", body = Health, example = json!({"status": "ok"}))))]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: HealthStatus::Ok })
 }
 
-/// Readiness: 200 only if auth-svc's gRPC health check reports `user.v1.UserService` SERVING.
+/// Readiness probe.
+///
+/// 200 only if auth-svc's gRPC health check reports `user.v1.UserService` SERVING, else 503, so
+/// a load balancer stops sending traffic that could only fail.
 #[utoipa::path(get, path = "/readyz", tag = TAG,
     responses(
         (status = 200, description = "auth-svc is SERVING", body = Health, example = json!({"status": "ready"})),

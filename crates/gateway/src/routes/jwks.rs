@@ -77,7 +77,11 @@ impl From<auth_api::user::v1::Jwk> for Jwk {
     }
 }
 
-/// The key set auth-svc publishes.
+/// The public keys that verify access tokens (RFC 7517).
+///
+/// The key set auth-svc publishes, for services that verify access tokens themselves; empty
+/// while auth-svc signs with HMAC only. Keep it for `Cache-Control: max-age` seconds, then
+/// revalidate with `If-None-Match`: an unchanged set answers 304 with no body.
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = TAG,
     params(
         ("if-none-match" = Option<String>, Header, nullable = false,

@@ -282,6 +282,9 @@ impl From<LoginResponse> for TokenResponse {
 }
 
 /// Creates an account.
+///
+/// The FastAPI tutorial's sign-up, with role `user`: the username and password must pass
+/// auth-svc's policy, and a taken username is a 400. Get tokens from `/token` next.
 #[utoipa::path(post, path = "/signup", tag = TAG, request_body = SignupRequest,
     responses(
         (status = 200, description = "Account created", body = MessageResponse,
@@ -303,8 +306,15 @@ pub async fn signup(
     Ok(Json(MessageResponse { message: "User created successfully".to_owned() }))
 }
 
-/// OAuth2 token endpoint: password grant, refresh grant, or client credentials grant. Errors
-/// carry RFC 6749's `error` and `error_description` beside the tutorial's `detail`.
+/// OAuth2 token endpoint: a user's token pair, or a service account's access token.
+///
+/// A form (urlencoded or multipart) with the password grant (`username` and `password`;
+/// `grant_type` may be left out), the refresh grant (`grant_type=refresh_token`), or the client
+/// credentials grant (`grant_type=client_credentials`, optional `scope`, `audience` and
+/// `resource`), whose client authenticates by HTTP Basic or by `client_id` and `client_secret`
+/// in the form, not both. The password and refresh grants ignore client credentials; other
+/// fields are ignored. Errors carry RFC 6749's `error` and `error_description` beside the
+/// tutorial's `detail`.
 #[utoipa::path(post, path = "/token", tag = TAG,
     request_body(content(
         (TokenForm = "application/x-www-form-urlencoded"),
@@ -369,6 +379,9 @@ pub async fn token(
 }
 
 /// A route only a bearer of a valid access token may call.
+///
+/// Greets the access token's user by name. `/protected/`, the trailing slash of the tutorial's
+/// browser example, answers the same.
 #[utoipa::path(get, path = "/protected", tag = TAG, security(("oauth2" = [])),
     responses(
         (status = 200, description = "Greeting", body = MessageResponse,

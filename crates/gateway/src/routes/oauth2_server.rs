@@ -222,7 +222,12 @@ impl From<ValidateTokenResponse> for Introspection {
     }
 }
 
-/// Token introspection (RFC 7662), for an authenticated client with the `introspect` scope.
+/// Token introspection (RFC 7662): whether a token is active, and what it says.
+///
+/// For service accounts with the `introspect` scope, authenticated by HTTP Basic or by
+/// `client_id` and `client_secret` in the form. Access tokens of users and of service accounts
+/// can be active; refresh tokens never are. An inactive token, whatever the reason, answers
+/// `{"active": false}` and nothing else.
 #[utoipa::path(post, path = "/oauth2/introspect", tag = TAG, security(("clientBasic" = [])),
     request_body(content(
         (PresentedTokenForm = "application/x-www-form-urlencoded"),
@@ -259,9 +264,12 @@ pub async fn introspect(
     Ok(super::no_store(Introspection::from(answer)).into_response())
 }
 
-/// Token revocation (RFC 7009): a refresh token ends its session; a user's access token ends
-/// its session; a client's access token is refused from then on. Client authentication is
-/// optional; when sent, it must succeed.
+/// Token revocation (RFC 7009): ends what a token allows.
+///
+/// A refresh token ends its session (its whole family); a user's access token ends its session;
+/// a service account's access token is refused from then on. An unknown, expired or already
+/// revoked token answers 200 too. Client authentication is optional; when sent (HTTP Basic, or
+/// `client_id` and `client_secret` in the form), it must succeed.
 #[utoipa::path(post, path = "/oauth2/revoke", tag = TAG, security((), ("clientBasic" = [])),
     request_body(content(
         (PresentedTokenForm = "application/x-www-form-urlencoded"),
@@ -339,8 +347,12 @@ impl ServerMetadata {
     }
 }
 
-/// The authorization server metadata (RFC 8414). Endpoint URLs are built on `public_url`; when
-/// it is unset, on the issuer if that is an http(s) URL, else on `http://` and the request's `Host`.
+/// The authorization server metadata (RFC 8414).
+///
+/// The issuer, the endpoints, the grant types, client authentication methods, scopes and
+/// access-token signing algorithms this server supports. Endpoint URLs are built on the
+/// gateway's `public_url`; when it is unset, on the issuer if that is an http(s) URL, else on
+/// `http://` and the request's `Host`. Cacheable for a minute.
 #[utoipa::path(get, path = "/.well-known/oauth-authorization-server", tag = TAG,
     responses(
         (status = 200, description = "The metadata document", body = ServerMetadata,

@@ -12,6 +12,7 @@ mod m20261201_000003_username_canonical;
 mod m20261201_000004_refresh_token_indexes;
 mod m20261201_000005_users_updated_at_index;
 mod m20261201_000006_accounts_and_sessions;
+mod m20261201_000007_service_clients;
 
 #[cfg(test)]
 mod tests;
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000004_refresh_token_indexes::Migration),
             Box::new(m20261201_000005_users_updated_at_index::Migration),
             Box::new(m20261201_000006_accounts_and_sessions::Migration),
+            Box::new(m20261201_000007_service_clients::Migration),
         ]
     }
 }

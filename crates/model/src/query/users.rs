@@ -6,11 +6,12 @@
 //! allows it; [`insert`] uses this process's, within the poll's overlap margin.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Select, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Select, Set, TransactionTrait,
     sea_query::{Alias, Expr, ExprTrait, Func, LikeExpr, Query},
 };
 
+use super::database_datetime_now;
 use crate::{
     entity::users::{self, Entity as Users},
     error::{StoreError, retry_conflicts},
@@ -53,7 +54,9 @@ pub async fn insert(
     };
     // A deadlock among concurrent inserts of one key (InnoDB locks duplicate keys shared, then
     // exclusive) is not an outage: retried, it meets the winner's row as a unique violation.
-    retry_conflicts(|| row.clone().insert(db)).await.map_err(|err| StoreError::classify(err, true))
+    retry_conflicts(|| row.clone().insert(db))
+        .await
+        .map_err(|err| StoreError::classify(err, Some(StoreError::UsernameTaken)))
 }
 
 /// Deletes an account; its refresh tokens go with it (foreign key cascade). In the same
@@ -78,7 +81,11 @@ async fn delete_once(db: &DatabaseConnection, id: i64) -> Result<bool, DbErr> {
     let record = Query::insert()
         .into_table(Alias::new(DELETIONS))
         .columns([Alias::new("user_id"), Alias::new("username_canonical"), Alias::new("deleted_at")])
-        .values_panic([Expr::value(id), Expr::value(row.username_canonical), database_now(txn.get_database_backend())])
+        .values_panic([
+            Expr::value(id),
+            Expr::value(row.username_canonical),
+            database_datetime_now(txn.get_database_backend()),
+        ])
         .to_owned();
     txn.execute(&record).await?;
     txn.commit().await?;
@@ -87,17 +94,6 @@ async fn delete_once(db: &DatabaseConnection, id: i64) -> Result<bool, DbErr> {
 
 /// Accounts deleted are recorded here (see the migration `m20261201_000005`).
 const DELETIONS: &str = "user_deletions";
-
-/// The database's clock as a UTC `DATETIME`/`TIMESTAMP` value, stored as `updated_at` is: replica
-/// clocks may differ, the database has one.
-fn database_now(backend: DatabaseBackend) -> Expr {
-    Expr::cust(match backend {
-        DatabaseBackend::Postgres => "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')",
-        DatabaseBackend::MySql => "UTC_TIMESTAMP(6)",
-        // The text form sqlx writes for a `NaiveDateTime` ("%F %T%.f"), so the two compare.
-        _ => "strftime('%Y-%m-%d %H:%M:%f', 'now')",
-    })
-}
 
 /// Accounts (id, canonical username) written or deleted at or after `since` (Unix seconds,
 /// the database's clock: `refresh_tokens::database_now`). Served by `idx_users_updated_at` and
@@ -132,7 +128,7 @@ pub async fn set_role(
 ) -> Result<Option<users::Model>, StoreError> {
     Users::update_many()
         .col_expr(users::Column::Role, Expr::value(role))
-        .col_expr(users::Column::UpdatedAt, database_now(db.get_database_backend()))
+        .col_expr(users::Column::UpdatedAt, database_datetime_now(db.get_database_backend()))
         .filter(users::Column::UsernameCanonical.eq(storage_key(username)))
         .exec(db)
         .await?;
@@ -148,7 +144,7 @@ pub async fn set_disabled(
     id: i64,
     disabled: bool,
 ) -> Result<Option<users::Model>, StoreError> {
-    let now = database_now(db.get_database_backend());
+    let now = database_datetime_now(db.get_database_backend());
     let disabled_at = if disabled {
         Func::coalesce([Expr::col(users::Column::DisabledAt), now.clone()]).into()
     } else {
@@ -169,7 +165,7 @@ pub async fn set_disabled(
 pub async fn set_password_hash(db: &impl ConnectionTrait, id: i64, password_hash: &str) -> Result<bool, StoreError> {
     let updated = Users::update_many()
         .col_expr(users::Column::PasswordHash, Expr::value(password_hash))
-        .col_expr(users::Column::UpdatedAt, database_now(db.get_database_backend()))
+        .col_expr(users::Column::UpdatedAt, database_datetime_now(db.get_database_backend()))
         .filter(users::Column::Id.eq(id))
         .exec(db)
         .await?;
@@ -181,7 +177,7 @@ pub async fn set_password_hash(db: &impl ConnectionTrait, id: i64, password_hash
 /// Sets `last_login_at` to the database's clock. Not `updated_at`: no cache holds it.
 pub async fn record_login(db: &impl ConnectionTrait, id: i64) -> Result<(), StoreError> {
     Users::update_many()
-        .col_expr(users::Column::LastLoginAt, database_now(db.get_database_backend()))
+        .col_expr(users::Column::LastLoginAt, database_datetime_now(db.get_database_backend()))
         .filter(users::Column::Id.eq(id))
         .exec(db)
         .await?;

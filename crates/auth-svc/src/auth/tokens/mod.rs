@@ -23,7 +23,7 @@ pub const REFRESH_TYP: &str = "rt+jwt";
 /// Tolerated clock difference between replicas for `iat`/`nbf` in the future. `exp` gets none.
 pub const CLOCK_SKEW_SECONDS: i64 = 5;
 /// The access-token contract every reader shares (see the `auth-token` crate).
-pub use auth_token::{ACCESS_TYP, AccessClaims, MAX_TOKEN_BYTES, TokenType};
+pub use auth_token::{ACCESS_TYP, AccessClaims, AnyAccessClaims, Audience, ClientClaims, MAX_TOKEN_BYTES, TokenType};
 
 /// Claims of a refresh token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -62,6 +62,18 @@ pub struct PairSpec<'a> {
     pub access_jti: &'a str,
     pub issued_at: i64,
     pub refresh_expires_at: i64,
+}
+
+/// A service account's access token to issue (the client credentials grant).
+#[derive(Debug, Clone)]
+pub struct ClientTokenSpec<'a> {
+    pub client_id: &'a str,
+    pub role: &'a str,
+    pub scopes: &'a [String],
+    pub audiences: &'a [String],
+    pub token_id: &'a str,
+    pub issued_at: i64,
+    pub ttl_seconds: i64,
 }
 
 pub struct SignedPair {
@@ -174,6 +186,24 @@ impl TokenKeys {
         (&self.access_signing.kid, self.access_signing.algorithm)
     }
 
+    /// The JWS names of the algorithms that verify access tokens, the signing one first.
+    pub fn access_algorithms(&self) -> Vec<&'static str> {
+        let name = |algorithm: Algorithm| match algorithm {
+            Algorithm::HS256 => "HS256",
+            Algorithm::EdDSA => "EdDSA",
+            Algorithm::ES256 => "ES256",
+            _ => "other",
+        };
+        let mut names = vec![name(self.access_signing.algorithm)];
+        for verifier in self.access_verifying.values() {
+            let algorithm = name(verifier.key.algorithm);
+            if !names.contains(&algorithm) {
+                names.push(algorithm);
+            }
+        }
+        names
+    }
+
     /// The public keys verifying access tokens (the JWKS); HMAC keys are never among them.
     pub fn jwks(&self) -> &[Jwk] {
         &self.jwks
@@ -211,15 +241,45 @@ impl TokenKeys {
         })
     }
 
+    /// Signs a service account's access token with the access-token key; its `sid` is its own
+    /// id, so revocation (RFC 7009) lists it like a session. Returns the token and its `exp`.
+    pub fn sign_client_access(&self, spec: &ClientTokenSpec<'_>) -> Result<(String, i64), jsonwebtoken::errors::Error> {
+        let claims = ClientClaims {
+            iss: self.issuer.clone(),
+            sub: spec.client_id.to_owned(),
+            client_id: spec.client_id.to_owned(),
+            role: spec.role.to_owned(),
+            scope: spec.scopes.join(" "),
+            aud: Audience(spec.audiences.to_vec()),
+            iat: spec.issued_at,
+            exp: spec.issued_at.saturating_add(spec.ttl_seconds),
+            jti: spec.token_id.to_owned(),
+            sid: spec.token_id.to_owned(),
+            token_type: TokenType::Access,
+        };
+        let token = jsonwebtoken::encode(&self.access_header, &claims, &self.access_signing.encoding)?;
+        Ok((token, claims.exp))
+    }
+
+    /// Verifies an access token of either kind (a user's or a service account's) and names the
+    /// key that signed it.
+    pub fn verify_any_access(&self, token: &str) -> Result<(AnyAccessClaims, &str), TokenError> {
+        let (claims, kid): (AnyAccessClaims, _) = verify(token, ACCESS_TYP, |kid| self.access_verifying.get(kid))?;
+        check_kind_and_times(claims.token_type(), TokenType::Access, claims.iat())?;
+        Ok((claims, kid))
+    }
+
+    /// A user's access token only: a service account's is refused as the wrong kind.
     pub fn verify_access(&self, token: &str) -> Result<AccessClaims, TokenError> {
         self.verify_access_with_kid(token).map(|(claims, _)| claims)
     }
 
-    /// Verifies an access token and names the key that signed it.
+    /// Verifies a user's access token and names the key that signed it.
     pub fn verify_access_with_kid(&self, token: &str) -> Result<(AccessClaims, &str), TokenError> {
-        let (claims, kid): (AccessClaims, _) = verify(token, ACCESS_TYP, |kid| self.access_verifying.get(kid))?;
-        check_kind_and_times(claims.token_type, TokenType::Access, claims.iat)?;
-        Ok((claims, kid))
+        match self.verify_any_access(token)? {
+            (AnyAccessClaims::User(claims), kid) => Ok((claims, kid)),
+            (AnyAccessClaims::Client(_), _) => Err(TokenError::WrongType),
+        }
     }
 
     pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {

@@ -97,6 +97,22 @@ async fn protected_greets_the_bearer() {
     assert_greets_licat(&app, first_pair(&app).await["access_token"].as_str().unwrap()).await;
 }
 
+/// CONTRACT.md: `/protected/`, as the tutorial's browser example writes it, reaches `/protected`.
+#[tokio::test]
+async fn protected_with_a_trailing_slash_answers_as_protected() {
+    let app = spawn_app().await;
+    signup(&app, "licat", "licat-password").await;
+    let access = first_pair(&app).await["access_token"].as_str().unwrap().to_owned();
+    let (status, _, body) = read(app.get_with_token("/protected/", &access).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"message": "Hello licat! This is a protected route"}));
+    let cases = [
+        (Get("/protected/", Auth::None), 401, Is("Not authenticated")),
+        (Get("/protected/", Auth::Bearer("garbage")), 401, Is("Invalid token")),
+    ];
+    check(&app, &cases).await;
+}
+
 #[tokio::test]
 async fn both_families_share_accounts_and_tokens() {
     let app = spawn_app().await;
