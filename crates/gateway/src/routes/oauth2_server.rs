@@ -160,7 +160,7 @@ pub struct Introspection {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub role: Option<String>,
-    /// A user's token: the session it belongs to.
+    /// The token's `sid` claim: for a user's token, the session it belongs to.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub sid: Option<String>,
