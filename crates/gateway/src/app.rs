@@ -15,7 +15,6 @@ use crate::{
     middleware::with_middleware,
     openapi, routes,
     state::AppState,
-    upstream::Upstream,
 };
 
 /// A gateway whose port is bound, ready to serve.
@@ -32,7 +31,7 @@ impl App {
     /// Validates `config`, prepares the (lazy) channel to auth-svc and binds `config.listen`.
     pub async fn build(config: &Config) -> anyhow::Result<Self> {
         config.validate()?;
-        let state = AppState { upstream: Upstream::new(config)?, body_limit: config.http.body_limit_bytes };
+        let state = AppState::new(config)?;
         let metrics = Arc::new(Metrics::default());
         // Outermost, so the status counted is the one the client gets.
         let router = with_middleware(routes_with_docs(state), config)
@@ -98,7 +97,7 @@ mod tests {
     #[tokio::test]
     async fn a_streamed_oversized_body_is_413_in_the_dialect_of_its_path() {
         let config = Config::default();
-        let state = AppState { upstream: Upstream::new(&config).unwrap(), body_limit: config.http.body_limit_bytes };
+        let state = AppState::new(&config).unwrap();
         let router = with_middleware(routes_with_docs(state), &config);
         for (path, content_type, expected) in [
             (

@@ -8,6 +8,7 @@ use std::{net::SocketAddr, path::Path, time::Duration};
 use http::{HeaderName, HeaderValue, Uri};
 use serde::{Deserialize, Deserializer};
 pub use service_kit::logging::LogFormat;
+use url::Url;
 
 /// Prefix of every environment override.
 pub const ENV_PREFIX: &str = "GATEWAY__";
@@ -32,6 +33,11 @@ pub struct Config {
     pub cors: CorsConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// The gateway's own base URL as its clients reach it (`https://auth.example.com`), which the
+    /// OAuth 2.0 server metadata document builds its endpoint URLs on; unset or empty: the
+    /// issuer's, if it is an http(s) URL, else `http://` and the request's `Host`.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 /// How log lines are written.
@@ -101,6 +107,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             cors: CorsConfig::default(),
             log: LogConfig::default(),
+            public_url: None,
         }
     }
 }
@@ -181,6 +188,7 @@ impl Config {
             return Err(invalid("http.keepalive_timeout_seconds", "must be at least 1 while keepalive pings are on"));
         }
         self.trusted_proxy_header()?;
+        self.public_url()?;
         for origin in &self.cors.allowed_origins {
             check_origin(origin, self.cors.allowed_origins.len())
                 .map_err(|why| invalid("cors.allowed_origins", &format!("{origin:?} {why}")))?;
@@ -216,6 +224,25 @@ impl Config {
         let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
             .map_err(|_| invalid("http.trusted_proxy_header", "is not a header name"))?;
         Ok(Some(name))
+    }
+
+    /// `public_url` as a URL; `None` when unset or empty. Only an http(s) URL with a host, and
+    /// no credentials, query or fragment, can be the base of endpoint URLs (RFC 8414 section 2).
+    pub fn public_url(&self) -> Result<Option<Url>, ConfigError> {
+        let Some(text) = self.public_url.as_deref().map(str::trim).filter(|text| !text.is_empty()) else {
+            return Ok(None);
+        };
+        let url = Url::parse(text).map_err(|_| invalid("public_url", "is not a URL"))?;
+        if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+            return Err(invalid("public_url", "must look like https://host[:port][/path]"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid("public_url", "must have no query or fragment"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid("public_url", "must hold no credentials"));
+        }
+        Ok(Some(url))
     }
 
     pub fn header_read_timeout(&self) -> Duration {
@@ -316,7 +343,9 @@ mod tests {
             jail.set_env("GATEWAY__HTTP__IDLE_TIMEOUT_SECONDS", "7");
             jail.set_env("GATEWAY__HTTP__MAX_CONCURRENT_STREAMS", "12");
             jail.set_env("GATEWAY__HTTP__KEEPALIVE_INTERVAL_SECONDS", "0");
+            jail.set_env("GATEWAY__PUBLIC_URL", "https://auth.example.com/gw/");
             let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.public_url().unwrap().unwrap().as_str(), "https://auth.example.com/gw/");
             assert_eq!(config.idle_timeout(), Duration::from_secs(7));
             assert_eq!(config.http.max_concurrent_streams, 12);
             assert_eq!(config.keepalive_interval(), None);
@@ -388,6 +417,11 @@ mod tests {
             ("GATEWAY__CORS__ALLOWED_ORIGINS", "http://app.test/", "GATEWAY__CORS__ALLOWED_ORIGINS"),
             ("GATEWAY__CORS__ALLOWED_ORIGINS", "app.test", "GATEWAY__CORS__ALLOWED_ORIGINS"),
             ("GATEWAY__CORS__ALLOWED_ORIGINS", "*,http://app.test", "GATEWAY__CORS__ALLOWED_ORIGINS"),
+            ("GATEWAY__PUBLIC_URL", "auth.example.com", "public_url (GATEWAY__PUBLIC_URL)"),
+            ("GATEWAY__PUBLIC_URL", "ftp://auth.example.com", "GATEWAY__PUBLIC_URL"),
+            ("GATEWAY__PUBLIC_URL", "https://auth.example.com/?x=1", "GATEWAY__PUBLIC_URL"),
+            ("GATEWAY__PUBLIC_URL", "https://auth.example.com/#top", "GATEWAY__PUBLIC_URL"),
+            ("GATEWAY__PUBLIC_URL", "https://me:pw@auth.example.com", "GATEWAY__PUBLIC_URL"),
         ];
         for (var, value, key) in cases {
             figment::Jail::expect_with(|jail| {

@@ -1,17 +1,20 @@
-//! The one mapping from a gRPC status to an HTTP answer, and the two error bodies it is written in.
+//! The one mapping from a gRPC status to an HTTP answer, and the error bodies it is written in.
 //!
 //! The gateway speaks two dialects, one per tutorial it reproduces: go-zero's
 //! `{"code": <status>, "msg": "…"}` under `/user/…` and `/admin/…`, FastAPI's `{"detail": "…"}`
 //! everywhere else ([`Dialect::for_path`]); the OAuth 2.0 token endpoint `/token` adds RFC 6749
-//! section 5.2's `error` and `error_description` to FastAPI's body. Every handler turns a failed gRPC call into an [`ApiError`]
-//! with [`ApiError::from_grpc`]; a route that owes its tutorial a particular wording adjusts the
+//! section 5.2's `error` and `error_description` to FastAPI's body, and the OAuth 2.0 endpoints
+//! under `/oauth2/…`, which no tutorial has, answer with those two alone. Every handler turns a
+//! failed gRPC call into an [`ApiError`] with [`ApiError::from_grpc`] (the calls a client
+//! authenticates, with [`ApiError::from_client_call`], which reads auth-svc's RFC 6749 code from
+//! the status metadata); a route that owes its tutorial a particular wording adjusts the
 //! result with [`ApiError::reword`], never by looking at gRPC codes itself. Errors produced by
 //! middleware (404, 405, 408, 413, a caught panic) arrive with no JSON body and are rewritten
 //! into the dialect of their path by [`shape_plain_errors`].
 
 use std::{any::Any, borrow::Cow};
 
-use auth_api::metadata::RETRY_AFTER as RETRY_AFTER_METADATA;
+use auth_api::metadata::{OAUTH_ERROR, RETRY_AFTER as RETRY_AFTER_METADATA};
 use axum::{
     Json,
     body::Body,
@@ -34,7 +37,19 @@ pub enum Dialect {
     /// `/token`: FastAPI's dialect, its `detail` beside RFC 6749's `error` and
     /// `error_description` ([`TokenError`]), so OAuth 2.0 client libraries see a refusal as one.
     TokenEndpoint,
+    /// `/oauth2/…` (introspection, revocation): RFC 6749's `error` and `error_description` alone
+    /// ([`OAuthError`]); an unparsable body is 400 `invalid_request`, as RFC 6749 section 5.2 says.
+    OAuth2,
 }
+
+/// The challenge of a 401 `invalid_client`: RFC 6749 section 5.2 asks for the scheme the client
+/// used, and HTTP Basic is the one client authentication scheme the gateway takes (a client that
+/// sent its secret in the form gets it too, which section 5.2 allows).
+pub const CLIENT_CHALLENGE: &str = "Basic realm=\"auth-svc\"";
+
+/// The challenge of every other 401: a missing or unusable bearer token or, on `/token`, wrong
+/// user credentials (the tutorial's).
+pub const BEARER_CHALLENGE: &str = "Bearer";
 
 /// The FastAPI tutorial's two 401 wordings (`OAuth2PasswordBearer`): with a bearer token that
 /// did not pass, and without one.
@@ -49,6 +64,8 @@ impl Dialect {
             Self::GoZero
         } else if path == TOKEN_PATH {
             Self::TokenEndpoint
+        } else if under("/oauth2") {
+            Self::OAuth2
         } else {
             Self::FastApi
         }
@@ -57,8 +74,18 @@ impl Dialect {
     /// The status of a body that does not parse or misses a field.
     pub fn unparsable_body(self) -> StatusCode {
         match self {
-            Self::GoZero => StatusCode::BAD_REQUEST,
+            Self::GoZero | Self::OAuth2 => StatusCode::BAD_REQUEST,
             Self::FastApi | Self::TokenEndpoint => StatusCode::UNPROCESSABLE_ENTITY,
+        }
+    }
+
+    /// The `WWW-Authenticate` values a 401 of this dialect can carry: only `/token` and
+    /// `/oauth2/…` authenticate clients.
+    pub fn challenges(self) -> &'static [&'static str] {
+        match self {
+            Self::GoZero | Self::FastApi => &[BEARER_CHALLENGE],
+            Self::TokenEndpoint => &[BEARER_CHALLENGE, CLIENT_CHALLENGE],
+            Self::OAuth2 => &[CLIENT_CHALLENGE],
         }
     }
 }
@@ -98,23 +125,65 @@ pub struct TokenError {
     pub error_description: String,
 }
 
-/// The RFC 6749 `error` codes `/token` answers with: section 5.2's for a refused request, and
-/// section 4.1.2.1's `server_error` and `temporarily_unavailable`, which the token endpoint
-/// borrows for 5xx answers so that every error body has an `error`. (`invalid_client`,
-/// `unauthorized_client` and `invalid_scope` come with client authentication.)
+/// The error body of the OAuth 2.0 endpoints under `/oauth2/…` (RFC 6749 section 5.2, which
+/// RFC 7662 and RFC 7009 refer to): no tutorial's `detail`, as no tutorial has these paths.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"error": "invalid_client", "error_description": "client authentication required"}))]
+pub struct OAuthError {
+    pub error: OAuthErrorCode,
+    /// Printable ASCII but `"` and `\` (RFC 6749's character set).
+    pub error_description: String,
+}
+
+/// The RFC 6749 `error` codes the OAuth 2.0 endpoints answer with: section 5.2's for a refused
+/// request (`invalid_target` is RFC 8707's, for an audience the client may not ask for), and
+/// section 4.1.2.1's `server_error` and `temporarily_unavailable`, which the endpoints borrow for
+/// 5xx answers so that every error body has an `error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OAuthErrorCode {
     InvalidRequest,
+    InvalidClient,
     InvalidGrant,
+    UnauthorizedClient,
     UnsupportedGrantType,
+    InvalidScope,
+    InvalidTarget,
     ServerError,
     TemporarilyUnavailable,
 }
 
 impl OAuthErrorCode {
-    /// The code of a `/token` answer with HTTP status `status`, unless the route chose one
-    /// ([`ApiError::unsupported_grant_type`]).
+    /// The code auth-svc names in the `x-oauth-error` metadata of a refused client call: one of
+    /// those it documents (proto/user/v1/user.proto), else `None`.
+    fn from_metadata(status: &Status) -> Option<Self> {
+        match status.metadata().get(OAUTH_ERROR)?.to_str().ok()? {
+            "invalid_request" => Some(Self::InvalidRequest),
+            "invalid_client" => Some(Self::InvalidClient),
+            "unauthorized_client" => Some(Self::UnauthorizedClient),
+            "invalid_scope" => Some(Self::InvalidScope),
+            "invalid_target" => Some(Self::InvalidTarget),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of a refusal with this code (RFC 6749 section 5.2): 401 for a failed
+    /// client authentication, else 400, but for `unauthorized_client` under `/oauth2/…`: there
+    /// the client did authenticate and may not call the endpoint (introspection without the
+    /// `introspect` scope), which is what 403 says (RFC 7662 names no status for it).
+    pub fn status(self, dialect: Dialect) -> StatusCode {
+        match self {
+            Self::InvalidClient => StatusCode::UNAUTHORIZED,
+            Self::UnauthorizedClient if dialect == Dialect::OAuth2 => StatusCode::FORBIDDEN,
+            Self::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The code of a `/token` or `/oauth2/…` answer with HTTP status `status`, unless the route
+    /// or auth-svc chose one ([`ApiError::oauth`], [`ApiError::from_client_call`]).
     pub fn for_status(status: StatusCode) -> Self {
         match status {
             // Wrong credentials or an unusable refresh token. RFC 6749 answers invalid_grant with
@@ -164,8 +233,38 @@ impl ApiError {
 
     /// `/token`'s 400 `unsupported_grant_type` (RFC 6749 section 5.2).
     pub fn unsupported_grant_type(message: impl Into<Cow<'static, str>>) -> Self {
-        let mut error = Self::new(Dialect::TokenEndpoint, StatusCode::BAD_REQUEST, message);
-        error.oauth_error = Some(OAuthErrorCode::UnsupportedGrantType);
+        Self::oauth(Dialect::TokenEndpoint, OAuthErrorCode::UnsupportedGrantType, message)
+    }
+
+    /// A refusal with RFC 6749 code `code`, with [`OAuthErrorCode::status`]'s status.
+    pub fn oauth(dialect: Dialect, code: OAuthErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        let mut error = Self::new(dialect, code.status(dialect), message);
+        error.oauth_error = Some(code);
+        error
+    }
+
+    /// The HTTP answer to a failed call that a client authenticates (ClientCredentials,
+    /// IntrospectToken, RevokeToken): a refusal (INVALID_ARGUMENT, UNAUTHENTICATED,
+    /// PERMISSION_DENIED) takes the RFC 6749 code auth-svc put in the `x-oauth-error` metadata,
+    /// and that code's status; without a code it knows, UNAUTHENTICATED is `invalid_client` and
+    /// PERMISSION_DENIED `unauthorized_client` (what these calls document), and every other
+    /// status is answered as [`ApiError::from_grpc`] answers it.
+    pub fn from_client_call(dialect: Dialect, status: &Status) -> Self {
+        let mut error = Self::from_grpc(dialect, status);
+        let refused = matches!(status.code(), Code::InvalidArgument | Code::Unauthenticated | Code::PermissionDenied);
+        if !refused {
+            return error;
+        }
+        let code = OAuthErrorCode::from_metadata(status).unwrap_or(match status.code() {
+            Code::Unauthenticated => OAuthErrorCode::InvalidClient,
+            Code::PermissionDenied => OAuthErrorCode::UnauthorizedClient,
+            _ => OAuthErrorCode::InvalidRequest,
+        });
+        error.status = code.status(dialect);
+        error.oauth_error = Some(code);
+        if code == OAuthErrorCode::InvalidClient && status.message().trim().is_empty() {
+            error.message = "client authentication failed".into();
+        }
         error
     }
 
@@ -237,7 +336,8 @@ impl ApiError {
             (Dialect::FastApi | Dialect::TokenEndpoint, bearer) => fastapi_unauthorized(bearer),
             // auth-svc's own wording for such a token.
             (Dialect::GoZero, true) => "bearer token too long",
-            (Dialect::GoZero, false) => "authorization header too long",
+            (Dialect::GoZero | Dialect::OAuth2, false) => "authorization header too long",
+            (Dialect::OAuth2, true) => "bearer token too long",
         };
         Self::new(dialect, StatusCode::UNAUTHORIZED, message)
     }
@@ -261,7 +361,7 @@ impl ApiError {
         &self.message
     }
 
-    /// The `error` of this error's `/token` body.
+    /// The `error` of this error's `/token` or `/oauth2/…` body.
     pub fn oauth_error(&self) -> OAuthErrorCode {
         self.oauth_error.unwrap_or_else(|| OAuthErrorCode::for_status(self.status))
     }
@@ -311,10 +411,16 @@ impl IntoResponse for ApiError {
                 (self.status, Json(TokenError { detail: message, error: oauth_error, error_description }))
                     .into_response()
             }
+            Dialect::OAuth2 => {
+                let error_description = oauth_error_description(&message);
+                (self.status, Json(OAuthError { error: oauth_error, error_description })).into_response()
+            }
         };
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
-            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            let client_refused = self.oauth_error == Some(OAuthErrorCode::InvalidClient);
+            let challenge = if client_refused { CLIENT_CHALLENGE } else { BEARER_CHALLENGE };
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
         }
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, seconds);
@@ -527,5 +633,83 @@ mod tests {
         assert_eq!(Dialect::for_path("/token"), Dialect::TokenEndpoint);
         assert_eq!(Dialect::for_path("/tokens"), Dialect::FastApi);
         assert_eq!(Dialect::for_path("/signup"), Dialect::FastApi);
+        assert_eq!(Dialect::for_path("/oauth2/introspect"), Dialect::OAuth2);
+        assert_eq!(Dialect::for_path("/oauth2"), Dialect::OAuth2);
+        assert_eq!(Dialect::for_path("/oauth2x"), Dialect::FastApi);
+        assert_eq!(Dialect::for_path("/.well-known/oauth-authorization-server"), Dialect::FastApi);
+    }
+
+    fn with_oauth_error(mut status: Status, code: &'static str) -> Status {
+        status.metadata_mut().insert(OAUTH_ERROR, MetadataValue::from_static(code));
+        status
+    }
+
+    /// The code auth-svc names decides `error` and the status, in both dialects that have one.
+    #[tokio::test]
+    async fn client_calls_answer_with_the_code_auth_svc_names() {
+        let cases = [
+            (Status::unauthenticated("unknown client"), "invalid_client", 401, 401),
+            (Status::invalid_argument("scope `admin` not allowed"), "invalid_scope", 400, 400),
+            (Status::invalid_argument("audience not allowed"), "invalid_target", 400, 400),
+            (Status::invalid_argument("too many scopes"), "invalid_request", 400, 400),
+            (Status::permission_denied("no introspect scope"), "unauthorized_client", 400, 403),
+            // The code wins over the status it came with.
+            (Status::invalid_argument("disabled"), "invalid_client", 401, 401),
+        ];
+        for (status, code, token_status, oauth2_status) in cases {
+            let status = with_oauth_error(status, code);
+            let (http, headers, body) = render(ApiError::from_client_call(Dialect::TokenEndpoint, &status)).await;
+            assert_eq!((http.as_u16(), &body["error"]), (token_status, &code.into()), "{status:?}");
+            assert_eq!(body["detail"], body["error_description"]);
+            if http == StatusCode::UNAUTHORIZED {
+                assert_eq!(headers[header::WWW_AUTHENTICATE], CLIENT_CHALLENGE);
+            }
+            let (http, headers, body) = render(ApiError::from_client_call(Dialect::OAuth2, &status)).await;
+            assert_eq!(http.as_u16(), oauth2_status, "{status:?}");
+            let message = status.message();
+            let description = if code == "unauthorized_client" { "permission denied" } else { message };
+            assert_eq!(body, serde_json::json!({"error": code, "error_description": description}), "{status:?}");
+            assert_eq!(headers.get(header::WWW_AUTHENTICATE).is_some(), http == StatusCode::UNAUTHORIZED);
+        }
+    }
+
+    #[tokio::test]
+    async fn client_calls_without_a_known_code_fall_back_on_the_status() {
+        let cases = [
+            (Status::unauthenticated(""), 401, "invalid_client", "client authentication failed"),
+            (with_oauth_error(Status::unauthenticated("x"), "made_up"), 401, "invalid_client", "x"),
+            (Status::permission_denied("x"), 403, "unauthorized_client", "permission denied"),
+            (Status::invalid_argument("bad"), 400, "invalid_request", "bad"),
+            // Not a refusal: the code is ignored.
+            (
+                with_oauth_error(Status::unavailable("db down"), "invalid_client"),
+                503,
+                "temporarily_unavailable",
+                "auth service unavailable, retry later",
+            ),
+            (Status::unimplemented("not yet"), 500, "server_error", "internal server error"),
+        ];
+        for (status, http, code, description) in cases {
+            let (answered, headers, body) = render(ApiError::from_client_call(Dialect::OAuth2, &status)).await;
+            assert_eq!(answered.as_u16(), http, "{status:?}");
+            assert_eq!(body, serde_json::json!({"error": code, "error_description": description}), "{status:?}");
+            if answered == StatusCode::UNAUTHORIZED {
+                assert_eq!(headers[header::WWW_AUTHENTICATE], "Basic realm=\"auth-svc\"");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn only_invalid_client_challenges_with_basic() {
+        let (_, headers, _) = render(ApiError::from_grpc(Dialect::TokenEndpoint, &Status::unauthenticated("x"))).await;
+        assert_eq!(headers[header::WWW_AUTHENTICATE], BEARER_CHALLENGE);
+        let refused = ApiError::oauth(Dialect::TokenEndpoint, OAuthErrorCode::InvalidClient, "no client");
+        let (status, headers, body) = render(refused).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(headers[header::WWW_AUTHENTICATE], CLIENT_CHALLENGE);
+        assert_eq!(
+            body,
+            serde_json::json!({"detail": "no client", "error": "invalid_client", "error_description": "no client"})
+        );
     }
 }

@@ -24,10 +24,10 @@ use utoipa::{
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::{
-    error::{CodeError, Detail, Dialect, TokenError},
+    error::{CodeError, Detail, Dialect, OAuthError, TokenError},
     listener::MAX_HEADER_BYTES,
     middleware::MAX_REQUEST_ID_BYTES,
-    routes::{gozero, health, jwks, oauth2},
+    routes::{gozero, health, jwks, oauth2, oauth2_server},
     state::AppState,
     upstream::REQUEST_ID,
 };
@@ -42,9 +42,13 @@ pub const DOCS_PATH: &str = "/docs";
         description = "REST front of auth-svc. `/user/...` follows the go-zero tutorial (camelCase JSON, \
                        errors as {\"code\",\"msg\"}), and so do the operators' `/admin/...`; `/signup`, `/token`, `/protected` follow the FastAPI \
                        tutorial (OAuth2 password flow, errors as {\"detail\"}, on `/token` beside RFC 6749's \
-                       {\"error\",\"error_description\"}); `/.well-known/jwks.json` \
+                       {\"error\",\"error_description\"}); service accounts get tokens at `/token` \
+                       (client credentials grant) and introspect and revoke them under `/oauth2/...`, errors \
+                       as {\"error\",\"error_description\"}; `/.well-known/oauth-authorization-server` \
+                       describes these endpoints (RFC 8414) and `/.well-known/jwks.json` \
                        publishes the keys that verify access tokens. Every 401 carries \
-                       `WWW-Authenticate: Bearer`; every response carries `x-request-id`.",
+                       `WWW-Authenticate: Bearer`, but a refused client's (`invalid_client`) \
+                       `WWW-Authenticate: Basic realm=\"auth-svc\"`; every response carries `x-request-id`.",
         // The workspace names no homepage or repository, and the project has no public address.
         contact(name = "auth-svc maintainers")
     ),
@@ -54,6 +58,8 @@ pub const DOCS_PATH: &str = "/docs";
     tags(
         (name = gozero::TAG, description = "go-zero `user-api`"),
         (name = oauth2::TAG, description = "FastAPI OAuth2 password flow"),
+        (name = oauth2_server::TAG, description = "Token introspection (RFC 7662), revocation (RFC 7009) and \
+            server metadata (RFC 8414)"),
         (name = jwks::TAG, description = "Public keys of the access tokens (RFC 7517)"),
         (name = health::TAG, description = "Probes"),
     )
@@ -61,7 +67,8 @@ pub const DOCS_PATH: &str = "/docs";
 pub struct ApiDoc;
 
 /// `bearer` for the go-zero routes; `oauth2` (password flow at `/token`) for `/protected`, so
-/// the Swagger UI's "Authorize" button can log in.
+/// the Swagger UI's "Authorize" button can log in; `clientBasic` for the service accounts'
+/// client authentication at `/oauth2/…`.
 struct SecuritySchemes;
 
 impl Modify for SecuritySchemes {
@@ -74,6 +81,19 @@ impl Modify for SecuritySchemes {
         components.add_security_scheme(
             "oauth2",
             SecurityScheme::OAuth2(OAuth2::new([Flow::Password(Password::new("/token", Scopes::new()))])),
+        );
+        components.add_security_scheme(
+            "clientBasic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "A service account's client_id and client_secret, each form-urlencoded before they are \
+                         joined by `:` and base64-encoded (RFC 6749 section 2.3.1). The endpoints take them as \
+                         `client_id` and `client_secret` form fields too, but not both ways at once.",
+                    ))
+                    .build(),
+            ),
         );
     }
 }
@@ -88,7 +108,7 @@ pub fn document(routes: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
 }
 
 /// The tags of the routes that make a `UserService` call (and so can answer 503 and 504).
-const UPSTREAM_TAGS: [&str; 3] = [gozero::TAG, oauth2::TAG, jwks::TAG];
+const UPSTREAM_TAGS: [&str; 4] = [gozero::TAG, oauth2::TAG, oauth2_server::TAG, jwks::TAG];
 
 /// Adds to every operation of `openapi` what the handlers' attributes leave to the shared code,
 /// each only where the operation does not already say it in its own words:
@@ -100,13 +120,14 @@ const UPSTREAM_TAGS: [&str; 3] = [gozero::TAG, oauth2::TAG, jwks::TAG];
 /// - the "does not parse" status of the route's dialect on routes with a request body, and 401
 ///   on routes with a security requirement;
 /// - the headers `ApiError` and the request-id layers always set: `x-request-id` on every
-///   answer but the 431, `WWW-Authenticate: Bearer` on every 401, `Retry-After` on every 429;
+///   answer but the 431, `WWW-Authenticate` on every 401 (`Bearer`, or the client challenge
+///   where clients authenticate: [`Dialect::challenges`]), `Retry-After` on every 429;
 /// - `required` on every header a route's own attribute lists: a route lists only headers it
 ///   always sends with that answer;
 /// - the optional `x-request-id` request header.
 ///
 /// Error bodies are the route's [`Dialect`]: [`CodeError`] under `/user/…`, [`TokenError`] on
-/// `/token`, [`Detail`] elsewhere.
+/// `/token`, [`OAuthError`] under `/oauth2/…`, [`Detail`] elsewhere.
 fn complete(openapi: &mut utoipa::openapi::OpenApi) {
     for (path, item) in &mut openapi.paths.paths {
         let dialect = Dialect::for_path(path);
@@ -176,8 +197,12 @@ fn complete_operation(dialect: Dialect, operation: &mut Operation) {
         }
         response.headers.insert(REQUEST_ID.to_owned(), request_id_header());
         if status == Some(StatusCode::UNAUTHORIZED) {
-            let schema = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["Bearer"]));
-            response.headers.insert(header::WWW_AUTHENTICATE.as_str().to_owned(), required_header(schema, "Bearer"));
+            let challenges = dialect.challenges();
+            let schema = ObjectBuilder::new().schema_type(Type::String).enum_values(Some(challenges.iter().copied()));
+            let description = challenges.join(", or ");
+            response
+                .headers
+                .insert(header::WWW_AUTHENTICATE.as_str().to_owned(), required_header(schema, &description));
         }
         if status == Some(StatusCode::TOO_MANY_REQUESTS) {
             let schema = ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0));
@@ -210,6 +235,7 @@ fn error_response(dialect: Dialect, description: &str) -> Response {
         Dialect::GoZero => CodeError::name(),
         Dialect::FastApi => Detail::name(),
         Dialect::TokenEndpoint => TokenError::name(),
+        Dialect::OAuth2 => OAuthError::name(),
     };
     let mut response = Response::new(description);
     response.content.insert("application/json".to_owned(), RefOr::T(Content::new(Some(Ref::from_schema_name(schema)))));
@@ -277,7 +303,7 @@ mod tests {
                 expected.extend(["503", "504"]);
             }
             if operation.get("requestBody").is_some() {
-                expected.push(if go_zero { "400" } else { "422" });
+                expected.push(if go_zero || path.starts_with("/oauth2/") { "400" } else { "422" });
             }
             if operation.get("security").is_some() {
                 expected.push("401");
@@ -291,7 +317,13 @@ mod tests {
             let error_schema = match path.as_str() {
                 _ if go_zero => "#/components/schemas/CodeError",
                 "/token" => "#/components/schemas/TokenError",
+                _ if path.starts_with("/oauth2/") => "#/components/schemas/OAuthError",
                 _ => "#/components/schemas/Detail",
+            };
+            let challenges = match path.as_str() {
+                "/token" => serde_json::json!(["Bearer", "Basic realm=\"auth-svc\""]),
+                _ if path.starts_with("/oauth2/") => serde_json::json!(["Basic realm=\"auth-svc\""]),
+                _ => serde_json::json!(["Bearer"]),
             };
             for (status, response) in responses {
                 if status == "431" {
@@ -305,7 +337,7 @@ mod tests {
                 }
                 if status == "401" {
                     assert_eq!(response["headers"]["www-authenticate"]["required"], true, "{method} {path}");
-                    assert_eq!(response["headers"]["www-authenticate"]["schema"]["enum"][0], "Bearer");
+                    assert_eq!(response["headers"]["www-authenticate"]["schema"]["enum"], challenges, "{path}");
                 }
                 if status == "429" {
                     assert_eq!(response["headers"]["retry-after"]["required"], true, "{method} {path}");
@@ -343,6 +375,10 @@ mod tests {
             "RegisterResp",
             "UserInfoResp",
             "TokenResponse",
+            "ClientTokenResponse",
+            "OAuthError",
+            "Introspection",
+            "ServerMetadata",
             "Health",
             "JwkSet",
             "Jwk",
@@ -359,8 +395,12 @@ mod tests {
             doc["components"]["schemas"]["OAuthErrorCode"]["enum"],
             serde_json::json!([
                 "invalid_request",
+                "invalid_client",
                 "invalid_grant",
+                "unauthorized_client",
                 "unsupported_grant_type",
+                "invalid_scope",
+                "invalid_target",
                 "server_error",
                 "temporarily_unavailable"
             ])
@@ -420,6 +460,46 @@ mod tests {
         assert_eq!(user["lastLoginAt"]["type"], serde_json::json!(["string", "null"]));
         assert_eq!(user["createdAt"]["format"], "date-time");
         assert_eq!(doc["components"]["schemas"]["SessionResp"]["properties"]["id"]["format"], "uuid");
+    }
+
+    /// Issue 15's routes list every status they can answer, and `/token` its two answers.
+    #[test]
+    fn the_oauth_routes_document_their_own_answers() {
+        let doc = doc();
+        let statuses = |path: &str, method: &str| -> Vec<String> {
+            let mut statuses: Vec<String> = doc["paths"][path][method]["responses"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{method} {path}"))
+                .keys()
+                .cloned()
+                .collect();
+            statuses.sort_unstable();
+            statuses
+        };
+        let shared = ["408", "413", "431", "500", "503", "504"];
+        for (path, method, own) in [
+            ("/token", "post", &["200", "400", "401", "422", "429"][..]),
+            ("/oauth2/introspect", "post", &["200", "400", "401", "403"]),
+            ("/oauth2/revoke", "post", &["200", "400", "401"]),
+            ("/.well-known/oauth-authorization-server", "get", &["200", "400"]),
+        ] {
+            let mut expected: Vec<String> = own.iter().chain(&shared).map(|s| (*s).to_owned()).collect();
+            expected.sort_unstable();
+            assert_eq!(statuses(path, method), expected, "{method} {path}");
+        }
+        let answers = &doc["components"]["schemas"]["TokenAnswer"]["oneOf"];
+        assert_eq!(answers[0]["$ref"], "#/components/schemas/TokenResponse");
+        assert_eq!(answers[1]["$ref"], "#/components/schemas/ClientTokenResponse");
+        let form = &doc["components"]["schemas"]["TokenForm"];
+        assert_eq!(form["properties"]["audience"]["type"], "array");
+        assert!(form["properties"].get("authorization").is_none(), "{form}");
+        assert!(!form["required"].as_array().is_some_and(|required| required.iter().any(|name| name == "audience")));
+        let presented = &doc["components"]["schemas"]["PresentedTokenForm"];
+        assert_eq!(presented["required"], serde_json::json!(["token"]));
+        assert_eq!(doc["paths"]["/oauth2/introspect"]["post"]["security"], serde_json::json!([{"clientBasic": []}]));
+        assert_eq!(doc["paths"]["/oauth2/revoke"]["post"]["security"], serde_json::json!([{}, {"clientBasic": []}]));
+        assert_eq!(doc["components"]["securitySchemes"]["clientBasic"]["scheme"], "basic");
+        assert!(doc["paths"]["/oauth2/revoke"]["post"]["responses"]["200"].get("content").is_none());
     }
 
     #[test]

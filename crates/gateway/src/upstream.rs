@@ -10,15 +10,22 @@
 //! throttles failed logins by, and the client's `User-Agent` (`x-forwarded-user-agent`), which
 //! auth-svc records with each session it starts.
 
-use std::{future::Future, net::IpAddr, time::Duration};
+use std::{
+    future::Future,
+    net::IpAddr,
+    sync::{Arc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
 
 use anyhow::Context as _;
 use auth_api::user::v1::{
-    ChangePasswordRequest, DeleteAccountRequest, DeleteUserRequest, DisableUserRequest, EnableUserRequest,
-    GetJwksRequest, GetJwksResponse, GetUserInfoRequest, GetUserRequest, ListSessionsRequest, ListSessionsResponse,
-    ListUsersRequest, ListUsersResponse, LoginRequest, LoginResponse, LogoutAllRequest, LogoutRequest, RefreshRequest,
-    RegisterRequest, RegisterResponse, RevokeSessionRequest, RevokeUserSessionsRequest, SetUserRoleRequest, UserInfo,
-    UserRecord, user_service_client::UserServiceClient,
+    ChangePasswordRequest, ClientCredentialsRequest, ClientTokenResponse, DeleteAccountRequest, DeleteUserRequest,
+    DisableUserRequest, EnableUserRequest, GetJwksRequest, GetJwksResponse, GetServerMetadataRequest,
+    GetServerMetadataResponse, GetUserInfoRequest, GetUserRequest, IntrospectTokenRequest, ListSessionsRequest,
+    ListSessionsResponse, ListUsersRequest, ListUsersResponse, LoginRequest, LoginResponse, LogoutAllRequest,
+    LogoutRequest, RefreshRequest, RegisterRequest, RegisterResponse, RevokeSessionRequest, RevokeTokenRequest,
+    RevokeUserSessionsRequest, SetUserRoleRequest, UserInfo, UserRecord, ValidateTokenResponse,
+    user_service_client::UserServiceClient,
 };
 use http::{
     HeaderMap, HeaderValue,
@@ -39,11 +46,22 @@ pub use auth_api::user::v1::user_service_server::SERVICE_NAME as USER_SERVICE;
 /// Header (and gRPC metadata key) that carries the request id end to end.
 pub use auth_api::metadata::REQUEST_ID;
 
-/// A handle on auth-svc; cheap to clone (every clone shares the connection).
+/// A handle on auth-svc; cheap to clone (every clone shares the connection and the cache).
 #[derive(Clone)]
 pub struct Upstream {
     channel: Channel,
     timeout: Duration,
+    server_metadata: Arc<Mutex<Option<CachedServerMetadata>>>,
+}
+
+/// How long a GetServerMetadata answer is reused. What it holds (issuer, scopes, algorithms)
+/// only changes when auth-svc is reconfigured, and the document is public: caching it keeps
+/// anonymous polling of `/.well-known/oauth-authorization-server` off auth-svc.
+pub const SERVER_METADATA_TTL: Duration = Duration::from_secs(60);
+
+struct CachedServerMetadata {
+    fetched: Instant,
+    answer: GetServerMetadataResponse,
 }
 
 impl Upstream {
@@ -58,7 +76,7 @@ impl Upstream {
             .keep_alive_timeout(Duration::from_secs(10))
             .user_agent(concat!("auth-gateway/", env!("CARGO_PKG_VERSION")))
             .context("building the upstream endpoint")?;
-        Ok(Self { channel: endpoint.connect_lazy(), timeout: config.grpc_timeout() })
+        Ok(Self { channel: endpoint.connect_lazy(), timeout: config.grpc_timeout(), server_metadata: Arc::default() })
     }
 
     pub async fn register(&self, metadata: &Forwarded, message: RegisterRequest) -> Result<RegisterResponse, Status> {
@@ -158,6 +176,51 @@ impl Upstream {
     pub async fn jwks(&self, metadata: &Forwarded) -> Result<GetJwksResponse, Status> {
         self.call(metadata, GetJwksRequest {}, |mut client, request| async move { client.get_jwks(request).await })
             .await
+    }
+
+    pub async fn client_credentials(
+        &self,
+        metadata: &Forwarded,
+        message: ClientCredentialsRequest,
+    ) -> Result<ClientTokenResponse, Status> {
+        self.call(metadata, message, |mut client, request| async move { client.client_credentials(request).await })
+            .await
+    }
+
+    pub async fn introspect_token(
+        &self,
+        metadata: &Forwarded,
+        message: IntrospectTokenRequest,
+    ) -> Result<ValidateTokenResponse, Status> {
+        self.call(metadata, message, |mut client, request| async move { client.introspect_token(request).await }).await
+    }
+
+    pub async fn revoke_token(&self, metadata: &Forwarded, message: RevokeTokenRequest) -> Result<(), Status> {
+        self.call(metadata, message, |mut client, request| async move { client.revoke_token(request).await }).await?;
+        Ok(())
+    }
+
+    /// GetServerMetadata's answer, reused for [`SERVER_METADATA_TTL`] after a successful call; a
+    /// failed call is not remembered, so the next request asks again.
+    pub async fn server_metadata(&self, metadata: &Forwarded) -> Result<GetServerMetadataResponse, Status> {
+        if let Some(answer) = self.cached_server_metadata() {
+            return Ok(answer);
+        }
+        let message = GetServerMetadataRequest {};
+        let answer = self
+            .call(metadata, message, |mut client, request| async move { client.get_server_metadata(request).await })
+            .await?;
+        let fresh = CachedServerMetadata { fetched: Instant::now(), answer: answer.clone() };
+        *self.server_metadata.lock().unwrap_or_else(PoisonError::into_inner) = Some(fresh);
+        Ok(answer)
+    }
+
+    fn cached_server_metadata(&self) -> Option<GetServerMetadataResponse> {
+        let cache = self.server_metadata.lock().unwrap_or_else(PoisonError::into_inner);
+        cache
+            .as_ref()
+            .filter(|cached| cached.fetched.elapsed() < SERVER_METADATA_TTL)
+            .map(|cached| cached.answer.clone())
     }
 
     /// Whether auth-svc's gRPC health service reports `user.v1.UserService` as SERVING.

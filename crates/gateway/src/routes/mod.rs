@@ -1,4 +1,5 @@
-//! The REST routes, one module per tutorial plus the key set and the probes. Routes are
+//! The REST routes, one module per tutorial plus the OAuth 2.0 endpoints, the key set and the
+//! probes. Routes are
 //! registered through `utoipa_axum`, which records each one (with the schemas it uses) in an
 //! OpenAPI document as it adds it to the router; `openapi` completes that document.
 
@@ -10,6 +11,8 @@ pub mod gozero_admin;
 pub mod health;
 pub mod jwks;
 pub mod oauth2;
+/// Introspection, revocation and the server metadata document: the OAuth 2.0 endpoints beside `/token`.
+pub mod oauth2_server;
 /// Protobuf timestamps as RFC 3339 strings, for the answers that carry times.
 mod timestamp;
 
@@ -31,6 +34,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(gozero_accounts::routes())
         .merge(gozero_admin::routes())
         .merge(oauth2::routes())
+        .merge(oauth2_server::routes())
         .merge(jwks::routes())
         .merge(health::routes())
         // CONTRACT.md: `/protected/`, the trailing slash of the FastAPI tutorial's browser

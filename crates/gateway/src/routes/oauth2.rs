@@ -1,24 +1,27 @@
 //! The FastAPI tutorial's OAuth2 password flow: `/signup`, `/token`, `/protected`, errors as
 //! `{"detail"}`. `/token` also takes the refresh grant (RFC 6749 section 6), the tutorial's
-//! exercise, and its errors add RFC 6749 section 5.2's `error` and `error_description`
-//! ([`Dialect::TokenEndpoint`]). Each handler makes exactly one `UserService` call.
+//! exercise, and the client credentials grant of service accounts (section 4.4); its errors add
+//! RFC 6749 section 5.2's `error` and `error_description` ([`Dialect::TokenEndpoint`]). Each
+//! handler makes exactly one `UserService` call. The other OAuth 2.0 endpoints are
+//! `oauth2_server`'s.
 
-use auth_api::user::v1::{LoginRequest, LoginResponse, RefreshRequest, RegisterRequest};
+use auth_api::user::v1::{ClientCredentialsRequest, LoginRequest, LoginResponse, RefreshRequest, RegisterRequest};
 use axum::{
     Json,
     body::{Body, Bytes},
-    extract::{FromRequest, Multipart, Request, State},
-    http::{HeaderMap, StatusCode, header},
+    extract::{FromRequest, Request, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::IntoResponse,
 };
 use serde::{Deserialize, Serialize};
 use tonic::Status;
+use url::Url;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
-    error::{ApiError, Detail, Dialect, TokenError},
-    extract::{Forwarded, JsonBody, WithAuthorization},
+    error::{ApiError, Detail, Dialect, OAuthErrorCode, TokenError},
+    extract::{ClientCredentials, FormFields, Forwarded, JsonBody, WithAuthorization, client_credentials, read_form},
     state::AppState,
 };
 
@@ -59,12 +62,16 @@ pub struct MessageResponse {
 }
 
 /// Body of `/token`, as a form: OAuth2's password grant (`grant_type` may be left out, as
-/// FastAPI's `OAuth2PasswordRequestForm` allows) or its refresh grant. `scope`, `client_id`
-/// and `client_secret` (which FastAPI's form and OAuth 2.0 client libraries send) and any other
-/// field are accepted and ignored.
-#[derive(Deserialize, ToSchema)]
+/// FastAPI's `OAuth2PasswordRequestForm` allows), its refresh grant, or the client credentials
+/// grant. The client credentials grant authenticates the client by HTTP Basic
+/// (`client_secret_basic`) or by `client_id` and `client_secret` here (`client_secret_post`),
+/// one or the other. The password and refresh grants ignore client credentials, however sent:
+/// their clients (the tutorial's, FastAPI's form, OAuth 2.0 libraries) send a `client_id` of
+/// their own, and auth-svc keeps no registry of such public clients to check it against. Any
+/// other field is accepted and ignored; none may be sent twice but `audience` and `resource`.
+#[derive(ToSchema)]
 pub struct TokenForm {
-    /// `password` (the default) or `refresh_token`.
+    /// `password` (the default), `refresh_token` or `client_credentials`.
     #[schema(example = "password")]
     pub grant_type: Option<String>,
     /// Password grant.
@@ -74,20 +81,56 @@ pub struct TokenForm {
     pub password: Option<String>,
     /// Refresh grant.
     pub refresh_token: Option<String>,
-    /// Ignored.
+    /// Client credentials grant: the scopes asked for, space-separated; absent, every scope the
+    /// client may ask for. Ignored by the other grants.
     pub scope: Option<String>,
+    /// Client credentials grant with `client_secret_post` (or beside HTTP Basic, naming the same
+    /// client). Ignored by the other grants.
+    pub client_id: Option<String>,
+    /// Client credentials grant with `client_secret_post`. Ignored by the other grants.
+    #[schema(format = Password)]
+    pub client_secret: Option<String>,
+    /// Client credentials grant: an audience the token is meant for (the `aud` claim); may repeat.
+    #[schema(required = false)]
+    pub audience: Vec<String>,
+    /// Client credentials grant: RFC 8707's resource indicator, an absolute URI without a
+    /// fragment, which becomes an audience as `audience` does; may repeat.
+    #[schema(required = false)]
+    pub resource: Vec<String>,
+    /// The request's `Authorization` header, for HTTP Basic client authentication.
+    #[schema(ignore)]
+    authorization: Option<HeaderValue>,
 }
 
 /// What a `/token` form asks for, once checked (no `Debug`: it holds secrets).
 pub enum Grant {
     Password { username: String, password: String },
     RefreshToken { refresh_token: String },
+    ClientCredentials { client: ClientCredentials, scopes: Vec<String>, audiences: Vec<String> },
 }
 
 impl TokenForm {
+    /// The form of `fields`, with the request's `authorization` header.
+    fn from_fields(fields: &FormFields, authorization: Option<HeaderValue>) -> Result<Self, ApiError> {
+        Ok(Self {
+            grant_type: fields.single("grant_type")?,
+            username: fields.single("username")?,
+            password: fields.single("password")?,
+            refresh_token: fields.single("refresh_token")?,
+            scope: fields.single("scope")?,
+            client_id: fields.single("client_id")?,
+            client_secret: fields.single("client_secret")?,
+            audience: fields.all("audience").map(str::to_owned).collect(),
+            resource: fields.all("resource").map(str::to_owned).collect(),
+            authorization,
+        })
+    }
+
     /// The grant the form asks for: `grant_type` absent or `password` needs `username` and
-    /// `password` (else 422 `invalid_request`); `refresh_token` needs `refresh_token`; any other
-    /// grant type is 400 `unsupported_grant_type`.
+    /// `password` (else 422 `invalid_request`); `refresh_token` needs `refresh_token`;
+    /// `client_credentials` needs client authentication (else 401 `invalid_client`; see
+    /// [`client_credentials`] for the rest) and `resource`s that are absolute URIs (else 400
+    /// `invalid_target`); any other grant type is 400 `unsupported_grant_type`.
     pub fn grant(self) -> Result<Grant, ApiError> {
         let required =
             |value: Option<String>, name: &str| value.ok_or_else(|| shape_error(format!("missing field `{name}`")));
@@ -99,11 +142,44 @@ impl TokenForm {
             Some("refresh_token") => {
                 Ok(Grant::RefreshToken { refresh_token: required(self.refresh_token, "refresh_token")? })
             }
-            // CONTRACT.md lists client_credentials, but service accounts do not exist yet (issue
-            // 15): until they do, it is refused like any grant the server does not support.
-            Some(_) => Err(ApiError::unsupported_grant_type("grant_type must be `password` or `refresh_token`")),
+            Some("client_credentials") => self.client_credentials_grant(),
+            Some(_) => Err(ApiError::unsupported_grant_type(
+                "grant_type must be `password`, `refresh_token` or `client_credentials`",
+            )),
         }
     }
+
+    /// The client credentials grant of [`TokenForm::grant`].
+    fn client_credentials_grant(self) -> Result<Grant, ApiError> {
+        let client =
+            client_credentials(TOKEN_DIALECT, self.authorization.as_ref(), self.client_id, self.client_secret)?
+                .ok_or_else(|| {
+                    ApiError::oauth(
+                        TOKEN_DIALECT,
+                        OAuthErrorCode::InvalidClient,
+                        "client authentication required: HTTP Basic, or client_id and client_secret",
+                    )
+                })?;
+        if let Some(resource) = self.resource.iter().find(|resource| !is_resource_indicator(resource)) {
+            return Err(ApiError::oauth(
+                TOKEN_DIALECT,
+                OAuthErrorCode::InvalidTarget,
+                format!("resource `{resource}` is not an absolute URI without a fragment (RFC 8707)"),
+            ));
+        }
+        // RFC 6749 section 3.3: space-delimited. Runs of spaces are read as one.
+        let scopes = self.scope.iter().flat_map(|scope| scope.split(' ')).filter(|scope| !scope.is_empty());
+        Ok(Grant::ClientCredentials {
+            client,
+            scopes: scopes.map(str::to_owned).collect(),
+            audiences: self.audience.into_iter().chain(self.resource).collect(),
+        })
+    }
+}
+
+/// RFC 8707 section 2: a resource indicator is an absolute URI with no fragment.
+fn is_resource_indicator(resource: &str) -> bool {
+    Url::parse(resource).is_ok_and(|url| url.fragment().is_none())
 }
 
 impl FromRequest<AppState> for TokenForm {
@@ -117,12 +193,13 @@ impl FromRequest<AppState> for TokenForm {
 }
 
 /// The whole decoding of a `/token` request from its headers and body: `Content-Type` picks
-/// `application/x-www-form-urlencoded` or `multipart/form-data` (with its boundary), and the
-/// fields fill a [`TokenForm`]; [`TokenForm::grant`] then checks which grant it is. The error
-/// is the route's answer: 422 ([`TokenError`] with `invalid_request`) for anything unusable, 413 past a size limit
-/// (`body_limit` only words its message: the server's limit is enforced by its middleware before
-/// this runs, and a body given here is held to axum's default of 2 MB). Never panics, whatever
-/// the bytes.
+/// `application/x-www-form-urlencoded` or `multipart/form-data` (with its boundary), the fields
+/// fill a [`TokenForm`], and `Authorization` travels with it for HTTP Basic client
+/// authentication; [`TokenForm::grant`] then checks which grant it is. The error is the route's
+/// answer: 422 ([`TokenError`] with `invalid_request`) for anything unusable, a field sent twice
+/// included, 413 past a size limit (`body_limit` only words its message: the server's limit is
+/// enforced by its middleware before this runs, and a body given here is held to axum's default
+/// of 2 MB). Never panics, whatever the bytes.
 ///
 /// The future needs no runtime (the body is in memory): a fuzz target can drive it with
 /// `futures::executor::block_on`.
@@ -133,47 +210,10 @@ pub async fn decode_token_form(headers: &HeaderMap, body: Bytes, body_limit: usi
 }
 
 async fn read_token_form(request: Request, body_limit: usize) -> Result<TokenForm, ApiError> {
-    let rejected = |status: StatusCode, text: String| ApiError::unparsable(TOKEN_DIALECT, status, text, body_limit);
-    match form_media_type(request.headers()) {
-        Some(URLENCODED) => {
-            // Parsed here rather than with axum's `Form`, which matches the media type
-            // case-sensitively.
-            let body = Bytes::from_request(request, &())
-                .await
-                .map_err(|rejection| rejected(rejection.status(), rejection.body_text()))?;
-            serde_urlencoded::from_bytes(&body).map_err(|err| shape_error(err.to_string()))
-        }
-        Some(_) => {
-            let mut multipart = Multipart::from_request(request, &())
-                .await
-                .map_err(|rejection| rejected(rejection.status(), rejection.body_text()))?;
-            let mut fields = serde_json::Map::new();
-            while let Some(field) =
-                multipart.next_field().await.map_err(|err| rejected(err.status(), err.body_text()))?
-            {
-                let name = field.name().unwrap_or_default().to_owned();
-                let value = field.text().await.map_err(|err| rejected(err.status(), err.body_text()))?;
-                fields.insert(name, serde_json::Value::String(value));
-            }
-            serde_json::from_value(serde_json::Value::Object(fields)).map_err(|err| shape_error(err.to_string()))
-        }
-        None => Err(shape_error("expected a form: application/x-www-form-urlencoded or multipart/form-data")),
-    }
+    let authorization = request.headers().get(header::AUTHORIZATION).cloned();
+    let fields = read_form(request, TOKEN_DIALECT, body_limit).await?;
+    TokenForm::from_fields(&fields, authorization)
 }
-
-/// Which form encoding `headers` announce: the media type of `Content-Type`, lowercased, if it
-/// is one of the two `/token` reads. Matched case-insensitively, as RFC 9110 (and FastAPI) do.
-fn form_media_type(headers: &HeaderMap) -> Option<&'static str> {
-    let media_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .map(|mime| mime.trim().to_ascii_lowercase())?;
-    [URLENCODED, MULTIPART].into_iter().find(|known| *known == media_type)
-}
-
-const URLENCODED: &str = "application/x-www-form-urlencoded";
-const MULTIPART: &str = "multipart/form-data";
 
 /// `/token`'s answer: the tutorial's `access_token` and `token_type`, plus the pair's
 /// `expires_in` and `refresh_token` (RFC 6749 section 5.1). No `Debug`: it holds tokens.
@@ -193,6 +233,41 @@ pub struct TokenResponse {
 #[serde(rename_all = "lowercase")]
 pub enum TokenType {
     Bearer,
+}
+
+/// `/token`'s answer to the client credentials grant: an access token alone (RFC 6749 section
+/// 4.4.3: no refresh token). No `Debug`: it holds a token.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTokenResponse {
+    pub access_token: String,
+    pub token_type: TokenType,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// The scopes granted, space-separated; absent when none was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub scope: Option<String>,
+}
+
+impl From<auth_api::user::v1::ClientTokenResponse> for ClientTokenResponse {
+    fn from(token: auth_api::user::v1::ClientTokenResponse) -> Self {
+        let scope = token.scopes.join(" ");
+        Self {
+            access_token: token.access_token,
+            token_type: TokenType::Bearer,
+            expires_in: token.expires_in,
+            scope: Some(scope).filter(|scope| !scope.is_empty()),
+        }
+    }
+}
+
+/// `/token`'s 200 body, by grant: a user's pair, or a client's access token.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum TokenAnswer {
+    Pair(TokenResponse),
+    Client(ClientTokenResponse),
 }
 
 impl From<LoginResponse> for TokenResponse {
@@ -231,30 +306,40 @@ pub async fn signup(
     Ok(Json(MessageResponse { message: "User created successfully".to_owned() }))
 }
 
-/// OAuth2 token endpoint: a token pair for a password or a refresh token.
+/// OAuth2 token endpoint: a user's token pair, or a service account's access token.
 ///
 /// A form (urlencoded or multipart) with the password grant (`username` and `password`;
-/// `grant_type` may be left out) or the refresh grant (`grant_type=refresh_token`); other fields
-/// are ignored. Errors carry RFC 6749's `error` and `error_description` beside the tutorial's
-/// `detail`.
+/// `grant_type` may be left out), the refresh grant (`grant_type=refresh_token`), or the client
+/// credentials grant (`grant_type=client_credentials`, optional `scope`, `audience` and
+/// `resource`), whose client authenticates by HTTP Basic or by `client_id` and `client_secret`
+/// in the form, not both. The password and refresh grants ignore client credentials; other
+/// fields are ignored. Errors carry RFC 6749's `error` and `error_description` beside the
+/// tutorial's `detail`.
 #[utoipa::path(post, path = "/token", tag = TAG,
     request_body(content(
         (TokenForm = "application/x-www-form-urlencoded"),
         (TokenForm = "multipart/form-data"),
     )),
     responses(
-        (status = 200, description = "Token pair", body = TokenResponse,
+        (status = 200, description = "A token pair (password and refresh grants), or an access token alone \
+            (client credentials grant)", body = TokenAnswer,
             headers(("cache-control" = String, description = "no-store"))),
-        (status = 400, description = "`unsupported_grant_type`: a grant_type other than `password` and \
-            `refresh_token`; `invalid_request`: breaks the username/password policy", body = TokenError,
-            example = json!({"detail": "grant_type must be `password` or `refresh_token`",
+        (status = 400, description = "`unsupported_grant_type`: a grant_type other than `password`, \
+            `refresh_token` and `client_credentials`; `invalid_request`: breaks the username/password policy, \
+            or a client authenticated both ways; `invalid_scope`: a scope the client may not ask for; \
+            `invalid_target`: an audience or resource it may not ask for; `unauthorized_client`: a grant the \
+            client may not use", body = TokenError,
+            example = json!({"detail": "grant_type must be `password`, `refresh_token` or `client_credentials`",
                 "error": "unsupported_grant_type",
-                "error_description": "grant_type must be `password` or `refresh_token`"})),
-        (status = 401, description = "`invalid_grant`: wrong credentials, or an unusable refresh token",
+                "error_description": "grant_type must be `password`, `refresh_token` or `client_credentials`"})),
+        (status = 401, description = "`invalid_grant` (`WWW-Authenticate: Bearer`): wrong credentials, or an \
+            unusable refresh token; `invalid_client` (`WWW-Authenticate: Basic realm=\"auth-svc\"`): the client \
+            credentials grant without client authentication, or with a client that does not authenticate",
             body = TokenError,
             example = json!({"detail": "Incorrect username or password", "error": "invalid_grant",
                 "error_description": "Incorrect username or password"})),
-        (status = 422, description = "`invalid_request`: not a form, or a missing field", body = TokenError),
+        (status = 422, description = "`invalid_request`: not a form, a missing field, or a field sent twice",
+            body = TokenError),
         (status = 429, description = "`invalid_request`: too many failed logins for this username or client \
             address, or auth-svc's hashing queue is full", body = TokenError),
     ))]
@@ -263,21 +348,34 @@ pub async fn token(
     forwarded: Forwarded,
     form: TokenForm,
 ) -> Result<impl IntoResponse, ApiError> {
-    let pair = match form.grant()? {
+    let answer = match form.grant()? {
         Grant::Password { username, password } => {
-            state.upstream.login(&forwarded, LoginRequest { username, password }).await.map_err(|status| {
-                token_failed(status).reword(
-                    StatusCode::UNAUTHORIZED,
-                    StatusCode::UNAUTHORIZED,
-                    "Incorrect username or password",
-                )
-            })?
+            let pair =
+                state.upstream.login(&forwarded, LoginRequest { username, password }).await.map_err(|status| {
+                    token_failed(status).reword(
+                        StatusCode::UNAUTHORIZED,
+                        StatusCode::UNAUTHORIZED,
+                        "Incorrect username or password",
+                    )
+                })?;
+            TokenAnswer::Pair(pair.into())
         }
         Grant::RefreshToken { refresh_token } => {
-            state.upstream.refresh(&forwarded, RefreshRequest { refresh_token }).await.map_err(token_failed)?
+            let pair =
+                state.upstream.refresh(&forwarded, RefreshRequest { refresh_token }).await.map_err(token_failed)?;
+            TokenAnswer::Pair(pair.into())
+        }
+        Grant::ClientCredentials { client, scopes, audiences } => {
+            let request = ClientCredentialsRequest { client: Some(client.into()), scopes, audiences };
+            let token = state
+                .upstream
+                .client_credentials(&forwarded, request)
+                .await
+                .map_err(|status| ApiError::from_client_call(TOKEN_DIALECT, &status))?;
+            TokenAnswer::Client(token.into())
         }
     };
-    Ok(super::no_store(TokenResponse::from(pair)))
+    Ok(super::no_store(answer))
 }
 
 /// A route only a bearer of a valid access token may call.

@@ -6,8 +6,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use auth_svc::service::clients::NewClient;
 use reqwest::{Client, Response, StatusCode};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::{sync::oneshot, task::JoinHandle};
@@ -49,8 +50,11 @@ impl AuthSvc {
     }
 }
 
+/// The scopes the test auth-svc may give service accounts (`clients.scopes`).
+pub const CLIENT_SCOPES: [&str; 3] = ["introspect", "orders:read", "orders:write"];
+
 /// The configuration every test's auth-svc starts from: the SQLite database at `db`, cheap
-/// hashing, fixed secrets.
+/// hashing, fixed secrets, the service-account scopes [`CLIENT_SCOPES`].
 pub fn test_config(listen: SocketAddr, db: &Path) -> auth_svc::Config {
     let mut config =
         auth_svc::Config { listen, database_url: format!("sqlite://{}?mode=rwc", db.display()), ..Default::default() };
@@ -58,6 +62,7 @@ pub fn test_config(listen: SocketAddr, db: &Path) -> auth_svc::Config {
     config.auth.access_secret = Some(SecretString::from("a".repeat(40)));
     config.auth.refresh_secret = Some(SecretString::from("r".repeat(40)));
     config.grpc.shutdown_grace_seconds = 1;
+    config.clients.scopes = CLIENT_SCOPES.map(str::to_owned).to_vec();
     config
 }
 
@@ -115,6 +120,24 @@ impl TestApp {
         let config = test_config("127.0.0.1:0".parse().unwrap(), &db_path(&self._dir));
         let (user, _) = auth_svc::cli::set_role_offline(&config, username, "admin").await.expect("set-role");
         assert_eq!(user.role, "admin");
+    }
+
+    /// Creates service account `client_id` the operator's way (`auth-svc client create`, straight
+    /// on the database), allowed `scopes` and `audiences`, and returns its secret.
+    pub async fn create_client(&self, client_id: &str, scopes: &[&str], audiences: &[&str]) -> String {
+        let config = test_config("127.0.0.1:0".parse().unwrap(), &db_path(&self._dir));
+        let clients = auth_svc::cli::offline_clients(&config).await.expect("client store");
+        let (actor, call) = auth_svc::cli::operator_call();
+        let owned = |items: &[&str]| items.iter().map(|item| (*item).to_owned()).collect();
+        let new = NewClient {
+            client_id: client_id.to_owned(),
+            name: format!("{client_id} (test)"),
+            role: String::new(),
+            scopes: owned(scopes),
+            audiences: owned(audiences),
+        };
+        let (_, secret) = clients.create(new, actor, &call).await.expect("client created");
+        secret.expose_secret().to_owned()
     }
 
     /// Logs in through the go-zero route: (access, refresh).

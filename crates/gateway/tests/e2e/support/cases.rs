@@ -43,6 +43,8 @@ pub enum Call<'a> {
     Raw(&'static str, Option<&'static str>, &'static str),
     /// POST with a url-encoded form.
     Form(&'static str, &'a [(&'a str, &'a str)]),
+    /// POST with a url-encoded form and `Authorization` as given (client authentication).
+    FormWith(&'static str, Auth<'a>, &'a [(&'a str, &'a str)]),
     /// POST with a multipart form of text fields.
     Multipart(&'static str, &'a [(&'a str, &'a str)]),
     /// GET with `Authorization` as given.
@@ -57,6 +59,8 @@ pub enum Auth<'a> {
     None,
     Bearer(&'a str),
     Basic(&'a str, &'a str),
+    /// The header's value exactly as given.
+    Raw(&'a str),
 }
 
 /// The error message (go-zero's `msg`, FastAPI's `detail`) the answer must carry.
@@ -66,7 +70,7 @@ pub enum Message {
     /// whose body also names an RFC 6749 code: [`Message::OAuth`]).
     Is(&'static str),
     /// `/token`'s whole body: this RFC 6749 `error`, and this message as both `detail` and
-    /// `error_description`.
+    /// `error_description`; under `/oauth2/…`, the `error` and `error_description` alone.
     OAuth(&'static str, &'static str),
     /// The message starts with this (and a go-zero `code` repeats the status).
     Starts(&'static str),
@@ -83,7 +87,8 @@ pub fn credentials(username: &str, password: &str) -> Value {
 }
 
 /// Sends every case in order against `app` and checks its answer; every 401 must also carry
-/// `WWW-Authenticate: Bearer`.
+/// `WWW-Authenticate`: `Basic realm="auth-svc"` for a refused client (`invalid_client`), else
+/// `Bearer`.
 pub async fn check(app: &impl Target, cases: &[Case<'_>]) {
     for (call, status, message) in cases {
         let (path, request) = request(app, call);
@@ -91,7 +96,8 @@ pub async fn check(app: &impl Target, cases: &[Case<'_>]) {
         let status = StatusCode::from_u16(*status).unwrap();
         assert_eq!(got, status, "{call:?}: {body}");
         if status == StatusCode::UNAUTHORIZED {
-            assert_eq!(header(&headers, "www-authenticate"), "Bearer", "{call:?}");
+            let challenge = if body["error"] == "invalid_client" { "Basic realm=\"auth-svc\"" } else { "Bearer" };
+            assert_eq!(header(&headers, "www-authenticate"), challenge, "{call:?}");
         }
         let dialect = Dialect::for_path(path);
         let go_zero = dialect == Dialect::GoZero;
@@ -106,10 +112,14 @@ pub async fn check(app: &impl Target, cases: &[Case<'_>]) {
                 };
                 assert_eq!(body, expected, "{call:?}");
             }
-            Message::OAuth(error, detail) => {
-                assert_eq!(dialect, Dialect::TokenEndpoint, "{call:?}: Message::OAuth is for /token");
-                assert_eq!(body, json!({"detail": detail, "error": error, "error_description": detail}), "{call:?}");
-            }
+            Message::OAuth(error, detail) => match dialect {
+                Dialect::TokenEndpoint => {
+                    let expected = json!({"detail": detail, "error": error, "error_description": detail});
+                    assert_eq!(body, expected, "{call:?}");
+                }
+                Dialect::OAuth2 => assert_eq!(body, json!({"error": error, "error_description": detail}), "{call:?}"),
+                _ => panic!("{call:?}: Message::OAuth is for /token and /oauth2/…"),
+            },
             Message::Starts(start) => assert!(text.starts_with(start), "{call:?}: {body}"),
             Message::Contains(part) => assert!(text.contains(part), "{call:?}: {body}"),
         }
@@ -128,6 +138,7 @@ fn request(app: &impl Target, call: &Call<'_>) -> (&'static str, RequestBuilder)
             (path, post(path).header("content-type", *content_type).body(*body))
         }
         Call::Form(path, fields) => (path, post(path).form(fields)),
+        Call::FormWith(path, auth, fields) => (path, authorize(post(path), auth).form(fields)),
         Call::Multipart(path, fields) => {
             let form = fields
                 .iter()
@@ -147,5 +158,6 @@ fn authorize(request: RequestBuilder, auth: &Auth<'_>) -> RequestBuilder {
         Auth::None => request,
         Auth::Bearer(token) => request.bearer_auth(token),
         Auth::Basic(user, password) => request.basic_auth(user, Some(password)),
+        Auth::Raw(value) => request.header("authorization", *value),
     }
 }

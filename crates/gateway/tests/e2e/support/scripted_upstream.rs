@@ -13,13 +13,16 @@ use std::{
 };
 
 use auth_api::user::v1::{
-    ChangePasswordRequest, DeleteAccountRequest, DeleteAccountResponse, DeleteUserRequest, DeleteUserResponse,
-    DisableUserRequest, EnableUserRequest, GetJwksRequest, GetJwksResponse, GetUserInfoRequest, GetUserRequest, Jwk,
-    ListSessionsRequest, ListSessionsResponse, ListUsersRequest, ListUsersResponse, LoginRequest, LoginResponse,
-    LogoutAllRequest, LogoutAllResponse, LogoutRequest, LogoutResponse, RefreshRequest, RegisterRequest,
-    RegisterResponse, RevokeSessionRequest, RevokeSessionResponse, RevokeUserSessionsRequest,
-    RevokeUserSessionsResponse, Session, SetUserRoleRequest, UserInfo, UserRecord, ValidateTokenRequest,
-    ValidateTokenResponse, get_user_request,
+    ChangePasswordRequest, ClientCredentialsRequest, ClientSecretResponse, ClientTokenResponse, CreateClientRequest,
+    DeleteAccountRequest, DeleteAccountResponse, DeleteClientRequest, DeleteClientResponse, DeleteUserRequest,
+    DeleteUserResponse, DisableClientRequest, DisableUserRequest, EnableClientRequest, EnableUserRequest,
+    GetJwksRequest, GetJwksResponse, GetServerMetadataRequest, GetServerMetadataResponse, GetUserInfoRequest,
+    GetUserRequest, IntrospectTokenRequest, Jwk, ListClientsRequest, ListClientsResponse, ListSessionsRequest,
+    ListSessionsResponse, ListUsersRequest, ListUsersResponse, LoginRequest, LoginResponse, LogoutAllRequest,
+    LogoutAllResponse, LogoutRequest, LogoutResponse, RefreshRequest, RegisterRequest, RegisterResponse,
+    RevokeSessionRequest, RevokeSessionResponse, RevokeTokenRequest, RevokeTokenResponse, RevokeUserSessionsRequest,
+    RevokeUserSessionsResponse, RotateClientSecretRequest, ServiceClient, Session, SetUserRoleRequest, UserInfo,
+    UserRecord, ValidateTokenRequest, ValidateTokenResponse, get_user_request,
     user_service_server::{UserService, UserServiceServer},
 };
 use prost_types::Timestamp;
@@ -47,6 +50,12 @@ pub enum Behavior {
     Stall,
     /// Answers once [`ScriptedUpstream::open_gate`] is called (at once after that).
     Gated,
+    /// Fails as a client call of auth-svc does: with the RFC 6749 code in `x-oauth-error`.
+    FailOAuth {
+        code: Code,
+        oauth_error: &'static str,
+        message: &'static str,
+    },
 }
 
 #[derive(Clone)]
@@ -58,6 +67,10 @@ struct ScriptedUsers {
     gate: watch::Receiver<bool>,
     /// What GetJwks answers (when `behavior` answers).
     jwks: Arc<Mutex<GetJwksResponse>>,
+    /// What IntrospectToken answers (when `behavior` answers).
+    introspection: Arc<Mutex<ValidateTokenResponse>>,
+    /// What GetServerMetadata answers (when `behavior` answers); `None`: UNAVAILABLE.
+    server_metadata: Arc<Mutex<Option<GetServerMetadataResponse>>>,
 }
 
 impl ScriptedUsers {
@@ -81,6 +94,11 @@ impl ScriptedUsers {
                 let mut gate = self.gate.clone();
                 gate.wait_for(|open| *open).await.map_err(|_| Status::cancelled("gate dropped"))?;
                 Ok(Response::new(value))
+            }
+            Behavior::FailOAuth { code, oauth_error, message } => {
+                let mut status = Status::new(code, message);
+                status.metadata_mut().insert("x-oauth-error", MetadataValue::from_static(oauth_error));
+                Err(status)
             }
         }
     }
@@ -222,6 +240,71 @@ impl UserService for ScriptedUsers {
     ) -> Result<Response<RevokeUserSessionsResponse>, Status> {
         self.answer_authenticated(request, RevokeUserSessionsResponse { revoked_sessions: 1 }).await
     }
+
+    async fn get_server_metadata(
+        &self,
+        request: Request<GetServerMetadataRequest>,
+    ) -> Result<Response<GetServerMetadataResponse>, Status> {
+        let metadata = self.server_metadata.lock().unwrap().clone();
+        match metadata {
+            Some(metadata) => self.answer(request, metadata).await,
+            None => {
+                self.seen.lock().unwrap().push(request.metadata().clone());
+                Err(Status::unavailable("scripted outage"))
+            }
+        }
+    }
+
+    async fn client_credentials(
+        &self,
+        request: Request<ClientCredentialsRequest>,
+    ) -> Result<Response<ClientTokenResponse>, Status> {
+        let token = client_token(request.get_ref());
+        self.answer(request, token).await
+    }
+
+    async fn introspect_token(
+        &self,
+        request: Request<IntrospectTokenRequest>,
+    ) -> Result<Response<ValidateTokenResponse>, Status> {
+        let answer = self.introspection.lock().unwrap().clone();
+        self.answer(request, answer).await
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<RevokeTokenRequest>,
+    ) -> Result<Response<RevokeTokenResponse>, Status> {
+        self.answer(request, RevokeTokenResponse {}).await
+    }
+
+    // The operators' client calls: no gateway route makes them.
+    async fn create_client(&self, _: Request<CreateClientRequest>) -> Result<Response<ClientSecretResponse>, Status> {
+        Err(Status::unimplemented("no gateway route"))
+    }
+
+    async fn list_clients(&self, _: Request<ListClientsRequest>) -> Result<Response<ListClientsResponse>, Status> {
+        Err(Status::unimplemented("no gateway route"))
+    }
+
+    async fn rotate_client_secret(
+        &self,
+        _: Request<RotateClientSecretRequest>,
+    ) -> Result<Response<ClientSecretResponse>, Status> {
+        Err(Status::unimplemented("no gateway route"))
+    }
+
+    async fn disable_client(&self, _: Request<DisableClientRequest>) -> Result<Response<ServiceClient>, Status> {
+        Err(Status::unimplemented("no gateway route"))
+    }
+
+    async fn enable_client(&self, _: Request<EnableClientRequest>) -> Result<Response<ServiceClient>, Status> {
+        Err(Status::unimplemented("no gateway route"))
+    }
+
+    async fn delete_client(&self, _: Request<DeleteClientRequest>) -> Result<Response<DeleteClientResponse>, Status> {
+        Err(Status::unimplemented("no gateway route"))
+    }
 }
 
 impl ScriptedUsers {
@@ -283,12 +366,33 @@ pub fn sample_users() -> Vec<UserRecord> {
     vec![user_record(2, false), user_record(3, true)]
 }
 
+/// What every scripted ClientCredentials answers: the scopes asked for, or two when none was.
+pub fn client_token(request: &ClientCredentialsRequest) -> ClientTokenResponse {
+    let scopes = if request.scopes.is_empty() {
+        vec!["introspect".into(), "orders:read".into()]
+    } else {
+        request.scopes.clone()
+    };
+    ClientTokenResponse { access_token: "c.d.e".into(), token_type: "Bearer".into(), expires_in: 300, scopes }
+}
+
+/// What GetServerMetadata answers until [`ScriptedUpstream::set_server_metadata`].
+pub fn sample_server_metadata() -> GetServerMetadataResponse {
+    GetServerMetadataResponse {
+        issuer: "auth-svc".into(),
+        scopes_supported: vec!["introspect".into(), "orders:read".into()],
+        signing_algs: vec!["HS256".into(), "EdDSA".into()],
+    }
+}
+
 /// A scripted auth-svc on an ephemeral loopback port; stops when dropped.
 pub struct ScriptedUpstream {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<MetadataMap>>>,
     requests: Arc<Mutex<Vec<Box<dyn Any + Send>>>>,
     jwks: Arc<Mutex<GetJwksResponse>>,
+    introspection: Arc<Mutex<ValidateTokenResponse>>,
+    server_metadata: Arc<Mutex<Option<GetServerMetadataResponse>>>,
     gate: watch::Sender<bool>,
     _stop: oneshot::Sender<()>,
 }
@@ -300,12 +404,16 @@ impl ScriptedUpstream {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (gate, gate_rx) = watch::channel(false);
         let jwks = Arc::new(Mutex::new(sample_jwks()));
+        let introspection = Arc::new(Mutex::new(ValidateTokenResponse { active: false, claims: None }));
+        let server_metadata = Arc::new(Mutex::new(Some(sample_server_metadata())));
         let users = ScriptedUsers {
             behavior,
             seen: seen.clone(),
             requests: requests.clone(),
             gate: gate_rx,
             jwks: jwks.clone(),
+            introspection: introspection.clone(),
+            server_metadata: server_metadata.clone(),
         };
         let (reporter, health_service) = tonic_health::server::health_reporter();
         reporter.set_service_status("user.v1.UserService", health).await;
@@ -329,7 +437,7 @@ impl ScriptedUpstream {
             Some(runtime) => drop(runtime.spawn(server)),
             None => drop(tokio::spawn(server)),
         }
-        Self { addr, seen, requests, jwks, gate, _stop: stop }
+        Self { addr, seen, requests, jwks, introspection, server_metadata, gate, _stop: stop }
     }
 
     /// Calls received so far (answered or not).
@@ -345,6 +453,16 @@ impl ScriptedUpstream {
     /// What GetJwks answers from now on.
     pub fn set_jwks(&self, jwks: GetJwksResponse) {
         *self.jwks.lock().unwrap() = jwks;
+    }
+
+    /// What IntrospectToken answers from now on.
+    pub fn set_introspection(&self, answer: ValidateTokenResponse) {
+        *self.introspection.lock().unwrap() = answer;
+    }
+
+    /// What GetServerMetadata answers from now on; `None`: UNAVAILABLE.
+    pub fn set_server_metadata(&self, answer: Option<GetServerMetadataResponse>) {
+        *self.server_metadata.lock().unwrap() = answer;
     }
 }
 

@@ -21,12 +21,15 @@ async fn openapi_lists_every_route_with_its_method() {
         .collect();
     let expected: BTreeMap<&str, Vec<&str>> = [
         ("/.well-known/jwks.json", vec!["get"]),
+        ("/.well-known/oauth-authorization-server", vec!["get"]),
         ("/admin/users", vec!["get"]),
         ("/admin/users/{id}", vec!["delete", "get"]),
         ("/admin/users/{id}/disable", vec!["post"]),
         ("/admin/users/{id}/enable", vec!["post"]),
         ("/admin/users/{id}/revoke-sessions", vec!["post"]),
         ("/healthz", vec!["get"]),
+        ("/oauth2/introspect", vec!["post"]),
+        ("/oauth2/revoke", vec!["post"]),
         ("/protected", vec!["get"]),
         ("/readyz", vec!["get"]),
         ("/signup", vec!["post"]),

@@ -11,4 +11,5 @@ mod limits;
 mod metrics;
 mod oauth2;
 mod request_id;
+mod service_accounts;
 mod upstream_down;

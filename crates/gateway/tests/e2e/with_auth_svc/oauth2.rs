@@ -153,14 +153,16 @@ async fn refusals_answer_in_the_fastapi_dialect() {
 }
 
 /// Every refusal of `/token` (RFC 6749 section 5.2): the tutorial's `detail` beside `error` and
-/// `error_description`, with the contract's statuses (every 401 with `WWW-Authenticate: Bearer`).
+/// `error_description`, with the contract's statuses (every 401 with `WWW-Authenticate: Bearer`,
+/// but `Basic` for `invalid_client`).
 #[tokio::test]
 async fn token_refusals_carry_rfc_6749_errors() {
     let app = spawn_app().await;
     signup(&app, "licat", "licat-password").await;
     let missing_password = "missing field `password`";
     let not_a_form = "expected a form: application/x-www-form-urlencoded or multipart/form-data";
-    let unsupported = "grant_type must be `password` or `refresh_token`";
+    let unsupported = "grant_type must be `password`, `refresh_token` or `client_credentials`";
+    let no_client = "client authentication required: HTTP Basic, or client_id and client_secret";
     let cases = [
         // Wrong credentials, in either form encoding, and an unusable refresh token: 401 invalid_grant.
         (
@@ -197,9 +199,10 @@ async fn token_refusals_carry_rfc_6749_errors() {
             400,
             OAuth("invalid_request", "username must not be empty"),
         ),
-        // A grant type the server does not support: 400 unsupported_grant_type (client_credentials
-        // too, until service accounts exist).
-        (Form("/token", &[("grant_type", "client_credentials")]), 400, OAuth("unsupported_grant_type", unsupported)),
+        // The client credentials grant without client authentication: 401 invalid_client, with
+        // `WWW-Authenticate: Basic`.
+        (Form("/token", &[("grant_type", "client_credentials")]), 401, OAuth("invalid_client", no_client)),
+        // A grant type the server does not support: 400 unsupported_grant_type.
         (
             Form("/token", &[("grant_type", "urn:ietf:params:oauth:grant-type:device_code"), ("device_code", "x")]),
             400,

@@ -1,6 +1,7 @@
 //! Property tests of the gateway's request decoding (issue 5, "Fuzzing"): arbitrary bytes as
 //! the JSON bodies of the go-zero and FastAPI routes, as url-encoded and multipart `/token`
-//! forms, and arbitrary `Authorization` and `x-request-id` values never panic (a panic would
+//! forms, arbitrary introspection and revocation forms with arbitrary client authentication,
+//! and arbitrary `Authorization` and `x-request-id` values never panic (a panic would
 //! be a 500) and always get an answer the OpenAPI document lists for the route, in the route's
 //! JSON shape. The whole router (middleware included) runs in process, driven by
 //! `tower::ServiceExt::oneshot`, in front of a scripted auth-svc that accepts every call, so
@@ -24,10 +25,10 @@ use gateway::{
     routes::{
         self,
         gozero::{LoginReq, RefreshReq, RegisterReq, SetRoleReq},
-        oauth2::{SignupRequest, decode_token_form},
+        oauth2::{Grant, SignupRequest, decode_token_form},
     },
     state::AppState,
-    upstream::{MAX_AUTHORIZATION_BYTES, Upstream},
+    upstream::MAX_AUTHORIZATION_BYTES,
 };
 use proptest::{
     collection::vec,
@@ -60,21 +61,23 @@ impl Fixture {
         let mut config = gateway_config(upstream.addr);
         config.http.body_limit_bytes = BODY_LIMIT;
         // The channel spawns its connection task on the runtime it is made in.
-        let upstream_channel = {
+        let state = {
             let _entered = runtime.enter();
-            Upstream::new(&config).unwrap()
+            AppState::new(&config).unwrap()
         };
-        let state = AppState { upstream: upstream_channel, body_limit: BODY_LIMIT };
         let router = with_middleware(routes_with_docs(state), &config);
         Self { runtime, router, _upstream: upstream }
     }
 
-    /// Sends the request; status, headers and the body (which must be JSON).
+    /// Sends the request; status, headers and the body (which must be JSON, or empty: `null`).
     fn send(&self, request: Request<Body>) -> Result<(StatusCode, HeaderMap, Value), TestCaseError> {
         self.runtime.block_on(async {
             let response = self.router.clone().oneshot(request).await.unwrap();
             let (parts, body) = response.into_parts();
             let bytes = to_bytes(body, usize::MAX).await.unwrap();
+            if bytes.is_empty() {
+                return Ok((parts.status, parts.headers, Value::Null));
+            }
             let body = serde_json::from_slice(&bytes).map_err(|_| {
                 TestCaseError::fail(format!("{} with a body that is not JSON: {bytes:?}", parts.status))
             })?;
@@ -126,7 +129,8 @@ fn check_answer(
     let request_id = headers.get("x-request-id");
     prop_assert!(request_id.is_some_and(is_sane_request_id), "x-request-id {request_id:?}");
     if status == StatusCode::UNAUTHORIZED {
-        prop_assert_eq!(headers.get(header::WWW_AUTHENTICATE).map(HeaderValue::as_bytes), Some(&b"Bearer"[..]));
+        let challenge: &[u8] = if body["error"] == "invalid_client" { b"Basic realm=\"auth-svc\"" } else { b"Bearer" };
+        prop_assert_eq!(headers.get(header::WWW_AUTHENTICATE).map(HeaderValue::as_bytes), Some(challenge));
     }
     if status.is_success() {
         return Ok(());
@@ -142,10 +146,14 @@ fn check_answer(
             prop_assert_eq!(fields.len(), 1, "{}", body);
             prop_assert!(body["detail"].as_str().is_some_and(|detail| !detail.is_empty()), "{}", body);
         }
-        Dialect::TokenEndpoint => {
-            prop_assert_eq!(fields.len(), 3, "{}", body);
-            prop_assert!(body["detail"].as_str().is_some_and(|detail| !detail.is_empty()), "{}", body);
-            let codes = ["invalid_request", "invalid_grant", "unsupported_grant_type"];
+        Dialect::TokenEndpoint | Dialect::OAuth2 => {
+            let token_endpoint = Dialect::for_path(path) == Dialect::TokenEndpoint;
+            prop_assert_eq!(fields.len(), if token_endpoint { 3 } else { 2 }, "{}", body);
+            if token_endpoint {
+                prop_assert!(body["detail"].as_str().is_some_and(|detail| !detail.is_empty()), "{}", body);
+            }
+            let codes =
+                ["invalid_request", "invalid_client", "invalid_grant", "unsupported_grant_type", "invalid_target"];
             prop_assert!(body["error"].as_str().is_some_and(|code| codes.contains(&code)), "{}", body);
             // RFC 6749 section 5.2: printable ASCII but `"` and `\`.
             let rfc_6749_text = |text: &str| text.bytes().all(|b| matches!(b, 0x20..=0x7e) && b != b'"' && b != b'\\');
@@ -177,6 +185,7 @@ fn field_name() -> impl Strategy<Value = String> {
     prop_oneof![
         4 => prop::sample::select(vec![
             "username", "password", "refreshToken", "role", "refresh_token", "grant_type", "scope", "client_id",
+            "client_secret", "audience", "resource", "token",
         ])
         .prop_map(str::to_owned),
         1 => any::<String>(),
@@ -297,6 +306,13 @@ fn check_token(fixture: &Fixture, headers: &HeaderMap, body: Vec<u8>) -> Result<
     let decoded = futures::executor::block_on(decode_token_form(headers, Bytes::from(body), BODY_LIMIT))
         .and_then(|form| form.grant());
     match decoded {
+        Ok(Grant::ClientCredentials { scopes, .. }) => {
+            prop_assert_eq!(status, StatusCode::OK, "{}", answer);
+            // The scripted auth-svc grants what was asked for, or two scopes when nothing was.
+            let scope = if scopes.is_empty() { "introspect orders:read".to_owned() } else { scopes.join(" ") };
+            let expected = json!({"access_token": "c.d.e", "token_type": "bearer", "expires_in": 300, "scope": scope});
+            prop_assert_eq!(answer, expected);
+        }
         Ok(_) => {
             prop_assert_eq!(status, StatusCode::OK, "{}", answer);
             let expected =
@@ -306,33 +322,34 @@ fn check_token(fixture: &Fixture, headers: &HeaderMap, body: Vec<u8>) -> Result<
         Err(error) => {
             prop_assert_eq!(status, error.status(), "{}", answer);
             prop_assert_eq!(&answer["error"], &json!(error.oauth_error()), "{}", answer);
-            let expected_error = match status {
-                StatusCode::BAD_REQUEST => "unsupported_grant_type",
-                StatusCode::UNPROCESSABLE_ENTITY | StatusCode::PAYLOAD_TOO_LARGE => "invalid_request",
+            let expected_errors: &[&str] = match status {
+                StatusCode::BAD_REQUEST => &["unsupported_grant_type", "invalid_request", "invalid_target"],
+                StatusCode::UNAUTHORIZED => &["invalid_client"],
+                StatusCode::UNPROCESSABLE_ENTITY | StatusCode::PAYLOAD_TOO_LARGE => &["invalid_request"],
                 _ => return Err(TestCaseError::fail(format!("{status}: {answer}"))),
             };
-            prop_assert_eq!(&answer["error"], expected_error, "{}", answer);
+            prop_assert!(expected_errors.iter().any(|code| answer["error"] == *code), "{}", answer);
         }
     }
     Ok(())
 }
 
 /// Form fields: the names `/token` reads (and others), values of any characters; `grant_type`
-/// mostly absent or one of the two grants.
+/// mostly absent or one of the three grants (a client credentials grant mostly with a client).
 fn form_fields() -> impl Strategy<Value = Vec<(String, String)>> {
     let grant_type = prop_oneof![
         4 => Just(None),
-        4 => prop::sample::select(vec!["password", "refresh_token"]).prop_map(|grant| Some(grant.to_owned())),
+        6 => prop::sample::select(vec!["password", "refresh_token", "client_credentials"])
+            .prop_map(|grant| Some(grant.to_owned())),
         1 => any::<String>().prop_map(Some),
     ];
-    (grant_type, fields(&["username", "password", "refresh_token"], any::<String>())).prop_map(
-        |(grant_type, mut fields)| {
-            if let Some(grant_type) = grant_type {
-                fields.push(("grant_type".to_owned(), grant_type));
-            }
-            fields
-        },
-    )
+    let names = &["username", "password", "refresh_token", "client_id", "scope", "audience", "resource"];
+    (grant_type, fields(names, any::<String>())).prop_map(|(grant_type, mut fields)| {
+        if let Some(grant_type) = grant_type {
+            fields.push(("grant_type".to_owned(), grant_type));
+        }
+        fields
+    })
 }
 
 #[test]
@@ -409,6 +426,55 @@ fn header_value(limit: usize) -> impl Strategy<Value = HeaderValue> {
             value
         })
         .prop_filter_map("not a header value", |bytes| HeaderValue::from_bytes(&bytes).ok())
+}
+
+/// `Authorization` values for client authentication: HTTP Basic of arbitrary bytes (which may
+/// or may not decode into `id:secret`), or any header value.
+fn client_authorization() -> impl Strategy<Value = Option<HeaderValue>> {
+    use base64::Engine as _;
+    let basic = vec(any::<u8>(), 0..48).prop_map(|raw| {
+        HeaderValue::from_str(&format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))).unwrap()
+    });
+    let colon = ("[ -~]{0,12}", "[ -~]{0,12}").prop_map(|(id, secret)| {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+        HeaderValue::from_str(&format!("Basic {encoded}")).unwrap()
+    });
+    prop_oneof![
+        2 => Just(None),
+        2 => colon.prop_map(Some),
+        1 => basic.prop_map(Some),
+        1 => header_value(64).prop_map(Some),
+    ]
+}
+
+/// `/oauth2/introspect` and `/oauth2/revoke` answer any form and any client authentication with
+/// a documented status; the scripted auth-svc accepts every call, so what is not the gateway's
+/// refusal is a 200 (introspection: the scripted `{"active": false}`; revocation: no body).
+#[test]
+fn introspection_and_revocation_answer_any_form_and_client_authentication() {
+    let fixture = Fixture::new();
+    let form = fields(&["token", "token_type_hint", "client_id", "client_secret"], any::<String>())
+        .prop_map(|fields| serde_urlencoded::to_string(fields).unwrap().into_bytes());
+    let body = prop_oneof![1 => vec(any::<u8>(), 0..200), 4 => form];
+    let strategy = (prop::sample::select(vec!["/oauth2/introspect", "/oauth2/revoke"]), client_authorization(), body);
+    check(runner(128).run(&strategy, |(path, authorization, body)| {
+        let mut headers = body_headers(Some("application/x-www-form-urlencoded"), &body);
+        if let Some(value) = authorization {
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        let (status, answer_headers, answer) = fixture.send(request(Method::POST, path, &headers, body))?;
+        check_answer("post", path, status, &answer_headers, &answer)?;
+        if status == StatusCode::OK {
+            let expected = if path == "/oauth2/introspect" { json!({"active": false}) } else { Value::Null };
+            prop_assert_eq!(answer, expected);
+        } else {
+            prop_assert!(
+                [StatusCode::BAD_REQUEST, StatusCode::UNAUTHORIZED, StatusCode::PAYLOAD_TOO_LARGE].contains(&status),
+                "{status}: {answer}"
+            );
+        }
+        Ok(())
+    }));
 }
 
 #[test]

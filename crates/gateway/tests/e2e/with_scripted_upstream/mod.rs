@@ -3,9 +3,11 @@
 //! statuses, stalls and crashes, a key set of the test's choosing, calls held at a gate.
 
 mod accounts;
+mod client_credentials;
 mod decoding;
 mod forwarded_metadata;
 mod jwks;
+mod oauth2_server;
 mod shutdown;
 mod upstream_failures;
 mod user_role;
