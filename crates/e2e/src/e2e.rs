@@ -36,6 +36,8 @@ mod user_info;
 mod abuse;
 // Forged and misused tokens.
 mod attacks;
+// A hostile client's and a careless operator's tries at the service-account code.
+mod client_attacks;
 // Audit events: the records a scenario writes, none with a secret, and their counter.
 mod audit;
 // Signing keys: each algorithm through the gateway's JWKS, a key rotation, `auth-verifier`.
