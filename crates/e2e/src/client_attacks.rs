@@ -237,24 +237,27 @@ async fn the_longest_scopes_the_rules_allow_are_stored_or_refused_never_internal
     }
 }
 
-/// Scopes and audiences that fit every column still make a token longer than any verifier
-/// accepts (MAX_TOKEN_BYTES, 4096): the grant must refuse, not hand out a dead token.
+/// Scopes and audiences that fit every column would make a token longer than any verifier
+/// accepts (MAX_TOKEN_BYTES, 4096): such a client is refused, and the largest one the rules
+/// allow gets tokens the verifiers take.
 #[tokio::test]
 async fn a_granted_token_is_one_the_verifiers_accept() {
     let scopes: Vec<String> = (0..20).map(|n| format!("https://api.example/{n:02}/{}", "r".repeat(76))).collect();
     let audiences: Vec<String> = (0..16).map(|n| format!("https://svc{n:02}.example/{}", "x".repeat(77))).collect();
     assert!(scopes.join(" ").len() <= 2048 && audiences.join(" ").len() <= 2048);
-    let configured = scopes.clone();
+    // The largest lists allowed: 8 of 127 characters each, 1023 in all.
+    let widest_scopes: Vec<String> = (0..8).map(|n| format!("{n}{}", "s".repeat(126))).collect();
+    let widest_audiences: Vec<String> = (0..8).map(|n| format!("{n}{}", "a".repeat(126))).collect();
+    let configured: Vec<String> = scopes.iter().chain(&widest_scopes).cloned().collect();
     let (app, admin) = with_admin(move |config| config.clients.scopes = configured.clone()).await;
-    let secret = try_create(&app, &admin, "wide", &scopes, &audiences).await.unwrap().client_secret;
-    match token_on(app.client.clone(), "wide", &secret, &[], &audiences).await {
-        Ok(issued) => {
-            let length = issued.access_token.len();
-            assert!(length <= auth_svc::auth::tokens::MAX_TOKEN_BYTES, "issued a {length}-byte token");
-            assert!(active(&app, &issued.access_token).await);
-        }
-        Err(status) => assert_eq!(status.code(), Code::InvalidArgument, "{status:?}"),
-    }
+    let refused = try_create(&app, &admin, "too-wide", &scopes, &audiences).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+
+    let secret = try_create(&app, &admin, "wide", &widest_scopes, &widest_audiences).await.unwrap().client_secret;
+    let issued = token_on(app.client.clone(), "wide", &secret, &[], &widest_audiences).await.unwrap();
+    let length = issued.access_token.len();
+    assert!(length <= auth_svc::auth::tokens::MAX_TOKEN_BYTES, "issued a {length}-byte token");
+    assert!(active(&app, &issued.access_token).await);
 }
 
 /// The admin calls take the client id as given. On MariaDB `utf8mb4_bin` pads with spaces, so
@@ -342,21 +345,32 @@ async fn an_overlap_past_the_calendar_is_refused_by_validation_or_rotates_cleanl
 // What held.
 // ---------------------------------------------------------------------------------------------
 
-/// A client token, even of a client with role "admin", opens no UserService call.
+/// A client cannot have a user's role ("admin" included), and its token opens no UserService
+/// call.
 #[tokio::test]
 async fn a_client_token_with_role_admin_opens_no_user_or_admin_call() {
     let (app, admin) = with_admin(|_| {}).await;
-    let request = CreateClientRequest {
+    let request = |role: &str| CreateClientRequest {
         client_id: "ops".into(),
         name: "ops".into(),
-        role: "admin".into(),
+        role: role.into(),
         scopes: vec![],
         audiences: vec![],
     };
-    let secret =
-        app.client.clone().create_client(authorized(request, &admin)).await.unwrap().into_inner().client_secret;
+    for user_role in ["admin", "user"] {
+        let refused = app.client.clone().create_client(authorized(request(user_role), &admin)).await;
+        assert_eq!(refused.unwrap_err().code(), Code::InvalidArgument, "{user_role}");
+    }
+    let secret = app
+        .client
+        .clone()
+        .create_client(authorized(request("operator"), &admin))
+        .await
+        .unwrap()
+        .into_inner()
+        .client_secret;
     let client_token = token(&app, "ops", &secret).await.unwrap();
-    assert_eq!(token_payload(&client_token)["role"], "admin");
+    assert_eq!(token_payload(&client_token)["role"], "operator");
     let results = [
         app.user_info(&bearer(&client_token)).await.map(|_| ()),
         app.logout(&client_token).await,

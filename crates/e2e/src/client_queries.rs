@@ -8,7 +8,9 @@ use model::{
     DatabaseConnection, PoolOptions, StoreError,
     entity::service_clients,
     migration::{self, Migrator, MigratorTrait},
-    query::service_clients::{NewServiceClient, delete, find, insert, list, rotate_secret, set_disabled},
+    query::service_clients::{
+        NewServiceClient, delete, find, insert, list, revoke_tokens, rotate_secret, set_disabled,
+    },
 };
 use sea_orm::ConnectionTrait;
 
@@ -35,6 +37,7 @@ fn client<'a>(client_id: &'a str, secret_hash: &'a str) -> NewServiceClient<'a> 
         scopes: "orders:read invoices:write",
         audiences: "orders billing",
         secret_hash,
+        tokens_revoked_through: 0,
     }
 }
 
@@ -260,4 +263,17 @@ async fn the_migration_runs_again_over_its_table_and_rolls_back() {
     assert_eq!(find(&db, "exporter").await.unwrap(), None, "a new, empty table");
     insert(&db, client("exporter", &hash(3))).await.unwrap();
     assert!(matches!(insert(&db, client("exporter", &hash(4))).await, Err(StoreError::ClientIdTaken)));
+}
+
+#[tokio::test]
+async fn tokens_revoked_through_only_moves_forward() {
+    let (db, _database) = store().await;
+    insert(&db, client("billing", &hash(1))).await.unwrap();
+    assert!(revoke_tokens(&db, "billing", 100).await.unwrap());
+    assert!(!revoke_tokens(&db, "billing", 50).await.unwrap(), "an older token spares newer ones");
+    assert!(!revoke_tokens(&db, "billing", 100).await.unwrap());
+    assert!(revoke_tokens(&db, "billing", 101).await.unwrap());
+    let row = find(&db, "billing").await.unwrap().unwrap();
+    assert_eq!(row.tokens_revoked_through, Some(101));
+    assert!(!revoke_tokens(&db, "nobody", 200).await.unwrap());
 }
