@@ -78,6 +78,23 @@ impl PresentedTokenForm {
         Ok(client_credentials(DIALECT, self.authorization.as_ref(), id, secret)?.map(Into::into))
     }
 
+    /// The client of a revocation: as [`client`](Self::client), except that a `client_id` alone
+    /// (no secret, no HTTP Basic) is a public client naming itself (RFC 6749 section 2.3,
+    /// authentication method `none`; authlib always sends it), not a client with an empty
+    /// secret. There is no registry of public clients to check it against, and holding the
+    /// token is what allows revoking it.
+    fn revoking_client(&mut self) -> Result<Option<ClientAuthentication>, ApiError> {
+        let basic = self
+            .authorization
+            .as_ref()
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.get(..6).is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic ")));
+        if !basic && self.client_secret.is_none() {
+            self.client_id = None;
+        }
+        self.client()
+    }
+
     /// `token_type_hint` if it is one of RFC 7009's two, else empty: an unknown hint is ignored
     /// (RFC 7662 section 2.1, RFC 7009 section 2.1).
     fn hint(&self) -> String {
@@ -288,7 +305,8 @@ pub async fn revoke(
     forwarded: Forwarded,
     mut form: PresentedTokenForm,
 ) -> Result<StatusCode, ApiError> {
-    let request = RevokeTokenRequest { client: form.client()?, token_type_hint: form.hint(), token: form.token };
+    let request =
+        RevokeTokenRequest { client: form.revoking_client()?, token_type_hint: form.hint(), token: form.token };
     state
         .upstream
         .revoke_token(&forwarded, request)

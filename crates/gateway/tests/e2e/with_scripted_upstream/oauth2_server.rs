@@ -247,6 +247,20 @@ async fn revocation_answers_200_with_no_body_and_passes_the_client_on_if_any() {
         }
     );
 
+    // A public client names itself with `client_id` alone (authlib always does): no client
+    // authentication goes upstream, so auth-svc does not refuse it as a wrong secret.
+    let form = [("token", "g.h.i"), ("client_id", "tutorial-frontend")];
+    let response = fixture.client.post(fixture.url(REVOKE)).form(&form).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        fixture.last_request::<RevokeTokenRequest>(),
+        RevokeTokenRequest { client: None, token: "g.h.i".into(), token_type_hint: String::new() }
+    );
+    // With its secret in the form, it is a confidential client again.
+    let form = [("token", "g.h.i"), ("client_id", "svc"), ("client_secret", "s3cr3t")];
+    fixture.client.post(fixture.url(REVOKE)).form(&form).send().await.unwrap();
+    assert_eq!(fixture.last_request::<RevokeTokenRequest>().client, client("svc", "s3cr3t"));
+
     let behavior = Behavior::FailOAuth {
         code: Code::Unauthenticated,
         oauth_error: "invalid_client",
