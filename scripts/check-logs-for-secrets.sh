@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fails if a log file holds anything secret: a JWT (every one starts with "eyJ", base64 of
-# '{"'), an argon2 hash, the test suite's password, or its HS256 secrets.
+# '{"'), an argon2 hash, a service account's secret (they all start "ascs_"), the test suite's
+# password, or its HS256 secrets.
 # Usage: scripts/check-logs-for-secrets.sh LOGFILE
 set -euo pipefail
 log=$1
@@ -9,6 +10,7 @@ lines=$(wc -l <"$log")
 patterns=(
   'eyJ'                                                 # any JWT
   '\$argon2'                                            # any PHC hash
+  'ascs_[A-Za-z0-9_-]{20}'                              # any client secret (domain/client.rs)
   'correct horse battery'                               # crates/e2e/src/helpers.rs PASSWORD
   'test-access-secret-0123456789abcdef'                 # ACCESS_SECRET
   'test-refresh-secret-0123456789abcdef'                # REFRESH_SECRET

@@ -449,7 +449,7 @@ fn client_commands_create_list_rotate_disable_and_delete_and_print_a_secret_only
     let (code, stdout, stderr) = client(&dir, &["create", "Billing", "--id", "billing", "--scope", "introspect"]);
     assert_eq!(code, Some(0), "{stderr}");
     let (id, secret) = stdout.trim_end().split_once('\t').expect("id TAB secret");
-    assert_eq!((id, secret.len()), ("billing", 43));
+    assert_eq!((id, secret.len(), &secret[..5]), ("billing", 48, "ascs_"));
     let stored =
         on_database(&dir, async |db| model::query::service_clients::find(db, "billing").await.unwrap().unwrap());
     assert_ne!(stored.secret_hash, secret, "only a hash is stored");

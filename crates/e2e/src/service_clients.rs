@@ -107,7 +107,8 @@ async fn an_admin_creates_a_client_whose_secret_gets_a_token_that_says_who_it_is
     let client = created.client.clone().unwrap();
     assert_eq!((client.client_id.as_str(), client.role.as_str(), client.disabled), ("billing", "service", false));
     assert_eq!(client.scopes, ["orders:read", "introspect"]);
-    assert_eq!(created.client_secret.len(), 43);
+    assert_eq!(created.client_secret.len(), 48);
+    assert!(created.client_secret.starts_with("ascs_"), "secrets are recognisable to scanners");
 
     let issued = token(&app, "billing", &created.client_secret, &["orders:read"], &["orders"]).await.unwrap();
     assert_eq!(

@@ -1,7 +1,9 @@
 //! Service accounts (OAuth 2.0 clients): what their ids, scopes, audiences and names may be,
 //! and their secrets.
 //!
-//! A secret is 32 random bytes, handed out once as base64url and stored only as its SHA-256.
+//! A secret is [`SECRET_PREFIX`] and 32 random bytes as base64url, handed out once and stored
+//! only as its SHA-256. The prefix makes a leaked secret recognisable to secret scanners (and to
+//! `scripts/check-logs-for-secrets.sh`).
 //! Being random and that long, it cannot be guessed from its hash, so no slow password hash
 //! is needed (and a token request costs no hashing slot).
 
@@ -21,7 +23,9 @@ pub const MAX_AUDIENCES: usize = 16;
 pub const MAX_LIST_CHARS: usize = 1024;
 /// The role a client gets when none is given.
 pub const DEFAULT_CLIENT_ROLE: &str = "service";
-/// Longest secret worth hashing; ours are 43 characters.
+/// What every client secret starts with.
+pub const SECRET_PREFIX: &str = "ascs_";
+/// Longest secret worth hashing; ours are 48 characters.
 const MAX_SECRET_BYTES: usize = 256;
 
 /// A service account as stored (never its secret).
@@ -111,7 +115,7 @@ pub fn generate_client_id() -> String {
 /// A new secret and the hash to store.
 pub fn generate_secret() -> (SecretString, String) {
     let bytes: [u8; 32] = rand::rng().random();
-    let secret = URL_SAFE_NO_PAD.encode(bytes);
+    let secret = format!("{SECRET_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes));
     let hash = hash_secret(&secret);
     (SecretString::from(secret), hash)
 }
@@ -147,7 +151,8 @@ mod tests {
     #[test]
     fn a_secret_matches_its_hash_only() {
         let (secret, hash) = generate_secret();
-        assert_eq!(secret.expose_secret().len(), 43);
+        assert_eq!(secret.expose_secret().len(), 48);
+        assert!(secret.expose_secret().starts_with(SECRET_PREFIX));
         assert_eq!(hash.len(), 64);
         assert!(secret_matches(&secret, &hash));
         let (other, _) = generate_secret();
