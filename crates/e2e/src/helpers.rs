@@ -155,43 +155,82 @@ pub struct TestApp {
     _database: TestDatabase,
 }
 
-/// A database of one test: a file in a temporary directory, or a uniquely named database on
-/// the server of [`DATABASE_ENV`], dropped with the test.
+/// A database of one test: a file in a temporary directory, or on the server of
+/// [`DATABASE_ENV`] a uniquely named database (MySQL) or schema (PostgreSQL), dropped with the
+/// test.
 pub struct TestDatabase {
     pub url: String,
     _dir: Option<tempfile::TempDir>,
-    server: Option<(String, String)>,
+    server: Option<(String, Namespace)>,
+}
+
+/// What a test got on a database server, and so what dropping it takes.
+#[derive(Debug, Clone)]
+enum Namespace {
+    Database(String),
+    /// PostgreSQL: a schema in the server URL's database, which the test's URL puts first on
+    /// `search_path`. `DROP DATABASE` forces a checkpoint (over a second here, per test);
+    /// `DROP SCHEMA` does not.
+    Schema(String),
 }
 
 impl TestDatabase {
     pub async fn create() -> Self {
-        let Ok(admin_url) = std::env::var(DATABASE_ENV) else {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("auth.db").display());
-            return Self { url, _dir: Some(dir), server: None };
-        };
-        let name = format!("auth_e2e_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
-        let admin = sea_orm::Database::connect(&admin_url).await.expect("test database server reachable");
-        sea_orm::ConnectionTrait::execute_unprepared(&admin, &format!("CREATE DATABASE {name}")).await.unwrap();
-        admin.close().await.ok();
+        let Ok(admin_url) = std::env::var(DATABASE_ENV) else { return Self::sqlite() };
+        if admin_url.starts_with("postgres") {
+            let name = unique_name();
+            Self::execute(&admin_url, &format!("CREATE SCHEMA {name}")).await;
+            let separator = if admin_url.contains('?') { '&' } else { '?' };
+            let url = format!("{admin_url}{separator}options=-c%20search_path%3D{name}");
+            return Self { url, _dir: None, server: Some((admin_url, Namespace::Schema(name))) };
+        }
+        Self::create_database().await
+    }
+
+    /// A database of its own on the server (for a test that looks at the server's per-database
+    /// views); as [`create`](Self::create) without a server.
+    pub async fn create_database() -> Self {
+        let Ok(admin_url) = std::env::var(DATABASE_ENV) else { return Self::sqlite() };
+        let name = unique_name();
+        Self::execute(&admin_url, &format!("CREATE DATABASE {name}")).await;
         let base = admin_url.split('?').next().unwrap();
         let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
-        Self { url, _dir: None, server: Some((admin_url, name)) }
+        Self { url, _dir: None, server: Some((admin_url, Namespace::Database(name))) }
     }
+
+    fn sqlite() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("auth.db").display());
+        Self { url, _dir: Some(dir), server: None }
+    }
+
+    async fn execute(admin_url: &str, sql: &str) {
+        let admin = sea_orm::Database::connect(admin_url).await.expect("test database server reachable");
+        sea_orm::ConnectionTrait::execute_unprepared(&admin, sql).await.unwrap();
+        admin.close().await.ok();
+    }
+}
+
+fn unique_name() -> String {
+    format!("auth_e2e_{}", &uuid::Uuid::new_v4().simple().to_string()[..16])
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let Some((admin_url, name)) = self.server.take() else { return };
+        let Some((admin_url, namespace)) = self.server.take() else { return };
         // Drop runs inside the test's runtime; a fresh thread may block on its own runtime.
         let dropped = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             runtime.block_on(async {
                 let admin = sea_orm::Database::connect(&admin_url).await?;
-                let force = if admin_url.starts_with("postgres") { " WITH (FORCE)" } else { "" };
-                sea_orm::ConnectionTrait::execute_unprepared(&admin, &format!("DROP DATABASE IF EXISTS {name}{force}"))
-                    .await
-                    .map(|_| ())
+                let sql = match &namespace {
+                    Namespace::Schema(name) => format!("DROP SCHEMA IF EXISTS {name} CASCADE"),
+                    Namespace::Database(name) if admin_url.starts_with("postgres") => {
+                        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                    }
+                    Namespace::Database(name) => format!("DROP DATABASE IF EXISTS {name}"),
+                };
+                sea_orm::ConnectionTrait::execute_unprepared(&admin, &sql).await.map(|_| ())
             })
         })
         .join();

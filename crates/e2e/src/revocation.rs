@@ -383,7 +383,8 @@ async fn the_background_tasks_stop_with_the_server() {
     else {
         return;
     };
-    let database = TestDatabase::create().await;
+    // Its own database: the connections are counted per database.
+    let database = TestDatabase::create_database().await;
     let name = database.url.rsplit('/').next().unwrap().to_owned();
     let mut config = crate::helpers::test_config(&database.url);
     config.revocation.poll_interval_ms = 50;
