@@ -117,6 +117,11 @@ curl -fsS -o /dev/null -H 'content-type: application/json' \
 # An admin, so the /admin/users routes are exercised past their 403 (an admin cannot disable
 # or delete itself, so the run cannot lock itself out).
 AUTH_SVC__DATABASE_URL="sqlite://$work/auth.db?mode=rwc" "$bin/auth-svc" user set-role "$user" admin >/dev/null
+# A service account with scope introspect, so /oauth2/introspect and /oauth2/revoke are
+# exercised past their 401 (the document's `clientBasic` scheme).
+client=$(AUTH_SVC__DATABASE_URL="sqlite://$work/auth.db?mode=rwc" "$bin/auth-svc" client create schemathesis \
+  --id schemathesis --scope introspect 2>/dev/null)
+client_secret=${client#*$'\t'}
 cat >"$work/schemathesis.toml" <<TOML
 [auth.dynamic.openapi.bearer]
 path = "/user/login"
@@ -128,6 +133,10 @@ path = "/token"
 payload = { username = "$user", password = "$password" }
 payload_content_type = "application/x-www-form-urlencoded"
 extract_selector = "/access_token"
+
+[auth.openapi.clientBasic]
+username = "schemathesis"
+password = "$client_secret"
 TOML
 
 # No 5xx; every status, content type, header and body as documented; schema-invalid input
