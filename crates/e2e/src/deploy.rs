@@ -257,6 +257,55 @@ fn gateway_manifests_match_what_the_binary_accepts_and_serves() {
     }
 }
 
+/// Who reaches auth-svc and where the migration Job goes, as the NetworkPolicies say (no cluster
+/// here to try them): a pod label alone must not admit a pod of another namespace.
+#[test]
+fn network_policies_admit_other_namespaces_only_by_their_label_and_confine_the_job() {
+    for overlay in OVERLAYS {
+        let objects = render(overlay);
+        let policy = find(&objects, "NetworkPolicy", "auth-svc");
+        let peers: Vec<&Value> = policy["spec"]["ingress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|rule| rule["from"].as_array().into_iter().flatten())
+            .collect();
+        assert!(!peers.is_empty(), "{overlay}: auth-svc admits someone");
+        for peer in peers {
+            if peer["namespaceSelector"].is_null() {
+                continue; // A podSelector alone: pods of this namespace.
+            }
+            assert_eq!(
+                peer["namespaceSelector"],
+                serde_json::json!({"matchLabels": {"auth-svc-clients": "true"}}),
+                "{overlay}: another namespace only by its label"
+            );
+            assert_eq!(
+                peer["podSelector"],
+                serde_json::json!({"matchLabels": {"auth-svc-client": "true"}}),
+                "{overlay}: and only its pods labelled as clients, in the same peer"
+            );
+        }
+
+        let job = find(&objects, "Job", "auth-svc-migrate");
+        let job_policy = find(&objects, "NetworkPolicy", "auth-svc-migrate");
+        let selected = job_policy["spec"]["podSelector"]["matchLabels"].as_object().unwrap();
+        let pod_labels = &job["spec"]["template"]["metadata"]["labels"];
+        assert!(selected.iter().all(|(label, value)| &pod_labels[label] == value), "{overlay}: selects the Job's pod");
+        assert_eq!(job_policy["spec"]["policyTypes"], serde_json::json!(["Ingress", "Egress"]), "{overlay}");
+        assert!(job_policy["spec"]["ingress"].is_null(), "{overlay}: nothing reaches the Job");
+        for rule in job_policy["spec"]["egress"].as_array().unwrap() {
+            for port in rule["ports"].as_array().unwrap() {
+                let port = port["port"].as_u64().unwrap();
+                assert!(
+                    [53, 5432, 3306].contains(&port),
+                    "{overlay}: the Job reaches DNS and the database only, not {port}"
+                );
+            }
+        }
+    }
+}
+
 /// The Dockerfile's dependency layer copies every workspace member's manifest and stubs its
 /// sources; a member it misses leaves cargo unable to load the workspace there.
 #[test]
