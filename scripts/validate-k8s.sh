@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Renders the kustomize base and every overlay and validates the output against the Kubernetes
-# schemas (kubernetes-validate, strict) and yamllint. Tools go into a virtual environment under
-# the target directory, created on first use.
+# schemas (kubernetes-validate, strict) and yamllint, and every pod it runs against the restricted
+# Pod Security Standard and our own rules (scripts/pod-security.py). Tools go into a virtual
+# environment under the target directory, created on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,5 +22,9 @@ for dir in deploy/k8s/base deploy/k8s/overlays/*/; do
   kubectl kustomize "$dir" >"$rendered/$name.yaml"
   "$venv/bin/yamllint" --strict -c deploy/k8s/.yamllint "$rendered/$name.yaml"
   "$venv/bin/kubernetes-validate" --strict --kubernetes-version "$K8S_VERSION" "$rendered/$name.yaml"
+  # An overlay is what gets applied: it brings the namespace that enforces the profile.
+  namespace=()
+  [ "$name" = base ] || namespace=(--require-namespace)
+  "$venv/bin/python" scripts/pod-security.py "${namespace[@]}" "$rendered/$name.yaml"
   echo "ok: $dir ($(grep -c '^kind:' "$rendered/$name.yaml") objects)"
 done

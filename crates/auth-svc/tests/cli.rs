@@ -92,6 +92,52 @@ fn a_database_password_never_reaches_the_output() {
     assert!(!everything.contains("S3cretPw"), "{everything}");
 }
 
+/// As the manifests run it: secrets are files of a mounted Secret, named by `…_FILE` variables.
+#[test]
+fn file_variables_give_the_keys_the_files_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().join("from-file.db");
+    std::fs::write(dir.path().join("database-url"), format!("sqlite://{}?mode=rwc\n", database.display())).unwrap();
+    let output = command(&dir).env("AUTH_SVC__DATABASE_URL_FILE", "database-url").arg("migrate").output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(database.is_file(), "migrated the database the file names");
+    assert!(!dir.path().join("data").exists(), "not the default one");
+
+    // The file's text is checked like the variable's value, and not echoed either.
+    std::fs::write(dir.path().join("access-secret"), "too-short\n").unwrap();
+    let output = command(&dir).env("AUTH_SVC__AUTH__ACCESS_SECRET_FILE", "access-secret").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("auth.access_secret (AUTH_SVC__AUTH__ACCESS_SECRET)"), "{stderr}");
+    assert!(!stderr.contains("too-short"), "{stderr}");
+}
+
+#[test]
+fn a_file_variable_that_cannot_be_read_or_doubles_its_key_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = command(&dir).env("AUTH_SVC__AUTH__REFRESH_SECRET_FILE", "/run/secrets/none").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("auth-svc: config: AUTH_SVC__AUTH__REFRESH_SECRET_FILE: cannot read /run/secrets/none: "),
+        "{stderr}"
+    );
+
+    std::fs::write(dir.path().join("redis-url"), "redis://:S3cretPw@127.0.0.1:6379").unwrap();
+    let output = command(&dir)
+        .env("AUTH_SVC__REDIS_URL", "redis://127.0.0.1:6379")
+        .env("AUTH_SVC__REDIS_URL_FILE", "redis-url")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        stderr,
+        "auth-svc: config: AUTH_SVC__REDIS_URL and AUTH_SVC__REDIS_URL_FILE are both set; set one of them\n"
+    );
+}
+
 #[test]
 fn serve_without_migrate_on_start_refuses_a_schema_that_is_behind_until_migrate_ran() {
     let dir = tempfile::tempdir().unwrap();

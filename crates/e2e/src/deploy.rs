@@ -7,6 +7,7 @@
 
 use std::{collections::BTreeMap, path::Path, process::Command};
 
+use base64::{Engine as _, engine::general_purpose::STANDARD as BASE64};
 use figment::providers::{Format, Yaml};
 use serde_json::Value;
 
@@ -14,8 +15,17 @@ use crate::helpers::repo_root;
 
 const OVERLAYS: [&str; 3] = ["deploy/k8s/base", "deploy/k8s/overlays/dev", "deploy/k8s/overlays/prod"];
 
-/// Placeholder values that pass validation, for the keys the Secret template names.
-fn secret_values() -> BTreeMap<String, String> {
+/// The Secret the pods read their secrets from, as files (kustomize may add a hash suffix).
+const SECRET: &str = "auth-svc-secrets";
+
+/// The values of the Secret: the overlay's own where it renders one (dev), else placeholders that
+/// pass validation for the keys the template names (the Secret is created by hand there).
+fn secret_values(objects: &[Value]) -> BTreeMap<String, String> {
+    if let Some(secret) = objects.iter().find(|o| o["kind"] == "Secret" && is_the_secret(&o["metadata"]["name"])) {
+        let data = secret["data"].as_object().unwrap();
+        let decode = |value: &Value| String::from_utf8(BASE64.decode(value.as_str().unwrap()).unwrap()).unwrap();
+        return data.iter().map(|(key, value)| (key.clone(), decode(value))).collect();
+    }
     let template = std::fs::read_to_string(repo_root().join("deploy/k8s/base/secret.example.yaml")).unwrap();
     let secret: Value = figment::Figment::from(Yaml::string(&template)).extract().unwrap();
     secret["stringData"]
@@ -33,6 +43,10 @@ fn secret_values() -> BTreeMap<String, String> {
             (key.clone(), value)
         })
         .collect()
+}
+
+fn is_the_secret(name: &Value) -> bool {
+    name.as_str().is_some_and(|name| name.starts_with(SECRET))
 }
 
 fn render(dir: &str) -> Vec<Value> {
@@ -57,15 +71,66 @@ fn container(deployment: &Value) -> &Value {
     &deployment["spec"]["template"]["spec"]["containers"][0]
 }
 
+/// The container's environment: plain values only, as secrets reach the pods as files.
 fn plain_env(container: &Value) -> Vec<(String, String)> {
+    assert!(container["envFrom"].is_null(), "{}: no envFrom: secrets are mounted files", container["name"]);
     container["env"]
         .as_array()
         .map(|env| {
             env.iter()
-                .map(|e| (e["name"].as_str().unwrap().to_owned(), e["value"].as_str().unwrap().to_owned()))
+                .map(|e| {
+                    let name = e["name"].as_str().unwrap();
+                    let value = e["value"].as_str().unwrap_or_else(|| panic!("{name}: a plain value, not valueFrom"));
+                    (name.to_owned(), value.to_owned())
+                })
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Where the workload's first container mounts the Secret, if it does.
+fn secret_mount(workload: &Value) -> Option<&str> {
+    let pod = &workload["spec"]["template"]["spec"];
+    let volume = pod["volumes"].as_array()?.iter().find(|volume| is_the_secret(&volume["secret"]["secretName"]))?;
+    let mounts = pod["containers"][0]["volumeMounts"].as_array()?;
+    mounts.iter().find(|mount| mount["name"] == volume["name"])?["mountPath"].as_str()
+}
+
+/// Sets the workload's environment in `jail` as its pod has it. A `…_FILE` variable naming a file
+/// of the mounted Secret points to a file in the jail instead, holding that key's value.
+fn set_pod_env(
+    jail: &mut figment::Jail,
+    workload: &Value,
+    secrets: &BTreeMap<String, String>,
+    overlay: &str,
+) -> figment::Result<()> {
+    let mount = secret_mount(workload);
+    for (name, value) in plain_env(container(workload)) {
+        let secret_key = mount.and_then(|mount| Path::new(&value).strip_prefix(mount).ok());
+        match secret_key.filter(|_| name.ends_with("_FILE")) {
+            Some(key) => {
+                let key = key.to_str().unwrap();
+                let secret = secrets.get(key).ok_or(format!("{overlay}: {name} names {key}, not in the Secret"))?;
+                jail.create_file(key, secret)?;
+                jail.set_env(&name, key);
+            }
+            None => jail.set_env(&name, &value),
+        }
+    }
+    Ok(())
+}
+
+/// `auth_svc::Config` as the workload's pod loads it, from the overlay's ConfigMap.
+fn auth_svc_config(objects: &[Value], workload: &Value, overlay: &str) -> figment::Result<auth_svc::Config> {
+    let config_text = find(objects, "ConfigMap", "auth-svc-config")["data"]["auth-svc.yaml"].as_str().unwrap();
+    let mut loaded = Err(figment::Error::from("not loaded".to_owned()));
+    figment::Jail::try_with(|jail| {
+        jail.create_file("auth-svc.yaml", config_text)?;
+        set_pod_env(jail, workload, &secret_values(objects), overlay)?;
+        loaded = auth_svc::Config::load(Some(Path::new("auth-svc.yaml"))).map_err(|e| format!("{overlay}: {e}").into());
+        Ok(())
+    })?;
+    loaded
 }
 
 fn port_named(container: &Value, name: &str) -> u64 {
@@ -99,64 +164,54 @@ fn pre_stop_seconds(container: &Value) -> u64 {
 fn auth_svc_manifests_match_what_the_binary_accepts_and_serves() {
     for overlay in OVERLAYS {
         let objects = render(overlay);
-        let config_text = find(&objects, "ConfigMap", "auth-svc-config")["data"]["auth-svc.yaml"].as_str().unwrap();
         let deployment = find(&objects, "Deployment", "auth-svc");
         let c = container(deployment);
-        let mut env = plain_env(c);
-        env.extend(secret_values());
-        figment::Jail::expect_with(|jail| {
-            jail.create_file("auth-svc.yaml", config_text)?;
-            for (name, value) in &env {
-                jail.set_env(name, value);
+        let config = auth_svc_config(&objects, deployment, overlay).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!config.database.migrate_on_start, "{overlay}: replicas must leave migrations to the Job");
+        assert_eq!(port_named(c, "grpc"), u64::from(config.listen.port()), "{overlay}: container port");
+        for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
+            assert_eq!(c[probe]["grpc"]["port"].as_u64(), Some(u64::from(config.listen.port())), "{overlay} {probe}");
+        }
+        assert_eq!(c["readinessProbe"]["grpc"]["service"], "user.v1.UserService");
+        for (kid, key) in &config.auth.keys {
+            for file in [&key.private_key_file, &key.public_key_file].into_iter().flatten() {
+                assert!(secret_mount_holds(deployment, file), "{overlay}: key {kid}: {file:?} is in no Secret mount");
             }
-            let config =
-                auth_svc::Config::load(Some(Path::new("auth-svc.yaml"))).map_err(|e| format!("{overlay}: {e}"))?;
-            assert!(!config.database.migrate_on_start, "{overlay}: replicas must leave migrations to the Job");
-            assert_eq!(port_named(c, "grpc"), u64::from(config.listen.port()), "{overlay}: container port");
-            for probe in ["startupProbe", "readinessProbe", "livenessProbe"] {
-                assert_eq!(
-                    c[probe]["grpc"]["port"].as_u64(),
-                    Some(u64::from(config.listen.port())),
-                    "{overlay} {probe}"
-                );
-            }
-            assert_eq!(c["readinessProbe"]["grpc"]["service"], "user.v1.UserService");
-            for (kid, key) in &config.auth.keys {
-                for file in [&key.private_key_file, &key.public_key_file].into_iter().flatten() {
-                    assert!(
-                        secret_mount_holds(deployment, file),
-                        "{overlay}: key {kid}: {file:?} is in no Secret mount"
-                    );
-                }
-            }
-            if let Some(kid) = &config.auth.signing_key {
-                assert!(config.auth.keys.contains_key(kid), "{overlay}: signing key {kid}");
-            }
-            if overlay.ends_with("prod") {
-                assert!(config.auth.signing_key.is_some(), "prod signs with an asymmetric key (JWKS)");
-            }
-            // The gateway reaches auth-svc from another pod: with loopback alone every user
-            // would be counted as the gateway's one address.
-            let gateway_pod: std::net::IpAddr = "10.244.3.17".parse().unwrap();
-            assert!(
-                config.grpc.trusted_forwarders.iter().any(|net| net.contains(&gateway_pod)),
-                "{overlay}: grpc.trusted_forwarders must cover the gateway's pod network"
-            );
-            let admin = config.admin_listen.ok_or(format!("{overlay}: admin_listen must be set for metrics"))?;
-            assert_eq!(port_named(c, "metrics"), u64::from(admin.port()), "{overlay}: metrics port");
-            let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
-            assert_eq!(annotations["prometheus.io/port"], admin.port().to_string(), "{overlay}: scrape port");
-            assert_eq!(annotations["prometheus.io/path"], "/metrics");
-            let grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap();
-            assert!(
-                pre_stop_seconds(c) + config.grpc.shutdown_grace_seconds < grace,
-                "{overlay}: preStop + drain must end before Kubernetes kills the pod"
-            );
-            Ok(())
-        });
+        }
+        if let Some(kid) = &config.auth.signing_key {
+            assert!(config.auth.keys.contains_key(kid), "{overlay}: signing key {kid}");
+        }
+        // The Secret's URLs reached the config, from its files.
+        assert_ne!(config.database_url, auth_svc::config::DEFAULT_DATABASE_URL, "{overlay}: database_url");
+        assert!(config.redis_url.is_some(), "{overlay}: redis_url");
+        if overlay.ends_with("prod") {
+            assert!(config.auth.signing_key.is_some(), "prod signs with an asymmetric key (JWKS)");
+            // Three replicas must share it: a random one per process would refuse the others'.
+            assert!(config.auth.refresh_secret.is_some(), "prod: the refresh secret, from the Secret");
+        }
+        // The gateway reaches auth-svc from another pod: with loopback alone every user
+        // would be counted as the gateway's one address.
+        let gateway_pod: std::net::IpAddr = "10.244.3.17".parse().unwrap();
+        assert!(
+            config.grpc.trusted_forwarders.iter().any(|net| net.contains(&gateway_pod)),
+            "{overlay}: grpc.trusted_forwarders must cover the gateway's pod network"
+        );
+        let admin = config.admin_listen.unwrap_or_else(|| panic!("{overlay}: admin_listen must be set for metrics"));
+        assert_eq!(port_named(c, "metrics"), u64::from(admin.port()), "{overlay}: metrics port");
+        let annotations = &deployment["spec"]["template"]["metadata"]["annotations"];
+        assert_eq!(annotations["prometheus.io/port"], admin.port().to_string(), "{overlay}: scrape port");
+        assert_eq!(annotations["prometheus.io/path"], "/metrics");
+        let grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap();
+        assert!(
+            pre_stop_seconds(c) + config.grpc.shutdown_grace_seconds < grace,
+            "{overlay}: preStop + drain must end before Kubernetes kills the pod"
+        );
+
         let job = find(&objects, "Job", "auth-svc-migrate");
         let args = container(job)["command"].as_array().unwrap();
         assert_eq!(args.last().unwrap(), "migrate", "{overlay}");
+        let job_config = auth_svc_config(&objects, job, overlay).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(job_config.database_url, config.database_url, "{overlay}: the Job migrates the served database");
         let service = find(&objects, "Service", "auth-svc");
         assert_eq!(service["spec"]["ports"][0]["targetPort"], "grpc");
         assert_eq!(service["spec"]["ports"][0]["name"], "grpc", "named so meshes see gRPC");
@@ -199,6 +254,55 @@ fn gateway_manifests_match_what_the_binary_accepts_and_serves() {
             );
             Ok(())
         });
+    }
+}
+
+/// Who reaches auth-svc and where the migration Job goes, as the NetworkPolicies say (no cluster
+/// here to try them): a pod label alone must not admit a pod of another namespace.
+#[test]
+fn network_policies_admit_other_namespaces_only_by_their_label_and_confine_the_job() {
+    for overlay in OVERLAYS {
+        let objects = render(overlay);
+        let policy = find(&objects, "NetworkPolicy", "auth-svc");
+        let peers: Vec<&Value> = policy["spec"]["ingress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|rule| rule["from"].as_array().into_iter().flatten())
+            .collect();
+        assert!(!peers.is_empty(), "{overlay}: auth-svc admits someone");
+        for peer in peers {
+            if peer["namespaceSelector"].is_null() {
+                continue; // A podSelector alone: pods of this namespace.
+            }
+            assert_eq!(
+                peer["namespaceSelector"],
+                serde_json::json!({"matchLabels": {"auth-svc-clients": "true"}}),
+                "{overlay}: another namespace only by its label"
+            );
+            assert_eq!(
+                peer["podSelector"],
+                serde_json::json!({"matchLabels": {"auth-svc-client": "true"}}),
+                "{overlay}: and only its pods labelled as clients, in the same peer"
+            );
+        }
+
+        let job = find(&objects, "Job", "auth-svc-migrate");
+        let job_policy = find(&objects, "NetworkPolicy", "auth-svc-migrate");
+        let selected = job_policy["spec"]["podSelector"]["matchLabels"].as_object().unwrap();
+        let pod_labels = &job["spec"]["template"]["metadata"]["labels"];
+        assert!(selected.iter().all(|(label, value)| &pod_labels[label] == value), "{overlay}: selects the Job's pod");
+        assert_eq!(job_policy["spec"]["policyTypes"], serde_json::json!(["Ingress", "Egress"]), "{overlay}");
+        assert!(job_policy["spec"]["ingress"].is_null(), "{overlay}: nothing reaches the Job");
+        for rule in job_policy["spec"]["egress"].as_array().unwrap() {
+            for port in rule["ports"].as_array().unwrap() {
+                let port = port["port"].as_u64().unwrap();
+                assert!(
+                    [53, 5432, 3306].contains(&port),
+                    "{overlay}: the Job reaches DNS and the database only, not {port}"
+                );
+            }
+        }
     }
 }
 
