@@ -84,18 +84,21 @@ impl SealingKey {
 }
 
 impl SealingKeys {
-    /// A ring of `keys` (id, key) in which `active` seals. An error when `active` is not
-    /// among them.
+    /// A ring of `keys` (id, key) in which `active` seals. An error when a key id breaks the
+    /// rules of [`config::check_kid`] or `active` is not among them.
     pub fn new<'a>(
         keys: impl IntoIterator<Item = (&'a str, &'a [u8; KEY_BYTES])>,
         active: &str,
     ) -> Result<Self, String> {
-        let keys: BTreeMap<String, SealingKey> =
-            keys.into_iter().map(|(kid, key)| (kid.to_owned(), SealingKey::new(key))).collect();
-        if !keys.contains_key(active) {
+        let mut ring = BTreeMap::new();
+        for (kid, key) in keys {
+            config::check_kid(kid)?;
+            ring.insert(kid.to_owned(), SealingKey::new(key));
+        }
+        if !ring.contains_key(active) {
             return Err(format!("names no key in mfa.keys: {active}"));
         }
-        Ok(Self { keys, active: active.to_owned() })
+        Ok(Self { keys: ring, active: active.to_owned() })
     }
 
     /// The ring `mfa.keys` configures, reading key files; `None` when no key is configured,
@@ -187,7 +190,7 @@ impl fmt::Debug for SealingKeys {
 /// The associated data the AEAD authenticates: the format, the key id (length-prefixed, so no
 /// key id and caller data can run into each other), then the caller's.
 fn bound_aad(kid: &str, aad: &[u8]) -> Vec<u8> {
-    // Key ids are at most 64 characters (`config::check_kid`); a longer one cannot be in the ring.
+    // Key ids are at most 64 ASCII characters (`SealingKeys::new` checks); none is longer.
     let kid_length = u8::try_from(kid.len()).unwrap_or(u8::MAX);
     [FORMAT.as_bytes(), &[kid_length], kid.as_bytes(), aad].concat()
 }
@@ -310,6 +313,7 @@ mod tests {
         let retired = SealingKeys::new([("new", &NEW)], "new").unwrap();
         assert!(matches!(retired.open(&sealed_before, b"7"), Err(SealError::UnknownKey(_))));
         assert!(SealingKeys::new([("new", &NEW)], "old").is_err());
+        assert!(SealingKeys::new([("a b", &NEW)], "a b").is_err(), "key ids follow check_kid");
     }
 
     #[test]
