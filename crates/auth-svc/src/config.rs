@@ -79,6 +79,8 @@ pub struct Config {
     pub clients: ClientsConfig,
     #[serde(default)]
     pub introspection: IntrospectionConfig,
+    #[serde(default)]
+    pub mfa: MfaConfig,
 }
 
 /// Service accounts (OAuth 2.0 clients).
@@ -117,6 +119,71 @@ pub struct IntrospectionConfig {
     /// scope `introspect` (`authorization: Bearer …`). Off by default: the services that call
     /// it today have no client yet, and the NetworkPolicy already limits who reaches the port.
     pub require_client: bool,
+}
+
+/// The second factor: TOTP (RFC 6238) with recovery codes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MfaConfig {
+    /// Shown in authenticator apps beside the account name (the otpauth URI's issuer).
+    pub issuer: String,
+    /// AEAD keys that seal TOTP secrets at rest, by key id; each opens what it sealed and
+    /// checks the recovery codes hashed under it.
+    pub keys: BTreeMap<String, SealingKeyConfig>,
+    /// Id of the key in `keys` that seals new secrets and hashes new recovery codes. Unset
+    /// (with no keys): the second factor is unavailable and enrolment is refused.
+    pub active_key: Option<String>,
+    /// Seconds a login challenge (password accepted, code awaited) stays usable.
+    pub challenge_ttl_seconds: NonZeroU64,
+    /// Recovery codes made when an enrolment is confirmed, and by each regeneration.
+    pub recovery_codes: NonZeroU32,
+}
+
+impl Default for MfaConfig {
+    fn default() -> Self {
+        Self {
+            issuer: "auth-svc".to_owned(),
+            keys: BTreeMap::new(),
+            active_key: None,
+            challenge_ttl_seconds: nonzero!(300),
+            recovery_codes: nonzero!(10),
+        }
+    }
+}
+
+/// Longest `mfa.challenge_ttl_seconds`: the code is typed within minutes of the password.
+pub const MAX_CHALLENGE_TTL_SECONDS: u64 = 3600;
+/// Most `mfa.recovery_codes`.
+pub const MAX_RECOVERY_CODES: u32 = 100;
+/// Longest `mfa.issuer`, in characters.
+pub const MAX_MFA_ISSUER_CHARS: usize = 64;
+
+/// One sealing key, 32 bytes in base64: exactly one of the two sources.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealingKeyConfig {
+    /// A file holding the base64 text, e.g. a mounted Kubernetes Secret.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key: Option<SecretString>,
+}
+
+/// Where a sealing key's base64 text comes from: exactly one of [`SealingKeyConfig`]'s fields.
+pub enum SealingKeySource<'a> {
+    File(&'a Path),
+    Inline(&'a SecretString),
+}
+
+impl SealingKeyConfig {
+    /// The one source set, or why the key is misconfigured.
+    pub fn source(&self) -> Result<SealingKeySource<'_>, &'static str> {
+        match (&self.key_file, &self.key) {
+            (Some(path), None) => Ok(SealingKeySource::File(path)),
+            (None, Some(key)) => Ok(SealingKeySource::Inline(key)),
+            _ => Err("needs exactly one of key_file, key"),
+        }
+    }
 }
 
 /// How every replica learns of revocations made on the others (README, "Logout and revocation").
@@ -391,6 +458,7 @@ impl Default for Config {
             sessions: SessionsConfig::default(),
             clients: ClientsConfig::default(),
             introspection: IntrospectionConfig::default(),
+            mfa: MfaConfig::default(),
         }
     }
 }
@@ -582,7 +650,8 @@ impl Config {
         {
             return Err(invalid("database_url", "must start with sqlite:, postgres:// or mysql://"));
         }
-        self.validate_sessions()
+        self.validate_sessions()?;
+        self.validate_mfa()
     }
 
     fn validate_sessions(&self) -> Result<(), ConfigError> {
@@ -605,6 +674,35 @@ impl Config {
         }
         for scope in &self.clients.scopes {
             crate::domain::client::check_scope(scope).map_err(|why| invalid("clients.scopes", &why))?;
+        }
+        Ok(())
+    }
+
+    fn validate_mfa(&self) -> Result<(), ConfigError> {
+        let mfa = &self.mfa;
+        let issuer_chars = mfa.issuer.chars().count();
+        if mfa.issuer.trim().is_empty() || issuer_chars > MAX_MFA_ISSUER_CHARS || mfa.issuer.contains(':') {
+            // Authenticator apps split the otpauth label `issuer:account` at its colon.
+            return Err(invalid("mfa.issuer", "must be 1..=64 characters, without a colon"));
+        }
+        for (kid, key) in &mfa.keys {
+            check_kid(kid).map_err(|why| invalid(&format!("mfa.keys.{kid}"), &why))?;
+            key.source().map_err(|why| invalid(&format!("mfa.keys.{kid}"), why))?;
+        }
+        match &mfa.active_key {
+            Some(kid) if !mfa.keys.contains_key(kid) => {
+                return Err(invalid("mfa.active_key", &format!("names no key in mfa.keys: {kid}")));
+            }
+            None if !mfa.keys.is_empty() => {
+                return Err(invalid("mfa.active_key", "must name the key of mfa.keys that seals new secrets"));
+            }
+            _ => {}
+        }
+        if mfa.challenge_ttl_seconds.get() > MAX_CHALLENGE_TTL_SECONDS {
+            return Err(invalid("mfa.challenge_ttl_seconds", "must be at most 3600 (an hour)"));
+        }
+        if mfa.recovery_codes.get() > MAX_RECOVERY_CODES {
+            return Err(invalid("mfa.recovery_codes", "must be at most 100"));
         }
         Ok(())
     }
@@ -799,6 +897,57 @@ mod tests {
             assert_eq!(keys.jwks().len(), 1);
             Ok(())
         });
+    }
+
+    #[test]
+    fn mfa_keys_take_env_overrides_and_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert!(config.mfa.keys.is_empty() && config.mfa.active_key.is_none(), "no keys by default");
+            jail.set_env("AUTH_SVC__MFA__ISSUER", "ACME Staging");
+            jail.set_env("AUTH_SVC__MFA__CHALLENGE_TTL_SECONDS", "120");
+            jail.set_env("AUTH_SVC__MFA__RECOVERY_CODES", "12");
+            jail.set_env("AUTH_SVC__MFA__KEYS__K1__KEY_FILE", "/run/secrets/k1");
+            jail.set_env("AUTH_SVC__MFA__ACTIVE_KEY", "k1");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.mfa.issuer, "ACME Staging");
+            assert_eq!(config.mfa.challenge_ttl_seconds.get(), 120);
+            assert_eq!(config.mfa.recovery_codes.get(), 12);
+            assert_eq!(config.mfa.active_key.as_deref(), Some("k1"));
+            let key = config.mfa.keys.get("k1").ok_or("key k1")?;
+            assert!(matches!(key.source(), Ok(SealingKeySource::File(path)) if path == Path::new("/run/secrets/k1")));
+            Ok(())
+        });
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("AUTH_SVC__MFA__ACTIVE_KEY", "k1")], "mfa.active_key"),
+            (&[("AUTH_SVC__MFA__KEYS__K1__KEY", "AAAA")], "mfa.active_key"),
+            (&[("AUTH_SVC__MFA__KEYS__K1__KEY", "AAAA"), ("AUTH_SVC__MFA__ACTIVE_KEY", "k2")], "mfa.active_key"),
+            (
+                &[
+                    ("AUTH_SVC__MFA__KEYS__K1__KEY", "AAAA"),
+                    ("AUTH_SVC__MFA__KEYS__K1__KEY_FILE", "/k1"),
+                    ("AUTH_SVC__MFA__ACTIVE_KEY", "k1"),
+                ],
+                "mfa.keys.k1",
+            ),
+            (&[("AUTH_SVC__MFA__ISSUER", "")], "mfa.issuer"),
+            (&[("AUTH_SVC__MFA__ISSUER", "ACME: Staging")], "mfa.issuer"),
+            (&[("AUTH_SVC__MFA__CHALLENGE_TTL_SECONDS", "0")], "mfa.challenge_ttl_seconds"),
+            (&[("AUTH_SVC__MFA__CHALLENGE_TTL_SECONDS", "3601")], "mfa.challenge_ttl_seconds"),
+            (&[("AUTH_SVC__MFA__RECOVERY_CODES", "0")], "mfa.recovery_codes"),
+            (&[("AUTH_SVC__MFA__RECOVERY_CODES", "101")], "mfa.recovery_codes"),
+        ];
+        for (vars, key) in cases {
+            figment::Jail::expect_with(|jail| {
+                for (name, value) in *vars {
+                    jail.set_env(name, value);
+                }
+                let err = Config::load(None).err().ok_or("expected an error")?.to_string();
+                assert!(err.contains(key), "{vars:?}: {err}");
+                assert!(!err.contains("AAAA"), "no key material in errors: {err}");
+                Ok(())
+            });
+        }
     }
 
     #[test]

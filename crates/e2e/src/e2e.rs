@@ -56,6 +56,8 @@ mod account_queries;
 mod client_queries;
 // Redis and the database cut mid-traffic, then restored.
 mod faults;
+// The second factor's queries on each database: once-only steps, codes and challenges under races.
+mod mfa_queries;
 // Two replicas on one database and one Redis behave as one service.
 mod replicas;
 // The revocation promise: a logout reaches every replica within the bound, whatever Redis does.

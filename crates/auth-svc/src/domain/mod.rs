@@ -1,9 +1,11 @@
 //! The types the rules work on, each parsed or checked once, and depending on nothing else
-//! here: accounts ([`User`]), usernames, passwords, roles and service accounts ([`client`]).
+//! here: accounts ([`User`]), usernames, passwords, roles, service accounts ([`client`]) and
+//! the TOTP second factor ([`totp`]).
 
 pub mod client;
 pub mod password;
 pub mod role;
+pub mod totp;
 pub mod user;
 pub mod username;
 

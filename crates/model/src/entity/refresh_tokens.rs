@@ -29,6 +29,10 @@ pub struct Model {
     pub client_address: Option<String>,
     /// The client's `user-agent` at login (at most 256 characters), copied likewise.
     pub user_agent: Option<String>,
+    /// How the session was authenticated (at most 32 characters): `pwd`, or `pwd otp` after a
+    /// second factor; copied to every successor and into the access tokens' `amr` claim.
+    /// `None` for sessions begun before this column existed (password only).
+    pub amr: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

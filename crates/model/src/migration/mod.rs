@@ -13,6 +13,7 @@ mod m20261201_000004_refresh_token_indexes;
 mod m20261201_000005_users_updated_at_index;
 mod m20261201_000006_accounts_and_sessions;
 mod m20261201_000007_service_clients;
+mod m20261201_000008_second_factor;
 
 #[cfg(test)]
 mod tests;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000005_users_updated_at_index::Migration),
             Box::new(m20261201_000006_accounts_and_sessions::Migration),
             Box::new(m20261201_000007_service_clients::Migration),
+            Box::new(m20261201_000008_second_factor::Migration),
         ]
     }
 }

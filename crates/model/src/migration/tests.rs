@@ -14,7 +14,8 @@ const BACKENDS: [(&str, DatabaseBackend); 3] =
 
 /// A connection that answers every statement of `migration` as a first run sees it: the
 /// username migration finds no accounts and no `username_canonical` column yet; the accounts
-/// migration finds none of its columns and indexes, and the index it replaces.
+/// migration finds none of its columns and indexes, and the index it replaces; the second-factor
+/// migration finds neither of its indexes nor its column.
 fn recording_connection(migration: &str, backend: DatabaseBackend) -> sea_orm::DatabaseConnection {
     let no_accounts: Vec<BTreeMap<String, Value>> = Vec::new();
     let absent = |probe: &str| vec![BTreeMap::from([(probe.to_owned(), Value::from(false))])];
@@ -25,6 +26,10 @@ fn recording_connection(migration: &str, backend: DatabaseBackend) -> sea_orm::D
             // The single-column user index, replaced, is found to be there.
             let replaced = vec![BTreeMap::from([("has_index".to_owned(), Value::from(true))])];
             vec![column.clone(), column.clone(), index.clone(), column.clone(), column, index, replaced]
+        }
+        "m20261201_000008_second_factor" => {
+            let index = absent("has_index");
+            vec![index.clone(), index, absent("has_column")]
         }
         _ => Vec::new(),
     };

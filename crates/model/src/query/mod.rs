@@ -1,7 +1,8 @@
-//! The queries auth-svc runs, one module per table.
+//! The queries auth-svc runs, one module per table (`mfa`: the three tables of the second factor).
 
 use sea_orm::{DatabaseBackend, sea_query::Expr};
 
+pub mod mfa;
 pub mod refresh_tokens;
 pub mod service_clients;
 pub mod users;

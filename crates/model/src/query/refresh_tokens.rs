@@ -41,6 +41,8 @@ impl NewRefreshToken {
             revoked_at: None,
             client_address: self.client_address,
             user_agent: self.user_agent,
+            // Written by the login step of issue 19; until then every session is password only.
+            amr: None,
         }
     }
 
@@ -57,6 +59,7 @@ impl NewRefreshToken {
             revoked_at: Set(None),
             client_address: Set(self.client_address),
             user_agent: Set(self.user_agent),
+            amr: Set(None),
         }
     }
 }
