@@ -42,6 +42,22 @@ pub struct UserGrpc {
 }
 
 impl UserGrpc {
+    /// DisableClient and EnableClient. Run to completion: disabling is two writes (the flag,
+    /// then the end of the client's tokens), which a cancelled call must not leave half done.
+    async fn set_client_disabled<T>(
+        &self,
+        request: &Request<T>,
+        client_id: String,
+        disabled: bool,
+    ) -> Result<Response<v1::ServiceClient>, Status> {
+        let call = self.call_context(request);
+        let actor = self.admin.require_admin(claims(request)?).await?;
+        let clients = self.clients.clone();
+        let client =
+            run_to_completion(async move { clients.set_disabled(&client_id, disabled, actor, &call).await }).await?;
+        Ok(Response::new(proto_client(client)))
+    }
+
     /// Where the call came from, for sessions and audit events.
     fn call_context<T>(&self, request: &Request<T>) -> CallContext {
         let metadata = request.metadata();
@@ -290,20 +306,16 @@ impl UserService for UserGrpc {
         &self,
         request: Request<v1::DisableClientRequest>,
     ) -> Result<Response<v1::ServiceClient>, Status> {
-        let call = self.call_context(&request);
-        let actor = self.admin.require_admin(claims(&request)?).await?;
-        let client = self.clients.set_disabled(&request.into_inner().client_id, true, actor, &call).await?;
-        Ok(Response::new(proto_client(client)))
+        let client_id = request.get_ref().client_id.clone();
+        self.set_client_disabled(&request, client_id, true).await
     }
 
     async fn enable_client(
         &self,
         request: Request<v1::EnableClientRequest>,
     ) -> Result<Response<v1::ServiceClient>, Status> {
-        let call = self.call_context(&request);
-        let actor = self.admin.require_admin(claims(&request)?).await?;
-        let client = self.clients.set_disabled(&request.into_inner().client_id, false, actor, &call).await?;
-        Ok(Response::new(proto_client(client)))
+        let client_id = request.get_ref().client_id.clone();
+        self.set_client_disabled(&request, client_id, false).await
     }
 
     async fn delete_client(
