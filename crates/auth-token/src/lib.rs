@@ -59,6 +59,17 @@ pub struct AccessClaims {
     pub sid: String,
     /// Always [`TokenType::Access`] once verified.
     pub token_type: TokenType,
+    /// How the session was authenticated (RFC 8176): `pwd`, then `otp` when a second factor
+    /// was checked. Absent in tokens issued before it was written: read that as `pwd`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+}
+
+impl AccessClaims {
+    /// Whether the session passed authentication method `method` (e.g. `otp`).
+    pub fn has_amr(&self, method: &str) -> bool {
+        self.amr.iter().any(|named| named == method)
+    }
 }
 
 /// Claims of a service account's access token (the client credentials grant, RFC 6749
@@ -220,6 +231,14 @@ impl AnyAccessClaims {
         match self {
             Self::Client(claims) => &claims.aud.0,
             Self::User(_) => &[],
+        }
+    }
+
+    /// How a user's session was authenticated (RFC 8176); none for a service account.
+    pub fn amr(&self) -> &[String] {
+        match self {
+            Self::Client(_) => &[],
+            Self::User(claims) => &claims.amr,
         }
     }
 }
