@@ -41,6 +41,7 @@ fn spec(issued_at: i64) -> PairSpec<'static> {
         access_jti: "9a8b7c6d-5e4f-4a3b-2c1d-0e9f8a7b6c5d",
         issued_at,
         refresh_expires_at: issued_at + 1_209_600,
+        amr: "pwd",
     }
 }
 

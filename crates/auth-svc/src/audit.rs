@@ -39,6 +39,21 @@ pub enum EventType {
     ClientToken,
     /// RFC 7009 revocation of a token (a refresh token's session, or a client's tokens).
     TokenRevoked,
+    /// A right password of an account with a second factor: the login awaits its code.
+    MfaChallengeIssued,
+    /// A TOTP enrolment begun (a secret made, not yet active).
+    MfaEnrolmentBegun,
+    /// A TOTP enrolment confirmed with a code: the second factor is on.
+    MfaEnabled,
+    /// The second step of a login (VerifyMfa) with an authenticator code.
+    MfaVerified,
+    /// The second step of a login with a recovery code.
+    MfaRecoveryCodeUsed,
+    /// The account's own removal of its second factor.
+    MfaDisabled,
+    /// An operator's removal of an account's second factor.
+    MfaReset,
+    RecoveryCodesRegenerated,
 }
 
 impl EventType {
@@ -62,6 +77,14 @@ impl EventType {
             Self::ClientDeleted => "client_deleted",
             Self::ClientToken => "client_token",
             Self::TokenRevoked => "token_revoked",
+            Self::MfaChallengeIssued => "mfa_challenge_issued",
+            Self::MfaEnrolmentBegun => "mfa_enrolment_begun",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaVerified => "mfa_verified",
+            Self::MfaRecoveryCodeUsed => "mfa_recovery_code_used",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::MfaReset => "mfa_reset",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
         }
     }
 }

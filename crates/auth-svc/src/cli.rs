@@ -52,7 +52,7 @@ impl OfflineAdmin {
         let keys = Arc::new(TokenKeys::from_config(&config.auth, &Secrets::from_config(&config.auth))?);
         let audit = Audit::to_log(metrics.clone());
         let sessions = Arc::new(Sessions::new(
-            db,
+            db.clone(),
             users.clone(),
             revocations,
             keys,
@@ -61,7 +61,7 @@ impl OfflineAdmin {
             startup::session_lifetimes(config),
         ));
         Ok(Self {
-            admin: Admin::new(users.clone(), sessions, audit.clone()),
+            admin: Admin::new(users.clone(), sessions, db, audit.clone()),
             users,
             has_redis: shared.redis.is_some(),
             audit,

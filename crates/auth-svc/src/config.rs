@@ -137,6 +137,9 @@ pub struct MfaConfig {
     pub challenge_ttl_seconds: NonZeroU64,
     /// Recovery codes made when an enrolment is confirmed, and by each regeneration.
     pub recovery_codes: NonZeroU32,
+    /// Wrong codes one login challenge takes before it is spent and the login starts over
+    /// (the login throttle counts them too, per account and address).
+    pub max_failures: NonZeroU32,
 }
 
 impl Default for MfaConfig {
@@ -147,12 +150,15 @@ impl Default for MfaConfig {
             active_key: None,
             challenge_ttl_seconds: nonzero!(300),
             recovery_codes: nonzero!(10),
+            max_failures: nonzero!(5),
         }
     }
 }
 
 /// Longest `mfa.challenge_ttl_seconds`: the code is typed within minutes of the password.
 pub const MAX_CHALLENGE_TTL_SECONDS: u64 = 3600;
+/// Most `mfa.max_failures`: each wrong code is a guess at a one-in-a-million-ish secret.
+pub const MAX_MFA_FAILURES: u32 = 20;
 /// Most `mfa.recovery_codes`.
 pub const MAX_RECOVERY_CODES: u32 = 100;
 /// Longest `mfa.issuer`, in characters.
@@ -704,6 +710,9 @@ impl Config {
         if mfa.recovery_codes.get() > MAX_RECOVERY_CODES {
             return Err(invalid("mfa.recovery_codes", "must be at most 100"));
         }
+        if mfa.max_failures.get() > MAX_MFA_FAILURES {
+            return Err(invalid("mfa.max_failures", "must be at most 20"));
+        }
         Ok(())
     }
 
@@ -936,6 +945,8 @@ mod tests {
             (&[("AUTH_SVC__MFA__CHALLENGE_TTL_SECONDS", "3601")], "mfa.challenge_ttl_seconds"),
             (&[("AUTH_SVC__MFA__RECOVERY_CODES", "0")], "mfa.recovery_codes"),
             (&[("AUTH_SVC__MFA__RECOVERY_CODES", "101")], "mfa.recovery_codes"),
+            (&[("AUTH_SVC__MFA__MAX_FAILURES", "0")], "mfa.max_failures"),
+            (&[("AUTH_SVC__MFA__MAX_FAILURES", "21")], "mfa.max_failures"),
         ];
         for (vars, key) in cases {
             figment::Jail::expect_with(|jail| {

@@ -18,6 +18,9 @@ pub enum AuthError {
     PermissionDenied(&'static str),
     #[error("{0}")]
     NotFound(&'static str),
+    /// The server is not set up for the call (the second factor without `mfa.keys`).
+    #[error("{0}")]
+    FailedPrecondition(&'static str),
     /// Too many login attempts for the username or from the address; retry after the seconds.
     #[error("too many failed login attempts, retry later")]
     LoginThrottled { retry_after_seconds: u64 },
@@ -109,6 +112,7 @@ impl From<AuthError> for Status {
             AuthError::Unauthenticated(msg) => Status::unauthenticated(*msg),
             AuthError::PermissionDenied(msg) => Status::permission_denied(*msg),
             AuthError::NotFound(msg) => Status::not_found(*msg),
+            AuthError::FailedPrecondition(msg) => Status::failed_precondition(*msg),
             AuthError::LoginThrottled { retry_after_seconds }
             | AuthError::TooManyInFlight { retry_after_seconds }
             | AuthError::SignupThrottled { retry_after_seconds }

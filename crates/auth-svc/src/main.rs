@@ -101,6 +101,9 @@ enum UserCommand {
     Delete(Target),
     /// End every session of an account (it may log in again).
     RevokeSessions(Target),
+    /// Remove an account's second factor and recovery codes (it lost both) and end every
+    /// session: it logs in with its password alone until it enrols again.
+    ResetMfa(Target),
 }
 
 /// The account a command acts on: a username, or `--id N`.
@@ -211,6 +214,11 @@ async fn user_command(config: &Config, command: UserCommand) -> anyhow::Result<(
             let record = cli::find_account(admin, &target.user_ref()).await?;
             let ended = admin.revoke_sessions(record.user.id, actor, &call).await?;
             println!("{} (id {}): {ended} session(s) ended", record.user.username, record.user.id);
+        }
+        UserCommand::ResetMfa(target) => {
+            let id = cli::find_account(admin, &target.user_ref()).await?.user.id;
+            let record = admin.reset_mfa(id, actor, &call).await?;
+            println!("{} (id {id}): second factor removed; its sessions ended", record.user.username);
         }
     }
     if !offline.cache_is_current().await {

@@ -14,7 +14,7 @@ use tower::Layer as _;
 
 use crate::{
     audit::{Audit, AuditSink, LogSink},
-    auth::{keys::Secrets, password::PasswordHasher, tokens::TokenKeys},
+    auth::{keys::Secrets, password::PasswordHasher, sealed::SealingKeys, tokens::TokenKeys},
     config::Config,
     db,
     edge::{
@@ -28,6 +28,7 @@ use crate::{
         admin::Admin,
         clients::Clients,
         introspection::Introspection,
+        second_factor::{MfaSettings, SecondFactor},
         sessions::{SessionLifetimes, SessionPurge, Sessions},
         token_revocation::TokenRevocation,
         users::{CacheSync, Users},
@@ -154,12 +155,29 @@ impl App {
             audit.clone(),
             session_lifetimes(config),
         ));
-        let throttles = throttles(config, shared.attempts.clone(), &metrics);
+        let (login_throttle, signup_throttle) = throttles(config, shared.attempts.clone(), &metrics);
+        let login_throttle = Arc::new(login_throttle);
+        let sealing = SealingKeys::from_config(&config.mfa)?.map(Arc::new);
+        match &sealing {
+            Some(keys) => tracing::info!(active_key = keys.active_key_id(), "second factor available"),
+            None => tracing::info!("second factor unavailable: no mfa.keys"),
+        }
+        let second_factor = Arc::new(SecondFactor::new(
+            db.clone(),
+            sealing,
+            keys.clone(),
+            users.clone(),
+            sessions.clone(),
+            login_throttle.clone(),
+            audit.clone(),
+            MfaSettings::from_config(&config.mfa),
+        ));
         let accounts = Arc::new(Accounts::new(
             users.clone(),
             hasher,
             sessions.clone(),
-            throttles,
+            second_factor.clone(),
+            (login_throttle, signup_throttle),
             AccountPolicy { min_password_chars: config.password.min_length, roles: config.auth.roles.clone() },
             metrics.clone(),
             audit.clone(),
@@ -167,7 +185,7 @@ impl App {
         let clients =
             Arc::new(Clients::new(db.clone(), keys.clone(), audit.clone(), &config.clients, &config.auth.roles));
         let token_revocation = Arc::new(TokenRevocation::new(keys.clone(), sessions.clone(), clients.clone()));
-        let admin = Arc::new(Admin::new(users.clone(), sessions.clone(), audit));
+        let admin = Arc::new(Admin::new(users.clone(), sessions.clone(), db.clone(), audit));
         let introspection = Introspection::new(keys.clone(), revocations.clone(), users.clone(), clients.clone());
         let listener = service_kit::bind(config.listen, "listen").await?;
         let admin_listener = service_kit::bind_admin(config.admin_listen).await?;
@@ -182,6 +200,7 @@ impl App {
             user_service: UserGrpc {
                 accounts,
                 sessions,
+                second_factor,
                 admin,
                 introspection,
                 server_metadata: grpc::server_metadata(&config.auth.issuer, &keys, clients.scopes_supported()),

@@ -349,6 +349,7 @@ fn sessions_of(dir: &tempfile::TempDir, user_id: i64, count: usize) {
                 expires_at: now + 3600,
                 client_address: None,
                 user_agent: None,
+                amr: None,
             };
             model::query::refresh_tokens::insert(db, token).await.unwrap();
         }

@@ -185,6 +185,7 @@ fn token(id: &str, family: &str, user_id: i64, issued_at: i64, expires_at: i64) 
         expires_at,
         client_address: None,
         user_agent: None,
+        amr: None,
     }
 }
 

@@ -344,12 +344,12 @@ async fn a_session_row_carries_how_it_was_authenticated() {
         expires_at: 1_800_086_400,
         client_address: None,
         user_agent: None,
+        amr: Some("pwd otp".into()),
     };
     let inserted = model::query::refresh_tokens::insert(&db, token).await.unwrap();
-    assert_eq!(inserted.amr, None, "password-only sessions until the login step writes it");
-    db.execute_unprepared("UPDATE refresh_tokens SET amr = 'pwd otp' WHERE id = 'r-1'").await.unwrap();
+    assert_eq!(inserted.amr.as_deref(), Some("pwd otp"));
     let row = refresh_tokens::Entity::find_by_id("r-1".to_owned()).one(&db).await.unwrap().unwrap();
-    assert_eq!(row.amr.as_deref(), Some("pwd otp"));
+    assert_eq!(row.amr.as_deref(), Some("pwd otp"), "as written, read back");
 }
 
 /// The name the migration of these tables records in `seaql_migrations`.

@@ -1,9 +1,10 @@
 //! The types the rules work on, each parsed or checked once, and depending on nothing else
 //! here: accounts ([`User`]), usernames, passwords, roles, service accounts ([`client`]) and
-//! the TOTP second factor ([`totp`]).
+//! the TOTP second factor ([`totp`], [`recovery_code`]).
 
 pub mod client;
 pub mod password;
+pub mod recovery_code;
 pub mod role;
 pub mod totp;
 pub mod user;

@@ -15,11 +15,12 @@ use crate::{
     audit::{Actor, CallContext, MAX_USER_AGENT_CHARS},
     auth::tokens::{AccessClaims, TokenKeys},
     domain::{AccountRecord, client::ServiceClient},
-    service::accounts::Accounts,
+    service::accounts::{Accounts, LoginOutcome},
     service::admin::{Admin, ListQuery, UserRef},
     service::clients::{Clients, NewClient, TokenRequest},
     service::introspection::{ActiveToken, Introspection},
     service::run_to_completion,
+    service::second_factor::{SecondFactor, SecondStep},
     service::sessions::{SessionInfo, Sessions, TokenPair},
     service::token_revocation::{PresentedClient, TokenRevocation},
 };
@@ -27,6 +28,7 @@ use crate::{
 pub struct UserGrpc {
     pub accounts: Arc<Accounts>,
     pub sessions: Arc<Sessions>,
+    pub second_factor: Arc<SecondFactor>,
     pub admin: Arc<Admin>,
     pub introspection: Introspection,
     pub clients: Arc<Clients>,
@@ -93,10 +95,99 @@ impl UserService for UserGrpc {
     async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
         let (call, accounts) = (self.call_context(&request), self.accounts.clone());
         let LoginRequest { username, password } = request.into_inner();
-        let pair =
+        let outcome =
             run_to_completion(async move { accounts.login(&username, SecretString::from(password), &call).await })
                 .await?;
+        Ok(Response::new(match outcome {
+            LoginOutcome::Session(pair) => login_response(pair),
+            LoginOutcome::SecondFactorRequired(challenge) => LoginResponse {
+                mfa_challenge: Some(v1::MfaChallenge {
+                    challenge: challenge.token,
+                    expires_in: challenge.expires_in,
+                    methods: vec!["totp".to_owned(), "recovery_code".to_owned()],
+                }),
+                ..LoginResponse::default()
+            },
+        }))
+    }
+
+    async fn verify_mfa(&self, request: Request<v1::VerifyMfaRequest>) -> Result<Response<LoginResponse>, Status> {
+        let (call, second_factor) = (self.call_context(&request), self.second_factor.clone());
+        let v1::VerifyMfaRequest { challenge, code, recovery_code } = request.into_inner();
+        let step = SecondStep::from_fields(code, recovery_code)?;
+        let pair = run_to_completion(async move { second_factor.verify(&challenge, step, &call).await }).await?;
         Ok(Response::new(login_response(pair)))
+    }
+
+    async fn begin_totp_enrolment(
+        &self,
+        request: Request<v1::BeginTotpEnrolmentRequest>,
+    ) -> Result<Response<v1::TotpEnrolment>, Status> {
+        let call = self.call_context(&request);
+        let user = self.accounts.caller(claims(&request)?).await?;
+        let enrolment = self.second_factor.begin(&user, &call).await?;
+        Ok(Response::new(v1::TotpEnrolment {
+            secret: enrolment.secret_base32.to_string(),
+            otpauth_uri: enrolment.otpauth_uri.to_string(),
+            qr_svg: enrolment.qr_svg.to_string(),
+        }))
+    }
+
+    async fn confirm_totp_enrolment(
+        &self,
+        request: Request<v1::ConfirmTotpEnrolmentRequest>,
+    ) -> Result<Response<v1::RecoveryCodes>, Status> {
+        let (call, second_factor, claims) =
+            (self.call_context(&request), self.second_factor.clone(), claims(&request)?.clone());
+        let user = self.accounts.caller(&claims).await?;
+        let code = SecondStep::code(request.into_inner().code.into())?;
+        let codes =
+            run_to_completion(async move { second_factor.confirm(&user, &claims.sid, code, &call).await }).await?;
+        Ok(Response::new(recovery_codes(codes)))
+    }
+
+    async fn disable_totp(
+        &self,
+        request: Request<v1::DisableTotpRequest>,
+    ) -> Result<Response<v1::DisableTotpResponse>, Status> {
+        let (call, accounts, claims) = (self.call_context(&request), self.accounts.clone(), claims(&request)?.clone());
+        let v1::DisableTotpRequest { password, code, recovery_code } = request.into_inner();
+        let step = SecondStep::from_fields(code, recovery_code)?;
+        let password = SecretString::from(password);
+        run_to_completion(async move { accounts.disable_totp(&claims, password, step, &call).await }).await?;
+        Ok(Response::new(v1::DisableTotpResponse {}))
+    }
+
+    async fn regenerate_recovery_codes(
+        &self,
+        request: Request<v1::RegenerateRecoveryCodesRequest>,
+    ) -> Result<Response<v1::RecoveryCodes>, Status> {
+        let (call, second_factor) = (self.call_context(&request), self.second_factor.clone());
+        let user = self.accounts.caller(claims(&request)?).await?;
+        let code = SecondStep::code(request.into_inner().code.into())?;
+        let codes =
+            run_to_completion(async move { second_factor.regenerate_recovery_codes(&user, code, &call).await }).await?;
+        Ok(Response::new(recovery_codes(codes)))
+    }
+
+    async fn get_mfa_status(
+        &self,
+        request: Request<v1::GetMfaStatusRequest>,
+    ) -> Result<Response<v1::MfaStatus>, Status> {
+        let user = self.accounts.caller(claims(&request)?).await?;
+        let status = self.second_factor.status(&user).await?;
+        Ok(Response::new(v1::MfaStatus {
+            totp_enabled: status.totp_enabled,
+            recovery_codes_left: i32::try_from(status.recovery_codes_left).unwrap_or(i32::MAX),
+        }))
+    }
+
+    async fn reset_mfa(&self, request: Request<v1::ResetMfaRequest>) -> Result<Response<v1::UserRecord>, Status> {
+        let call = self.call_context(&request);
+        let actor = self.admin.require_admin(claims(&request)?).await?;
+        let (admin, id) = (self.admin.clone(), request.into_inner().id);
+        let record = run_to_completion(async move { admin.reset_mfa(id, actor, &call).await }).await?;
+        Ok(Response::new(user_record(record)))
     }
 
     async fn refresh(&self, request: Request<RefreshRequest>) -> Result<Response<LoginResponse>, Status> {
@@ -434,6 +525,8 @@ fn token_claims(active: ActiveToken) -> AccessTokenClaims {
             client_id: String::new(),
             scopes: Vec::new(),
             audiences: Vec::new(),
+            // Tokens from before the claim was written were password sessions.
+            amr: if claims.amr.is_empty() { vec!["pwd".to_owned()] } else { claims.amr },
         },
         ActiveToken::Client { claims, kid } => AccessTokenClaims {
             scopes: claims.scopes().map(str::to_owned).collect(),
@@ -449,6 +542,7 @@ fn token_claims(active: ActiveToken) -> AccessTokenClaims {
             username: String::new(),
             client_id: claims.client_id,
             audiences: claims.aud.0,
+            amr: Vec::new(),
         },
     }
 }
@@ -562,5 +656,14 @@ fn count(n: usize) -> i32 {
 }
 
 fn login_response(pair: TokenPair) -> LoginResponse {
-    LoginResponse { access_token: pair.access_token, refresh_token: pair.refresh_token, expires_in: pair.expires_in }
+    LoginResponse {
+        access_token: pair.access_token,
+        refresh_token: pair.refresh_token,
+        expires_in: pair.expires_in,
+        mfa_challenge: None,
+    }
+}
+
+fn recovery_codes(codes: Vec<zeroize::Zeroizing<String>>) -> v1::RecoveryCodes {
+    v1::RecoveryCodes { recovery_codes: codes.iter().map(|code| code.to_string()).collect() }
 }

@@ -16,7 +16,8 @@ use crate::{
     error::AuthError,
     metrics::Metrics,
     service::run_to_completion,
-    service::sessions::{Sessions, TokenPair},
+    service::second_factor::{Challenge, SecondFactor, SecondStep},
+    service::sessions::{AuthMethods, Sessions, TokenPair},
     service::users::Users,
     store::throttle::{LoginThrottle, SignupThrottle},
 };
@@ -25,6 +26,7 @@ pub struct Accounts {
     users: Arc<Users>,
     hasher: PasswordHasher,
     sessions: Arc<Sessions>,
+    second_factor: Arc<SecondFactor>,
     throttle: Arc<LoginThrottle>,
     signups: Arc<SignupThrottle>,
     min_password_chars: usize,
@@ -46,12 +48,23 @@ pub struct AccountPolicy {
 /// A verdict on presented credentials: the account and its hash, when the password matched.
 type Verdict = Result<Option<(User, String)>, AuthError>;
 
+/// What a right password gets at Login.
+#[derive(Debug, Clone)]
+pub enum LoginOutcome {
+    /// A new session.
+    Session(TokenPair),
+    /// The account has a second factor: the challenge to answer with VerifyMfa.
+    SecondFactorRequired(Challenge),
+}
+
 impl Accounts {
+    #[allow(clippy::too_many_arguments, reason = "the services it works with, each named")]
     pub fn new(
         users: Arc<Users>,
         hasher: PasswordHasher,
         sessions: Arc<Sessions>,
-        throttles: (LoginThrottle, SignupThrottle),
+        second_factor: Arc<SecondFactor>,
+        throttles: (Arc<LoginThrottle>, SignupThrottle),
         policy: AccountPolicy,
         metrics: Arc<Metrics>,
         audit: Audit,
@@ -62,7 +75,8 @@ impl Accounts {
             users,
             hasher,
             sessions,
-            throttle: Arc::new(throttle),
+            second_factor,
+            throttle,
             signups: Arc::new(signups),
             min_password_chars,
             roles,
@@ -113,13 +127,14 @@ impl Accounts {
     /// concurrent guesses cannot all slip past the limit.
     ///
     /// A disabled account's right password is answered "account disabled" (after the check,
-    /// so the answer tells nothing to someone without the password).
+    /// so the answer tells nothing to someone without the password). An account with a second
+    /// factor gets a challenge instead of a session.
     pub async fn login(
         &self,
         username: &str,
         password: SecretString,
         call: &CallContext,
-    ) -> Result<TokenPair, AuthError> {
+    ) -> Result<LoginOutcome, AuthError> {
         let username = domain::Username::parse(username)?;
         password::check_password_size(password.expose_secret())?;
         // The name is recorded only when it names an account: a password typed into the
@@ -143,7 +158,22 @@ impl Accounts {
             self.audit.record(event(Outcome::Failure, Some(&user)));
             return Err(AuthError::Unauthenticated("account disabled"));
         }
-        let (pair, session) = match self.start_session(&user, &verified_hash, call).await {
+        if let Some(challenge) = self.second_factor.challenge_for(&user).await? {
+            // Kept only if the account is still as checked, as a session is (see
+            // `start_session`): the end of every session also spends pending challenges.
+            if let Some(refusal) = self.changed_since_check(&user, &verified_hash).await? {
+                self.second_factor.withdraw(&challenge).await?;
+                self.audit.record(event(Outcome::Failure, Some(&user)));
+                return Err(AuthError::Unauthenticated(refusal));
+            }
+            self.audit.record(
+                AuditEvent::new(EventType::MfaChallengeIssued, Outcome::Success, Actor::Anonymous, call)
+                    .subject(user.id)
+                    .username(&user.username),
+            );
+            return Ok(LoginOutcome::SecondFactorRequired(challenge));
+        }
+        let (pair, session) = match self.start_session(&user, &verified_hash, AuthMethods::Password, call).await {
             Ok(started) => started,
             Err(err) => {
                 self.audit.record(event(Outcome::Failure, Some(&user)));
@@ -152,7 +182,7 @@ impl Accounts {
         };
         self.users.record_login(user.id).await?;
         self.audit.record(event(Outcome::Success, Some(&user)).session(&session));
-        Ok(pair)
+        Ok(LoginOutcome::Session(pair))
     }
 
     /// Starts a session for `user`, whose password was just found to be `verified_hash`, and
@@ -163,21 +193,26 @@ impl Accounts {
         &self,
         user: &User,
         verified_hash: &str,
+        methods: AuthMethods,
         call: &CallContext,
     ) -> Result<(TokenPair, String), AuthError> {
-        let (pair, session) = self.sessions.start(user, call).await?;
-        let now = self.users.credentials_by_id(user.id).await?;
-        let refusal = match now {
-            Some((now, _)) if now.disabled => Some("account disabled"),
-            Some((_, hash)) if hash.is(verified_hash) => None,
-            // Deleted, or its password changed meanwhile.
-            _ => Some("invalid credentials"),
-        };
-        if let Some(refusal) = refusal {
+        let (pair, session) = self.sessions.start(user, methods, call).await?;
+        if let Some(refusal) = self.changed_since_check(user, verified_hash).await? {
             self.sessions.end_one(&session).await?;
             return Err(AuthError::Unauthenticated(refusal));
         }
         Ok((pair, session))
+    }
+
+    /// Why `user`, whose password was found to be `verified_hash`, may no longer get in:
+    /// disabled, deleted or its password changed since; `None` when it is as checked.
+    async fn changed_since_check(&self, user: &User, verified_hash: &str) -> Result<Option<&'static str>, AuthError> {
+        Ok(match self.users.credentials_by_id(user.id).await? {
+            Some((now, _)) if now.disabled => Some("account disabled"),
+            Some((_, hash)) if hash.is(verified_hash) => None,
+            // Deleted, or its password changed meanwhile.
+            _ => Some("invalid credentials"),
+        })
     }
 
     /// The throttled password check of Login, ChangePassword and DeleteAccount; the account
@@ -240,9 +275,32 @@ impl Accounts {
         // a password) is out, even within the refresh reuse interval. The caller goes on in a
         // new session started from here (kept only if no disabling or other change raced it).
         self.sessions.revoke_all(user.id, None, Actor::User(user.id), call).await?;
-        let (pair, session) = self.start_session(&user, &hash, call).await?;
+        // The new session was authenticated as the caller's was (the password, and the second
+        // factor if the caller's session passed it).
+        let methods = AuthMethods::of_claims(claims);
+        let (pair, session) = self.start_session(&user, &hash, methods, call).await?;
         self.audit.record(event(Outcome::Success).session(&session));
         Ok(pair)
+    }
+
+    /// Re-checks the password (throttled as Login) and the second factor, then removes the factor.
+    pub async fn disable_totp(
+        &self,
+        claims: &AccessClaims,
+        password: SecretString,
+        step: SecondStep,
+        call: &CallContext,
+    ) -> Result<(), AuthError> {
+        let user = self.caller(claims).await?;
+        password::check_password_size(password.expose_secret())?;
+        let username = domain::Username::parse(&user.username)?;
+        if let Err(err) = self.verify_password(&username, password, call).await {
+            self.audit.record(
+                AuditEvent::new(EventType::MfaDisabled, outcome_of(&err), Actor::User(user.id), call).subject(user.id),
+            );
+            return Err(err);
+        }
+        self.second_factor.disable(&user, step, call).await
     }
 
     /// Re-checks the password (throttled as Login), then deletes the account and its sessions.

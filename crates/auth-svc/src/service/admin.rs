@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use model::query::users::UserListFilter;
+use model::{
+    DatabaseConnection,
+    query::{self, users::UserListFilter},
+};
 
 use crate::{
     audit::{Actor, Audit, AuditEvent, CallContext, EventType, Outcome},
@@ -48,12 +51,13 @@ pub enum UserRef {
 pub struct Admin {
     users: Arc<Users>,
     sessions: Arc<Sessions>,
+    db: DatabaseConnection,
     audit: Audit,
 }
 
 impl Admin {
-    pub fn new(users: Arc<Users>, sessions: Arc<Sessions>, audit: Audit) -> Self {
-        Self { users, sessions, audit }
+    pub fn new(users: Arc<Users>, sessions: Arc<Sessions>, db: DatabaseConnection, audit: Audit) -> Self {
+        Self { users, sessions, db, audit }
     }
 
     /// The caller of an admin call as an [`Actor`]. The bearer layer saw "admin" in the token;
@@ -158,6 +162,18 @@ impl Admin {
             return Err(AuthError::NotFound("no such user"));
         }
         self.sessions.revoke_all(id, None, actor, call).await
+    }
+
+    /// Removes the second factor and recovery codes of an account that lost both, and ends
+    /// every session and pending login of it: it logs in with the password alone until it
+    /// enrols again. Idempotent (an account without a factor is answered the same).
+    pub async fn reset_mfa(&self, id: i64, actor: Actor, call: &CallContext) -> Result<AccountRecord, AuthError> {
+        let record = self.users.record(id).await?.ok_or(AuthError::NotFound("no such user"))?;
+        let removed = query::mfa::delete(&self.db, id).await?;
+        self.sessions.revoke_all(id, None, actor, call).await?;
+        tracing::info!(user_id = id, removed, "second factor reset");
+        self.audit.record(AuditEvent::new(EventType::MfaReset, Outcome::Success, actor, call).subject(id));
+        Ok(record)
     }
 }
 

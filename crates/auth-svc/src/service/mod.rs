@@ -1,10 +1,11 @@
-//! The rules: registration and login, sessions, token introspection, and the user directory
+//! The rules: registration and login, sessions, the second factor, token introspection, and the user directory
 //! (accounts read through the cache, written to the database).
 
 pub mod accounts;
 pub mod admin;
 pub mod clients;
 pub mod introspection;
+pub mod second_factor;
 pub mod sessions;
 pub mod token_revocation;
 pub mod users;

@@ -51,11 +51,39 @@ pub struct SessionInfo {
     pub current: bool,
 }
 
-/// Where a new session was started from, as recorded on its rows.
+/// Where a new session was started from, and how it was authenticated, as recorded on its
+/// rows.
 #[derive(Debug, Clone, Default)]
 struct Origin {
     client_address: Option<String>,
     user_agent: Option<String>,
+    amr: Option<String>,
+}
+
+/// How a session was authenticated: RFC 8176 method names, as its rows store them and its
+/// access tokens' `amr` claim lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethods {
+    /// The password alone.
+    Password,
+    /// The password and a second factor (a TOTP code or a recovery code: both are one-time
+    /// passwords).
+    PasswordAndOtp,
+}
+
+impl AuthMethods {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "pwd",
+            Self::PasswordAndOtp => "pwd otp",
+        }
+    }
+
+    /// The methods of a session whose access token says `amr` (a token without the claim is
+    /// from before it was written: password only).
+    pub fn of_claims(claims: &AccessClaims) -> Self {
+        if claims.has_amr("otp") { Self::PasswordAndOtp } else { Self::Password }
+    }
 }
 
 pub struct Sessions {
@@ -105,12 +133,18 @@ impl Sessions {
 
     /// Starts a new family for `user` (a successful login from `call`); returns the pair and
     /// the new session's id.
-    pub async fn start(&self, user: &User, call: &CallContext) -> Result<(TokenPair, String), AuthError> {
+    pub async fn start(
+        &self,
+        user: &User,
+        methods: AuthMethods,
+        call: &CallContext,
+    ) -> Result<(TokenPair, String), AuthError> {
         let now = now_unix();
         let ends_at = now.saturating_add(self.lifetimes.max_lifetime());
         let origin = Origin {
             client_address: call.client_address.map(|address| address.to_string()),
             user_agent: call.user_agent.clone(),
+            amr: Some(methods.as_str().to_owned()),
         };
         let first = self.new_token(user.id, Uuid::new_v4().to_string(), &origin, now, ends_at);
         let row = query::refresh_tokens::insert(&self.db, first).await?;
@@ -278,6 +312,8 @@ impl Sessions {
         actor: Actor,
         call: &CallContext,
     ) -> Result<usize, AuthError> {
+        // A login waiting for its second factor would start a session after this call.
+        query::mfa::spend_challenges_of(&self.db, user_id, now_unix()).await?;
         let mut ended = 0;
         loop {
             let families = query::refresh_tokens::unrevoked_families(&self.db, user_id, keep).await?;
@@ -327,6 +363,7 @@ impl Sessions {
             expires_at: now.saturating_add(self.lifetimes.refresh_ttl()).min(session_ends_at),
             client_address: origin.client_address.clone(),
             user_agent: origin.user_agent.clone(),
+            amr: origin.amr.clone(),
         }
     }
 
@@ -342,6 +379,8 @@ impl Sessions {
                 access_jti: &row.access_jti,
                 issued_at: row.issued_at,
                 refresh_expires_at: row.expires_at,
+                // Rows from before the second factor existed have none: password only.
+                amr: row.amr.as_deref().unwrap_or(AuthMethods::Password.as_str()),
             })
             .map_err(AuthError::internal)?;
         Ok(TokenPair {
@@ -353,9 +392,9 @@ impl Sessions {
 }
 
 impl Origin {
-    /// A successor is recorded as coming from where its session began.
+    /// A successor is recorded as coming from where its session began, authenticated as it was.
     fn of(row: &refresh_tokens::Model) -> Self {
-        Self { client_address: row.client_address.clone(), user_agent: row.user_agent.clone() }
+        Self { client_address: row.client_address.clone(), user_agent: row.user_agent.clone(), amr: row.amr.clone() }
     }
 }
 
@@ -374,7 +413,8 @@ impl SessionPurge {
         Self { db, metrics, retention: i64::try_from(retention_seconds).unwrap_or(i64::MAX), batch }
     }
 
-    /// One purge: batches until one comes back short; returns the rows deleted.
+    /// One purge: batches until one comes back short; returns the refresh-token rows deleted.
+    /// Login challenges (second factor) that expired go too: they are of no use once expired.
     pub async fn purge_once(&self) -> Result<u64, AuthError> {
         let cutoff = query::refresh_tokens::database_now(&self.db).await?.saturating_sub(self.retention);
         let mut total = 0;
@@ -383,11 +423,15 @@ impl SessionPurge {
             self.metrics.refresh_tokens_purged(deleted);
             total += deleted;
             if deleted < self.batch {
-                return Ok(total);
+                break;
             }
             // Leave the database to the calls between two batches.
             tokio::task::yield_now().await;
         }
+        while query::mfa::purge_expired_challenges(&self.db, now_unix(), self.batch).await? == self.batch {
+            tokio::task::yield_now().await;
+        }
+        Ok(total)
     }
 
     /// Purges every `interval` (the first at once) until the task is dropped or aborted.

@@ -26,6 +26,7 @@ async fn eddsa_token_verifies_and_yields_its_claims() {
         jti: "jti-1".to_owned(),
         sid: "sid-1".to_owned(),
         token_type: crate::TokenType::Access,
+        amr: Vec::new(),
     });
     assert_eq!(verified, expected);
     assert_eq!(server.fetches(), 1, "fetched lazily, once");

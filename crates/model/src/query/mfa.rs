@@ -340,3 +340,26 @@ async fn finish<T>(txn: DatabaseTransaction, work: Result<T, DbErr>) -> Result<T
 fn is_unique_violation(err: &DbErr) -> bool {
     matches!(err.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
 }
+
+/// Spends every open challenge of the account at `now` (Unix seconds): a login waiting for its
+/// code must not outlive the end of the account's sessions (a password change, a disabling, an
+/// operator's reset), or it would start a session after them. Returns how many were open.
+pub async fn spend_challenges_of(db: &impl ConnectionTrait, user_id: i64, now: i64) -> Result<u64, StoreError> {
+    let spent = MfaChallenges::update_many()
+        .col_expr(mfa_challenges::Column::SpentAt, Expr::value(now))
+        .filter(mfa_challenges::Column::UserId.eq(user_id))
+        .filter(mfa_challenges::Column::SpentAt.is_null())
+        .exec(db)
+        .await?;
+    Ok(spent.rows_affected)
+}
+
+/// How many recovery codes of the account are still unused.
+pub async fn unused_recovery_codes(db: &impl ConnectionTrait, user_id: i64) -> Result<u64, StoreError> {
+    use sea_orm::PaginatorTrait;
+    Ok(RecoveryCodes::find()
+        .filter(recovery_codes::Column::UserId.eq(user_id))
+        .filter(recovery_codes::Column::UsedAt.is_null())
+        .count(db)
+        .await?)
+}

@@ -23,6 +23,9 @@ pub struct NewRefreshToken {
     /// Recorded at login; a successor carries its predecessor's (see the entity).
     pub client_address: Option<String>,
     pub user_agent: Option<String>,
+    /// How the session was authenticated (see the entity); a successor carries its
+    /// predecessor's.
+    pub amr: Option<String>,
 }
 
 impl NewRefreshToken {
@@ -41,8 +44,7 @@ impl NewRefreshToken {
             revoked_at: None,
             client_address: self.client_address,
             user_agent: self.user_agent,
-            // Written by the login step of issue 19; until then every session is password only.
-            amr: None,
+            amr: self.amr,
         }
     }
 
@@ -59,7 +61,7 @@ impl NewRefreshToken {
             revoked_at: Set(None),
             client_address: Set(self.client_address),
             user_agent: Set(self.user_agent),
-            amr: Set(None),
+            amr: Set(self.amr),
         }
     }
 }

@@ -20,6 +20,9 @@ use crate::config::{self, AuthConfig, ConfigError};
 
 /// JOSE `typ` of refresh tokens; ours, so that no access-token verifier accepts them.
 pub const REFRESH_TYP: &str = "rt+jwt";
+/// JOSE `typ` of login challenges (password accepted, second factor awaited): refused by the
+/// access and refresh checks as the wrong kind, as they refuse each other.
+pub const MFA_CHALLENGE_TYP: &str = "mfa+jwt";
 /// Tolerated clock difference between replicas for `iat`/`nbf` in the future. `exp` gets none.
 pub const CLOCK_SKEW_SECONDS: i64 = 5;
 /// The access-token contract every reader shares (see the `auth-token` crate).
@@ -37,6 +40,27 @@ pub struct RefreshClaims {
     pub jti: String,
     pub sid: String,
     pub token_type: TokenType,
+}
+
+/// Claims of a login challenge (VerifyMfa). Signed with the refresh-token key, which only this
+/// service holds; `jti` is the challenge's row, which makes it single use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChallengeClaims {
+    pub iss: String,
+    pub sub: String,
+    #[serde(rename = "userId")]
+    pub user_id: i64,
+    pub iat: i64,
+    pub exp: i64,
+    pub jti: String,
+    pub token_type: ChallengeTokenType,
+}
+
+/// The `token_type` claim of a challenge: neither `access` nor `refresh`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChallengeTokenType {
+    MfaChallenge,
 }
 
 /// Why a token was refused. The messages are what callers see.
@@ -62,6 +86,9 @@ pub struct PairSpec<'a> {
     pub access_jti: &'a str,
     pub issued_at: i64,
     pub refresh_expires_at: i64,
+    /// How the session was authenticated, as its rows store it: RFC 8176 method names,
+    /// space-separated (`pwd`, `pwd otp`).
+    pub amr: &'a str,
 }
 
 /// A service account's access token to issue (the client credentials grant).
@@ -90,6 +117,7 @@ pub struct TokenKeys {
     /// The JOSE headers of each kind (algorithm, `typ`, `kid`), built once.
     access_header: Header,
     refresh_header: Header,
+    challenge_header: Header,
     /// Every key that verifies access tokens, by key id.
     access_verifying: HashMap<String, Verifier>,
     refresh_signing: SigningKey,
@@ -169,6 +197,7 @@ impl TokenKeys {
             access_ttl: i64::try_from(access_ttl_seconds).unwrap_or(i64::MAX),
             access_header: header(ACCESS_TYP, &access_signing),
             refresh_header: header(REFRESH_TYP, &refresh_signing),
+            challenge_header: header(MFA_CHALLENGE_TYP, &refresh_signing),
             access_signing,
             access_verifying,
             refresh_signing,
@@ -223,6 +252,7 @@ impl TokenKeys {
             jti: spec.access_jti.to_owned(),
             sid: spec.session_id.to_owned(),
             token_type: TokenType::Access,
+            amr: spec.amr.split(' ').filter(|method| !method.is_empty()).map(str::to_owned).collect(),
         };
         let refresh = RefreshClaims {
             iss: self.issuer.clone(),
@@ -280,6 +310,36 @@ impl TokenKeys {
             (AnyAccessClaims::User(claims), kid) => Ok((claims, kid)),
             (AnyAccessClaims::Client(_), _) => Err(TokenError::WrongType),
         }
+    }
+
+    /// Signs the login challenge `challenge_id` of `user_id`, open until `expires_at`.
+    pub fn sign_challenge(
+        &self,
+        user_id: i64,
+        challenge_id: &str,
+        issued_at: i64,
+        expires_at: i64,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let claims = ChallengeClaims {
+            iss: self.issuer.clone(),
+            sub: user_id.to_string(),
+            user_id,
+            iat: issued_at,
+            exp: expires_at,
+            jti: challenge_id.to_owned(),
+            token_type: ChallengeTokenType::MfaChallenge,
+        };
+        jsonwebtoken::encode(&self.challenge_header, &claims, &self.refresh_signing.encoding)
+    }
+
+    pub fn verify_challenge(&self, token: &str) -> Result<ChallengeClaims, TokenError> {
+        let refresh = &self.refresh_verifying;
+        let (claims, _): (ChallengeClaims, _) =
+            verify(token, MFA_CHALLENGE_TYP, |kid| (kid == refresh.key.kid).then_some(refresh))?;
+        if claims.iat > now_unix().saturating_add(CLOCK_SKEW_SECONDS) {
+            return Err(TokenError::NotYetValid);
+        }
+        Ok(claims)
     }
 
     pub fn verify_refresh(&self, token: &str) -> Result<RefreshClaims, TokenError> {

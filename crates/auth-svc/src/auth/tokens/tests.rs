@@ -22,6 +22,7 @@ fn spec(issued_at: i64) -> PairSpec<'static> {
         access_jti: "a1",
         issued_at,
         refresh_expires_at: issued_at + 3600,
+        amr: "pwd",
     }
 }
 
@@ -393,6 +394,7 @@ mod properties {
                 iat: self.iat,
                 exp: self.exp,
                 jti: self.jti.clone(),
+                amr: Vec::new(),
                 sid: self.sid.clone(),
                 token_type: TokenType::Access,
             }
@@ -737,6 +739,7 @@ mod properties {
                 access_jti: &access_jti,
                 issued_at,
                 refresh_expires_at,
+                amr: "pwd",
             };
             let pair = keys.sign_pair(&spec).expect("sign");
             let access = AccessClaims {
@@ -749,6 +752,7 @@ mod properties {
                 jti: access_jti.clone(),
                 sid: session_id.clone(),
                 token_type: TokenType::Access,
+                amr: vec!["pwd".to_owned()],
             };
             let refresh = RefreshClaims {
                 iss: ISSUER.into(),

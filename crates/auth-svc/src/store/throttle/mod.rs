@@ -208,7 +208,24 @@ impl LoginThrottle {
             let key = KeyLimit::new(address_key("addr", address), self.per_address);
             keys.push(key.with_max_in_flight(self.in_flight_per_address));
         }
-        match self.throttle.reserve(keys).await {
+        self.refused_as_login(self.throttle.reserve(keys).await)
+    }
+
+    /// Reserves a check of a second-factor code for account `user_id` from `address`. Its own
+    /// per-account key, as many attempts as a username gets: a right password clears the
+    /// username's failures, and must not clear the wrong codes guessed after it. The address
+    /// key is the one passwords count under, so one address guessing both shares one limit.
+    pub async fn reserve_code(&self, user_id: i64, address: Option<IpAddr>) -> Result<LoginAttempt, AuthError> {
+        let mut keys = vec![KeyLimit::new(format!("otp:{user_id}"), self.per_username)];
+        if let Some(address) = address {
+            let key = KeyLimit::new(address_key("addr", address), self.per_address);
+            keys.push(key.with_max_in_flight(self.in_flight_per_address));
+        }
+        self.refused_as_login(self.throttle.reserve(keys).await)
+    }
+
+    fn refused_as_login(&self, reserved: Result<Reservation, Refusal>) -> Result<LoginAttempt, AuthError> {
+        match reserved {
             Ok(reservation) => Ok(LoginAttempt(reservation)),
             Err(Refusal { retry_after, in_flight: true }) => {
                 tracing::info!("login refused: too many in flight from one address");

@@ -13,16 +13,16 @@ use std::{
 };
 
 use auth_api::user::v1::{
-    ChangePasswordRequest, ClientCredentialsRequest, ClientSecretResponse, ClientTokenResponse, CreateClientRequest,
-    DeleteAccountRequest, DeleteAccountResponse, DeleteClientRequest, DeleteClientResponse, DeleteUserRequest,
-    DeleteUserResponse, DisableClientRequest, DisableUserRequest, EnableClientRequest, EnableUserRequest,
-    GetJwksRequest, GetJwksResponse, GetServerMetadataRequest, GetServerMetadataResponse, GetUserInfoRequest,
-    GetUserRequest, IntrospectTokenRequest, Jwk, ListClientsRequest, ListClientsResponse, ListSessionsRequest,
-    ListSessionsResponse, ListUsersRequest, ListUsersResponse, LoginRequest, LoginResponse, LogoutAllRequest,
-    LogoutAllResponse, LogoutRequest, LogoutResponse, RefreshRequest, RegisterRequest, RegisterResponse,
-    RevokeSessionRequest, RevokeSessionResponse, RevokeTokenRequest, RevokeTokenResponse, RevokeUserSessionsRequest,
-    RevokeUserSessionsResponse, RotateClientSecretRequest, ServiceClient, Session, SetUserRoleRequest, UserInfo,
-    UserRecord, ValidateTokenRequest, ValidateTokenResponse, get_user_request,
+    self as v1, ChangePasswordRequest, ClientCredentialsRequest, ClientSecretResponse, ClientTokenResponse,
+    CreateClientRequest, DeleteAccountRequest, DeleteAccountResponse, DeleteClientRequest, DeleteClientResponse,
+    DeleteUserRequest, DeleteUserResponse, DisableClientRequest, DisableUserRequest, EnableClientRequest,
+    EnableUserRequest, GetJwksRequest, GetJwksResponse, GetServerMetadataRequest, GetServerMetadataResponse,
+    GetUserInfoRequest, GetUserRequest, IntrospectTokenRequest, Jwk, ListClientsRequest, ListClientsResponse,
+    ListSessionsRequest, ListSessionsResponse, ListUsersRequest, ListUsersResponse, LoginRequest, LoginResponse,
+    LogoutAllRequest, LogoutAllResponse, LogoutRequest, LogoutResponse, RefreshRequest, RegisterRequest,
+    RegisterResponse, RevokeSessionRequest, RevokeSessionResponse, RevokeTokenRequest, RevokeTokenResponse,
+    RevokeUserSessionsRequest, RevokeUserSessionsResponse, RotateClientSecretRequest, ServiceClient, Session,
+    SetUserRoleRequest, UserInfo, UserRecord, ValidateTokenRequest, ValidateTokenResponse, get_user_request,
     user_service_server::{UserService, UserServiceServer},
 };
 use prost_types::Timestamp;
@@ -106,7 +106,7 @@ impl ScriptedUsers {
 
 /// The token pair every scripted Login and Refresh answers.
 pub fn pair() -> LoginResponse {
-    LoginResponse { access_token: "a.b.c".into(), refresh_token: "d.e.f".into(), expires_in: 60 }
+    LoginResponse { access_token: "a.b.c".into(), refresh_token: "d.e.f".into(), expires_in: 60, mfa_challenge: None }
 }
 
 /// The key set GetJwks answers until [`ScriptedUpstream::set_jwks`]: an Ed25519 key (no `y`) and
@@ -303,6 +303,47 @@ impl UserService for ScriptedUsers {
     }
 
     async fn delete_client(&self, _: Request<DeleteClientRequest>) -> Result<Response<DeleteClientResponse>, Status> {
+        Err(Status::unimplemented("no gateway route"))
+    }
+
+    // The second factor's routes are not built yet.
+    async fn verify_mfa(&self, _: Request<v1::VerifyMfaRequest>) -> Result<Response<LoginResponse>, Status> {
+        Err(Status::unimplemented("no gateway route"))
+    }
+
+    async fn begin_totp_enrolment(
+        &self,
+        _: Request<v1::BeginTotpEnrolmentRequest>,
+    ) -> Result<Response<v1::TotpEnrolment>, Status> {
+        Err(Status::unimplemented("no gateway route"))
+    }
+
+    async fn confirm_totp_enrolment(
+        &self,
+        _: Request<v1::ConfirmTotpEnrolmentRequest>,
+    ) -> Result<Response<v1::RecoveryCodes>, Status> {
+        Err(Status::unimplemented("no gateway route"))
+    }
+
+    async fn disable_totp(
+        &self,
+        _: Request<v1::DisableTotpRequest>,
+    ) -> Result<Response<v1::DisableTotpResponse>, Status> {
+        Err(Status::unimplemented("no gateway route"))
+    }
+
+    async fn regenerate_recovery_codes(
+        &self,
+        _: Request<v1::RegenerateRecoveryCodesRequest>,
+    ) -> Result<Response<v1::RecoveryCodes>, Status> {
+        Err(Status::unimplemented("no gateway route"))
+    }
+
+    async fn get_mfa_status(&self, _: Request<v1::GetMfaStatusRequest>) -> Result<Response<v1::MfaStatus>, Status> {
+        Err(Status::unimplemented("no gateway route"))
+    }
+
+    async fn reset_mfa(&self, _: Request<v1::ResetMfaRequest>) -> Result<Response<v1::UserRecord>, Status> {
         Err(Status::unimplemented("no gateway route"))
     }
 }
