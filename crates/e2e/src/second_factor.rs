@@ -184,7 +184,9 @@ async fn login_stops_at_a_challenge_and_a_code_finishes_it_once() {
     let (_, authenticator, _) = enrolled(&app, "alice").await;
     let challenge = challenge(&app, "alice").await;
     refused(verify(&app, &challenge, "000000", "").await, Code::Unauthenticated, "invalid code");
-    let pair = verify(&app, &challenge, &authenticator.code(0), "").await.unwrap();
+    let code = authenticator.code(0);
+    let as_shown = format!("{} {}", &code[..3], &code[3..]);
+    let pair = verify(&app, &challenge, &as_shown, "").await.expect("a code as the app shows it, 123 456");
     assert_eq!(amr(&pair.access_token), serde_json::json!(["pwd", "otp"]));
     app.user_info(&bearer(&pair.access_token)).await.unwrap();
     let validated = app.validate(&pair.access_token).await.unwrap();
