@@ -78,5 +78,7 @@ mod deploy;
 mod layout;
 // The `/metrics` counters after a scripted scenario.
 mod metrics;
+// The alerts and dashboard of deploy/k8s/components/monitoring against the exported metrics.
+mod monitoring;
 // Health, reflection, message limits, graceful shutdown.
 mod server;
