@@ -13,6 +13,7 @@ use auth_api::user::v1::{
     ListUsersRequest, LogoutAllRequest, LogoutRequest, RefreshRequest, RegenerateRecoveryCodesRequest, ResetMfaRequest,
     RevokeSessionRequest, SetUserRoleRequest, VerifyMfaRequest,
 };
+use deadpool_redis::redis;
 use jsonwebtoken::Algorithm;
 use serde_json::json;
 use tonic::{Code, Status};
@@ -187,6 +188,47 @@ async fn two_replicas_sharing_redis_share_the_code_limit() {
     let checked = answers.iter().filter(|answer| matches!(answer, Err(s) if s.code() == Code::Unauthenticated)).count();
     let held = answers.iter().filter(|answer| matches!(answer, Err(s) if s.code() == Code::ResourceExhausted)).count();
     assert_eq!((checked, held), (5, 15), "{answers:?}");
+}
+
+/// Deletes every key of the app's Redis prefix: what a Redis restarted without persistence,
+/// or an operator's FLUSHDB, does mid-attack.
+async fn flush_redis(app: &TestApp) {
+    let redis = app.redis.clone().expect("the app uses Redis");
+    let pattern = format!("{}*", redis.key(""));
+    let flushed = redis
+        .run("test flush", async |c| {
+            let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query_async(c).await?;
+            for key in keys {
+                let _deleted: i64 = redis::cmd("DEL").arg(&key).query_async(c).await?;
+            }
+            Ok(())
+        })
+        .await;
+    flushed.expect("Redis answered");
+}
+
+/// Redis loses the throttle's counts: a challenge's own count (in the database) still spends
+/// it at `mfa.max_failures`, so the guesses left to an attacker are bounded per login.
+#[tokio::test]
+async fn a_challenge_keeps_its_wrong_code_count_when_redis_loses_the_throttles() {
+    if redis_or_skip("mfa_attacks::a_challenge_keeps_its_wrong_code_count_when_redis_loses_the_throttles").is_none() {
+        return;
+    }
+    let app = spawn_app_with(|config| {
+        with_mfa(config);
+        config.mfa.max_failures = NonZero::new(3).unwrap();
+    })
+    .await;
+    early_in_a_step().await;
+    let (_, authenticator, _) = enrolled(&app, "alice").await;
+    let wrong = wrong_code(&authenticator);
+    let pending = challenge(&app, "alice").await;
+    refused_as(verify(&app, &pending, &wrong, "").await, Code::Unauthenticated, "wrong 1");
+    refused_as(verify(&app, &pending, &wrong, "").await, Code::Unauthenticated, "wrong 2");
+    flush_redis(&app).await;
+    refused_as(verify(&app, &pending, &wrong, "").await, Code::Unauthenticated, "wrong 3, after the flush");
+    let status = refused_as(verify(&app, &pending, &authenticator.code(0), "").await, Code::Unauthenticated, "spent");
+    assert!(status.message().contains("challenge"), "{status:?}");
 }
 
 // --- Challenge misuse ---
