@@ -117,6 +117,26 @@ async fn one_recovery_code_sent_to_two_replicas_at_once_works_once() {
     assert_eq!(left.into_inner().recovery_codes_left, 9);
 }
 
+#[tokio::test]
+async fn a_code_spent_on_one_call_is_spent_for_every_other() {
+    let app = spawn_app_with(with_mfa).await;
+    early_in_a_step().await;
+    let (access, authenticator, _) = enrolled(&app, "alice").await;
+    // The confirming code (the previous step's) is spent for logins.
+    let pending = challenge(&app, "alice").await;
+    refused_as(verify(&app, &pending, &authenticator.code(-1), "").await, Code::Unauthenticated, "confirming code");
+    // A code spent on new recovery codes neither logs in nor disables.
+    let now = authenticator.code(0);
+    let codes = regenerate(&app, &access, &now).await.unwrap();
+    refused_as(verify(&app, &pending, &now, "").await, Code::Unauthenticated, "code of the regeneration");
+    refused_as(disable_totp(&app, &access, PASSWORD, &now, "").await, Code::Unauthenticated, "and again");
+    refused_as(regenerate(&app, &access, &now).await, Code::Unauthenticated, "regenerating twice");
+    // A recovery code spent on a login does not disable the factor.
+    verify(&app, &pending, "", &codes[0]).await.unwrap();
+    refused_as(disable_totp(&app, &access, PASSWORD, "", &codes[0]).await, Code::Unauthenticated, "recovery code");
+    assert!(mfa_enabled(&app, &access).await);
+}
+
 // --- Throttle bypasses ---
 
 #[tokio::test]
@@ -537,6 +557,23 @@ async fn disabling_racing_a_login_leaves_a_consistent_account() {
     assert!(pair.mfa_challenge.is_none());
 }
 
+/// Tries at a race: each round is one account, one login and one change racing it, the
+/// change started a little later each round (0 to 2.3 ms), to cross the login's steps.
+const ROUNDS: usize = 24;
+
+fn offset_micros(round: usize) -> u64 {
+    u64::try_from(round).unwrap() * 100
+}
+
+/// Waits `micros` without blocking the runtime the servers share (tokio's timer has 1 ms
+/// granularity).
+async fn pause_micros(micros: u64) {
+    let until = std::time::Instant::now() + Duration::from_micros(micros);
+    while std::time::Instant::now() < until {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// An operator's reset (or a password change) ends every session of the account; a VerifyMfa
 /// racing it must not start one that outlives it. Tried on several accounts, as any race.
 #[tokio::test]
@@ -544,12 +581,13 @@ async fn a_reset_racing_a_login_leaves_no_session_behind() {
     let (app, operator) = spawn_deployment(with_mfa).await;
     early_in_a_step().await;
     let admin = bootstrap_admin(&app, &operator, "root").await;
-    for round in 0..8 {
+    for round in 0..ROUNDS {
         let name = format!("user{round}");
         let (access, authenticator, _) = enrolled(&app, &name).await;
         let id = app.user_info(&bearer(&access)).await.unwrap().id;
         let pending = challenge(&app, &name).await;
         let reset = async {
+            pause_micros(offset_micros(round)).await;
             let request = authorized(ResetMfaRequest { id }, &admin);
             app.client.clone().reset_mfa(request).await
         };
@@ -557,7 +595,8 @@ async fn a_reset_racing_a_login_leaves_no_session_behind() {
         let (reset, verified) = tokio::join!(reset, verify(&app, &pending, &code, ""));
         reset.expect("reset");
         if let Ok(pair) = verified {
-            refused_as(app.refresh(&pair.refresh_token).await, Code::Unauthenticated, &format!("{name}: survived"));
+            let refreshed = app.refresh(&pair.refresh_token).await.map(|_| "a new pair");
+            refused_as(refreshed, Code::Unauthenticated, &format!("{name}: the session survived"));
         }
     }
 }
@@ -566,18 +605,20 @@ async fn a_reset_racing_a_login_leaves_no_session_behind() {
 async fn a_password_change_racing_a_login_leaves_no_session_behind() {
     let app = spawn_app_with(with_mfa).await;
     early_in_a_step().await;
-    for round in 0..8 {
+    for round in 0..ROUNDS {
         let name = format!("user{round}");
         let (access, authenticator, _) = enrolled(&app, &name).await;
         let pending = challenge(&app, &name).await;
         let code = authenticator.code(0);
-        let (changed, verified) = tokio::join!(
-            app.change_password(&access, PASSWORD, "a brand new passphrase"),
-            verify(&app, &pending, &code, "")
-        );
+        let change = async {
+            pause_micros(offset_micros(round)).await;
+            app.change_password(&access, PASSWORD, "a brand new passphrase").await
+        };
+        let (changed, verified) = tokio::join!(change, verify(&app, &pending, &code, ""));
         changed.expect("password changed");
         if let Ok(pair) = verified {
-            refused_as(app.refresh(&pair.refresh_token).await, Code::Unauthenticated, &format!("{name}: survived"));
+            let refreshed = app.refresh(&pair.refresh_token).await.map(|_| "a new pair");
+            refused_as(refreshed, Code::Unauthenticated, &format!("{name}: the session survived"));
         }
     }
 }
