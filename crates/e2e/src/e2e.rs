@@ -40,6 +40,8 @@ mod abuse;
 mod attacks;
 // A hostile client's and a careless operator's tries at the service-account code.
 mod client_attacks;
+// A hostile client's tries at the second factor: replays, guesses, forged challenges, races.
+mod mfa_attacks;
 // Audit events: the records a scenario writes, none with a secret, and their counter.
 mod audit;
 // Signing keys: each algorithm through the gateway's JWKS, a key rotation, `auth-verifier`.
