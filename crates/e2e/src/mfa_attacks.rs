@@ -25,7 +25,9 @@ use crate::{
     },
     replicas::two_replicas,
     roles::{bootstrap_admin, spawn_deployment},
-    second_factor::{Authenticator, begin, challenge, confirm, early_in_a_step, enrolled, verify, with_mfa},
+    second_factor::{
+        Authenticator, begin, begin_with, challenge, confirm, early_in_a_step, enrolled, verify, with_mfa,
+    },
 };
 
 /// `result` is an error of `code`.
@@ -435,7 +437,10 @@ async fn a_challenge_opens_no_protected_call_and_refreshes_nothing() {
             "DeleteAccount",
             c.delete_account(authorized(DeleteAccountRequest { password: PASSWORD.into() }, t)).await.map(|_| ()),
         ),
-        ("BeginTotpEnrolment", c.begin_totp_enrolment(authorized(BeginTotpEnrolmentRequest {}, t)).await.map(|_| ())),
+        (
+            "BeginTotpEnrolment",
+            c.begin_totp_enrolment(authorized(BeginTotpEnrolmentRequest::default(), t)).await.map(|_| ()),
+        ),
         (
             "ConfirmTotpEnrolment",
             c.confirm_totp_enrolment(authorized(ConfirmTotpEnrolmentRequest { code: "123456".into() }, t))
@@ -819,7 +824,12 @@ async fn a_stolen_access_token_alone_cannot_put_an_authenticator_on_the_account(
     early_in_a_step().await;
     let owner = app.signed_in("alice").await;
     let stolen = app.login("alice", PASSWORD).await.unwrap().access_token;
-    if let Ok(enrolment) = begin(&app, &stolen).await {
+    // The thief has the token, not the password.
+    let thiefs_try = begin_with(&app, &stolen, "").await;
+    assert_eq!(thiefs_try.as_ref().map_err(Status::code).err(), Some(Code::InvalidArgument), "{thiefs_try:?}");
+    let thiefs_guess = begin_with(&app, &stolen, "hunter2hunter2").await;
+    assert_eq!(thiefs_guess.as_ref().map_err(Status::code).err(), Some(Code::Unauthenticated));
+    if let Ok(enrolment) = thiefs_guess {
         let thiefs = Authenticator::new(&enrolment.secret);
         #[allow(
             clippy::field_reassign_with_default,

@@ -60,12 +60,14 @@ pub async fn early_in_a_step() {
     }
 }
 
+/// Begins an enrolment with the account's password ([`PASSWORD`]).
 pub async fn begin(app: &TestApp, access: &str) -> Result<TotpEnrolment, Status> {
-    app.client
-        .clone()
-        .begin_totp_enrolment(authorized(BeginTotpEnrolmentRequest {}, access))
-        .await
-        .map(|r| r.into_inner())
+    begin_with(app, access, PASSWORD).await
+}
+
+pub async fn begin_with(app: &TestApp, access: &str, password: &str) -> Result<TotpEnrolment, Status> {
+    let request = BeginTotpEnrolmentRequest { password: password.into() };
+    app.client.clone().begin_totp_enrolment(authorized(request, access)).await.map(|r| r.into_inner())
 }
 
 pub async fn confirm(app: &TestApp, access: &str, code: &str) -> Result<Vec<String>, Status> {

@@ -123,9 +123,10 @@ impl UserService for UserGrpc {
         &self,
         request: Request<v1::BeginTotpEnrolmentRequest>,
     ) -> Result<Response<v1::TotpEnrolment>, Status> {
-        let call = self.call_context(&request);
-        let user = self.accounts.caller(claims(&request)?).await?;
-        let enrolment = self.second_factor.begin(&user, &call).await?;
+        let (call, accounts, claims) = (self.call_context(&request), self.accounts.clone(), claims(&request)?.clone());
+        let password = SecretString::from(request.into_inner().password);
+        let enrolment =
+            run_to_completion(async move { accounts.begin_totp_enrolment(&claims, password, &call).await }).await?;
         Ok(Response::new(v1::TotpEnrolment {
             secret: enrolment.secret_base32.to_string(),
             otpauth_uri: enrolment.otpauth_uri.to_string(),

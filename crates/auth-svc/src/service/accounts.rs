@@ -16,7 +16,7 @@ use crate::{
     error::AuthError,
     metrics::Metrics,
     service::run_to_completion,
-    service::second_factor::{Challenge, SecondFactor, SecondStep},
+    service::second_factor::{Challenge, Enrolment, SecondFactor, SecondStep},
     service::sessions::{AuthMethods, Sessions, TokenPair},
     service::users::Users,
     store::throttle::{LoginThrottle, SignupThrottle},
@@ -281,6 +281,27 @@ impl Accounts {
         let (pair, session) = self.start_session(&user, &hash, methods, call).await?;
         self.audit.record(event(Outcome::Success).session(&session));
         Ok(pair)
+    }
+
+    /// Re-checks the password (throttled as Login), then begins an enrolment: whoever holds an
+    /// access token but not the password cannot bind their own authenticator to the account.
+    pub async fn begin_totp_enrolment(
+        &self,
+        claims: &AccessClaims,
+        password: SecretString,
+        call: &CallContext,
+    ) -> Result<Enrolment, AuthError> {
+        let user = self.caller(claims).await?;
+        password::check_password_size(password.expose_secret())?;
+        let username = domain::Username::parse(&user.username)?;
+        if let Err(err) = self.verify_password(&username, password, call).await {
+            self.audit.record(
+                AuditEvent::new(EventType::MfaEnrolmentBegun, outcome_of(&err), Actor::User(user.id), call)
+                    .subject(user.id),
+            );
+            return Err(err);
+        }
+        self.second_factor.begin(&user, call).await
     }
 
     /// Re-checks the password (throttled as Login) and the second factor, then removes the factor.

@@ -212,11 +212,17 @@ impl SecondFactor {
             self.audit.record(event(outcome_of(&err)));
             return Err(err);
         }
-        // One session per challenge, however many right codes race for it.
+        // The session first, then the challenge is spent: ending every session of the account
+        // (a password change, a reset, a disabling) spends open challenges before it looks for
+        // sessions, so it either finds this session or spent the challenge first, and then the
+        // spend below fails and the session ends here. Spent the other way round, the session
+        // could be inserted after such a change had looked, and outlive it. Also one session per
+        // challenge: of right codes racing, one spends it, the others end theirs.
+        let (pair, session) = self.sessions.start(&user, AuthMethods::PasswordAndOtp, call).await?;
         if !query::mfa::spend_challenge(&self.db, &claims.jti, now).await? {
+            self.sessions.end_one(&session).await?;
             return Err(INVALID_CHALLENGE);
         }
-        let (pair, session) = self.sessions.start(&user, AuthMethods::PasswordAndOtp, call).await?;
         // Read after the insert, as Login does: a disabling or deletion racing this call either
         // saw the session (and ended it) or is seen here.
         match self.users.by_id_uncached(user.id).await? {
