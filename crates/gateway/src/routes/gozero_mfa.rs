@@ -70,9 +70,16 @@ pub struct DisableTotpReq {
     pub recovery_code: Option<String>,
 }
 
-/// Body of `POST /user/mfa/totp`: nothing to say, so optional (no body at all is `{}`).
+/// Body of `POST /user/mfa/totp`: nothing to say, so optional (no body at all is `{}`); any
+/// field is ignored.
 #[derive(Default, Deserialize, ToSchema)]
-pub struct BeginTotpEnrolmentReq {}
+pub struct BeginTotpEnrolmentReq {
+    /// Only there so that serde reads the body as a map, as it reads a struct with a flattened
+    /// field: a fieldless struct would also take a JSON array (`[]`), which is no object.
+    #[serde(flatten)]
+    #[schema(ignore)]
+    _ignored: serde_json::Map<String, serde_json::Value>,
+}
 
 /// Whether the caller has a second factor.
 #[derive(Debug, Serialize, ToSchema)]
@@ -230,7 +237,7 @@ pub async fn status(
 pub async fn begin_enrolment(
     State(state): State<AppState>,
     WithAuthorization(forwarded): WithAuthorization,
-    OptionalJsonBody(BeginTotpEnrolmentReq {}): OptionalJsonBody<BeginTotpEnrolmentReq>,
+    OptionalJsonBody(_): OptionalJsonBody<BeginTotpEnrolmentReq>,
 ) -> Result<impl IntoResponse, ApiError> {
     let enrolment = state.upstream.begin_totp_enrolment(&forwarded).await.map_err(failed)?;
     Ok(super::no_store(TotpEnrolmentResp::from(enrolment)))

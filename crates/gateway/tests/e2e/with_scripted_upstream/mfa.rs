@@ -357,6 +357,7 @@ async fn bad_bodies_are_400_without_a_call() {
             Is(one_factor),
         ),
         (Send(Method::POST, "/user/mfa/totp", bearer(), Some(json!("x"))), 400, Contains("invalid type")),
+        (Send(Method::POST, "/user/mfa/totp", bearer(), Some(json!([]))), 400, Contains("invalid type")),
         (
             Send(Method::POST, "/admin/users/x/reset-mfa", bearer(), None),
             400,
