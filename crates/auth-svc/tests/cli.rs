@@ -442,6 +442,37 @@ fn user_disable_enable_revoke_sessions_and_delete_change_the_account_and_say_so(
 }
 
 #[test]
+fn user_reset_mfa_removes_the_factor_and_its_codes_and_ends_the_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    database_with_alice(&dir);
+    sessions_of(&dir, 1, 2);
+    on_database(&dir, async |db| {
+        model::query::mfa::begin_enrolment(db, 1, "v1.k1.sealed").await.unwrap();
+        let codes = [model::query::mfa::RecoveryCodeHash { key_id: "k1".into(), code_hash: "ab".repeat(32) }];
+        assert!(model::query::mfa::confirm(db, 1, "v1.k1.sealed", 7, &codes).await.unwrap());
+        model::query::mfa::create_challenge(db, "pending", 1, chrono::Utc::now().timestamp() + 300).await.unwrap();
+    });
+
+    let (code, stdout, stderr) = user(&dir, &["reset-mfa", "alice"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, "alice (id 1): second factor removed; its sessions ended\n");
+    let audit = audit_lines(&stderr);
+    let resets: Vec<_> = audit.iter().filter(|line| line["type"] == "mfa_reset").collect();
+    assert_eq!(resets.len(), 1, "{stderr}");
+    assert_eq!((&resets[0]["actor"], &resets[0]["subject"]), (&"operator".into(), &1.into()));
+    assert_eq!(live_sessions(&dir, 1), 0);
+    on_database(&dir, async |db| {
+        assert!(model::query::mfa::find(db, 1).await.unwrap().is_none(), "the factor is gone");
+        assert_eq!(model::query::mfa::unused_recovery_codes(db, 1).await.unwrap(), 0);
+        let pending = model::query::mfa::find_challenge(db, "pending").await.unwrap().unwrap();
+        assert!(pending.spent_at.is_some(), "the pending login ended too");
+    });
+    // Idempotent; an unknown account exits 3.
+    assert_eq!(user(&dir, &["reset-mfa", "--id", "1"]).0, Some(0));
+    assert_eq!(user(&dir, &["reset-mfa", "nobody"]).0, Some(3));
+}
+
+#[test]
 fn user_commands_on_an_unknown_account_exit_3_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     database_with_alice(&dir);

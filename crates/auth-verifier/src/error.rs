@@ -51,6 +51,12 @@ pub enum VerifyError {
     /// scopes at all.
     #[error("token lacks the scope {scope}")]
     InsufficientScope { scope: String },
+    /// The token's session did not pass authentication method `method` (its `amr` claim,
+    /// RFC 8176), which the route requires, e.g. `otp`: the user must log in again with it
+    /// (RFC 9470's step-up: HTTP 401 `insufficient_user_authentication`, gRPC
+    /// `UNAUTHENTICATED`). A service account's token has no `amr` at all.
+    #[error("the session did not authenticate with {method}")]
+    InsufficientUserAuthentication { method: String },
     /// The key set could not be fetched and no usable one is cached (none yet, or one stale for
     /// longer than `max_stale`), or the token's `kid` is not in the cached set and the latest
     /// fetch failed. The token may well be valid, so the layer answers 503 / `UNAVAILABLE`, not

@@ -43,6 +43,8 @@ struct RouteRules {
     /// Replaces the verifier's audience when set.
     audience: Option<String>,
     scopes: Vec<String>,
+    /// Authentication methods (`amr`, RFC 8176) the token's session must have passed.
+    methods: Vec<String>,
     /// The `WWW-Authenticate` of a 403, naming every scope required (RFC 6750 section 3.1);
     /// set with the first scope.
     scope_challenge: Option<HeaderValue>,
@@ -77,6 +79,32 @@ impl BearerLayer {
         }
         if !route.scopes.is_empty() {
             route.scope_challenge = Some(scope_challenge(&route.scopes));
+        }
+        self
+    }
+
+    /// Requires the token's session to have passed every one of `methods` (the `amr` claim,
+    /// RFC 8176; auth-svc writes `pwd`, and `otp` after a second factor); calls add up. A token
+    /// without one gets HTTP 401 with `WWW-Authenticate: Bearer
+    /// error="insufficient_user_authentication"` (RFC 9470), or gRPC `UNAUTHENTICATED`: the
+    /// user logs in again, with the second factor. A service account's token has no `amr`, so
+    /// a route requiring any refuses every client.
+    ///
+    /// # Panics
+    ///
+    /// When a method is empty or not printable ASCII without spaces or quotes (a setup mistake).
+    pub fn require_amr<I>(mut self, methods: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let route = Arc::make_mut(&mut self.route);
+        for method in methods {
+            let method = method.into();
+            assert!(is_scope_token(&method), "require_amr: {method:?} is not an authentication method name");
+            if !route.methods.contains(&method) {
+                route.methods.push(method);
+            }
         }
         self
     }
@@ -173,6 +201,9 @@ impl RouteRules {
         if let Some(missing) = self.scopes.iter().find(|scope| !claims.has_scope(scope)) {
             return Err(VerifyError::InsufficientScope { scope: missing.clone() });
         }
+        if let Some(missing) = self.methods.iter().find(|method| !claims.amr().contains(method)) {
+            return Err(VerifyError::InsufficientUserAuthentication { method: missing.clone() });
+        }
         Ok(claims)
     }
 }
@@ -222,6 +253,12 @@ fn refusal<B: Default>(error: &VerifyError, grpc: bool, route: &RouteRules) -> R
         VerifyError::KeysUnavailable => (StatusCode::SERVICE_UNAVAILABLE, None),
         VerifyError::InsufficientScope { .. } => (StatusCode::FORBIDDEN, route.scope_challenge.clone()),
         VerifyError::MissingToken => (StatusCode::UNAUTHORIZED, Some(HeaderValue::from_static("Bearer"))),
+        VerifyError::InsufficientUserAuthentication { .. } => (
+            StatusCode::UNAUTHORIZED,
+            Some(HeaderValue::from_static(
+                r#"Bearer error="insufficient_user_authentication", error_description="a second factor is required""#,
+            )),
+        ),
         _ => (StatusCode::UNAUTHORIZED, Some(HeaderValue::from_static(r#"Bearer error="invalid_token""#))),
     };
     if let Some(challenge) = challenge {

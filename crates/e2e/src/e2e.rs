@@ -26,6 +26,8 @@ mod refresh;
 mod register;
 // SetUserRole and the operator's first admin.
 mod roles;
+// The second factor: TOTP enrolment, VerifyMfa, recovery codes, DisableTotp, ResetMfa.
+mod second_factor;
 // Service accounts: CreateClient to DeleteClient, ClientCredentials, IntrospectToken, RevokeToken.
 mod service_clients;
 // GetUserInfo and the bearer header rules.
@@ -38,6 +40,8 @@ mod abuse;
 mod attacks;
 // A hostile client's and a careless operator's tries at the service-account code.
 mod client_attacks;
+// A hostile client's tries at the second factor: replays, guesses, forged challenges, races.
+mod mfa_attacks;
 // Audit events: the records a scenario writes, none with a secret, and their counter.
 mod audit;
 // Signing keys: each algorithm through the gateway's JWKS, a key rotation, `auth-verifier`.
@@ -76,5 +80,7 @@ mod deploy;
 mod layout;
 // The `/metrics` counters after a scripted scenario.
 mod metrics;
+// The alerts and dashboard of deploy/k8s/components/monitoring against the exported metrics.
+mod monitoring;
 // Health, reflection, message limits, graceful shutdown.
 mod server;

@@ -80,6 +80,7 @@ async fn an_active_token_comes_back_with_exactly_its_claims() {
             sid: said["sid"].as_str().unwrap().into(),
             kid,
             username: "alice".into(),
+            amr: vec!["pwd".into()],
             ..AccessTokenClaims::default()
         }
     );

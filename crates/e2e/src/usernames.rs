@@ -165,7 +165,7 @@ async fn login_checks_the_hash_in_the_database_even_with_the_account_cached() {
 }
 
 /// Every value under the service's Redis prefix, whatever its type, as text.
-async fn redis_values(app: &crate::helpers::TestApp) -> Vec<(String, String)> {
+pub async fn redis_values(app: &crate::helpers::TestApp) -> Vec<(String, String)> {
     let redis = app.redis.clone().expect("the app uses Redis");
     let pattern = format!("{}*", redis.key(""));
     let dump = redis

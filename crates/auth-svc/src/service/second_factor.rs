@@ -64,8 +64,10 @@ impl SecondStep {
         }
     }
 
-    /// An authenticator code alone (RegenerateRecoveryCodes, ConfirmTotpEnrolment).
-    pub fn code(code: Zeroizing<String>) -> Result<Self, AuthError> {
+    /// An authenticator code alone (RegenerateRecoveryCodes, ConfirmTotpEnrolment). Spaces are
+    /// dropped: apps show `123 456`, and people type what they see.
+    pub fn code(typed: Zeroizing<String>) -> Result<Self, AuthError> {
+        let code = Zeroizing::new(typed.chars().filter(|c| *c != ' ').collect::<String>());
         if code.len() == totp::DIGITS as usize && code.bytes().all(|byte| byte.is_ascii_digit()) {
             Ok(Self::Code(code))
         } else {

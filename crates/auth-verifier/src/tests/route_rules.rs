@@ -180,3 +180,28 @@ fn only_rfc_6749_scope_tokens_are_accepted() {
     assert!(refused.is_err());
     let _ = layer().require_scopes(["!#[]~", "orders:read", "https://api.example/orders.read"]);
 }
+
+#[tokio::test]
+async fn a_route_requiring_a_second_factor_refuses_password_only_sessions_with_a_step_up_challenge() {
+    let key = ed_a();
+    let (_server, verifier) = verifier_for(&[&key]).await;
+    let (app, calls) = guarded("/payouts", verifier.layer().require_amr(["otp"]));
+    let with_amr = |amr: serde_json::Value| key.sign(&claims_with(json!({ "amr": amr })));
+
+    let response = app.clone().oneshot(request("/payouts", &with_amr(json!(["pwd", "otp"])), false)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let step_up = r#"Bearer error="insufficient_user_authentication", error_description="a second factor is required""#;
+    for token in [with_amr(json!(["pwd"])), key.sign(&access_claims()), key.sign(&client_claims())] {
+        let response = app.clone().oneshot(request("/payouts", &token, false)).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(response_header(&response, "www-authenticate"), Some(step_up));
+        let response = app.clone().oneshot(request("/payouts", &token, true)).await.unwrap();
+        assert_eq!(response_header(&response, "grpc-status"), Some("16"));
+        assert_eq!(response_header(&response, "grpc-message"), Some("the session did not authenticate with otp"));
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Without the requirement the same password-only token passes.
+    let (open, _) = guarded("/open", verifier.layer());
+    let response = open.oneshot(request("/open", &with_amr(json!(["pwd"])), false)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
