@@ -269,9 +269,10 @@ impl ApiError {
     }
 
     /// The HTTP answer to a failed gRPC call (the table in docs/api.md). Only the messages of
-    /// INVALID_ARGUMENT, ALREADY_EXISTS, UNAUTHENTICATED and RESOURCE_EXHAUSTED reach the
-    /// client: auth-svc writes those for users (a throttled login and a busy server must read
-    /// differently). Everything else gets a fixed message, so no internal detail leaks.
+    /// INVALID_ARGUMENT, ALREADY_EXISTS, UNAUTHENTICATED, RESOURCE_EXHAUSTED and
+    /// FAILED_PRECONDITION reach the client: auth-svc writes those for users (a throttled login
+    /// and a busy server must read differently; a server without `mfa.keys` says so). Everything
+    /// else gets a fixed message, so no internal detail leaks.
     pub fn from_grpc(dialect: Dialect, status: &Status) -> Self {
         let user_message = |fallback: &'static str| -> Cow<'static, str> {
             match status.message().trim() {
@@ -286,6 +287,12 @@ impl ApiError {
             Code::PermissionDenied => (StatusCode::FORBIDDEN, "permission denied".into()),
             Code::NotFound => (StatusCode::NOT_FOUND, "not found".into()),
             Code::ResourceExhausted => (StatusCode::TOO_MANY_REQUESTS, user_message("too many attempts, retry later")),
+            // The server is not set up for the call (the second factor on an auth-svc without
+            // `mfa.keys`): the request cannot succeed as sent, which is the client's to know, not
+            // a fault of the gateway's (500). 400 in every dialect.
+            Code::FailedPrecondition => {
+                (StatusCode::BAD_REQUEST, user_message("not available in the server's configuration"))
+            }
             // tonic's refusal of a request message over auth-svc's `grpc.max_message_bytes`
             // (tonic 0.14 answers OUT_OF_RANGE; RESOURCE_EXHAUSTED is only its code for a
             // decompressed message over the limit, and the gateway never compresses, so that
@@ -500,6 +507,7 @@ mod tests {
             (Code::NotFound, StatusCode::NOT_FOUND),
             (Code::AlreadyExists, StatusCode::CONFLICT),
             (Code::ResourceExhausted, StatusCode::TOO_MANY_REQUESTS),
+            (Code::FailedPrecondition, StatusCode::BAD_REQUEST),
             (Code::OutOfRange, StatusCode::PAYLOAD_TOO_LARGE),
             (Code::Unavailable, StatusCode::SERVICE_UNAVAILABLE),
             (Code::DeadlineExceeded, StatusCode::GATEWAY_TIMEOUT),
@@ -523,6 +531,25 @@ mod tests {
         let (_, _, body) =
             render(ApiError::from_grpc(Dialect::FastApi, &Status::unavailable("tcp connect error"))).await;
         assert_eq!(body, serde_json::json!({"detail": "auth service unavailable, retry later"}));
+    }
+
+    /// A server without `mfa.keys` is a 400 that says so, in every dialect (not a 500).
+    #[tokio::test]
+    async fn failed_precondition_is_400_with_auth_svcs_words() {
+        let unconfigured = Status::failed_precondition("second factor not configured on this server");
+        let (status, _, body) = render(ApiError::from_grpc(Dialect::GoZero, &unconfigured)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body, serde_json::json!({"code": 400, "msg": "second factor not configured on this server"}));
+        let (status, _, body) = render(ApiError::from_grpc(Dialect::FastApi, &unconfigured)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body, serde_json::json!({"detail": "second factor not configured on this server"}));
+        let (status, _, body) = render(ApiError::from_grpc(Dialect::OAuth2, &unconfigured)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            body,
+            serde_json::json!({"error": "invalid_request",
+                "error_description": "second factor not configured on this server"})
+        );
     }
 
     #[tokio::test]
@@ -596,6 +623,7 @@ mod tests {
             (Status::unauthenticated("refresh token reused"), 401, "invalid_grant"),
             (Status::invalid_argument("password too short"), 400, "invalid_request"),
             (Status::resource_exhausted("slow down"), 429, "invalid_request"),
+            (Status::failed_precondition("second factor not configured on this server"), 400, "invalid_request"),
             (Status::out_of_range("x"), 413, "invalid_request"),
             (Status::internal("x"), 500, "server_error"),
             (Status::unavailable("x"), 503, "temporarily_unavailable"),

@@ -114,7 +114,7 @@ fn cors(config: &CorsConfig) -> CorsLayer {
     let request_id = HeaderName::from_static(REQUEST_ID);
     CorsLayer::new()
         .allow_origin(origins)
-        // DELETE for `/user/sessions/{id}`, `/user` and `/admin/users/{id}`.
+        // DELETE for `/user/sessions/{id}`, `/user`, `/user/mfa/totp` and `/admin/users/{id}`.
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, request_id.clone()])
         .expose_headers([request_id, header::RETRY_AFTER, header::WWW_AUTHENTICATE])

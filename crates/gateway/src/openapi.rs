@@ -42,7 +42,8 @@ pub const DOCS_PATH: &str = "/docs";
         description = "REST front of auth-svc. `/user/...` follows the go-zero tutorial (camelCase JSON, \
                        errors as {\"code\",\"msg\"}), and so do the operators' `/admin/...`; `/signup`, `/token`, `/protected` follow the FastAPI \
                        tutorial (OAuth2 password flow, errors as {\"detail\"}, on `/token` beside RFC 6749's \
-                       {\"error\",\"error_description\"}); service accounts get tokens at `/token` \
+                       {\"error\",\"error_description\"}); an account with a second factor (TOTP) \
+                       finishes its login at `/user/mfa/verify` or with `/token`'s MFA grants; service accounts get tokens at `/token` \
                        (client credentials grant) and introspect and revoke them under `/oauth2/...`, errors \
                        as {\"error\",\"error_description\"}; `/.well-known/oauth-authorization-server` \
                        describes these endpoints (RFC 8414) and `/.well-known/jwks.json` \
@@ -332,7 +333,10 @@ mod tests {
                 }
                 assert_eq!(response["headers"]["x-request-id"]["required"], true, "{method} {path} {status}");
                 let schema = &response["content"]["application/json"]["schema"]["$ref"];
-                if status.starts_with('4') || (status.starts_with('5') && path != "/readyz") {
+                if path == "/token" && status == "403" {
+                    // The password grant's `mfa_required`: Auth0's body, not an RFC 6749 error.
+                    assert_eq!(schema, "#/components/schemas/MfaRequired", "{method} {path} {status}");
+                } else if status.starts_with('4') || (status.starts_with('5') && path != "/readyz") {
                     assert_eq!(schema, error_schema, "{method} {path} {status}");
                 }
                 if status == "401" {
@@ -387,6 +391,12 @@ mod tests {
             "EmptyResp",
             "UserRecordResp",
             "UsersPageResp",
+            "MfaChallengeResp",
+            "MfaChallenge",
+            "MfaStatusResp",
+            "TotpEnrolmentResp",
+            "RecoveryCodesResp",
+            "MfaRequired",
         ] {
             assert_eq!(doc["components"]["schemas"][name]["additionalProperties"], false, "{name}");
         }
@@ -478,7 +488,7 @@ mod tests {
         };
         let shared = ["408", "413", "431", "500", "503", "504"];
         for (path, method, own) in [
-            ("/token", "post", &["200", "400", "401", "422", "429"][..]),
+            ("/token", "post", &["200", "400", "401", "403", "422", "429"][..]),
             ("/oauth2/introspect", "post", &["200", "400", "401", "403"]),
             ("/oauth2/revoke", "post", &["200", "400", "401"]),
             ("/.well-known/oauth-authorization-server", "get", &["200", "400"]),
@@ -500,6 +510,54 @@ mod tests {
         assert_eq!(doc["paths"]["/oauth2/revoke"]["post"]["security"], serde_json::json!([{}, {"clientBasic": []}]));
         assert_eq!(doc["components"]["securitySchemes"]["clientBasic"]["scheme"], "basic");
         assert!(doc["paths"]["/oauth2/revoke"]["post"]["responses"]["200"].get("content").is_none());
+    }
+
+    /// Issue 19's routes list every status they can answer, and the login its two answers.
+    #[test]
+    fn the_mfa_routes_document_their_own_answers() {
+        let doc = doc();
+        let statuses = |path: &str, method: &str| -> Vec<String> {
+            let responses = doc["paths"][path][method]["responses"].as_object();
+            let mut statuses: Vec<String> =
+                responses.unwrap_or_else(|| panic!("{method} {path}")).keys().cloned().collect();
+            statuses.sort_unstable();
+            statuses
+        };
+        let shared = ["408", "413", "431", "500", "503", "504"];
+        for (path, method, own) in [
+            ("/user/mfa/verify", "post", &["200", "400", "401", "429"][..]),
+            ("/user/mfa", "get", &["200", "400", "401"]),
+            ("/user/mfa/totp", "post", &["200", "400", "401", "409"]),
+            ("/user/mfa/totp", "delete", &["200", "400", "401", "404", "429"]),
+            ("/user/mfa/totp/confirm", "post", &["200", "400", "401", "404", "409", "429"]),
+            ("/user/mfa/recovery-codes", "post", &["200", "400", "401", "404", "429"]),
+            ("/admin/users/{id}/reset-mfa", "post", &["200", "400", "401", "403", "404"]),
+        ] {
+            let mut expected: Vec<String> = own.iter().chain(&shared).map(|s| (*s).to_owned()).collect();
+            expected.sort_unstable();
+            assert_eq!(statuses(path, method), expected, "{method} {path}");
+        }
+        assert!(doc["paths"]["/user/mfa/verify"]["post"].get("security").is_none(), "the second step has no bearer");
+        let begin = &doc["paths"]["/user/mfa/totp"]["post"]["requestBody"];
+        assert_ne!(begin["required"], true, "no body is `{{}}`: {begin}");
+        let answers = &doc["components"]["schemas"]["LoginAnswer"]["oneOf"];
+        assert_eq!(answers[0]["$ref"], "#/components/schemas/LoginResp");
+        assert_eq!(answers[1]["$ref"], "#/components/schemas/MfaChallengeResp");
+        for (path, method) in [
+            ("/user/mfa/verify", "post"),
+            ("/user/mfa/totp", "post"),
+            ("/user/mfa/totp/confirm", "post"),
+            ("/user/mfa/recovery-codes", "post"),
+        ] {
+            let ok = &doc["paths"][path][method]["responses"]["200"];
+            assert_eq!(ok["headers"]["cache-control"]["required"], true, "{method} {path}: secrets are not cached");
+        }
+        let mfa_required = &doc["components"]["schemas"]["MfaRequired"];
+        assert_eq!(
+            mfa_required["required"],
+            serde_json::json!(["detail", "error", "error_description", "mfa_token", "expires_in", "mfa_methods"])
+        );
+        assert_eq!(doc["components"]["schemas"]["MfaRequiredCode"]["enum"], serde_json::json!(["mfa_required"]));
     }
 
     #[test]

@@ -19,12 +19,14 @@ use std::{
 
 use anyhow::Context as _;
 use auth_api::user::v1::{
-    ChangePasswordRequest, ClientCredentialsRequest, ClientTokenResponse, DeleteAccountRequest, DeleteUserRequest,
-    DisableUserRequest, EnableUserRequest, GetJwksRequest, GetJwksResponse, GetServerMetadataRequest,
+    BeginTotpEnrolmentRequest, ChangePasswordRequest, ClientCredentialsRequest, ClientTokenResponse,
+    ConfirmTotpEnrolmentRequest, DeleteAccountRequest, DeleteUserRequest, DisableTotpRequest, DisableUserRequest,
+    EnableUserRequest, GetJwksRequest, GetJwksResponse, GetMfaStatusRequest, GetServerMetadataRequest,
     GetServerMetadataResponse, GetUserInfoRequest, GetUserRequest, IntrospectTokenRequest, ListSessionsRequest,
     ListSessionsResponse, ListUsersRequest, ListUsersResponse, LoginRequest, LoginResponse, LogoutAllRequest,
-    LogoutRequest, RefreshRequest, RegisterRequest, RegisterResponse, RevokeSessionRequest, RevokeTokenRequest,
-    RevokeUserSessionsRequest, SetUserRoleRequest, UserInfo, UserRecord, ValidateTokenResponse,
+    LogoutRequest, MfaStatus, RecoveryCodes, RefreshRequest, RegenerateRecoveryCodesRequest, RegisterRequest,
+    RegisterResponse, ResetMfaRequest, RevokeSessionRequest, RevokeTokenRequest, RevokeUserSessionsRequest,
+    SetUserRoleRequest, TotpEnrolment, UserInfo, UserRecord, ValidateTokenResponse, VerifyMfaRequest,
     user_service_client::UserServiceClient,
 };
 use http::{
@@ -87,6 +89,11 @@ impl Upstream {
         self.call(metadata, message, |mut client, request| async move { client.login(request).await }).await
     }
 
+    /// The second step of a login whose first step answered an MFA challenge.
+    pub async fn verify_mfa(&self, metadata: &Forwarded, message: VerifyMfaRequest) -> Result<LoginResponse, Status> {
+        self.call(metadata, message, |mut client, request| async move { client.verify_mfa(request).await }).await
+    }
+
     pub async fn refresh(&self, metadata: &Forwarded, message: RefreshRequest) -> Result<LoginResponse, Status> {
         self.call(metadata, message, |mut client, request| async move { client.refresh(request).await }).await
     }
@@ -136,6 +143,48 @@ impl Upstream {
     pub async fn delete_account(&self, metadata: &Forwarded, message: DeleteAccountRequest) -> Result<(), Status> {
         self.call(metadata, message, |mut client, request| async move { client.delete_account(request).await }).await?;
         Ok(())
+    }
+
+    pub async fn begin_totp_enrolment(&self, metadata: &Forwarded) -> Result<TotpEnrolment, Status> {
+        let message = BeginTotpEnrolmentRequest {};
+        self.call(metadata, message, |mut client, request| async move { client.begin_totp_enrolment(request).await })
+            .await
+    }
+
+    pub async fn confirm_totp_enrolment(
+        &self,
+        metadata: &Forwarded,
+        message: ConfirmTotpEnrolmentRequest,
+    ) -> Result<RecoveryCodes, Status> {
+        self.call(metadata, message, |mut client, request| async move { client.confirm_totp_enrolment(request).await })
+            .await
+    }
+
+    pub async fn disable_totp(&self, metadata: &Forwarded, message: DisableTotpRequest) -> Result<(), Status> {
+        self.call(metadata, message, |mut client, request| async move { client.disable_totp(request).await }).await?;
+        Ok(())
+    }
+
+    pub async fn regenerate_recovery_codes(
+        &self,
+        metadata: &Forwarded,
+        message: RegenerateRecoveryCodesRequest,
+    ) -> Result<RecoveryCodes, Status> {
+        self.call(
+            metadata,
+            message,
+            |mut client, request| async move { client.regenerate_recovery_codes(request).await },
+        )
+        .await
+    }
+
+    pub async fn mfa_status(&self, metadata: &Forwarded) -> Result<MfaStatus, Status> {
+        let message = GetMfaStatusRequest {};
+        self.call(metadata, message, |mut client, request| async move { client.get_mfa_status(request).await }).await
+    }
+
+    pub async fn reset_mfa(&self, metadata: &Forwarded, message: ResetMfaRequest) -> Result<UserRecord, Status> {
+        self.call(metadata, message, |mut client, request| async move { client.reset_mfa(request).await }).await
     }
 
     pub async fn list_users(

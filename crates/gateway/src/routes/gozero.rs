@@ -1,7 +1,7 @@
 //! The go-zero tutorial's `user-api`: camelCase JSON under `/user/…`, errors as
 //! `{"code","msg"}`. Each handler makes exactly one `UserService` call. The same dialect's
-//! routes for the caller's sessions and account are in `gozero_accounts`, the operators' in
-//! `gozero_admin`.
+//! routes for the caller's sessions and account are in `gozero_accounts`, the second factor's in
+//! `gozero_mfa`, the operators' in `gozero_admin`.
 
 use auth_api::user::v1::{
     LoginRequest, LoginResponse, RefreshRequest, RegisterRequest, RegisterResponse, SetUserRoleRequest, UserInfo,
@@ -64,6 +64,55 @@ pub struct LoginResp {
     pub refresh_token: String,
     /// Seconds until the access token expires.
     pub expires_in: i64,
+}
+
+/// The first step of a login passed for an account with a second factor: no tokens yet, a
+/// challenge for `/user/mfa/verify` instead (no `Debug`: the challenge stands in for the
+/// password).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({"mfaChallenge": {"challenge": "eyJ0eXAiOiJtZmErand0In0.e30.c2ln", "expiresIn": 300,
+    "methods": ["totp", "recovery_code"]}}))]
+pub struct MfaChallengeResp {
+    pub mfa_challenge: MfaChallenge,
+}
+
+/// What `/user/mfa/verify` needs besides a code.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MfaChallenge {
+    /// Opaque and single use: send it to `/user/mfa/verify` with a code.
+    pub challenge: String,
+    /// Seconds until the challenge expires (then log in again).
+    pub expires_in: i64,
+    /// What `/user/mfa/verify` accepts: `totp` (`code`), `recovery_code` (`recoveryCode`).
+    #[schema(example = json!(["totp", "recovery_code"]))]
+    pub methods: Vec<String>,
+}
+
+/// `/user/login`'s 200 body: the pair, or, for an account with a second factor, the challenge
+/// alone (the proto3 JSON mapping of the one `LoginResponse` auth-svc answers).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum LoginAnswer {
+    Pair(LoginResp),
+    Challenge(MfaChallengeResp),
+}
+
+impl From<LoginResponse> for LoginAnswer {
+    /// The challenge wins: auth-svc sets it instead of the tokens (user.proto: check it first).
+    fn from(answer: LoginResponse) -> Self {
+        match answer.mfa_challenge {
+            Some(challenge) => Self::Challenge(MfaChallengeResp {
+                mfa_challenge: MfaChallenge {
+                    challenge: challenge.challenge,
+                    expires_in: challenge.expires_in,
+                    methods: challenge.methods,
+                },
+            }),
+            None => Self::Pair(answer.into()),
+        }
+    }
 }
 
 /// Body of `/user/refresh`.
@@ -143,10 +192,13 @@ pub async fn register(
 ///
 /// Checks the password and starts a new session, answered as an access token (for
 /// `Authorization: Bearer`) and a single-use refresh token (for `/user/refresh`). Failed logins
-/// are throttled per username and per client address.
+/// are throttled per username and per client address. For an account with a second factor the
+/// answer is `{"mfaChallenge": …}` instead, with no tokens: send the challenge and a code to
+/// `/user/mfa/verify` for the pair.
 #[utoipa::path(post, path = "/user/login", tag = TAG, request_body = LoginReq,
     responses(
-        (status = 200, description = "Token pair", body = LoginResp,
+        (status = 200, description = "Token pair; for an account with a second factor, the challenge for \
+            `/user/mfa/verify` instead", body = LoginAnswer,
             headers(("cache-control" = String, description = "no-store"))),
         (status = 400, description = "Body does not parse, misses a field, or breaks the username/password \
             policy", body = CodeError),
@@ -161,8 +213,8 @@ pub async fn login(
     JsonBody(body): JsonBody<LoginReq>,
 ) -> Result<impl IntoResponse, ApiError> {
     let request = LoginRequest { username: body.username, password: body.password };
-    let pair = state.upstream.login(&forwarded, request).await.map_err(failed)?;
-    Ok(super::no_store(LoginResp::from(pair)))
+    let answer = state.upstream.login(&forwarded, request).await.map_err(failed)?;
+    Ok(super::no_store(LoginAnswer::from(answer)))
 }
 
 /// Exchanges a refresh token for a new token pair.

@@ -1,10 +1,10 @@
-//! The operators' routes, in the go-zero dialect (issue 14): `/admin/users` and
+//! The operators' routes, in the go-zero dialect (issues 14 and 19): `/admin/users` and
 //! `/admin/users/{id}/…`. Each needs an admin's bearer token, which travels to auth-svc untouched
 //! (auth-svc checks the role, and that the account is still an admin); each handler makes exactly
 //! one `UserService` call. A malformed `{id}` or query is refused here, without a call.
 
 use auth_api::user::v1::{
-    DeleteUserRequest, DisableUserRequest, EnableUserRequest, GetUserRequest, ListUsersRequest,
+    DeleteUserRequest, DisableUserRequest, EnableUserRequest, GetUserRequest, ListUsersRequest, ResetMfaRequest,
     RevokeUserSessionsRequest, UserRecord, get_user_request,
 };
 use axum::{Json, extract::State, http::StatusCode};
@@ -215,6 +215,30 @@ pub async fn revoke_user_sessions(
     Ok(Json(EmptyResp {}))
 }
 
+/// Removes an account's second factor (admins only).
+///
+/// For a user who lost both the authenticator and the recovery codes: removes them and ends
+/// every session of the account, which logs in with the password alone until it enrols again.
+/// Idempotent; audited by auth-svc.
+#[utoipa::path(post, path = "/admin/users/{id}/reset-mfa", tag = TAG, security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The account's id")),
+    responses(
+        (status = 200, description = "The account, without a second factor", body = UserRecordResp),
+        (status = 400, description = "`id` is not an integer, or the second factor is not configured on this \
+            server", body = CodeError),
+        (status = 403, description = "The caller is not an admin", body = CodeError),
+        (status = 404, description = "No account has this id", body = CodeError,
+            example = json!({"code": 404, "msg": "user not found"})),
+    ))]
+pub async fn reset_mfa(
+    State(state): State<AppState>,
+    WithAuthorization(forwarded): WithAuthorization,
+    PathParam(id): PathParam<i64>,
+) -> Result<Json<UserRecordResp>, ApiError> {
+    let user = state.upstream.reset_mfa(&forwarded, ResetMfaRequest { id }).await.map_err(failed_on_user)?;
+    Ok(Json(user.try_into()?))
+}
+
 /// Deletes an account (admins only).
 ///
 /// Deletes it with every session; its tokens are refused at once. Not the caller's own
@@ -244,4 +268,5 @@ pub(super) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(disable_user))
         .routes(routes!(enable_user))
         .routes(routes!(revoke_user_sessions))
+        .routes(routes!(reset_mfa))
 }

@@ -8,6 +8,8 @@ pub mod gozero;
 pub mod gozero_accounts;
 /// The operators' account management under `/admin/users`.
 pub mod gozero_admin;
+/// The second factor: the login's second step and the caller's TOTP and recovery codes (`/user/mfa…`).
+pub mod gozero_mfa;
 pub mod health;
 pub mod jwks;
 pub mod oauth2;
@@ -32,6 +34,7 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::default()
         .merge(gozero::routes())
         .merge(gozero_accounts::routes())
+        .merge(gozero_mfa::routes())
         .merge(gozero_admin::routes())
         .merge(oauth2::routes())
         .merge(oauth2_server::routes())

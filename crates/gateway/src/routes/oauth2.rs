@@ -1,17 +1,22 @@
 //! The FastAPI tutorial's OAuth2 password flow: `/signup`, `/token`, `/protected`, errors as
 //! `{"detail"}`. `/token` also takes the refresh grant (RFC 6749 section 6), the tutorial's
-//! exercise, and the client credentials grant of service accounts (section 4.4); its errors add
-//! RFC 6749 section 5.2's `error` and `error_description` ([`Dialect::TokenEndpoint`]). Each
-//! handler makes exactly one `UserService` call. The other OAuth 2.0 endpoints are
-//! `oauth2_server`'s.
+//! exercise, the client credentials grant of service accounts (section 4.4), and the second step
+//! of a login for an account with a second factor (issue 19: the password grant answers 403
+//! `mfa_required` with an `mfa_token`, exchanged by the [`MFA_OTP_GRANT`] or
+//! [`MFA_RECOVERY_CODE_GRANT`]); its errors add RFC 6749 section 5.2's `error` and
+//! `error_description` ([`Dialect::TokenEndpoint`]). Each handler makes exactly one
+//! `UserService` call. The other OAuth 2.0 endpoints are `oauth2_server`'s.
 
-use auth_api::user::v1::{ClientCredentialsRequest, LoginRequest, LoginResponse, RefreshRequest, RegisterRequest};
+use auth_api::user::v1::{
+    ClientCredentialsRequest, LoginRequest, LoginResponse, MfaChallenge, RefreshRequest, RegisterRequest,
+    VerifyMfaRequest,
+};
 use axum::{
     Json,
     body::{Body, Bytes},
     extract::{FromRequest, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::IntoResponse,
+    response::{IntoResponse, Response},
 };
 use serde::{Deserialize, Serialize};
 use tonic::Status;
@@ -40,6 +45,18 @@ fn failed(status: Status) -> ApiError {
 fn token_failed(status: Status) -> ApiError {
     ApiError::from_grpc(TOKEN_DIALECT, &status)
 }
+
+/// The second step of a login at `/token` with a code of the authenticator app: `mfa_token` (the
+/// 403 `mfa_required` answer's) and `otp`. An extension grant (RFC 6749 section 4.5), named as
+/// Auth0 names its own (`http://auth0.com/oauth/grant-type/mfa-otp`) but under our URN.
+pub const MFA_OTP_GRANT: &str = "urn:auth-svc:params:oauth:grant-type:mfa-otp";
+
+/// The second step with a recovery code: `mfa_token` and `recovery_code`.
+pub const MFA_RECOVERY_CODE_GRANT: &str = "urn:auth-svc:params:oauth:grant-type:mfa-recovery-code";
+
+/// Every `grant_type` `/token` takes, as the server metadata lists them.
+pub const GRANT_TYPES: [&str; 5] =
+    ["password", "refresh_token", "client_credentials", MFA_OTP_GRANT, MFA_RECOVERY_CODE_GRANT];
 
 /// `/token`'s 422 (`invalid_request`) for a form it cannot use.
 fn shape_error(message: impl Into<String>) -> ApiError {
@@ -71,7 +88,9 @@ pub struct MessageResponse {
 /// other field is accepted and ignored; none may be sent twice but `audience` and `resource`.
 #[derive(ToSchema)]
 pub struct TokenForm {
-    /// `password` (the default), `refresh_token` or `client_credentials`.
+    /// `password` (the default), `refresh_token`, `client_credentials`,
+    /// `urn:auth-svc:params:oauth:grant-type:mfa-otp` or
+    /// `urn:auth-svc:params:oauth:grant-type:mfa-recovery-code`.
     #[schema(example = "password")]
     pub grant_type: Option<String>,
     /// Password grant.
@@ -81,6 +100,15 @@ pub struct TokenForm {
     pub password: Option<String>,
     /// Refresh grant.
     pub refresh_token: Option<String>,
+    /// The two MFA grants: the `mfa_token` of the password grant's 403 `mfa_required` answer.
+    #[schema(format = Password)]
+    pub mfa_token: Option<String>,
+    /// The mfa-otp grant: six digits from the authenticator app.
+    #[schema(format = Password)]
+    pub otp: Option<String>,
+    /// The mfa-recovery-code grant: one of the account's unused recovery codes.
+    #[schema(format = Password)]
+    pub recovery_code: Option<String>,
     /// Client credentials grant: the scopes asked for, space-separated; absent, every scope the
     /// client may ask for. Ignored by the other grants.
     pub scope: Option<String>,
@@ -104,9 +132,24 @@ pub struct TokenForm {
 
 /// What a `/token` form asks for, once checked (no `Debug`: it holds secrets).
 pub enum Grant {
-    Password { username: String, password: String },
-    RefreshToken { refresh_token: String },
-    ClientCredentials { client: ClientCredentials, scopes: Vec<String>, audiences: Vec<String> },
+    Password {
+        username: String,
+        password: String,
+    },
+    RefreshToken {
+        refresh_token: String,
+    },
+    /// The second step of a login: the challenge and exactly one of the two factors.
+    Mfa {
+        challenge: String,
+        code: String,
+        recovery_code: String,
+    },
+    ClientCredentials {
+        client: ClientCredentials,
+        scopes: Vec<String>,
+        audiences: Vec<String>,
+    },
 }
 
 impl TokenForm {
@@ -117,6 +160,9 @@ impl TokenForm {
             username: fields.single("username")?,
             password: fields.single("password")?,
             refresh_token: fields.single("refresh_token")?,
+            mfa_token: fields.single("mfa_token")?,
+            otp: fields.single("otp")?,
+            recovery_code: fields.single("recovery_code")?,
             scope: fields.single("scope")?,
             client_id: fields.single("client_id")?,
             client_secret: fields.single("client_secret")?,
@@ -127,8 +173,9 @@ impl TokenForm {
     }
 
     /// The grant the form asks for: `grant_type` absent or `password` needs `username` and
-    /// `password` (else 422 `invalid_request`); `refresh_token` needs `refresh_token`;
-    /// `client_credentials` needs client authentication (else 401 `invalid_client`; see
+    /// `password` (else 422 `invalid_request`); `refresh_token` needs `refresh_token`; the
+    /// mfa-otp grant `mfa_token` and `otp`, the mfa-recovery-code grant `mfa_token` and
+    /// `recovery_code`; `client_credentials` needs client authentication (else 401 `invalid_client`; see
     /// [`client_credentials`] for the rest) and `resource`s that are absolute URIs (else 400
     /// `invalid_target`); any other grant type is 400 `unsupported_grant_type`.
     pub fn grant(self) -> Result<Grant, ApiError> {
@@ -143,9 +190,17 @@ impl TokenForm {
                 Ok(Grant::RefreshToken { refresh_token: required(self.refresh_token, "refresh_token")? })
             }
             Some("client_credentials") => self.client_credentials_grant(),
-            Some(_) => Err(ApiError::unsupported_grant_type(
-                "grant_type must be `password`, `refresh_token` or `client_credentials`",
-            )),
+            Some(MFA_OTP_GRANT) => Ok(Grant::Mfa {
+                challenge: required(self.mfa_token, "mfa_token")?,
+                code: required(self.otp, "otp")?,
+                recovery_code: String::new(),
+            }),
+            Some(MFA_RECOVERY_CODE_GRANT) => Ok(Grant::Mfa {
+                challenge: required(self.mfa_token, "mfa_token")?,
+                code: String::new(),
+                recovery_code: required(self.recovery_code, "recovery_code")?,
+            }),
+            Some(_) => Err(ApiError::unsupported_grant_type(UNSUPPORTED_GRANT_TYPE)),
         }
     }
 
@@ -176,6 +231,10 @@ impl TokenForm {
         })
     }
 }
+
+/// The `error_description` of a `grant_type` `/token` does not take.
+const UNSUPPORTED_GRANT_TYPE: &str = "grant_type must be `password`, `refresh_token`, `client_credentials`, \
+    `urn:auth-svc:params:oauth:grant-type:mfa-otp` or `urn:auth-svc:params:oauth:grant-type:mfa-recovery-code`";
 
 /// RFC 8707 section 2: a resource indicator is an absolute URI with no fragment.
 fn is_resource_indicator(resource: &str) -> bool {
@@ -270,6 +329,51 @@ pub enum TokenAnswer {
     Client(ClientTokenResponse),
 }
 
+/// The password grant's answer for an account with a second factor: 403 with Auth0's
+/// `mfa_required` body, which OAuth 2.0 client libraries that support Auth0's MFA grants know,
+/// beside the tutorial's `detail`. `mfa_token` goes back with the mfa-otp or mfa-recovery-code
+/// grant. No `Debug`: the token stands in for the password.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"detail": "Multi-factor authentication required", "error": "mfa_required",
+    "error_description": "Multi-factor authentication required", "mfa_token": "eyJ0eXAiOiJtZmErand0In0.e30.c2ln",
+    "expires_in": 300, "mfa_methods": ["totp", "recovery_code"]}))]
+pub struct MfaRequired {
+    pub detail: &'static str,
+    pub error: MfaRequiredCode,
+    pub error_description: &'static str,
+    /// Opaque and single use: the `mfa_token` of the second step.
+    pub mfa_token: String,
+    /// Seconds until `mfa_token` expires (then start again with the password grant).
+    pub expires_in: i64,
+    /// What the second step accepts: `totp` (the mfa-otp grant), `recovery_code` (the
+    /// mfa-recovery-code grant).
+    #[schema(example = json!(["totp", "recovery_code"]))]
+    pub mfa_methods: Vec<String>,
+}
+
+/// [`MfaRequired`]'s `error`: Auth0's code, not one of RFC 6749's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MfaRequiredCode {
+    MfaRequired,
+}
+
+const MFA_REQUIRED: &str = "Multi-factor authentication required";
+
+impl From<MfaChallenge> for MfaRequired {
+    fn from(challenge: MfaChallenge) -> Self {
+        Self {
+            detail: MFA_REQUIRED,
+            error: MfaRequiredCode::MfaRequired,
+            error_description: MFA_REQUIRED,
+            mfa_token: challenge.challenge,
+            expires_in: challenge.expires_in,
+            mfa_methods: challenge.methods,
+        }
+    }
+}
+
 impl From<LoginResponse> for TokenResponse {
     fn from(pair: LoginResponse) -> Self {
         Self {
@@ -312,45 +416,52 @@ pub async fn signup(
 /// `grant_type` may be left out), the refresh grant (`grant_type=refresh_token`), or the client
 /// credentials grant (`grant_type=client_credentials`, optional `scope`, `audience` and
 /// `resource`), whose client authenticates by HTTP Basic or by `client_id` and `client_secret`
-/// in the form, not both. The password and refresh grants ignore client credentials; other
-/// fields are ignored. Errors carry RFC 6749's `error` and `error_description` beside the
-/// tutorial's `detail`.
+/// in the form, not both. For an account with a second factor the password grant answers 403
+/// `mfa_required` with an `mfa_token`; the pair then comes from
+/// `grant_type=urn:auth-svc:params:oauth:grant-type:mfa-otp` (`mfa_token`, `otp`) or
+/// `grant_type=urn:auth-svc:params:oauth:grant-type:mfa-recovery-code` (`mfa_token`,
+/// `recovery_code`). The grants of users ignore client credentials; other fields are ignored.
+/// Errors carry RFC 6749's `error` and `error_description` beside the tutorial's `detail`.
 #[utoipa::path(post, path = "/token", tag = TAG,
     request_body(content(
         (TokenForm = "application/x-www-form-urlencoded"),
         (TokenForm = "multipart/form-data"),
     )),
     responses(
-        (status = 200, description = "A token pair (password and refresh grants), or an access token alone \
-            (client credentials grant)", body = TokenAnswer,
+        (status = 200, description = "A token pair (password, refresh and MFA grants), or an access token \
+            alone (client credentials grant)", body = TokenAnswer,
             headers(("cache-control" = String, description = "no-store"))),
-        (status = 400, description = "`unsupported_grant_type`: a grant_type other than `password`, \
-            `refresh_token` and `client_credentials`; `invalid_request`: breaks the username/password policy, \
-            or a client authenticated both ways; `invalid_scope`: a scope the client may not ask for; \
+        (status = 400, description = "`unsupported_grant_type`: a grant_type `/token` does not take; \
+            `invalid_request`: breaks the username/password policy, a client authenticated both ways, or the \
+            second factor is not configured on this server; `invalid_scope`: a scope the client may not ask for; \
             `invalid_target`: an audience or resource it may not ask for; `unauthorized_client`: a grant the \
             client may not use", body = TokenError,
-            example = json!({"detail": "grant_type must be `password`, `refresh_token` or `client_credentials`",
+            example = json!({"detail": "grant_type must be `password`, `refresh_token`, `client_credentials`, \
+                    `urn:auth-svc:params:oauth:grant-type:mfa-otp` or \
+                    `urn:auth-svc:params:oauth:grant-type:mfa-recovery-code`",
                 "error": "unsupported_grant_type",
-                "error_description": "grant_type must be `password`, `refresh_token` or `client_credentials`"})),
-        (status = 401, description = "`invalid_grant` (`WWW-Authenticate: Bearer`): wrong credentials, or an \
+                "error_description": "grant_type must be `password`, `refresh_token`, `client_credentials`, \
+                    `urn:auth-svc:params:oauth:grant-type:mfa-otp` or \
+                    `urn:auth-svc:params:oauth:grant-type:mfa-recovery-code`"})),
+        (status = 401, description = "`invalid_grant` (`WWW-Authenticate: Bearer`): wrong credentials, a wrong \
+            or already used code or recovery code, an unknown, expired or spent `mfa_token`, or an \
             unusable refresh token; `invalid_client` (`WWW-Authenticate: Basic realm=\"auth-svc\"`): the client \
             credentials grant without client authentication, or with a client that does not authenticate",
             body = TokenError,
             example = json!({"detail": "Incorrect username or password", "error": "invalid_grant",
                 "error_description": "Incorrect username or password"})),
+        (status = 403, description = "`mfa_required`: the password grant for an account with a second factor; \
+            send `mfa_token` back with one of the MFA grants", body = MfaRequired,
+            headers(("cache-control" = String, description = "no-store"))),
         (status = 422, description = "`invalid_request`: not a form, a missing field, or a field sent twice",
             body = TokenError),
-        (status = 429, description = "`invalid_request`: too many failed logins for this username or client \
-            address, or auth-svc's hashing queue is full", body = TokenError),
+        (status = 429, description = "`invalid_request`: too many failed logins (or wrong codes) for this \
+            username or client address, or auth-svc's hashing queue is full", body = TokenError),
     ))]
-pub async fn token(
-    State(state): State<AppState>,
-    forwarded: Forwarded,
-    form: TokenForm,
-) -> Result<impl IntoResponse, ApiError> {
+pub async fn token(State(state): State<AppState>, forwarded: Forwarded, form: TokenForm) -> Result<Response, ApiError> {
     let answer = match form.grant()? {
         Grant::Password { username, password } => {
-            let pair =
+            let answer =
                 state.upstream.login(&forwarded, LoginRequest { username, password }).await.map_err(|status| {
                     token_failed(status).reword(
                         StatusCode::UNAUTHORIZED,
@@ -358,6 +469,17 @@ pub async fn token(
                         "Incorrect username or password",
                     )
                 })?;
+            // user.proto: the challenge first; with it, the token fields are empty.
+            if let Some(challenge) = answer.mfa_challenge {
+                return Ok((StatusCode::FORBIDDEN, super::no_store(MfaRequired::from(challenge))).into_response());
+            }
+            TokenAnswer::Pair(answer.into())
+        }
+        Grant::Mfa { challenge, code, recovery_code } => {
+            // auth-svc's own words ("invalid code", "invalid or expired mfa challenge") as the
+            // 401 `invalid_grant`: a wrong code is refused as a wrong password is.
+            let request = VerifyMfaRequest { challenge, code, recovery_code };
+            let pair = state.upstream.verify_mfa(&forwarded, request).await.map_err(token_failed)?;
             TokenAnswer::Pair(pair.into())
         }
         Grant::RefreshToken { refresh_token } => {
@@ -375,7 +497,7 @@ pub async fn token(
             TokenAnswer::Client(token.into())
         }
     };
-    Ok(super::no_store(answer))
+    Ok(super::no_store(answer).into_response())
 }
 
 /// A route only a bearer of a valid access token may call.

@@ -47,8 +47,8 @@ const CLIENT_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_pos
 /// token is what allows revoking it.
 const REVOCATION_AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
 
-/// The grants `/token` takes.
-const GRANT_TYPES: &[&str] = &["password", "refresh_token", "client_credentials"];
+/// The grants `/token` takes, the two MFA extension grants included.
+const GRANT_TYPES: &[&str] = &super::oauth2::GRANT_TYPES;
 
 /// Body of `/oauth2/introspect` and `/oauth2/revoke`, as a form: the token, and the client's
 /// credentials when it sends them in the form (`client_secret_post`) rather than by HTTP Basic

@@ -81,8 +81,31 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut gateway::Config)) -> TestApp {
+    spawn_app_configured(|_| {}, adjust).await
+}
+
+/// [`spawn_app`] with the second factor available: a sealing key in `mfa.keys`, named by
+/// `mfa.active_key` (without them auth-svc answers FAILED_PRECONDITION).
+pub async fn spawn_app_with_mfa() -> TestApp {
+    spawn_app_configured(enable_mfa, |_| {}).await
+}
+
+/// The test sealing key of `mfa.keys`: 32 bytes (of 0x07) in base64.
+const MFA_TEST_KEY: &str = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+
+pub fn enable_mfa(config: &mut auth_svc::Config) {
+    let key = auth_svc::config::SealingKeyConfig { key_file: None, key: Some(SecretString::from(MFA_TEST_KEY)) };
+    config.mfa.keys.insert("t1".to_owned(), key);
+    config.mfa.active_key = Some("t1".to_owned());
+}
+
+/// auth-svc configured by `adjust_auth` and a gateway in front of it configured by `adjust`.
+pub async fn spawn_app_configured(
+    adjust_auth: impl FnOnce(&mut auth_svc::Config),
+    adjust: impl FnOnce(&mut gateway::Config),
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let auth = AuthSvc::start("127.0.0.1:0".parse().unwrap(), &db_path(&dir)).await;
+    let auth = AuthSvc::start_with("127.0.0.1:0".parse().unwrap(), &db_path(&dir), adjust_auth).await;
     let mut config = gateway_config(auth.addr);
     adjust(&mut config);
     let gateway = Gateway::start(&config).await;

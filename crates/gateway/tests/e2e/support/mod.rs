@@ -2,7 +2,8 @@
 //! and exact-assertion helpers. The upstream a gateway talks to is one of two kinds:
 //! [`auth_svc`] starts the real auth-svc (temp SQLite, cheap hashing) and `spawn_app()` puts a
 //! gateway in front of it; [`scripted_upstream`] is a fake `UserService` that answers what a
-//! test scripts and records the metadata it receives. [`cases`] runs table-driven requests.
+//! test scripts and records the metadata it receives. [`cases`] runs table-driven requests;
+//! [`authenticator`] computes TOTP codes as an authenticator app does.
 
 use std::net::SocketAddr;
 
@@ -11,6 +12,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 pub mod auth_svc;
+pub mod authenticator;
 pub mod cases;
 pub mod scripted_upstream;
 

@@ -71,6 +71,8 @@ struct ScriptedUsers {
     introspection: Arc<Mutex<ValidateTokenResponse>>,
     /// What GetServerMetadata answers (when `behavior` answers); `None`: UNAVAILABLE.
     server_metadata: Arc<Mutex<Option<GetServerMetadataResponse>>>,
+    /// What Login answers (when `behavior` answers): [`pair`] until the test sets a challenge.
+    login: Arc<Mutex<LoginResponse>>,
 }
 
 impl ScriptedUsers {
@@ -109,6 +111,34 @@ pub fn pair() -> LoginResponse {
     LoginResponse { access_token: "a.b.c".into(), refresh_token: "d.e.f".into(), expires_in: 60, mfa_challenge: None }
 }
 
+/// The challenge [`ScriptedUpstream::answer_login_with_challenge`] makes Login answer.
+pub fn challenge() -> LoginResponse {
+    LoginResponse {
+        access_token: String::new(),
+        refresh_token: String::new(),
+        expires_in: 0,
+        mfa_challenge: Some(v1::MfaChallenge {
+            challenge: "mfa.chal.lenge".into(),
+            expires_in: 300,
+            methods: vec!["totp".into(), "recovery_code".into()],
+        }),
+    }
+}
+
+/// What every scripted BeginTotpEnrolment answers.
+pub fn sample_enrolment() -> v1::TotpEnrolment {
+    v1::TotpEnrolment {
+        secret: "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP".into(),
+        otpauth_uri: "otpauth://totp/auth-svc:fake?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=auth-svc".into(),
+        qr_svg: "<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>".into(),
+    }
+}
+
+/// What every scripted ConfirmTotpEnrolment and RegenerateRecoveryCodes answers.
+pub fn sample_recovery_codes() -> v1::RecoveryCodes {
+    v1::RecoveryCodes { recovery_codes: vec!["aaaaa-bbbbb".into(), "ccccc-ddddd".into()] }
+}
+
 /// The key set GetJwks answers until [`ScriptedUpstream::set_jwks`]: an Ed25519 key (no `y`) and
 /// a P-256 key (RFC 8037's and RFC 7515's example keys), cacheable for 300 seconds.
 pub fn sample_jwks() -> GetJwksResponse {
@@ -140,7 +170,8 @@ impl UserService for ScriptedUsers {
     }
 
     async fn login(&self, request: Request<LoginRequest>) -> Result<Response<LoginResponse>, Status> {
-        self.answer(request, pair()).await
+        let answer = self.login.lock().unwrap().clone();
+        self.answer(request, answer).await
     }
 
     async fn refresh(&self, request: Request<RefreshRequest>) -> Result<Response<LoginResponse>, Status> {
@@ -306,45 +337,49 @@ impl UserService for ScriptedUsers {
         Err(Status::unimplemented("no gateway route"))
     }
 
-    // The second factor's routes are not built yet.
-    async fn verify_mfa(&self, _: Request<v1::VerifyMfaRequest>) -> Result<Response<LoginResponse>, Status> {
-        Err(Status::unimplemented("no gateway route"))
+    // The second factor: VerifyMfa is public; the others need the bearer, as in auth-svc.
+    async fn verify_mfa(&self, request: Request<v1::VerifyMfaRequest>) -> Result<Response<LoginResponse>, Status> {
+        self.answer(request, pair()).await
     }
 
     async fn begin_totp_enrolment(
         &self,
-        _: Request<v1::BeginTotpEnrolmentRequest>,
+        request: Request<v1::BeginTotpEnrolmentRequest>,
     ) -> Result<Response<v1::TotpEnrolment>, Status> {
-        Err(Status::unimplemented("no gateway route"))
+        self.answer_authenticated(request, sample_enrolment()).await
     }
 
     async fn confirm_totp_enrolment(
         &self,
-        _: Request<v1::ConfirmTotpEnrolmentRequest>,
+        request: Request<v1::ConfirmTotpEnrolmentRequest>,
     ) -> Result<Response<v1::RecoveryCodes>, Status> {
-        Err(Status::unimplemented("no gateway route"))
+        self.answer_authenticated(request, sample_recovery_codes()).await
     }
 
     async fn disable_totp(
         &self,
-        _: Request<v1::DisableTotpRequest>,
+        request: Request<v1::DisableTotpRequest>,
     ) -> Result<Response<v1::DisableTotpResponse>, Status> {
-        Err(Status::unimplemented("no gateway route"))
+        self.answer_authenticated(request, v1::DisableTotpResponse {}).await
     }
 
     async fn regenerate_recovery_codes(
         &self,
-        _: Request<v1::RegenerateRecoveryCodesRequest>,
+        request: Request<v1::RegenerateRecoveryCodesRequest>,
     ) -> Result<Response<v1::RecoveryCodes>, Status> {
-        Err(Status::unimplemented("no gateway route"))
+        self.answer_authenticated(request, sample_recovery_codes()).await
     }
 
-    async fn get_mfa_status(&self, _: Request<v1::GetMfaStatusRequest>) -> Result<Response<v1::MfaStatus>, Status> {
-        Err(Status::unimplemented("no gateway route"))
+    async fn get_mfa_status(
+        &self,
+        request: Request<v1::GetMfaStatusRequest>,
+    ) -> Result<Response<v1::MfaStatus>, Status> {
+        self.answer_authenticated(request, v1::MfaStatus { totp_enabled: true, recovery_codes_left: 9 }).await
     }
 
-    async fn reset_mfa(&self, _: Request<v1::ResetMfaRequest>) -> Result<Response<v1::UserRecord>, Status> {
-        Err(Status::unimplemented("no gateway route"))
+    async fn reset_mfa(&self, request: Request<v1::ResetMfaRequest>) -> Result<Response<v1::UserRecord>, Status> {
+        let id = request.get_ref().id;
+        self.answer_authenticated(request, user_record(id, false)).await
     }
 }
 
@@ -434,6 +469,7 @@ pub struct ScriptedUpstream {
     jwks: Arc<Mutex<GetJwksResponse>>,
     introspection: Arc<Mutex<ValidateTokenResponse>>,
     server_metadata: Arc<Mutex<Option<GetServerMetadataResponse>>>,
+    login: Arc<Mutex<LoginResponse>>,
     gate: watch::Sender<bool>,
     _stop: oneshot::Sender<()>,
 }
@@ -447,6 +483,7 @@ impl ScriptedUpstream {
         let jwks = Arc::new(Mutex::new(sample_jwks()));
         let introspection = Arc::new(Mutex::new(ValidateTokenResponse { active: false, claims: None }));
         let server_metadata = Arc::new(Mutex::new(Some(sample_server_metadata())));
+        let login = Arc::new(Mutex::new(pair()));
         let users = ScriptedUsers {
             behavior,
             seen: seen.clone(),
@@ -455,6 +492,7 @@ impl ScriptedUpstream {
             jwks: jwks.clone(),
             introspection: introspection.clone(),
             server_metadata: server_metadata.clone(),
+            login: login.clone(),
         };
         let (reporter, health_service) = tonic_health::server::health_reporter();
         reporter.set_service_status("user.v1.UserService", health).await;
@@ -478,7 +516,7 @@ impl ScriptedUpstream {
             Some(runtime) => drop(runtime.spawn(server)),
             None => drop(tokio::spawn(server)),
         }
-        Self { addr, seen, requests, jwks, introspection, server_metadata, gate, _stop: stop }
+        Self { addr, seen, requests, jwks, introspection, server_metadata, login, gate, _stop: stop }
     }
 
     /// Calls received so far (answered or not).
@@ -499,6 +537,11 @@ impl ScriptedUpstream {
     /// What IntrospectToken answers from now on.
     pub fn set_introspection(&self, answer: ValidateTokenResponse) {
         *self.introspection.lock().unwrap() = answer;
+    }
+
+    /// Login answers [`challenge`] from now on, as auth-svc does for an account with a second factor.
+    pub fn answer_login_with_challenge(&self) {
+        *self.login.lock().unwrap() = challenge();
     }
 
     /// What GetServerMetadata answers from now on; `None`: UNAVAILABLE.

@@ -9,6 +9,7 @@ mod gozero;
 mod health;
 mod limits;
 mod metrics;
+mod mfa;
 mod oauth2;
 mod request_id;
 mod service_accounts;

@@ -161,7 +161,8 @@ async fn token_refusals_carry_rfc_6749_errors() {
     signup(&app, "licat", "licat-password").await;
     let missing_password = "missing field `password`";
     let not_a_form = "expected a form: application/x-www-form-urlencoded or multipart/form-data";
-    let unsupported = "grant_type must be `password`, `refresh_token` or `client_credentials`";
+    let unsupported = "grant_type must be `password`, `refresh_token`, `client_credentials`, \
+        `urn:auth-svc:params:oauth:grant-type:mfa-otp` or `urn:auth-svc:params:oauth:grant-type:mfa-recovery-code`";
     let no_client = "client authentication required: HTTP Basic, or client_id and client_secret";
     let cases = [
         // Wrong credentials, in either form encoding, and an unusable refresh token: 401 invalid_grant.

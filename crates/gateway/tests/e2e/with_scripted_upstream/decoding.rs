@@ -335,15 +335,31 @@ fn check_token(fixture: &Fixture, headers: &HeaderMap, body: Vec<u8>) -> Result<
 }
 
 /// Form fields: the names `/token` reads (and others), values of any characters; `grant_type`
-/// mostly absent or one of the three grants (a client credentials grant mostly with a client).
+/// mostly absent or one of the five grants (a client credentials grant mostly with a client).
 fn form_fields() -> impl Strategy<Value = Vec<(String, String)>> {
     let grant_type = prop_oneof![
         4 => Just(None),
         6 => prop::sample::select(vec!["password", "refresh_token", "client_credentials"])
             .prop_map(|grant| Some(grant.to_owned())),
+        2 => prop::sample::select(vec![
+            "urn:auth-svc:params:oauth:grant-type:mfa-otp",
+            "urn:auth-svc:params:oauth:grant-type:mfa-recovery-code",
+        ])
+        .prop_map(|grant| Some(grant.to_owned())),
         1 => any::<String>().prop_map(Some),
     ];
-    let names = &["username", "password", "refresh_token", "client_id", "scope", "audience", "resource"];
+    let names = &[
+        "username",
+        "password",
+        "refresh_token",
+        "client_id",
+        "scope",
+        "audience",
+        "resource",
+        "mfa_token",
+        "otp",
+        "recovery_code",
+    ];
     (grant_type, fields(names, any::<String>())).prop_map(|(grant_type, mut fields)| {
         if let Some(grant_type) = grant_type {
             fields.push(("grant_type".to_owned(), grant_type));

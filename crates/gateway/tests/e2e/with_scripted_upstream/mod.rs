@@ -7,6 +7,7 @@ mod client_credentials;
 mod decoding;
 mod forwarded_metadata;
 mod jwks;
+mod mfa;
 mod oauth2_server;
 mod shutdown;
 mod upstream_failures;
