@@ -527,7 +527,7 @@ mod tests {
         for (path, method, own) in [
             ("/user/mfa/verify", "post", &["200", "400", "401", "429"][..]),
             ("/user/mfa", "get", &["200", "400", "401"]),
-            ("/user/mfa/totp", "post", &["200", "400", "401", "409"]),
+            ("/user/mfa/totp", "post", &["200", "400", "401", "409", "429"]),
             ("/user/mfa/totp", "delete", &["200", "400", "401", "404", "429"]),
             ("/user/mfa/totp/confirm", "post", &["200", "400", "401", "404", "409", "429"]),
             ("/user/mfa/recovery-codes", "post", &["200", "400", "401", "404", "429"]),
@@ -539,7 +539,7 @@ mod tests {
         }
         assert!(doc["paths"]["/user/mfa/verify"]["post"].get("security").is_none(), "the second step has no bearer");
         let begin = &doc["paths"]["/user/mfa/totp"]["post"]["requestBody"];
-        assert_ne!(begin["required"], true, "no body is `{{}}`: {begin}");
+        assert_eq!(begin["required"], true, "it needs the password: {begin}");
         let answers = &doc["components"]["schemas"]["LoginAnswer"]["oneOf"];
         assert_eq!(answers[0]["$ref"], "#/components/schemas/LoginResp");
         assert_eq!(answers[1]["$ref"], "#/components/schemas/MfaChallengeResp");

@@ -145,8 +145,8 @@ impl Upstream {
         Ok(())
     }
 
-    pub async fn begin_totp_enrolment(&self, metadata: &Forwarded) -> Result<TotpEnrolment, Status> {
-        let message = BeginTotpEnrolmentRequest {};
+    pub async fn begin_totp_enrolment(&self, metadata: &Forwarded, password: String) -> Result<TotpEnrolment, Status> {
+        let message = BeginTotpEnrolmentRequest { password };
         self.call(metadata, message, |mut client, request| async move { client.begin_totp_enrolment(request).await })
             .await
     }

@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     error::{ApiError, CodeError, Dialect},
-    extract::{Forwarded, JsonBody, OptionalJsonBody, WithAuthorization},
+    extract::{Forwarded, JsonBody, WithAuthorization},
     state::AppState,
 };
 
@@ -70,15 +70,14 @@ pub struct DisableTotpReq {
     pub recovery_code: Option<String>,
 }
 
-/// Body of `POST /user/mfa/totp`: nothing to say, so optional (no body at all is `{}`); any
-/// field is ignored.
-#[derive(Default, Deserialize, ToSchema)]
+/// Body of `POST /user/mfa/totp`: the account's password (a stolen access token alone must not
+/// bind the thief's authenticator).
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(example = json!({"password": "secret123"}))]
 pub struct BeginTotpEnrolmentReq {
-    /// Only there so that serde reads the body as a map, as it reads a struct with a flattened
-    /// field: a fieldless struct would also take a JSON array (`[]`), which is no object.
-    #[serde(flatten)]
-    #[schema(ignore)]
-    _ignored: serde_json::Map<String, serde_json::Value>,
+    #[schema(format = Password)]
+    pub password: String,
 }
 
 /// Whether the caller has a second factor.
@@ -223,23 +222,26 @@ pub async fn status(
 ///
 /// A new secret, shown this once: as base32, as an `otpauth://` URI and as a QR code of it.
 /// Nothing changes until `/user/mfa/totp/confirm` gets a code of it; starting again replaces a
-/// begun enrolment. The body is optional.
+/// begun enrolment. Needs the password.
 #[utoipa::path(post, path = "/user/mfa/totp", tag = TAG, security(("bearer" = [])),
-    request_body = Option<BeginTotpEnrolmentReq>,
+    request_body = BeginTotpEnrolmentReq,
     responses(
         (status = 200, description = "The new secret", body = TotpEnrolmentResp,
             headers(("cache-control" = String, description = "no-store"))),
-        (status = 400, description = "Body does not parse, or the second factor is not configured on this \
-            server", body = CodeError,
+        (status = 400, description = "Body does not parse or misses `password`, or the second factor is not \
+            configured on this server", body = CodeError,
             example = json!({"code": 400, "msg": "second factor not configured on this server"})),
+        (status = 401, description = "Wrong password, or a missing, invalid or expired access token",
+            body = CodeError, example = json!({"code": 401, "msg": "invalid credentials"})),
         (status = 409, description = "A second factor is enabled already: remove it first", body = CodeError),
+        (status = 429, description = "Too many wrong passwords; retry after `Retry-After` seconds", body = CodeError),
     ))]
 pub async fn begin_enrolment(
     State(state): State<AppState>,
     WithAuthorization(forwarded): WithAuthorization,
-    OptionalJsonBody(_): OptionalJsonBody<BeginTotpEnrolmentReq>,
+    JsonBody(body): JsonBody<BeginTotpEnrolmentReq>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let enrolment = state.upstream.begin_totp_enrolment(&forwarded).await.map_err(failed)?;
+    let enrolment = state.upstream.begin_totp_enrolment(&forwarded, body.password).await.map_err(failed)?;
     Ok(super::no_store(TotpEnrolmentResp::from(enrolment)))
 }
 

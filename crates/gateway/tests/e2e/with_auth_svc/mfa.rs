@@ -48,7 +48,8 @@ async fn account(app: &TestApp, username: &str) -> String {
 
 /// Enrols an authenticator app for the bearer of `token` through the REST routes.
 async fn enrol(app: &TestApp, token: &str) -> Enrolled {
-    let (status, enrolment) = send(app, Method::POST, "/user/mfa/totp", token, None).await;
+    let password = Some(json!({"password": PASSWORD}));
+    let (status, enrolment) = send(app, Method::POST, "/user/mfa/totp", token, password).await;
     assert_eq!(status, StatusCode::OK, "{enrolment}");
     let keys: Vec<_> = enrolment.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(keys, ["otpauthUri", "qrSvg", "secret"]);
@@ -278,9 +279,12 @@ async fn enrolment_is_refused_twice_and_confirmation_needs_a_begun_one() {
         send(&app, Method::POST, "/user/mfa/totp/confirm", &token, Some(json!({"code": "123456"}))).await;
     assert_eq!((status, body), (StatusCode::NOT_FOUND, json!({"code": 404, "msg": "no enrolment begun"})));
     enrol(&app, &token).await;
-    let (status, body) = send(&app, Method::POST, "/user/mfa/totp", &token, Some(json!({}))).await;
+    let (status, body) = send(&app, Method::POST, "/user/mfa/totp", &token, Some(json!({"password": PASSWORD}))).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert_eq!(body["code"], 409);
+    let wrong = Some(json!({"password": "not the password"}));
+    let (status, body) = send(&app, Method::POST, "/user/mfa/totp", &token, wrong).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "a stolen token alone cannot enrol: {body}");
 }
 
 #[tokio::test]
@@ -314,7 +318,7 @@ async fn an_operator_resets_a_lost_second_factor() {
 async fn a_server_without_mfa_keys_answers_400() {
     let app = spawn_app().await;
     let token = account(&app, "gina").await;
-    let (status, body) = send(&app, Method::POST, "/user/mfa/totp", &token, None).await;
+    let (status, body) = send(&app, Method::POST, "/user/mfa/totp", &token, Some(json!({"password": PASSWORD}))).await;
     assert_eq!(
         (status, body),
         (StatusCode::BAD_REQUEST, json!({"code": 400, "msg": "second factor not configured on this server"}))

@@ -237,19 +237,23 @@ async fn the_status_route_answers_the_callers_factor() {
 }
 
 #[tokio::test]
-async fn an_enrolment_begins_with_no_body_or_an_empty_one() {
+async fn an_enrolment_begins_with_the_password() {
     let fixture = scripted().await;
     let enrolment = json!({
         "secret": "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP",
         "otpauthUri": "otpauth://totp/auth-svc:fake?secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP&issuer=auth-svc",
         "qrSvg": "<svg xmlns=\"http://www.w3.org/2000/svg\"></svg>"
     });
+    let body = Some(json!({"password": "pw"}));
+    let (status, headers, answer) = send(&fixture, Method::POST, "/user/mfa/totp", body).await;
+    assert_eq!((status, answer), (StatusCode::OK, enrolment.clone()));
+    assert_eq!(header(&headers, "cache-control"), "no-store", "the secret is not cached");
+    let sent: BeginTotpEnrolmentRequest = fixture.last_request();
+    assert_eq!(sent.password, "pw");
+    assert_bearer_forwarded(&fixture);
     for body in [None, Some(json!({}))] {
-        let (status, headers, answer) = send(&fixture, Method::POST, "/user/mfa/totp", body.clone()).await;
-        assert_eq!((status, answer), (StatusCode::OK, enrolment.clone()), "{body:?}");
-        assert_eq!(header(&headers, "cache-control"), "no-store", "the secret is not cached");
-        let _: BeginTotpEnrolmentRequest = fixture.last_request();
-        assert_bearer_forwarded(&fixture);
+        let (status, _, answer) = send(&fixture, Method::POST, "/user/mfa/totp", body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body:?}: {answer}");
     }
 }
 
@@ -308,7 +312,7 @@ async fn an_operator_resets_an_accounts_factor_by_its_id() {
 fn bearer_routes(auth: fn() -> Auth<'static>) -> Vec<Call<'static>> {
     vec![
         Send(Method::GET, "/user/mfa", auth(), None),
-        Send(Method::POST, "/user/mfa/totp", auth(), None),
+        Send(Method::POST, "/user/mfa/totp", auth(), Some(json!({"password": "pw"}))),
         Send(Method::POST, "/user/mfa/totp/confirm", auth(), Some(json!({"code": "1"}))),
         Send(Method::DELETE, "/user/mfa/totp", auth(), Some(json!({"password": "pw", "code": "1"}))),
         Send(Method::POST, "/user/mfa/recovery-codes", auth(), Some(json!({"code": "1"}))),
@@ -357,7 +361,7 @@ async fn bad_bodies_are_400_without_a_call() {
             Is(one_factor),
         ),
         (Send(Method::POST, "/user/mfa/totp", bearer(), Some(json!("x"))), 400, Contains("invalid type")),
-        (Send(Method::POST, "/user/mfa/totp", bearer(), Some(json!([]))), 400, Contains("invalid type")),
+        (Send(Method::POST, "/user/mfa/totp", bearer(), Some(json!([]))), 400, Contains("expected struct")),
         (
             Send(Method::POST, "/admin/users/x/reset-mfa", bearer(), None),
             400,
@@ -412,7 +416,11 @@ async fn the_calls_failures_answer_their_go_zero_statuses() {
 
     let fixture = failing(Code::AlreadyExists, "second factor already enabled").await;
     let cases = [
-        (Send(Method::POST, "/user/mfa/totp", bearer(), None), 409, Is("second factor already enabled")),
+        (
+            Send(Method::POST, "/user/mfa/totp", bearer(), Some(json!({"password": "pw"}))),
+            409,
+            Is("second factor already enabled"),
+        ),
         (
             Send(Method::POST, "/user/mfa/totp/confirm", bearer(), Some(json!({"code": "1"}))),
             409,
