@@ -140,6 +140,9 @@ export AUTH_SVC__PASSWORD__HASH_PROFILE=test
 # under it, and authlib can check the document.
 export AUTH_SVC__AUTH__ISSUER=$BASE
 export AUTH_SVC__CLIENTS__SCOPES='[introspect, orders:read, orders:write]'
+# A sealing key, so that accounts can turn on the second factor.
+export AUTH_SVC__MFA__KEYS__K1__KEY=b2F1dGgtY2xpZW50cy1tZmEta2V5LTAxMjM0NTY3ODk=
+export AUTH_SVC__MFA__ACTIVE_KEY=k1
 
 echo "== migrating, then creating the service accounts gate, orders and reports"
 # The client commands work on a migrated database only.

@@ -15,8 +15,10 @@ of a failed assertion, and the output must stay free of them.
 
 import base64
 import hashlib
+import hmac
 import json
 import os
+import struct
 import time
 import uuid
 from urllib.parse import parse_qsl
@@ -39,6 +41,9 @@ ORDERS_AUDIENCE = os.environ["OAUTH_ORDERS_AUDIENCE"]
 # for in the servers' logs.
 PASSWORD = "correct horse battery staple"
 WRONG_PASSWORD = "wrong password, on purpose"
+# The second step of a login for an account with a second factor (README, "Second factor").
+MFA_OTP_GRANT = "urn:auth-svc:params:oauth:grant-type:mfa-otp"
+MFA_RECOVERY_CODE_GRANT = "urn:auth-svc:params:oauth:grant-type:mfa-recovery-code"
 
 
 def jwt_claims(token):
@@ -150,6 +155,78 @@ def test_a_wrong_password_raises_invalid_grant_and_stores_no_token(username):
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     # The tutorial's field is still there beside RFC 6749's.
     assert response.json()["detail"] == "Incorrect username or password"
+
+
+def hotp(secret, counter, digits=6):
+    """RFC 4226's code of the base32 `secret` at `counter` (SHA-1)."""
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    digest = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    start = digest[-1] & 0x0F
+    value = (struct.unpack(">I", digest[start : start + 4])[0] & 0x7FFFFFFF) % 10**digits
+    return f"{value:0{digits}d}"
+
+
+def totp(secret, offset=0):
+    """RFC 6238's code (30-second steps, 6 digits) of `secret`, `offset` steps from now."""
+    return hotp(secret, int(time.time()) // 30 + offset)
+
+
+def test_the_code_function_computes_rfc_6238s_vectors():
+    secret = base64.b32encode(b"12345678901234567890").decode()
+    for at, code in [(59, "94287082"), (1111111109, "07081804"), (2000000000, "69279037")]:
+        assert hotp(secret, at // 30, digits=8) == code
+
+
+def enrolled(username):
+    """Turns on the second factor of `username` through the go-zero routes; its base32 secret."""
+    access = OAuth2Session().fetch_token(TOKEN_URL, username=username, password=PASSWORD)["access_token"]
+    bearer = {"authorization": f"Bearer {access}"}
+    begun = requests.post(f"{BASE}/user/mfa/totp", json={"password": PASSWORD}, headers=bearer, timeout=10)
+    assert begun.status_code == 200, begun.status_code
+    secret = begun.json()["secret"]
+    confirmed = requests.post(f"{BASE}/user/mfa/totp/confirm", json={"code": totp(secret, -1)}, headers=bearer, timeout=10)
+    assert confirmed.status_code == 200, confirmed.status_code
+    return secret, confirmed.json()["recoveryCodes"]
+
+
+def test_an_account_with_a_second_factor_raises_mfa_required_then_the_otp_grant_gives_the_pair(username):
+    if int(time.time()) % 30 > 25:
+        time.sleep(6)  # the codes below are of this step and the last: stay inside one
+    secret, recovery_codes = enrolled(username)
+    session = OAuth2Session()
+    responses = recording(session)
+    with pytest.raises(OAuthError) as raised:
+        session.fetch_token(TOKEN_URL, username=username, password=PASSWORD)
+    assert raised.value.error == "mfa_required"
+    assert session.token is None
+    (response,) = responses
+    assert response.status_code == 403
+    body = response.json()
+    assert body["mfa_methods"] == ["totp", "recovery_code"]
+    assert 0 < body["expires_in"] <= 300
+
+    token = session.fetch_token(TOKEN_URL, grant_type=MFA_OTP_GRANT, mfa_token=body["mfa_token"], otp=totp(secret))
+    assert {"access_token", "refresh_token", "token_type", "expires_in"} <= set(token)
+    assert jwt_claims(token["access_token"])["amr"] == ["pwd", "otp"]
+    assert session.get(f"{BASE}/user/info", timeout=10).status_code == 200
+    # Refreshing keeps how the session was authenticated.
+    refreshed = session.refresh_token(TOKEN_URL)
+    assert jwt_claims(refreshed["access_token"])["amr"] == ["pwd", "otp"]
+
+    # The challenge is spent, and so is the code.
+    with pytest.raises(OAuthError) as replayed:
+        OAuth2Session().fetch_token(TOKEN_URL, grant_type=MFA_OTP_GRANT, mfa_token=body["mfa_token"], otp=totp(secret))
+    assert replayed.value.error == "invalid_grant"
+
+    # A recovery code works too, once.
+    again = recording(session := OAuth2Session())
+    with pytest.raises(OAuthError):
+        session.fetch_token(TOKEN_URL, username=username, password=PASSWORD)
+    challenge = again[0].json()["mfa_token"]
+    token = session.fetch_token(
+        TOKEN_URL, grant_type=MFA_RECOVERY_CODE_GRANT, mfa_token=challenge, recovery_code=recovery_codes[0]
+    )
+    assert jwt_claims(token["access_token"])["amr"] == ["pwd", "otp"]
 
 
 def test_an_access_token_is_no_refresh_token(user_session):
@@ -408,7 +485,13 @@ def test_the_server_metadata_lists_the_endpoints_and_grants():
     assert metadata["introspection_endpoint"] == INTROSPECT_URL
     assert metadata["revocation_endpoint"] == REVOKE_URL
     assert metadata["jwks_uri"] == f"{BASE}/.well-known/jwks.json"
-    assert set(metadata["grant_types_supported"]) == {"password", "refresh_token", "client_credentials"}
+    assert set(metadata["grant_types_supported"]) == {
+        "password",
+        "refresh_token",
+        "client_credentials",
+        MFA_OTP_GRANT,
+        MFA_RECOVERY_CODE_GRANT,
+    }
     assert set(metadata["scopes_supported"]) == {"introspect", "orders:read", "orders:write"}
     for methods in (
         metadata.token_endpoint_auth_methods_supported,
