@@ -60,6 +60,9 @@ mod account_queries;
 mod client_queries;
 // Redis and the database cut mid-traffic, then restored.
 mod faults;
+// The defences (disabling, password changes, service accounts, the second factor) under cut,
+// flushed and restored stores.
+mod store_faults;
 // The second factor's queries on each database: once-only steps, codes and challenges under races.
 mod mfa_queries;
 // Two replicas on one database and one Redis behave as one service.
