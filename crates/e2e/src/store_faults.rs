@@ -17,7 +17,7 @@ use std::{
 
 use auth_api::user::v1::{
     ClientAuthentication, ClientCredentialsRequest, CreateClientRequest, DisableClientRequest, IntrospectTokenRequest,
-    LoginResponse, ValidateTokenResponse,
+    LoginResponse, ValidateTokenResponse, get_user_request::User,
 };
 use deadpool_redis::redis;
 use futures::{StreamExt, stream};
@@ -231,6 +231,52 @@ async fn disable_user_cut_mid_call_is_unavailable_and_a_retry_ends_every_session
     eprintln!("DisableUser: {total} statements; cut points that needed the retry (disabled, live): {half_done:?}");
     eprintln!("access tokens of ended sessions still served after the restore (cut after, for): {late:?}");
     eprintln!("the sweep took {:?}", started.elapsed());
+}
+
+/// A DisableUser cut after its flag is set but before its sessions are ended answers
+/// UNAVAILABLE, and GetUser then says "disabled": an operator who trusts that and does not
+/// retry leaves the sessions live, and enabling the account later brings them back. The same
+/// promise as admin.rs's `a_disable_cut_short_by_its_deadline_still_ends_every_session` ("no
+/// session of the account survives it to come back when the account is enabled again"),
+/// under a database cut instead of a deadline.
+///
+/// Fails today: `Admin::disable` sets the flag and then ends the sessions in separate
+/// statements, outside one transaction, and nothing finishes the second half when the
+/// database drops between them (the deadline case is covered by running the call to
+/// completion, which a cut connection cannot do).
+#[tokio::test]
+async fn a_disable_cut_after_its_flag_leaves_no_session_for_an_enable_to_revive() {
+    let Some(cuttable) =
+        cuttable_database("store_faults::a_disable_cut_after_its_flag_leaves_no_session_for_an_enable_to_revive").await
+    else {
+        return;
+    };
+    let app = app_behind(&cuttable, |_| {}).await;
+    let admin = admin_on(&app, &cuttable.observer, "root").await;
+    // The first cut points that leave the flag set with sessions live (statements 2 to 9 of 12
+    // on PostgreSQL and MariaDB today); an atomic disabling leaves none, and the test passes.
+    for cut_at in 1..=12 {
+        let username = format!("cut{cut_at}");
+        let (id, sessions) = account_with_sessions(&app, &username).await;
+        let (_, answer) = cut_after(&app, &cuttable.proxy, cut_at, app.disable_user(&admin, id)).await;
+        settle(&app, &admin).await;
+        ok_or_unavailable("DisableUser", &answer);
+        let (disabled, live) = account_state(&cuttable.observer, id).await;
+        let shown = app.get_user(&admin, User::Id(id)).await.unwrap().disabled;
+        assert_eq!(shown, disabled, "GetUser shows the flag as stored");
+        app.enable_user(&admin, id).await.unwrap();
+        if disabled {
+            let mut revived = 0;
+            for pair in &sessions {
+                revived += usize::from(!refresh_refused(&app, pair).await);
+            }
+            assert_eq!(
+                revived, 0,
+                "cut after {cut_at}: GetUser said disabled, {live} session(s) were left live, and after the \
+                 enable {revived} refreshed"
+            );
+        }
+    }
 }
 
 /// `revocation.max_staleness_ms` at its default: a revoked session is refused by every replica
