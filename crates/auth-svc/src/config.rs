@@ -441,6 +441,11 @@ pub struct GrpcConfig {
     /// Seconds a call may take until its response starts, whatever its client's `grpc-timeout`
     /// says (the shorter wins): a request body that never ends cannot hold its stream.
     pub max_call_seconds: NonZeroU64,
+    /// gRPC over TLS (and mutual TLS with `client_ca_file`); off unless a certificate is set.
+    pub tls: service_kit::tls::TlsConfig,
+    /// Under mutual TLS: `x-forwarded-for` is believed only from a peer in
+    /// `trusted_forwarders` whose certificate names one of these DNS names (the gateway's).
+    pub trusted_forwarder_names: Vec<String>,
 }
 
 impl Default for Config {
@@ -557,6 +562,8 @@ impl Default for GrpcConfig {
             idle_timeout_seconds: nonzero!(300),
             max_call_seconds: nonzero!(30),
             trusted_forwarders: loopback(),
+            tls: service_kit::tls::TlsConfig::default(),
+            trusted_forwarder_names: Vec::new(),
         }
     }
 }
@@ -641,6 +648,13 @@ impl Config {
         }
         if self.grpc.keepalive_interval_seconds > 0 && self.grpc.keepalive_timeout_seconds == 0 {
             return Err(invalid("grpc.keepalive_timeout_seconds", "must be at least 1 while keepalive pings are on"));
+        }
+        self.grpc.tls.enabled("grpc.tls").map_err(|why| invalid("grpc.tls", &why))?;
+        if !self.grpc.trusted_forwarder_names.is_empty() && self.grpc.tls.client_ca_file.is_none() {
+            return Err(invalid(
+                "grpc.trusted_forwarder_names",
+                "needs grpc.tls.client_ca_file: names are only proven by client certificates",
+            ));
         }
         if let Some(url) = &self.redis_url
             && !["redis://", "rediss://", "redis+unix://", "unix://"].iter().any(|s| url.expose_secret().starts_with(s))

@@ -6,7 +6,10 @@ use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context as _;
 use auth_api::user::v1::{FILE_DESCRIPTOR_SET, user_service_server::UserServiceServer};
 use model::DatabaseConnection;
-use service_kit::http_server::{self, ConnectionLimits};
+use service_kit::{
+    http_server::{self, ConnectionLimits},
+    tls::ServerTls,
+};
 use tokio::{net::TcpListener, sync::Notify};
 use tonic::service::Routes;
 use tonic_health::{ServingStatus, server::HealthReporter};
@@ -56,6 +59,8 @@ pub struct App {
     shutdown_grace: Duration,
     connection_limits: ConnectionLimits,
     max_call: Duration,
+    /// TLS of the gRPC port (`grpc.tls`), re-read when its files change.
+    tls: Option<Arc<ServerTls>>,
     /// The revocation poll and the session purge; they stop when the app is dropped (at the
     /// end of `serve`).
     _background: BackgroundTasks,
@@ -207,7 +212,10 @@ impl App {
                 clients,
                 token_revocation,
                 require_client: config.introspection.require_client,
-                trusted_forwarders: config.grpc.trusted_forwarders.clone(),
+                forwarders: grpc::Forwarders {
+                    networks: config.grpc.trusted_forwarders.clone(),
+                    names: config.grpc.trusted_forwarder_names.clone(),
+                },
                 jwks: grpc::jwks_response(&keys, config.auth.jwks_max_age),
             },
             keys,
@@ -216,6 +224,7 @@ impl App {
             shutdown_grace: config.shutdown_grace(),
             _background: background,
             connection_limits: connection::connection_limits(&config.grpc),
+            tls: grpc_tls(config)?,
             max_call: Duration::from_secs(config.grpc.max_call_seconds.get()),
         })
     }
@@ -273,7 +282,12 @@ impl App {
             .prepare();
         let max_call = self.max_call;
         let make_service = |info| connection::grpc_service(routes.clone(), info, max_call);
-        http_server::serve(self.listener, make_service, self.connection_limits, signal, self.shutdown_grace).await;
+        let _reload = self
+            .tls
+            .clone()
+            .map(|tls| AbortOnDrop(tokio::spawn(tls.watch(GRPC_ALPN.iter().map(|p| p.to_vec()).collect()))));
+        http_server::serve(self.listener, self.tls, make_service, self.connection_limits, signal, self.shutdown_grace)
+            .await;
         admin_stop.notify_one();
         // A connection stuck on a lock must not hold the exit past the grace period.
         let _ = tokio::time::timeout(Duration::from_secs(1), self.db.close_by_ref()).await;
@@ -372,6 +386,29 @@ async fn start_background_tasks(
         tokio::spawn(users.clone().keep_cache_current(background_db)),
         tokio::spawn(purge.run(Duration::from_secs(config.sessions.purge_interval_seconds.get()))),
     ]))
+}
+
+/// gRPC is HTTP/2 only.
+const GRPC_ALPN: [&[u8]; 1] = [b"h2"];
+
+/// The gRPC port's TLS, when `grpc.tls` sets a certificate.
+fn grpc_tls(config: &Config) -> anyhow::Result<Option<Arc<ServerTls>>> {
+    if !config.grpc.tls.enabled("grpc.tls").map_err(anyhow::Error::msg)? {
+        return Ok(None);
+    }
+    let tls = ServerTls::load(&config.grpc.tls, "grpc.tls", &GRPC_ALPN).map_err(anyhow::Error::msg)?;
+    let mutual = config.grpc.tls.client_ca_file.is_some();
+    tracing::info!(mutual, "gRPC over TLS");
+    Ok(Some(tls))
+}
+
+/// Aborts its task when dropped (the certificate watcher stops with the server).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The whole server ("") and the user service, as health checks name them.

@@ -26,6 +26,8 @@ mod refresh;
 mod register;
 // SetUserRole and the operator's first admin.
 mod roles;
+// gRPC over TLS and mutual TLS, certificates rotated live.
+mod tls;
 // The second factor: TOTP enrolment, VerifyMfa, recovery codes, DisableTotp, ResetMfa.
 mod second_factor;
 // Service accounts: CreateClient to DeleteClient, ClientCredentials, IntrospectToken, RevokeToken.

@@ -48,5 +48,5 @@ pub async fn serve(
             request
         })
     };
-    http_server::serve(listener, make_service, limits, shutdown, shutdown_grace).await;
+    http_server::serve(listener, None, make_service, limits, shutdown, shutdown_grace).await;
 }

@@ -17,7 +17,7 @@ use std::{
     future::Future,
     net::SocketAddr,
     pin::{Pin, pin},
-    sync::Arc,
+    sync::{Arc, OnceLock},
     task::{Context, Poll},
     time::Duration,
 };
@@ -32,6 +32,8 @@ use hyper_util::{
 };
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use tower::{Service, ServiceExt as _};
+
+use crate::tls::{PeerCertificate, ServerTls};
 
 /// Errors services and bodies may fail with (hyper's own bound).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -91,18 +93,23 @@ pub struct ConnectionLimits {
 }
 
 /// The two ends of an accepted connection, for the service of that connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnectionInfo {
     pub local_addr: Option<SocketAddr>,
     pub remote_addr: SocketAddr,
+    /// The client's certificate under mutual TLS; set once the handshake is done, before the
+    /// first request reaches the service.
+    pub peer_certificate: Arc<OnceLock<PeerCertificate>>,
 }
 
 /// Serves `listener` until `shutdown` completes: each accepted connection gets the service
-/// `make_service` builds for it. Then stops accepting (the port is closed at once), asks every
-/// connection to finish its requests and close, waits at most `grace` for that, and closes what
-/// is left.
+/// `make_service` builds for it, behind a TLS handshake when `tls` is given (within the header
+/// timeout, in the connection's own task, so a slow handshake holds up no other). Then stops
+/// accepting (the port is closed at once), asks every connection to finish its requests and
+/// close, waits at most `grace` for that, and closes what is left.
 pub async fn serve<M, S>(
     listener: TcpListener,
+    tls: Option<Arc<ServerTls>>,
     mut make_service: M,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
@@ -131,15 +138,30 @@ pub async fn serve<M, S>(
         // Reap finished connections so the set holds live ones only.
         while connections.try_join_next().is_some() {}
         let _ = stream.set_nodelay(true);
-        let info = ConnectionInfo { local_addr: stream.local_addr().ok(), remote_addr };
+        let info =
+            ConnectionInfo { local_addr: stream.local_addr().ok(), remote_addr, peer_certificate: Arc::default() };
+        let peer_certificate = info.peer_certificate.clone();
         let service = make_service(info);
-        connections.spawn(serve_connection(
-            TokioIo::new(stream),
-            service,
-            builder.clone(),
-            limits.clone(),
-            stopping.clone(),
-        ));
+        let (builder, limits, stopping) = (builder.clone(), limits.clone(), stopping.clone());
+        match &tls {
+            None => connections.spawn(serve_connection(TokioIo::new(stream), service, builder, limits, stopping)),
+            Some(tls) => {
+                let tls = tls.clone();
+                connections.spawn(async move {
+                    match tokio::time::timeout(limits.header_read_timeout, tls.accept(stream)).await {
+                        Ok(Ok((stream, peer))) => {
+                            if let Some(peer) = peer {
+                                let _ = peer_certificate.set(peer);
+                            }
+                            serve_connection(TokioIo::new(stream), service, builder, limits, stopping).await;
+                        }
+                        // A plain-text client, a certificate refused, a client that went away.
+                        Ok(Err(err)) => tracing::debug!(error = %err, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                })
+            }
+        };
     }
     drop(listener);
     tracing::info!(connections = connections.len(), "shutting down: finishing in-flight requests");
@@ -190,14 +212,15 @@ enum Closing {
 
 /// Serves one connection until it ends, is closed by its watchdog, or shutdown (`stopping`
 /// changes or closes) and its in-flight requests are answered.
-async fn serve_connection<S>(
-    io: TokioIo<tokio::net::TcpStream>,
+async fn serve_connection<S, I>(
+    io: TokioIo<I>,
     service: S,
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: Arc<ConnectionLimits>,
     mut stopping: watch::Receiver<()>,
 ) where
     S: ConnectionService,
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (activity, watched) = watch::channel(Activity::default());
     let service = Tracked { inner: service, activity: Arc::new(activity) };
@@ -410,7 +433,8 @@ mod tests {
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"done"))))
         });
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(serve(listener, move |_| service, limits, async move { drop(stopped.await) }, grace));
+        let server =
+            tokio::spawn(serve(listener, None, move |_| service, limits, async move { drop(stopped.await) }, grace));
         (addr, stop, server)
     }
 

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod http_server;
 pub mod logging;
+pub mod tls;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 

@@ -31,8 +31,13 @@ pub fn grpc_service(
 + Send
 + 'static {
     let addresses = TcpConnectInfo { local_addr: connection.local_addr, remote_addr: Some(connection.remote_addr) };
+    let peer_certificate = connection.peer_certificate;
     tower::service_fn(move |mut request: http::Request<Incoming>| {
         request.extensions_mut().insert(addresses.clone());
+        // Set by the TLS handshake, which is over before the first request.
+        if let Some(certificate) = peer_certificate.get() {
+            request.extensions_mut().insert(certificate.clone());
+        }
         let request_id =
             request.headers().get(auth_api::metadata::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
         let span = tracing::info_span!("grpc", method = %request.uri().path(), request_id);

@@ -37,8 +37,9 @@ pub struct UserGrpc {
     pub require_client: bool,
     /// The GetServerMetadata answer, fixed while the process runs.
     pub server_metadata: v1::GetServerMetadataResponse,
-    /// Peers whose `x-forwarded-for` is believed (`grpc.trusted_forwarders`).
-    pub trusted_forwarders: Vec<ipnet::IpNet>,
+    /// Peers whose `x-forwarded-for` is believed (`grpc.trusted_forwarders`, and under mutual
+    /// TLS `grpc.trusted_forwarder_names`).
+    pub forwarders: Forwarders,
     /// The GetJwks answer: the keys do not change while the process runs (see [`jwks_response`]).
     pub jwks: GetJwksResponse,
 }
@@ -64,9 +65,7 @@ impl UserGrpc {
     fn call_context<T>(&self, request: &Request<T>) -> CallContext {
         let metadata = request.metadata();
         let text = |key: &str| metadata.get(key).and_then(|value| value.to_str().ok());
-        let from_forwarder = request
-            .remote_addr()
-            .is_some_and(|peer| self.trusted_forwarders.iter().any(|net| net.contains(&peer.ip().to_canonical())));
+        let from_forwarder = self.forwarders.is_forwarder(request);
         // A trusted forwarder (the gateway) speaks for its client, and its own `user-agent` is
         // not the client's: the gateway always sends the header, empty for "none". A trusted
         // peer without it (a client on loopback) and anyone else speak for themselves.
@@ -76,7 +75,7 @@ impl UserGrpc {
             .filter(|agent| !agent.is_empty())
             .map(|agent| agent.chars().take(MAX_USER_AGENT_CHARS).collect());
         CallContext {
-            client_address: client_address(request, &self.trusted_forwarders),
+            client_address: client_address(request, &self.forwarders),
             user_agent,
             request_id: text(auth_api::metadata::REQUEST_ID).map(str::to_owned),
         }
@@ -600,12 +599,39 @@ fn claims<T>(request: &Request<T>) -> Result<&AccessClaims, Status> {
 /// The caller's address. A peer in `trusted` (the gateway) speaks for its client through
 /// `x-forwarded-for`: walking it from the right, past further trusted proxies, the first other
 /// address is the client. Anyone else is its own TCP peer, whatever header it sends.
-fn client_address<T>(request: &Request<T>, trusted: &[ipnet::IpNet]) -> Option<IpAddr> {
+/// Who may speak for a client in `x-forwarded-for`: peers in `grpc.trusted_forwarders`, and,
+/// when `names` are set (mutual TLS), only those whose certificate names one of them.
+#[derive(Debug, Clone, Default)]
+pub struct Forwarders {
+    pub networks: Vec<ipnet::IpNet>,
+    pub names: Vec<String>,
+}
+
+impl Forwarders {
+    fn trusts_address(&self, address: &IpAddr) -> bool {
+        self.networks.iter().any(|net| net.contains(address))
+    }
+
+    /// Whether the peer of `request` is a forwarder (the gateway).
+    fn is_forwarder<T>(&self, request: &Request<T>) -> bool {
+        let Some(peer) = request.remote_addr() else { return false };
+        if !self.trusts_address(&peer.ip().to_canonical()) {
+            return false;
+        }
+        self.names.is_empty()
+            || request
+                .extensions()
+                .get::<service_kit::tls::PeerCertificate>()
+                .is_some_and(|certificate| self.names.iter().any(|name| certificate.names(name)))
+    }
+}
+
+fn client_address<T>(request: &Request<T>, forwarders: &Forwarders) -> Option<IpAddr> {
     let peer = request.remote_addr()?.ip().to_canonical();
-    let is_trusted = |address: &IpAddr| trusted.iter().any(|net| net.contains(address));
-    if !is_trusted(&peer) {
+    if !forwarders.is_forwarder(request) {
         return Some(peer);
     }
+    let is_trusted = |address: &IpAddr| forwarders.trusts_address(address);
     let Some(forwarded) = request.metadata().get(auth_api::metadata::FORWARDED_FOR) else { return Some(peer) };
     let Ok(forwarded) = forwarded.to_str() else { return Some(peer) };
     let mut client = peer;
