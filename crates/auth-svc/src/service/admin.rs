@@ -138,7 +138,14 @@ impl Admin {
         Ok(record)
     }
 
+    /// Lets a disabled account log in again. Its sessions stay ended: any that a disabling cut
+    /// short left live (the flag and the end of the sessions are separate writes, and a lost
+    /// database connection can fall between them) are ended here, before the flag is lifted.
     pub async fn enable(&self, id: i64, actor: Actor, call: &CallContext) -> Result<AccountRecord, AuthError> {
+        let before = self.users.record(id).await?.ok_or(AuthError::NotFound("no such user"))?;
+        if before.user.disabled {
+            self.sessions.revoke_all(id, None, actor, call).await?;
+        }
         let record = self.users.set_disabled(id, false).await?.ok_or(AuthError::NotFound("no such user"))?;
         self.audit.record(AuditEvent::new(EventType::AccountEnabled, Outcome::Success, actor, call).subject(id));
         Ok(record)
