@@ -101,6 +101,15 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// How a refused check of a password or a code shows: throttled, or a plain failure.
+    pub fn of_refusal(err: &crate::error::AuthError) -> Self {
+        use crate::error::AuthError;
+        match err {
+            AuthError::LoginThrottled { .. } | AuthError::TooManyInFlight { .. } => Self::Throttled,
+            _ => Self::Failure,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Success => "success",

@@ -150,7 +150,7 @@ impl Accounts {
             Ok(verified) => verified,
             Err(err) => {
                 let known = self.users.by_username(&username).await.ok().flatten();
-                self.audit.record(event(outcome_of(&err), known.as_ref()));
+                self.audit.record(event(Outcome::of_refusal(&err), known.as_ref()));
                 return Err(err);
             }
         };
@@ -264,7 +264,7 @@ impl Accounts {
         };
         let username = domain::Username::parse(&user.username)?;
         if let Err(err) = self.verify_password(&username, current, call).await {
-            self.audit.record(event(outcome_of(&err)));
+            self.audit.record(event(Outcome::of_refusal(&err)));
             return Err(err);
         }
         let hash = self.hasher.hash(new).await?;
@@ -283,28 +283,40 @@ impl Accounts {
         Ok(pair)
     }
 
-    /// Re-checks the password (throttled as Login), then begins an enrolment: whoever holds an
-    /// access token but not the password cannot bind their own authenticator to the account.
+    /// The bearer's account, once `password` is checked again (throttled as Login): the calls
+    /// a stolen access token alone must not make. A refusal is audited as `event_type`.
+    async fn reauthenticated(
+        &self,
+        claims: &AccessClaims,
+        password: SecretString,
+        event_type: EventType,
+        call: &CallContext,
+    ) -> Result<User, AuthError> {
+        let user = self.caller(claims).await?;
+        password::check_password_size(password.expose_secret())?;
+        let username = domain::Username::parse(&user.username)?;
+        if let Err(err) = self.verify_password(&username, password, call).await {
+            self.audit.record(
+                AuditEvent::new(event_type, Outcome::of_refusal(&err), Actor::User(user.id), call).subject(user.id),
+            );
+            return Err(err);
+        }
+        Ok(user)
+    }
+
+    /// Re-checks the password, then begins an enrolment: whoever holds an access token but not
+    /// the password cannot bind their own authenticator to the account.
     pub async fn begin_totp_enrolment(
         &self,
         claims: &AccessClaims,
         password: SecretString,
         call: &CallContext,
     ) -> Result<Enrolment, AuthError> {
-        let user = self.caller(claims).await?;
-        password::check_password_size(password.expose_secret())?;
-        let username = domain::Username::parse(&user.username)?;
-        if let Err(err) = self.verify_password(&username, password, call).await {
-            self.audit.record(
-                AuditEvent::new(EventType::MfaEnrolmentBegun, outcome_of(&err), Actor::User(user.id), call)
-                    .subject(user.id),
-            );
-            return Err(err);
-        }
+        let user = self.reauthenticated(claims, password, EventType::MfaEnrolmentBegun, call).await?;
         self.second_factor.begin(&user, call).await
     }
 
-    /// Re-checks the password (throttled as Login) and the second factor, then removes the factor.
+    /// Re-checks the password and the second factor, then removes the factor.
     pub async fn disable_totp(
         &self,
         claims: &AccessClaims,
@@ -312,35 +324,18 @@ impl Accounts {
         step: SecondStep,
         call: &CallContext,
     ) -> Result<(), AuthError> {
-        let user = self.caller(claims).await?;
-        password::check_password_size(password.expose_secret())?;
-        let username = domain::Username::parse(&user.username)?;
-        if let Err(err) = self.verify_password(&username, password, call).await {
-            self.audit.record(
-                AuditEvent::new(EventType::MfaDisabled, outcome_of(&err), Actor::User(user.id), call).subject(user.id),
-            );
-            return Err(err);
-        }
+        let user = self.reauthenticated(claims, password, EventType::MfaDisabled, call).await?;
         self.second_factor.disable(&user, step, call).await
     }
 
-    /// Re-checks the password (throttled as Login), then deletes the account and its sessions.
+    /// Re-checks the password, then deletes the account and its sessions.
     pub async fn delete_account(
         &self,
         claims: &AccessClaims,
         password: SecretString,
         call: &CallContext,
     ) -> Result<(), AuthError> {
-        let user = self.caller(claims).await?;
-        password::check_password_size(password.expose_secret())?;
-        let username = domain::Username::parse(&user.username)?;
-        if let Err(err) = self.verify_password(&username, password, call).await {
-            self.audit.record(
-                AuditEvent::new(EventType::AccountDeleted, outcome_of(&err), Actor::User(user.id), call)
-                    .subject(user.id),
-            );
-            return Err(err);
-        }
+        let user = self.reauthenticated(claims, password, EventType::AccountDeleted, call).await?;
         delete_with_sessions(&self.users, &self.sessions, &self.audit, user.id, Actor::User(user.id), call).await?;
         Ok(())
     }
@@ -391,14 +386,6 @@ pub async fn delete_with_sessions(
         audit.record(AuditEvent::new(EventType::AccountDeleted, Outcome::Success, actor, call).subject(user_id));
     }
     Ok(deleted)
-}
-
-/// How a refused password check shows in the audit log.
-fn outcome_of(err: &AuthError) -> Outcome {
-    match err {
-        AuthError::LoginThrottled { .. } | AuthError::TooManyInFlight { .. } => Outcome::Throttled,
-        _ => Outcome::Failure,
-    }
 }
 
 /// Reserves a password check, makes it, and settles the reservation by its outcome.

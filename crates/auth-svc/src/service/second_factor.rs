@@ -209,7 +209,7 @@ impl SecondFactor {
             if matches!(err, AuthError::Unauthenticated(_)) {
                 query::mfa::count_failure(&self.db, &claims.jti, self.settings.max_failures, now).await?;
             }
-            self.audit.record(event(outcome_of(&err)));
+            self.audit.record(event(Outcome::of_refusal(&err)));
             return Err(err);
         }
         // The session first, then the challenge is spent: ending every session of the account
@@ -279,7 +279,7 @@ impl SecondFactor {
         };
         let secret = self.open_secret(user.id, &row)?;
         let attempt = self.throttle.reserve_code(user.id, call.client_address).await;
-        let attempt = attempt.inspect_err(|err| self.audit.record(event(outcome_of(err))))?;
+        let attempt = attempt.inspect_err(|err| self.audit.record(event(Outcome::of_refusal(err))))?;
         let Some(step) = secret.verify(&code, unix_now_unsigned(), None) else {
             self.throttle.failed(attempt).await;
             self.audit.record(event(Outcome::Failure));
@@ -303,7 +303,7 @@ impl SecondFactor {
             |outcome| AuditEvent::new(EventType::MfaDisabled, outcome, Actor::User(user.id), call).subject(user.id);
         let row = self.active_factor(user.id).await?.ok_or(AuthError::NotFound("no second factor"))?;
         if let Err(err) = self.check(user, &row, &step, call).await {
-            self.audit.record(event(outcome_of(&err)));
+            self.audit.record(event(Outcome::of_refusal(&err)));
             return Err(err);
         }
         query::mfa::delete(&self.db, user.id).await?;
@@ -327,7 +327,7 @@ impl SecondFactor {
             return Err(AuthError::InvalidArgument("new recovery codes need a code from the authenticator".into()));
         }
         if let Err(err) = self.check(user, &row, &code, call).await {
-            self.audit.record(event(outcome_of(&err)));
+            self.audit.record(event(Outcome::of_refusal(&err)));
             return Err(err);
         }
         let (codes, hashes) = self.new_recovery_codes(keys)?;
@@ -401,10 +401,11 @@ impl SecondFactor {
     }
 
     fn open_secret(&self, user_id: i64, row: &user_totp::Model) -> Result<TotpSecret, AuthError> {
+        // A key removed from `mfa.keys` too soon, or a row tampered with: an operator's matter,
+        // logged once (as every INTERNAL is) with the account id and the reason. `SealError`
+        // names at most a key id, never key material or the sealed text.
         let opened = self.sealing()?.open(&row.secret_sealed, sealed_for(user_id).as_bytes()).map_err(|err| {
-            // A key removed from `mfa.keys` too soon, or a row tampered with: an operator's matter.
-            tracing::error!(user_id, error = %err, "a TOTP secret does not open");
-            AuthError::internal(err)
+            AuthError::internal(std::io::Error::other(format!("the authenticator of account {user_id}: {err}")))
         })?;
         TotpSecret::from_bytes(opened.expose_secret())
             .ok_or_else(|| AuthError::internal(std::io::Error::other("a sealed TOTP secret has the wrong length")))
@@ -422,14 +423,6 @@ impl SecondFactor {
             .map(|canonical| keys.recovery_code_hash(&canonical))
             .collect();
         Ok((codes, hashes))
-    }
-}
-
-/// How a refused check shows in the audit log.
-fn outcome_of(err: &AuthError) -> Outcome {
-    match err {
-        AuthError::LoginThrottled { .. } | AuthError::TooManyInFlight { .. } => Outcome::Throttled,
-        _ => Outcome::Failure,
     }
 }
 
