@@ -5,6 +5,12 @@
 //! starving other RPCs, and each thread allocates its 19 MiB once and reuses it: memory stays at
 //! `concurrency` × 19 MiB whatever the load. (Allocating per hash on tokio's blocking pool let
 //! glibc's per-thread arenas keep hundreds of MiB after a storm: see docs/benchmarks.md.)
+//!
+//! The hashing threads run at a lower scheduling priority ([`HASHING_NICE`]) than the tokio
+//! workers: when both want a core, the scheduler gives it to the worker, so a GetUserInfo or a
+//! Refresh is not queued behind tens of milliseconds of argon2 while a login storm keeps every
+//! core busy. With nothing else to run the hashes still take all the CPU, so Login's rate is
+//! unchanged.
 
 use std::sync::{
     Arc, Mutex,
@@ -23,6 +29,11 @@ use crate::{config::HashProfile, error::AuthError, metrics::Metrics};
 
 /// Length of the stored hash output, bytes (argon2's default).
 const OUTPUT_BYTES: usize = 32;
+
+/// The nice value of the hashing threads (the tokio workers stay at the process's own, 0 by
+/// default). 10 gives a worker about nine times a hashing thread's share of a contended core.
+/// Raising one's own nice value needs no privilege, so this works in a restricted pod.
+const HASHING_NICE: i32 = 10;
 
 /// A job for a hashing thread; it gets the thread's reusable argon2 memory.
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
@@ -172,6 +183,7 @@ impl Drop for QueuePlace<'_> {
 /// Runs jobs until the service goes away. The memory is allocated by the first job and kept:
 /// an idle service holds none of it.
 fn hashing_thread(queue: &Mutex<Receiver<Job>>) {
+    lower_own_priority();
     let mut memory = Vec::new();
     loop {
         let job = match queue.lock() {
@@ -182,6 +194,16 @@ fn hashing_thread(queue: &Mutex<Receiver<Job>>) {
             Ok(job) => job(&mut memory),
             Err(_) => return, // every sender is gone: the service is shutting down
         }
+    }
+}
+
+/// Sets the calling thread's nice value to [`HASHING_NICE`]. On Linux `setpriority` on a thread
+/// id applies to that thread alone. Failing only costs latency under load, so it is logged once
+/// per thread and hashing goes on.
+fn lower_own_priority() {
+    let thread = rustix::thread::gettid();
+    if let Err(err) = rustix::process::setpriority_process(Some(thread), HASHING_NICE) {
+        tracing::warn!(error = %err, "could not lower the hashing thread's priority");
     }
 }
 
@@ -233,6 +255,19 @@ mod tests {
 
     fn secret(text: &str) -> SecretString {
         SecretString::from(text.to_owned())
+    }
+
+    #[tokio::test]
+    async fn hashing_threads_run_below_the_callers_priority() {
+        let hasher = PasswordHasher::new(HashProfile::Test, 1, 8, Default::default()).expect("hasher");
+        let caller = rustix::process::getpriority_process(None).expect("caller's nice");
+        // getpriority(PRIO_PROCESS, 0) reads the calling thread on Linux: here, a hashing thread.
+        let hashing = hasher
+            .run_bounded(|_memory| Ok(rustix::process::getpriority_process(None).expect("thread's nice")))
+            .await
+            .expect("job");
+        assert!(hashing >= HASHING_NICE.max(caller), "hashing thread at nice {hashing}, caller at {caller}");
+        assert_eq!(rustix::process::getpriority_process(None).expect("nice"), caller, "only the hashing thread moved");
     }
 
     #[tokio::test]
