@@ -7,6 +7,7 @@
 #   scripts/schemathesis.sh                  # the bounded CI run
 #   SCHEMATHESIS_MAX_EXAMPLES=500 scripts/schemathesis.sh   # a longer hunt
 #   scripts/schemathesis.sh --seed 42        # extra arguments go to `schemathesis run`
+#   GATEWAY_BIN=… AUTH_SVC_BIN=… scripts/schemathesis.sh   # binaries built elsewhere
 #
 # The virtual environment lives in ${CARGO_TARGET_DIR:-target}/schemathesis-venv and is reused
 # while it holds the pinned version. Exits non-zero on any failure; the servers are stopped on
@@ -55,9 +56,14 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -qx "schemathesis, ve
 fi
 "$venv/bin/schemathesis" --version
 
-echo "== building auth-svc and gateway"
-cargo build --quiet -p auth-svc -p gateway
-bin=$target_dir/debug
+# AUTH_SVC_BIN and GATEWAY_BIN name binaries already built (`.ci/run` passes the test build's,
+# so they are not built again with another feature set).
+if [ -z "${AUTH_SVC_BIN:-}" ] || [ -z "${GATEWAY_BIN:-}" ]; then
+  echo "== building auth-svc and gateway"
+  cargo build --quiet -p auth-svc -p gateway
+fi
+auth_svc=${AUTH_SVC_BIN:-$target_dir/debug/auth-svc}
+gateway=${GATEWAY_BIN:-$target_dir/debug/gateway}
 
 for addr in "$AUTH_ADDR" "$GATEWAY_ADDR"; do
   if (exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}") 2>/dev/null; then
@@ -81,13 +87,13 @@ AUTH_SVC__REGISTER__MAX_PER_ADDRESS=1000000 \
 AUTH_SVC__THROTTLE__MAX_IN_FLIGHT_PER_ADDRESS=1000000 \
 AUTH_SVC__GRPC__SHUTDOWN_GRACE_SECONDS=2 \
 RUST_LOG=warn \
-  "$bin/auth-svc" >"$work/auth-svc.log" 2>&1 &
+  "$auth_svc" >"$work/auth-svc.log" 2>&1 &
 pids+=($!)
 GATEWAY__LISTEN=$GATEWAY_ADDR \
 GATEWAY__UPSTREAM=http://$AUTH_ADDR \
 GATEWAY__HTTP__SHUTDOWN_GRACE_SECONDS=2 \
 RUST_LOG=warn \
-  "$bin/gateway" >"$work/gateway.log" 2>&1 &
+  "$gateway" >"$work/gateway.log" 2>&1 &
 pids+=($!)
 
 ready=
@@ -118,10 +124,10 @@ curl -fsS -o /dev/null -H 'content-type: application/json' \
   -d "{\"username\":\"$user\",\"password\":\"$password\"}" "$BASE/user/register"
 # An admin, so the /admin/users routes are exercised past their 403 (an admin cannot disable
 # or delete itself, so the run cannot lock itself out).
-AUTH_SVC__DATABASE_URL="sqlite://$work/auth.db?mode=rwc" "$bin/auth-svc" user set-role "$user" admin >/dev/null
+AUTH_SVC__DATABASE_URL="sqlite://$work/auth.db?mode=rwc" "$auth_svc" user set-role "$user" admin >/dev/null
 # A service account with scope introspect, so /oauth2/introspect and /oauth2/revoke are
 # exercised past their 401 (the document's `clientBasic` scheme).
-client=$(AUTH_SVC__DATABASE_URL="sqlite://$work/auth.db?mode=rwc" "$bin/auth-svc" client create schemathesis \
+client=$(AUTH_SVC__DATABASE_URL="sqlite://$work/auth.db?mode=rwc" "$auth_svc" client create schemathesis \
   --id schemathesis --scope introspect 2>/dev/null)
 client_secret=${client#*$'\t'}
 cat >"$work/schemathesis.toml" <<TOML

@@ -298,14 +298,24 @@ async fn a_password_change_cut_short_by_its_deadline_is_all_or_nothing() {
         let mut request = crate::helpers::with_authorization(change, &bearer(&this.access_token));
         request.set_timeout(std::time::Duration::from_millis(deadline_ms));
         let _ = app.client.clone().change_password(request).await;
-        // Whatever the call answered, the work it began ends soon after.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        let changed = app.login(&name, NEW_PASSWORD).await.is_ok();
-        for other in &others {
-            let works = app.user_info(&bearer(&other.access_token)).await.is_ok();
-            assert_eq!(
-                works, !changed,
-                "deadline {deadline_ms} ms: password changed {changed}, old session works {works}"
+        // Whatever the call answered, the work it began ends soon after: within a few seconds
+        // on a loaded machine (a hash and the revocations), at once on a quiet one.
+        let settle_by = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let changed = app.login(&name, NEW_PASSWORD).await.is_ok();
+            let mut working = 0;
+            for other in &others {
+                working += usize::from(app.user_info(&bearer(&other.access_token)).await.is_ok());
+            }
+            let settled = if changed { working == 0 } else { working == others.len() };
+            if settled {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < settle_by,
+                "deadline {deadline_ms} ms: password changed {changed}, {working} of {} old sessions work",
+                others.len()
             );
         }
     }
