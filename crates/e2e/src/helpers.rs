@@ -83,6 +83,22 @@ pub fn slow_test_wanted(test: &str) -> bool {
     wanted
 }
 
+/// `1` (or unset) runs every round of the race sweeps (a race tried many times, each a little
+/// differently); `0` runs every fourth, still spread over the whole sweep. `.ci/run` runs the
+/// full sweeps once per database, with the in-process state, and the short ones in the variants
+/// with Redis, where a race in the database is no likelier to show.
+pub const SWEEPS_ENV: &str = "AUTH_TEST_FULL_SWEEPS";
+
+/// The rounds a race sweep of `full` rounds runs in this run (see [`SWEEPS_ENV`]).
+pub fn sweep_rounds(full: usize) -> impl Iterator<Item = usize> {
+    let step = match std::env::var(SWEEPS_ENV).as_deref() {
+        Ok("1") | Err(_) => 1,
+        Ok("0") => 4,
+        Ok(other) => panic!("{SWEEPS_ENV}={other:?}: set it to 1 (every round) or 0 (every fourth)"),
+    };
+    (0..full).step_by(step)
+}
+
 /// The Redis of this run, if any.
 pub fn redis_url() -> Option<String> {
     std::env::var(REDIS_ENV).ok()

@@ -586,7 +586,7 @@ async fn a_reset_racing_a_login_leaves_no_session_behind() {
     let (app, operator) = spawn_deployment(with_mfa).await;
     early_in_a_step().await;
     let admin = bootstrap_admin(&app, &operator, "root").await;
-    for round in 0..ROUNDS {
+    for round in crate::helpers::sweep_rounds(ROUNDS) {
         let name = format!("user{round}");
         let (access, authenticator, _) = enrolled(&app, &name).await;
         let id = app.user_info(&bearer(&access)).await.unwrap().id;
@@ -610,7 +610,7 @@ async fn a_reset_racing_a_login_leaves_no_session_behind() {
 async fn a_password_change_racing_a_login_leaves_no_session_behind() {
     let app = spawn_app_with(with_mfa).await;
     early_in_a_step().await;
-    for round in 0..ROUNDS {
+    for round in crate::helpers::sweep_rounds(ROUNDS) {
         let name = format!("user{round}");
         let (access, authenticator, _) = enrolled(&app, &name).await;
         let pending = challenge(&app, &name).await;

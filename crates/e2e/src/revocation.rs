@@ -303,7 +303,7 @@ async fn logout_racing_a_fast_refresh_chain_leaves_no_live_token() {
     })
     .await;
     app.register("alice").await;
-    for round in 0..10_u64 {
+    for round in crate::helpers::sweep_rounds(10) {
         let sessions: Vec<_> = stream::iter(0..CONCURRENCY)
             .map(|_| async { app.login("alice", PASSWORD).await.unwrap() })
             .buffer_unordered(CONCURRENCY)
@@ -311,8 +311,8 @@ async fn logout_racing_a_fast_refresh_chain_leaves_no_live_token() {
             .await;
         let races = sessions
             .iter()
-            .zip(0_u64..)
-            .map(|(first, index)| race_logout_against_refreshes(&app, first, (round + index) % 20));
+            .zip(u64::try_from(round).unwrap()..)
+            .map(|(first, delay)| race_logout_against_refreshes(&app, first, delay % 20));
         futures::future::join_all(races).await;
         let now = chrono::Utc::now().timestamp();
         for first in &sessions {

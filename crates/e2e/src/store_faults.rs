@@ -452,7 +452,7 @@ async fn no_session_started_on_the_old_password_survives_a_racing_change() {
     let mut password = PASSWORD.to_owned();
     let (mut raced, mut refused_by_the_race) = (0, 0);
 
-    for round in 0..ROUNDS {
+    for round in crate::helpers::sweep_rounds(ROUNDS) {
         let next_password = format!("{PASSWORD} {round}");
         let logins = stream::iter(0..LOGINS)
             .map(|offset| {
