@@ -24,6 +24,7 @@ mod error;
 mod fetch;
 mod jwks;
 mod layer;
+mod tls;
 mod token;
 mod verifier;
 

@@ -12,6 +12,9 @@ use crate::{Verifier, VerifyError};
 fn the_builder_refuses_what_cannot_work() {
     let config_error = |result: Result<Verifier, VerifyError>| matches!(result, Err(VerifyError::Config(_)));
     assert!(config_error(Verifier::builder("not a url").build()));
+    assert!(config_error(Verifier::builder("ftp://gateway/.well-known/jwks.json").build()));
+    // With the feature, https:// builds (tests/tls.rs); without, it is refused at once.
+    #[cfg(not(feature = "tls"))]
     assert!(config_error(Verifier::builder("https://gateway/.well-known/jwks.json").build()));
     assert!(config_error(Verifier::builder("http://gateway/jwks").min_refresh_interval(Duration::ZERO).build()));
     let hours = Duration::from_secs(7200);
