@@ -19,7 +19,7 @@ use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus,
 use crate::measure::Call;
 
 /// The password of every seeded account (above the default minimum length of 8).
-const PASSWORD: &str = "bench-password-1234";
+pub const PASSWORD: &str = "bench-password-1234";
 
 /// Opens `count` HTTP/2 connections to auth-svc; workers share them round-robin.
 pub async fn connect(addr: &str, count: usize) -> anyhow::Result<Vec<Channel>> {
@@ -53,19 +53,9 @@ pub async fn seed_accounts(channel: &Channel, count: usize) -> anyhow::Result<Ve
     let run = run_id();
     let mut seeding = JoinSet::new();
     for index in 0..count {
-        let mut client = UserServiceClient::new(channel.clone());
+        let channel = channel.clone();
         let username = format!("bench-{run}-{index}");
-        seeding.spawn(async move {
-            client
-                .register(RegisterRequest { username: username.clone(), password: PASSWORD.to_owned() })
-                .await
-                .with_context(|| format!("registering {username}"))?;
-            let tokens = login(&mut client, &username).await?;
-            anyhow::Ok((
-                index,
-                Account { username, access_token: tokens.access_token, refresh_token: tokens.refresh_token },
-            ))
-        });
+        seeding.spawn(async move { anyhow::Ok((index, seed_account(&channel, username).await?)) });
     }
     let mut accounts = Vec::with_capacity(count);
     while let Some(joined) = seeding.join_next().await {
@@ -95,6 +85,17 @@ pub async fn fresh_sessions(channel: &Channel, accounts: &[Account], count: usiz
         sessions.push(joined.context("login task")??);
     }
     Ok(sessions)
+}
+
+/// Registers `username` and logs it in once.
+pub async fn seed_account(channel: &Channel, username: String) -> anyhow::Result<Account> {
+    let mut client = UserServiceClient::new(channel.clone());
+    client
+        .register(RegisterRequest { username: username.clone(), password: PASSWORD.to_owned() })
+        .await
+        .with_context(|| format!("registering {username}"))?;
+    let tokens = login(&mut client, &username).await?;
+    Ok(Account { username, access_token: tokens.access_token, refresh_token: tokens.refresh_token })
 }
 
 async fn login(client: &mut UserServiceClient<Channel>, username: &str) -> anyhow::Result<LoginResponse> {
@@ -201,7 +202,9 @@ impl Refresh {
 
 impl Call for Refresh {
     async fn call(&mut self) -> Result<(), String> {
-        let request = RefreshRequest { refresh_token: self.refresh_token.clone() };
+        // The token moves into the request (it is spent either way) and the answer's replaces it:
+        // no copy per call.
+        let request = RefreshRequest { refresh_token: std::mem::take(&mut self.refresh_token) };
         let response = self.client.refresh(request).await.map_err(|status| status_text(&status))?;
         self.refresh_token = response.into_inner().refresh_token;
         Ok(())
