@@ -8,6 +8,13 @@
 #                              generated part of docs/benchmarks.md
 #   scripts/bench.sh --smoke   debug build, 1 s per scenario at concurrency 2: proves the harness
 #                              works (CI runs it); writes nothing under docs/
+#   scripts/bench.sh --scale   release build, PostgreSQL only: seeds a fresh database with
+#                              BENCH_SCALE_USERS accounts (1,000,000) and 5 refresh-token rows
+#                              each, runs GetUserInfo (cache cold), Login, Refresh and Register
+#                              spread over BENCH_ACCOUNTS accounts (64) on it and on an empty
+#                              database, and prints each one's seeded ÷ empty rate and
+#                              PostgreSQL's CPU and WAL bytes per request, then EXPLAIN of the
+#                              lookups; both databases are dropped on exit; writes nothing under docs/
 #
 # The stateless calls are driven by light C tools, so that the load generator's own CPU is not
 # taken from the servers: h2load (Debian: nghttp2-client) sends prebuilt gRPC frames (written by
@@ -18,6 +25,7 @@
 # CPU per request for each. Missing tools are installed with apt-get when running as root (CI).
 #
 # BENCH_SKIP_BUILD=1 uses the binaries already built in target/ instead of building;
+# BENCH_PROFILE=debug runs a mode on a debug build (for working on this script);
 # BENCH_POSTGRES=off and BENCH_MARIADB=off skip those stores; BENCH_GRPC_PORT (50151),
 # BENCH_REST_PORT (8988), BENCH_PG_GRPC_PORT (50152) and BENCH_MARIADB_GRPC_PORT (50153) move the
 # loopback ports.
@@ -31,8 +39,9 @@ cd "$(dirname "$0")/.."
 mode=full
 case "${1:-}" in
   --smoke) mode=smoke ;;
+  --scale) mode=scale ;;
   "") ;;
-  *) echo "usage: scripts/bench.sh [--smoke]" >&2; exit 2 ;;
+  *) echo "usage: scripts/bench.sh [--smoke | --scale]" >&2; exit 2 ;;
 esac
 
 # The settings of each mode, one row each (BENCH_DURATION and BENCH_CONCURRENCY override).
@@ -40,8 +49,9 @@ esac
 case "$mode" in
   smoke) set -- debug   "${BENCH_DURATION:-1}" 200ms  "${BENCH_CONCURRENCY:-2}"  2        1 ;;
   full)  set -- release "${BENCH_DURATION:-5}" 500ms  "${BENCH_CONCURRENCY:-50}" 8        5 ;;
+  scale) set -- release "${BENCH_DURATION:-5}" 500ms  "${BENCH_CONCURRENCY:-50}" "${BENCH_ACCOUNTS:-64}" 1 ;;
 esac
-profile=$1 duration=$2 warmup=$3 concurrency=$4 accounts=$5 startup_runs=$6
+profile=${BENCH_PROFILE:-$1} duration=$2 warmup=$3 concurrency=$4 accounts=$5 startup_runs=$6
 grpc_port=${BENCH_GRPC_PORT:-50151}
 rest_port=${BENCH_REST_PORT:-8988}
 pg_grpc_port=${BENCH_PG_GRPC_PORT:-50152}
@@ -80,11 +90,13 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/auth-bench.XXXXXX")
 pids=()
 pg_db=""
 mariadb_db=""
+scale_dbs=()
 cleanup() {
   local status=$?
   for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   if [ -n "$pg_db" ]; then dropdb -h 127.0.0.1 -U postgres --if-exists "$pg_db" 2>/dev/null || true; fi
+  for db in "${scale_dbs[@]}"; do dropdb -h 127.0.0.1 -U postgres --if-exists "$db" 2>/dev/null || true; done
   if [ -n "$mariadb_db" ]; then mysql -h 127.0.0.1 -u root -e "DROP DATABASE IF EXISTS $mariadb_db" 2>/dev/null || true; fi
   rm -rf "$work"
   exit "$status"
@@ -127,6 +139,127 @@ wait_grpc() { # port, log: prints the Unix time (ns) of the first SERVING answer
     return 1
   fi
 }
+
+# ---- --scale: the same calls on a database holding a million accounts and on an empty one.
+if [ "$mode" = scale ]; then
+  scale_users=${BENCH_SCALE_USERS:-1000000}
+  if ! command -v psql >/dev/null || ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    echo "FAIL: --scale needs PostgreSQL on 127.0.0.1:5432 (and psql)" >&2
+    exit 1
+  fi
+  psql_db() { psql -X -q -v ON_ERROR_STOP=1 -At -h 127.0.0.1 -U postgres -d "$@"; }
+  seeded_db="auth_scale_seeded_$$" empty_db="auth_scale_empty_$$"
+  createdb -h 127.0.0.1 -U postgres "$seeded_db" && scale_dbs+=("$seeded_db")
+  createdb -h 127.0.0.1 -U postgres "$empty_db" && scale_dbs+=("$empty_db")
+  # A zero cache TTL: every GetUserInfo reads its row, as with a cold cache.
+  export AUTH_SVC__CACHE__TTL_SECONDS=0
+  start_auth "$grpc_port" "postgres://postgres@127.0.0.1:5432/$seeded_db" "$work/auth-svc-seeded.log"
+  seeded_pid=$started_pid
+  wait_grpc "$grpc_port" "$work/auth-svc-seeded.log" >/dev/null # migrates the schema
+  start_auth "$pg_grpc_port" "postgres://postgres@127.0.0.1:5432/$empty_db" "$work/auth-svc-empty.log"
+  empty_pid=$started_pid
+  wait_grpc "$pg_grpc_port" "$work/auth-svc-empty.log" >/dev/null
+
+  # One real argon2 hash of the bench password, from a Register, reused by every seeded account
+  # (hashing a million would take hours); each account has one session of 5 rows, 4 rotated
+  # and the newest live, as a client refreshing every hour leaves them.
+  "$loadgen" token --grpc-addr "http://127.0.0.1:$grpc_port" --username scale-hash-source >/dev/null
+  echo "== seeding $seeded_db: $scale_users accounts, $((scale_users * 5)) refresh-token rows"
+  t0=$(now_ns)
+  # The foreign key holds by construction; replica mode skips its per-row trigger.
+  psql_db "$seeded_db" <<SQL
+SET session_replication_role = replica;
+INSERT INTO users (username, username_canonical, password_hash, role, created_at, updated_at)
+SELECT 'scale-user-' || g, 'scale-user-' || g, h.password_hash, 'user',
+       now() - make_interval(secs => g), now() - make_interval(secs => g)
+FROM generate_series(1, $scale_users) AS g,
+     (SELECT password_hash FROM users WHERE username = 'scale-hash-source') AS h;
+INSERT INTO refresh_tokens (id, family_id, user_id, access_jti, issued_at, expires_at, rotated_at, successor_id, revoked_at)
+SELECT md5(u.id || '-' || k)::uuid::text, md5('family-' || u.id)::uuid::text, u.id,
+       md5('jti-' || u.id || '-' || k)::uuid::text,
+       t.now - (5 - k) * 3600, t.now - (5 - k) * 3600 + 30 * 86400,
+       CASE WHEN k < 4 THEN t.now - (4 - k) * 3600 END,
+       CASE WHEN k < 4 THEN md5(u.id || '-' || (k + 1))::uuid::text END, NULL
+FROM users AS u CROSS JOIN generate_series(0, 4) AS k
+     CROSS JOIN (SELECT extract(epoch FROM now())::bigint AS now) AS t
+WHERE u.username LIKE 'scale-user-%';
+ANALYZE users;
+ANALYZE refresh_tokens;
+SQL
+  t1=$(now_ns)
+  echo "seeded in $(( (t1 - t0) / 1000000000 )) s: $(psql_db "$seeded_db" -c "SELECT pg_size_pretty(pg_database_size(current_database()))")"
+
+  backend_ticks() { # database: utime + stime of its backends now, summed
+    local total=0 pid ticks
+    for pid in $(psql_db postgres -c "SELECT pid FROM pg_stat_activity WHERE datname = '$1'"); do
+      ticks=$(cpu_ticks_of "$pid") && total=$((total + ${ticks:-0}))
+    done
+    echo "$total"
+  }
+  cpu_ticks_of() { sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'; }
+  hz=$(getconf CLK_TCK)
+  scale_table="$work/scale.md"
+  {
+    echo "| scenario | database | requests/s | p99 ms | errors | auth-svc CPU µs/req | PostgreSQL CPU µs/req | WAL bytes/req |"
+    echo "|---|---|--:|--:|--:|--:|--:|--:|"
+  } >"$scale_table"
+  declare -A scale_rate
+  for scenario in grpc-userinfo grpc-login grpc-refresh grpc-register; do
+    for which in empty seeded; do
+      if [ "$which" = seeded ]; then
+        db=$seeded_db port=$grpc_port pid=$seeded_pid spread=(--existing-accounts "scale-user-:$scale_users")
+      else
+        db=$empty_db port=$pg_grpc_port pid=$empty_pid spread=()
+      fi
+      # The readings cover the whole loadgen command, its logins of the accounts included.
+      pg0=$(backend_ticks "$db")
+      lsn0=$(psql_db postgres -c "SELECT pg_current_wal_lsn()")
+      "$loadgen" "$scenario" --grpc-addr "http://127.0.0.1:$port" --auth-pid "$pid" --duration "$duration" \
+        --warmup "$warmup" --concurrency "$concurrency" --accounts "$accounts" "${spread[@]}" \
+        --tsv "$work/$scenario-$which.tsv" >"$work/$scenario-$which.md"
+      wal=$(psql_db postgres -c "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn0')")
+      pg1=$(backend_ticks "$db")
+      IFS=$'\t' read -r _ _ _ ok errors seconds _ p99 _ auth_us _ _ _ <"$work/$scenario-$which.tsv"
+      scale_rate[$scenario-$which]=$(awk -v n="$ok" -v s="$seconds" 'BEGIN { printf "%.1f", (s > 0 ? n / s : 0) }')
+      awk -v sc="$scenario" -v db="$which" -v ok="$ok" -v rate="${scale_rate[$scenario-$which]}" -v p99="$p99" \
+        -v errors="$errors" -v auth="$auth_us" -v pg=$((pg1 - pg0)) -v hz="$hz" -v wal="$wal" 'BEGIN {
+          printf "| %s | %s | %.0f | %.2f | %d | %.0f | %.0f | %.0f |\n", sc, db, rate, p99, errors, auth,
+            (ok > 0 ? pg * 1e6 / hz / ok : 0), (ok > 0 ? wal / ok : 0) }' >>"$scale_table"
+    done
+  done
+  {
+    echo
+    echo "| scenario | seeded ÷ empty rate | target (within 25%) |"
+    echo "|---|--:|---|"
+    for scenario in grpc-userinfo grpc-login grpc-refresh grpc-register; do
+      awk -v sc="$scenario" -v s="${scale_rate[$scenario-seeded]}" -v e="${scale_rate[$scenario-empty]}" 'BEGIN {
+        r = (e > 0 ? 100 * s / e : 0); printf "| %s | %.0f%% | %s |\n", sc, r, (r >= 75 ? "met" : "**missed**") }'
+    done
+  } >>"$scale_table"
+  # The lookups these calls make, on the seeded database (after ANALYZE): each should be an
+  # index scan; a sequential scan shows up here.
+  {
+    echo
+    echo "EXPLAIN on the seeded database:"
+    echo
+    echo '```'
+    some_id=$(psql_db "$seeded_db" -c "SELECT id FROM users WHERE username = 'scale-user-$((scale_users / 2))'")
+    some_token=$(psql_db "$seeded_db" -c "SELECT id FROM refresh_tokens WHERE user_id = $some_id AND rotated_at IS NULL LIMIT 1")
+    for query in \
+      "SELECT * FROM users WHERE username_canonical = 'scale-user-$((scale_users / 2))'" \
+      "SELECT * FROM users WHERE id = $some_id" \
+      "SELECT * FROM refresh_tokens WHERE id = '$some_token'" \
+      "SELECT * FROM refresh_tokens WHERE family_id = md5('family-$some_id')::uuid::text ORDER BY issued_at" \
+      "SELECT * FROM refresh_tokens WHERE user_id = $some_id AND revoked_at IS NULL"; do
+      echo "$query"
+      psql_db "$seeded_db" -c "EXPLAIN $query" | sed 's/^/  /'
+    done
+    echo '```'
+  } >>"$scale_table"
+  cat "$scale_table"
+  echo "== scale run done (databases $seeded_db and $empty_db are dropped on exit)"
+  exit 0
+fi
 
 echo "== start-up: exec → SERVING on an existing SQLite database ($startup_runs runs)"
 start_auth "$grpc_port" "$sqlite_url" "$work/auth-svc.log"

@@ -14,6 +14,35 @@ use crate::{
 
 const FIELDS: usize = 13;
 
+/// `rows` in the same format (what `--tsv` writes, for a script to read).
+pub fn write(rows: &[Row]) -> String {
+    let value = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.3}"));
+    let mut out = String::new();
+    for row in rows {
+        let s = &row.summary;
+        let seconds = if s.rate > 0.0 { s.ok as f64 / s.rate } else { 0.0 };
+        let error = s.first_error.as_deref().map_or_else(|| "-".to_owned(), |e| e.replace(['\t', '\n'], " "));
+        let fields = [
+            row.scenario.clone(),
+            row.tool.clone(),
+            row.concurrency.to_string(),
+            s.ok.to_string(),
+            s.errors.to_string(),
+            format!("{seconds:.3}"),
+            value(s.p50_ms),
+            value(s.p99_ms),
+            value(s.p999_ms),
+            value(row.cpu.auth),
+            value(row.cpu.gateway),
+            value(row.cpu.tool),
+            error,
+        ];
+        out.push_str(&fields.join("\t"));
+        out.push('\n');
+    }
+    out
+}
+
 /// Parses the whole file; `#` lines and blank lines are skipped.
 pub fn parse(text: &str) -> anyhow::Result<Vec<Row>> {
     text.lines()
@@ -74,6 +103,12 @@ mod tests {
         assert_eq!((row.summary.p50_ms, row.summary.p99_ms, row.summary.p999_ms), (Some(1.2), Some(3.4), None));
         assert_eq!(row.cpu, CpuPerRequest { auth: None, gateway: Some(20.5), tool: Some(8.0) });
         assert_eq!(row.summary.first_error.as_deref(), Some("non-2xx: 2"));
+    }
+
+    #[test]
+    fn what_it_writes_it_reads_back() {
+        let text = "grpc-refresh\tloadgen\t50\t1000\t0\t0.500\t1.200\t3.400\t-\t120.000\t-\t30.000\t-\n";
+        assert_eq!(write(&parse(text).unwrap()), text);
     }
 
     #[test]

@@ -65,6 +65,30 @@ pub async fn seed_accounts(channel: &Channel, count: usize) -> anyhow::Result<Ve
     Ok(accounts.into_iter().map(|(_, account)| account).collect())
 }
 
+/// Logs in `count` accounts that already exist (`--scale` seeds them), spread evenly over
+/// `{prefix}1` … `{prefix}{total}`, so that the calls touch many rows, not one hot user.
+pub async fn existing_accounts(
+    channel: &Channel,
+    prefix: &str,
+    total: u64,
+    count: usize,
+) -> anyhow::Result<Vec<Account>> {
+    let mut logins = JoinSet::new();
+    for index in 0..count as u64 {
+        let mut client = UserServiceClient::new(channel.clone());
+        let username = format!("{prefix}{}", 1 + index * total / count.max(1) as u64);
+        logins.spawn(async move {
+            let tokens = login(&mut client, &username).await?;
+            anyhow::Ok(Account { username, access_token: tokens.access_token, refresh_token: tokens.refresh_token })
+        });
+    }
+    let mut accounts = Vec::with_capacity(count);
+    while let Some(joined) = logins.join_next().await {
+        accounts.push(joined.context("login task")??);
+    }
+    Ok(accounts)
+}
+
 /// A fresh session for each of `count` workers, cycling over `accounts` (each refresh chain
 /// needs a session of its own: a refresh token is spent when used).
 pub async fn fresh_sessions(channel: &Channel, accounts: &[Account], count: usize) -> anyhow::Result<Vec<Account>> {
@@ -184,6 +208,29 @@ impl Call for Login {
     async fn call(&mut self) -> Result<(), String> {
         let request = LoginRequest { username: self.username.clone(), password: PASSWORD.to_owned() };
         self.client.login(request).await.map(drop).map_err(|status| status_text(&status))
+    }
+}
+
+/// `Register` of a new account each call (one argon2 hash and one insert), names unique to
+/// this worker.
+pub struct Register {
+    client: UserServiceClient<Channel>,
+    prefix: String,
+    next: u64,
+}
+
+impl Register {
+    pub fn new(channel: Channel, worker: usize) -> Self {
+        Self { client: UserServiceClient::new(channel), prefix: format!("reg-{}-{worker}-", run_id()), next: 0 }
+    }
+}
+
+impl Call for Register {
+    async fn call(&mut self) -> Result<(), String> {
+        self.next += 1;
+        let request =
+            RegisterRequest { username: format!("{}{}", self.prefix, self.next), password: PASSWORD.to_owned() };
+        self.client.register(request).await.map(drop).map_err(|status| status_text(&status))
     }
 }
 

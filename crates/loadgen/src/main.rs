@@ -56,6 +56,8 @@ enum Command {
     GrpcLogin(RunOptions),
     /// gRPC Refresh, each worker rotating its own session.
     GrpcRefresh(RunOptions),
+    /// gRPC Register of a new account each call.
+    GrpcRegister(RunOptions),
     /// REST GET /user/info through the gateway.
     RestUserinfo(RunOptions),
     /// REST GET /protected through the gateway.
@@ -113,9 +115,16 @@ struct RunOptions {
     /// Accounts registered and logged in before measuring; workers share them round-robin.
     #[arg(long, default_value_t = 8)]
     accounts: usize,
+    /// Log in `--accounts` existing accounts named `PREFIX1` … `PREFIXCOUNT` (spread evenly)
+    /// instead of registering new ones, as `PREFIX:COUNT`.
+    #[arg(long, value_parser = parse_existing)]
+    existing_accounts: Option<(String, u64)>,
     /// Also write the table to this file.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also write the rows, tab-separated as `--external` reads them, to this file.
+    #[arg(long)]
+    tsv: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -217,6 +226,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::GrpcHealth(options) => (Scenario::GrpcHealth, options),
         Command::GrpcLogin(options) => (Scenario::GrpcLogin, options),
         Command::GrpcRefresh(options) => (Scenario::GrpcRefresh, options),
+        Command::GrpcRegister(options) => (Scenario::GrpcRegister, options),
         Command::RestUserinfo(options) => (Scenario::RestUserInfo, options),
         Command::RestProtected(options) => (Scenario::RestProtected, options),
         Command::RestHealthz(options) => (Scenario::RestHealthz, options),
@@ -228,6 +238,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
     };
     let bench = Bench::prepare(servers(&options.servers), settings(&options)).await?;
     let rows = vec![bench.run(scenario).await?];
+    write_tsv(&rows, options.tsv.as_ref())?;
     finish(&rows, report::table(&rows), options.out.as_ref())
 }
 
@@ -235,6 +246,7 @@ async fn run_login_storm(options: RunOptions) -> anyhow::Result<ExitCode> {
     let bench = Bench::prepare(servers(&options.servers), settings(&options)).await?;
     let (storm, probe) = bench.login_storm().await?;
     let rows = [storm, probe];
+    write_tsv(&rows, options.tsv.as_ref())?;
     finish(&rows, report::table(&rows), options.out.as_ref())
 }
 
@@ -275,6 +287,7 @@ async fn run_all(options: AllOptions) -> anyhow::Result<ExitCode> {
         startup_ms: options.startup_ms,
     };
     let _ = write!(text, "\n### Targets\n\n{}", evidence.table());
+    write_tsv(&rows, run.tsv.as_ref())?;
     finish(&rows, text, run.out.as_ref())
 }
 
@@ -331,6 +344,13 @@ async fn refresh_elsewhere(name: &str, addr: &str, pid: Option<u32>, options: &A
     let mut row = bench.run(Scenario::GrpcRefresh).await?;
     row.scenario = name.to_owned();
     Ok(row)
+}
+
+fn write_tsv(rows: &[Row], path: Option<&PathBuf>) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, external::write(rows)).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Prints (and writes) the report; fails if a scenario had no successful request at all.
@@ -397,6 +417,16 @@ fn settings(options: &RunOptions) -> Settings {
         concurrency: options.concurrency,
         grpc_connections: options.grpc_connections,
         accounts: options.accounts,
+        existing: options.existing_accounts.clone(),
+    }
+}
+
+/// `PREFIX:COUNT`, e.g. `scale-user-:1000000`.
+fn parse_existing(text: &str) -> Result<(String, u64), String> {
+    let (prefix, count) = text.rsplit_once(':').ok_or_else(|| format!("expected PREFIX:COUNT, got {text}"))?;
+    match count.parse::<u64>() {
+        Ok(count) if count > 0 => Ok((prefix.to_owned(), count)),
+        _ => Err(format!("expected PREFIX:COUNT with COUNT ≥ 1, got {text}")),
     }
 }
 

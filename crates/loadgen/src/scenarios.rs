@@ -8,7 +8,7 @@ use tonic::transport::Channel;
 
 use crate::{
     cpu,
-    grpc::{self, Account, GetUserInfo, HealthCheck, Login, Refresh},
+    grpc::{self, Account, GetUserInfo, HealthCheck, Login, Refresh, Register},
     measure::{self, Call, Measurement, Summary, Window},
     memory::Memory,
     rest::{Gateway, Get},
@@ -42,6 +42,8 @@ pub enum Scenario {
     GrpcLogin,
     /// `Refresh`, each worker rotating its own session.
     GrpcRefresh,
+    /// `Register` of a new account: one argon2 hash and one insert each.
+    GrpcRegister,
     /// `GET /healthz` on the gateway: its HTTP floor.
     RestHealthz,
     /// `GET /user/info` through the gateway (go-zero path).
@@ -52,7 +54,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every single scenario, in the order `all` runs them (the memory-hungry logins last).
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::GrpcHealth,
         Self::GrpcUserInfo,
         Self::RestHealthz,
@@ -60,6 +62,7 @@ impl Scenario {
         Self::RestProtected,
         Self::GrpcRefresh,
         Self::GrpcLogin,
+        Self::GrpcRegister,
     ];
 
     pub fn parse(name: &str) -> Option<Self> {
@@ -72,6 +75,7 @@ impl Scenario {
             Self::GrpcUserInfo => "grpc-userinfo",
             Self::GrpcLogin => "grpc-login",
             Self::GrpcRefresh => "grpc-refresh",
+            Self::GrpcRegister => "grpc-register",
             Self::RestHealthz => "rest-healthz",
             Self::RestUserInfo => "rest-userinfo",
             Self::RestProtected => "rest-protected",
@@ -136,6 +140,9 @@ pub struct Settings {
     pub grpc_connections: usize,
     /// Accounts registered before measuring; workers share them round-robin.
     pub accounts: usize,
+    /// Log in that many accounts that exist already instead, spread over `{prefix}1` …
+    /// `{prefix}{total}` (`--scale`'s seeded database).
+    pub existing: Option<(String, u64)>,
 }
 
 /// One line of the table.
@@ -190,9 +197,14 @@ impl Bench {
             bail!("--concurrency must be at least 1");
         }
         let channels = grpc::connect(&servers.grpc_addr, settings.grpc_connections).await?;
-        let accounts = grpc::seed_accounts(&channels[0], settings.accounts.max(1))
-            .await
-            .context("seeding accounts (register + login)")?;
+        let accounts = match &settings.existing {
+            Some((prefix, total)) => grpc::existing_accounts(&channels[0], prefix, *total, settings.accounts.max(1))
+                .await
+                .context("logging in the existing accounts")?,
+            None => grpc::seed_accounts(&channels[0], settings.accounts.max(1))
+                .await
+                .context("seeding accounts (register + login)")?,
+        };
         Ok(Self { servers, settings, channels, accounts })
     }
 
@@ -215,6 +227,11 @@ impl Bench {
             }
             Scenario::GrpcRefresh => {
                 measure::closed_loop(refresh_callers.unwrap_or_default(), self.settings.window).await
+            }
+            Scenario::GrpcRegister => {
+                let callers =
+                    (0..self.settings.concurrency).map(|index| Register::new(self.channel(index), index)).collect();
+                measure::closed_loop(callers, self.settings.window).await
             }
             Scenario::RestHealthz => self.rest("/healthz", false).await?,
             Scenario::RestUserInfo => self.rest("/user/info", true).await?,
