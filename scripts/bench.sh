@@ -469,10 +469,15 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo)
   echo "- Command: \`scripts/bench.sh\` (BENCH_DURATION=$duration, BENCH_CONCURRENCY=$concurrency$([ -n "${BENCH_SKIP_BUILD:-}" ] && echo ', BENCH_SKIP_BUILD=1')), which ran"
   echo "  \`${command_line[*]//$work/\$TMP}\`"
   echo "  after h2load and wrk had run the rows whose tool column names them, with auth-svc and the"
-  echo "  gateway built in release mode, on 127.0.0.1, a fresh SQLite database, the default \`owasp\`"
+  echo "  gateway built in $profile mode, on 127.0.0.1, a fresh SQLite database, the default \`owasp\`"
   echo "  hash profile and hashing concurrency (one per core), and logging at its default level"
   echo "  (\`info\`) into files. The load tools run on the same cores as the servers."
   echo "- Tools: $(h2load --version 2>/dev/null | head -n1), $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2)."
+  echo "- Light tools ($(h2load --version 2>/dev/null | head -n1 | cut -d' ' -f2)): gRPC rows ran"
+  echo "  \`h2load -t 1 -c 4 -m $streams -D $duration -d FRAME -H 'content-type: application/grpc' -H 'te: trailers' -H 'authorization: Bearer …' --log-file LOG http://127.0.0.1:$grpc_port/METHOD\`"
+  echo "  (FRAME from \`loadgen frame health|userinfo|login\`), REST rows"
+  echo "  \`wrk -t 1 -c $concurrency -d $duration --timeout 10s -s report.lua [-H 'Authorization: Bearer …'] http://127.0.0.1:$rest_port/PATH\`,"
+  echo "  each after $warmup_requests unmeasured requests."
   echo "- Start-up (exec → SERVING on an existing SQLite database): median $startup_ms ms of $startup_runs runs ($startup_all ms)."
   for note in "${store_notes[@]}"; do echo "- $note"; done
   echo
