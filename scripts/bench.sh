@@ -27,8 +27,8 @@
 # BENCH_SKIP_BUILD=1 uses the binaries already built in target/ instead of building;
 # BENCH_PROFILE=debug runs a mode on a debug build (for working on this script);
 # BENCH_POSTGRES=off and BENCH_MARIADB=off skip those stores; BENCH_GRPC_PORT (50151),
-# BENCH_REST_PORT (8988), BENCH_PG_GRPC_PORT (50152) and BENCH_MARIADB_GRPC_PORT (50153) move the
-# loopback ports.
+# BENCH_REST_PORT (8988), BENCH_PG_GRPC_PORT (50152), BENCH_MARIADB_GRPC_PORT (50153) and
+# BENCH_ADMIN_PORT (9188, auth-svc's /metrics) move the loopback ports.
 #
 # Fails (non-zero) if a server does not start, a tool fails, a gRPC frame the tools send does not
 # answer grpc-status 0, or any scenario has no successful request. Servers listen on 127.0.0.1
@@ -55,6 +55,7 @@ profile=${BENCH_PROFILE:-$1} duration=$2 warmup=$3 concurrency=$4 accounts=$5 st
 grpc_port=${BENCH_GRPC_PORT:-50151}
 rest_port=${BENCH_REST_PORT:-8988}
 pg_grpc_port=${BENCH_PG_GRPC_PORT:-50152}
+admin_port=${BENCH_ADMIN_PORT:-9188} # auth-svc's /metrics, whose per-code call counts the h2load rows use
 mariadb_grpc_port=${BENCH_MARIADB_GRPC_PORT:-50153}
 postgres=${BENCH_POSTGRES:-auto} # auto | off
 mariadb=${BENCH_MARIADB:-auto}   # auto | off
@@ -261,6 +262,9 @@ SQL
   exit 0
 fi
 
+# The SQLite auth-svc serves /metrics: its per-method, per-status call counts tell the h2load
+# rows' gRPC outcomes, which h2load itself cannot see.
+export AUTH_SVC__ADMIN_LISTEN="127.0.0.1:$admin_port"
 echo "== start-up: exec → SERVING on an existing SQLite database ($startup_runs runs)"
 start_auth "$grpc_port" "$sqlite_url" "$work/auth-svc.log"
 wait_grpc "$grpc_port" "$work/auth-svc.log" >/dev/null # first start creates and migrates the DB
@@ -294,7 +298,9 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || true; }
 auth_idle_kib=$(rss_kib "$auth_pid")
 gateway_idle_kib=$(rss_kib "$gateway_pid")
 
-# Refresh on PostgreSQL and MariaDB: a fresh database each, a second and third auth-svc.
+# Refresh on PostgreSQL and MariaDB: a fresh database each, a second and third auth-svc (without
+# an admin port).
+unset AUTH_SVC__ADMIN_LISTEN
 store_args=()
 store_notes=()
 if [ "$mode" = full ] && [ "$postgres" != off ] && command -v createdb >/dev/null \
@@ -369,30 +375,52 @@ grpc_ok() { # method frame
   fi
 }
 
+# auth-svc's count of finished `method` calls by gRPC status, as "CODE count" lines.
+rpc_counts() { # method (GetUserInfo, Login)
+  curl -s --max-time 5 "http://127.0.0.1:$admin_port/metrics" \
+    | awk -v m="method=\"$1\"" 'index($0, "auth_rpc_requests_total{") == 1 && index($0, m) {
+        match($0, /code="[A-Z_]+"/); print substr($0, RSTART + 6, RLENGTH - 7), $NF }'
+}
+# OK count and non-OK count between two rpc_counts readings, and the commonest non-OK code.
+rpc_delta() { # before-file after-file
+  awk 'FILENAME == ARGV[1] { before[$1] = $2; next } { d = $2 - before[$1]; if ($1 == "OK") ok += d; else { bad += d; if (d > top) { top = d; code = $1 } } }
+    END { printf "%d %d %s\n", ok, bad, (bad > 0 ? code : "-") }' "$1" "$2"
+}
+
 # gRPC through h2load: `connections` HTTP/2 connections, `streams` requests in flight on each.
-h2load_scenario() { # name method frame connections streams
-  local name=$1 method=$2 frame=$3 connections=$4 streams=$5 url="http://127.0.0.1:$grpc_port/$2"
+h2load_scenario() { # name method frame connections streams metric-method(or -)
+  local name=$1 method=$2 frame=$3 connections=$4 streams=$5 counted=$6 url="http://127.0.0.1:$grpc_port/$2"
   local args=(-t 1 -c "$connections" -m "$streams" -d "$frame" -H 'content-type: application/grpc'
     -H 'te: trailers' -H "authorization: Bearer $token")
   grpc_ok "$method" "$frame"
   # An unmeasured warm-up (connections, caches), then the measured run with the CPU readings.
   h2load "${args[@]}" -n "$warmup_requests" "$url" >/dev/null 2>&1 || true
   local auth0 gw0 auth1 gw1
+  [ "$counted" = - ] || rpc_counts "$counted" >"$work/$name.rpc0"
   auth0=$(cpu_ticks "$auth_pid") gw0=$(cpu_ticks "$gateway_pid")
   timed "$work/$name.out" h2load "${args[@]}" -D "$duration" --log-file "$work/$name.log" "$url"
   auth1=$(cpu_ticks "$auth_pid") gw1=$(cpu_ticks "$gateway_pid")
+  [ "$counted" = - ] || rpc_counts "$counted" >"$work/$name.rpc1"
   grpc_ok "$method" "$frame"
-  local ok total
+  local ok total errors first_error=-
   ok=$(awk '/^requests:/ {for (i = 1; i < NF; i++) if ($(i + 1) ~ /^succeeded/) print $i}' "$work/$name.out")
   total=$(awk '/^requests:/ {print $2}' "$work/$name.out")
+  errors=$(( ${total:-0} - ${ok:-0} )) # h2load's own: HTTP errors, resets, time-outs
+  if [ "$counted" != - ]; then
+    # HTTP 200 is not success in gRPC: auth-svc's own counts by status decide.
+    local grpc_ok_count grpc_bad top_code
+    read -r grpc_ok_count grpc_bad top_code < <(rpc_delta "$work/$name.rpc0" "$work/$name.rpc1")
+    ok=$grpc_ok_count errors=$(( errors + grpc_bad ))
+    if [ "$grpc_bad" -gt 0 ]; then first_error="$grpc_bad calls answered a gRPC error, most $top_code"; fi
+  fi
   # The log has one line per request: start time, HTTP status, time to answer in µs.
   read -r p50 p99 p999 < <(awk '$2 == 200 {print $3}' "$work/$name.log" | sort -n | awk '
     { v[NR] = $1 } END { if (NR == 0) { print "- - -"; exit }
       q = "0.5 0.99 0.999"; split(q, qs, " ")
       for (i = 1; i <= 3; i++) { k = int(qs[i] * NR + 0.999999); if (k < 1) k = 1; printf "%.3f ", v[k] / 1000 } print "" }')
-  record "$name" h2load "$((connections * streams))" "${ok:-0}" "$(( ${total:-0} - ${ok:-0} ))" "$duration" \
+  record "$name" h2load "$((connections * streams))" "${ok:-0}" "$errors" "$duration" \
     "$p50" "$p99" "$p999" "$(per_request "$auth0" "$auth1" "${ok:-0}")" "$(per_request "$gw0" "$gw1" "${ok:-0}")" \
-    "$(awk -v s="$tool_seconds" -v n="${ok:-0}" 'BEGIN { if (n == 0) print "-"; else printf "%.1f", s * 1e6 / n }')" -
+    "$(awk -v s="$tool_seconds" -v n="${ok:-0}" 'BEGIN { if (n == 0) print "-"; else printf "%.1f", s * 1e6 / n }')" "$first_error"
 }
 
 # REST through wrk: one thread, `concurrency` HTTP/1.1 keep-alive connections; a Lua `done`
@@ -432,12 +460,13 @@ wrk_scenario() { # name path with-token(0|1)
 warmup_requests=$(( concurrency * 20 ))
 streams=$(( (concurrency + 3) / 4 ))
 echo "== light tools: h2load (gRPC, 4 connections × $streams streams), wrk (REST, $concurrency connections), $duration s each"
-h2load_scenario grpc-health grpc.health.v1.Health/Check "$work/health.grpc" 4 "$streams"
-h2load_scenario grpc-userinfo user.v1.UserService/GetUserInfo "$work/userinfo.grpc" 4 "$streams"
+# (auth-svc does not count health checks; a failing one would fail the curl check after it.)
+h2load_scenario grpc-health grpc.health.v1.Health/Check "$work/health.grpc" 4 "$streams" -
+h2load_scenario grpc-userinfo user.v1.UserService/GetUserInfo "$work/userinfo.grpc" 4 "$streams" GetUserInfo
 wrk_scenario rest-healthz /healthz 0
 wrk_scenario rest-userinfo /user/info 1
 wrk_scenario rest-protected /protected 1
-h2load_scenario grpc-login user.v1.UserService/Login "$work/login.grpc" 4 "$streams"
+h2load_scenario grpc-login user.v1.UserService/Login "$work/login.grpc" 4 "$streams" Login
 
 command_line=("$loadgen" all --grpc-addr "http://127.0.0.1:$grpc_port" --rest-url "http://127.0.0.1:$rest_port"
   --auth-pid "$auth_pid" --gateway-pid "$gateway_pid" --duration "$duration" --warmup "$warmup"
