@@ -165,6 +165,9 @@ if [ "$mode" = scale ]; then
   # (hashing a million would take hours); each account has one session of 5 rows, 4 rotated
   # and the newest live, as a client refreshing every hour leaves them.
   "$loadgen" token --grpc-addr "http://127.0.0.1:$grpc_port" --username scale-hash-source >/dev/null
+  # auth-svc stays stopped while the rows go in: its periodic queries would scan the table
+  # while its indexes are being rebuilt.
+  stop "$seeded_pid"
   echo "== seeding $seeded_db: $scale_users accounts, $((scale_users * 5)) refresh-token rows"
   t0=$(now_ns)
   # Secondary indexes are dropped and built again after the rows are in (a sorted build instead of
@@ -198,6 +201,9 @@ ANALYZE users;
 ANALYZE refresh_tokens;
 SQL
   t1=$(now_ns)
+  start_auth "$grpc_port" "postgres://postgres@127.0.0.1:5432/$seeded_db" "$work/auth-svc-seeded.log"
+  seeded_pid=$started_pid
+  wait_grpc "$grpc_port" "$work/auth-svc-seeded.log" >/dev/null
   echo "seeded in $(( (t1 - t0) / 1000000000 )) s: $(psql_db "$seeded_db" -c "SELECT pg_size_pretty(pg_database_size(current_database()))")"
 
   backend_ticks() { # database: utime + stime of its backends now, summed
@@ -261,7 +267,8 @@ SQL
       "SELECT * FROM users WHERE id = $some_id" \
       "SELECT * FROM refresh_tokens WHERE id = '$some_token'" \
       "SELECT * FROM refresh_tokens WHERE family_id = md5('family-$some_id')::uuid::text ORDER BY issued_at" \
-      "SELECT * FROM refresh_tokens WHERE user_id = $some_id AND revoked_at IS NULL"; do
+      "SELECT * FROM refresh_tokens WHERE user_id = $some_id AND revoked_at IS NULL" \
+      "SELECT DISTINCT family_id FROM refresh_tokens WHERE revoked_at >= extract(epoch FROM now())::bigint - 3600"; do
       echo "$query"
       psql_db "$seeded_db" -c "EXPLAIN $query" | sed 's/^/  /'
     done
