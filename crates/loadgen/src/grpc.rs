@@ -19,7 +19,7 @@ use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus,
 use crate::measure::Call;
 
 /// The password of every seeded account (above the default minimum length of 8).
-const PASSWORD: &str = "bench-password-1234";
+pub const PASSWORD: &str = "bench-password-1234";
 
 /// Opens `count` HTTP/2 connections to auth-svc; workers share them round-robin.
 pub async fn connect(addr: &str, count: usize) -> anyhow::Result<Vec<Channel>> {
@@ -53,19 +53,9 @@ pub async fn seed_accounts(channel: &Channel, count: usize) -> anyhow::Result<Ve
     let run = run_id();
     let mut seeding = JoinSet::new();
     for index in 0..count {
-        let mut client = UserServiceClient::new(channel.clone());
+        let channel = channel.clone();
         let username = format!("bench-{run}-{index}");
-        seeding.spawn(async move {
-            client
-                .register(RegisterRequest { username: username.clone(), password: PASSWORD.to_owned() })
-                .await
-                .with_context(|| format!("registering {username}"))?;
-            let tokens = login(&mut client, &username).await?;
-            anyhow::Ok((
-                index,
-                Account { username, access_token: tokens.access_token, refresh_token: tokens.refresh_token },
-            ))
-        });
+        seeding.spawn(async move { anyhow::Ok((index, seed_account(&channel, username).await?)) });
     }
     let mut accounts = Vec::with_capacity(count);
     while let Some(joined) = seeding.join_next().await {
@@ -73,6 +63,30 @@ pub async fn seed_accounts(channel: &Channel, count: usize) -> anyhow::Result<Ve
     }
     accounts.sort_by_key(|(index, _)| *index);
     Ok(accounts.into_iter().map(|(_, account)| account).collect())
+}
+
+/// Logs in `count` accounts that already exist (`--scale` seeds them), spread evenly over
+/// `{prefix}1` … `{prefix}{total}`, so that the calls touch many rows, not one hot user.
+pub async fn existing_accounts(
+    channel: &Channel,
+    prefix: &str,
+    total: u64,
+    count: usize,
+) -> anyhow::Result<Vec<Account>> {
+    let mut logins = JoinSet::new();
+    for index in 0..count as u64 {
+        let mut client = UserServiceClient::new(channel.clone());
+        let username = format!("{prefix}{}", 1 + index * total / count.max(1) as u64);
+        logins.spawn(async move {
+            let tokens = login(&mut client, &username).await?;
+            anyhow::Ok(Account { username, access_token: tokens.access_token, refresh_token: tokens.refresh_token })
+        });
+    }
+    let mut accounts = Vec::with_capacity(count);
+    while let Some(joined) = logins.join_next().await {
+        accounts.push(joined.context("login task")??);
+    }
+    Ok(accounts)
 }
 
 /// A fresh session for each of `count` workers, cycling over `accounts` (each refresh chain
@@ -95,6 +109,17 @@ pub async fn fresh_sessions(channel: &Channel, accounts: &[Account], count: usiz
         sessions.push(joined.context("login task")??);
     }
     Ok(sessions)
+}
+
+/// Registers `username` and logs it in once.
+pub async fn seed_account(channel: &Channel, username: String) -> anyhow::Result<Account> {
+    let mut client = UserServiceClient::new(channel.clone());
+    client
+        .register(RegisterRequest { username: username.clone(), password: PASSWORD.to_owned() })
+        .await
+        .with_context(|| format!("registering {username}"))?;
+    let tokens = login(&mut client, &username).await?;
+    Ok(Account { username, access_token: tokens.access_token, refresh_token: tokens.refresh_token })
 }
 
 async fn login(client: &mut UserServiceClient<Channel>, username: &str) -> anyhow::Result<LoginResponse> {
@@ -186,6 +211,29 @@ impl Call for Login {
     }
 }
 
+/// `Register` of a new account each call (one argon2 hash and one insert), names unique to
+/// this worker.
+pub struct Register {
+    client: UserServiceClient<Channel>,
+    prefix: String,
+    next: u64,
+}
+
+impl Register {
+    pub fn new(channel: Channel, worker: usize) -> Self {
+        Self { client: UserServiceClient::new(channel), prefix: format!("reg-{}-{worker}-", run_id()), next: 0 }
+    }
+}
+
+impl Call for Register {
+    async fn call(&mut self) -> Result<(), String> {
+        self.next += 1;
+        let request =
+            RegisterRequest { username: format!("{}{}", self.prefix, self.next), password: PASSWORD.to_owned() };
+        self.client.register(request).await.map(drop).map_err(|status| status_text(&status))
+    }
+}
+
 /// `Refresh`, each worker rotating its own session: every call spends the token the previous
 /// call returned, as a client keeping a session alive does.
 pub struct Refresh {
@@ -201,7 +249,9 @@ impl Refresh {
 
 impl Call for Refresh {
     async fn call(&mut self) -> Result<(), String> {
-        let request = RefreshRequest { refresh_token: self.refresh_token.clone() };
+        // The token moves into the request (it is spent either way) and the answer's replaces it:
+        // no copy per call.
+        let request = RefreshRequest { refresh_token: std::mem::take(&mut self.refresh_token) };
         let response = self.client.refresh(request).await.map_err(|status| status_text(&status))?;
         self.refresh_token = response.into_inner().refresh_token;
         Ok(())

@@ -2,10 +2,15 @@
 //! concurrency, and prints one markdown table: requests/s, p50/p99/p99.9 latency, errors, and
 //! the resident memory of both servers before and after each scenario.
 //!
-//! `loadgen all` runs every scenario in turn, times one argon2 hash, runs a login storm with
-//! GetUserInfo traffic beside it, and checks issue 7's targets. `scripts/bench.sh` starts the
-//! servers and calls it; `docs/benchmarks.md` holds the results.
+//! `loadgen all` runs every scenario in turn (or those `--scenarios` names, adding the rows a
+//! lighter tool measured from `--external`), times one argon2 hash, runs a login storm with
+//! GetUserInfo traffic beside it, and checks issue 17's targets. `loadgen frame` writes the
+//! prebuilt gRPC bodies h2load sends. `scripts/bench.sh` starts the servers and the tools and
+//! calls it; `docs/benchmarks.md` holds the results.
 
+mod cpu;
+mod external;
+mod frame;
 mod grpc;
 mod hashing;
 mod measure;
@@ -22,10 +27,12 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
 use crate::{
+    frame::Body,
     hashing::HashTime,
     measure::Window,
+    memory::Memory,
     readiness::Probe,
-    scenarios::{Bench, POSTGRES_REFRESH_ROW, Row, Scenario, Servers, Settings},
+    scenarios::{Bench, MARIADB_REFRESH_ROW, POSTGRES_REFRESH_ROW, Row, Scenario, Servers, Settings},
     targets::Evidence,
 };
 
@@ -49,6 +56,8 @@ enum Command {
     GrpcLogin(RunOptions),
     /// gRPC Refresh, each worker rotating its own session.
     GrpcRefresh(RunOptions),
+    /// gRPC Register of a new account each call.
+    GrpcRegister(RunOptions),
     /// REST GET /user/info through the gateway.
     RestUserinfo(RunOptions),
     /// REST GET /protected through the gateway.
@@ -63,8 +72,11 @@ enum Command {
     /// Polls until auth-svc's health check answers SERVING (or the gateway's /healthz 200),
     /// then prints the Unix time of that answer in nanoseconds.
     WaitServing(WaitOptions),
-    /// Registers and logs in one account and prints its access token (for oha or h2load).
+    /// Registers and logs in one account and prints its access token (for wrk or h2load).
     Token(TokenOptions),
+    /// Writes one prebuilt gRPC request body (frame header + protobuf) to stdout, for
+    /// `h2load -d FILE`.
+    Frame(FrameOptions),
 }
 
 #[derive(Args)]
@@ -103,9 +115,16 @@ struct RunOptions {
     /// Accounts registered and logged in before measuring; workers share them round-robin.
     #[arg(long, default_value_t = 8)]
     accounts: usize,
+    /// Log in `--accounts` existing accounts named `PREFIX1` … `PREFIXCOUNT` (spread evenly)
+    /// instead of registering new ones, as `PREFIX:COUNT`.
+    #[arg(long, value_parser = parse_existing)]
+    existing_accounts: Option<(String, u64)>,
     /// Also write the table to this file.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Also write the rows, tab-separated as `--external` reads them, to this file.
+    #[arg(long)]
+    tsv: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -118,6 +137,26 @@ struct AllOptions {
     /// That second auth-svc's pid.
     #[arg(long)]
     postgres_auth_pid: Option<u32>,
+    /// A third auth-svc, on MariaDB, where Refresh is measured too.
+    #[arg(long)]
+    mariadb_grpc_addr: Option<String>,
+    /// That third auth-svc's pid.
+    #[arg(long)]
+    mariadb_auth_pid: Option<u32>,
+    /// The scenarios loadgen runs itself, comma-separated (default: all of them); the login
+    /// storm always runs.
+    #[arg(long, value_delimiter = ',', value_parser = parse_scenario)]
+    scenarios: Vec<Scenario>,
+    /// Rows another tool measured, one tab-separated line each (see `external.rs`), shown in
+    /// the same table and judged by the same targets.
+    #[arg(long)]
+    external: Option<PathBuf>,
+    /// auth-svc's RSS (KiB) before any load, read by the caller when other tools run first.
+    #[arg(long)]
+    auth_idle_kib: Option<u64>,
+    /// The gateway's RSS (KiB) before any load.
+    #[arg(long)]
+    gateway_idle_kib: Option<u64>,
     /// Exec → SERVING time measured by the caller, for the targets table.
     #[arg(long)]
     startup_ms: Option<f64>,
@@ -147,6 +186,27 @@ struct TokenOptions {
     /// auth-svc's gRPC address.
     #[arg(long, default_value = "http://127.0.0.1:50151")]
     grpc_addr: String,
+    /// The account to register (default: a name unique to this run).
+    #[arg(long)]
+    username: Option<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FrameKind {
+    /// grpc.health.v1.Health/Check (service "").
+    Health,
+    /// user.v1.UserService/GetUserInfo.
+    Userinfo,
+    /// user.v1.UserService/Login with the bench password.
+    Login,
+}
+
+#[derive(Args)]
+struct FrameOptions {
+    kind: FrameKind,
+    /// Login's username (an account `loadgen token --username` registered).
+    #[arg(long, required_if_eq("kind", "login"))]
+    username: Option<String>,
 }
 
 #[tokio::main]
@@ -166,6 +226,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::GrpcHealth(options) => (Scenario::GrpcHealth, options),
         Command::GrpcLogin(options) => (Scenario::GrpcLogin, options),
         Command::GrpcRefresh(options) => (Scenario::GrpcRefresh, options),
+        Command::GrpcRegister(options) => (Scenario::GrpcRegister, options),
         Command::RestUserinfo(options) => (Scenario::RestUserInfo, options),
         Command::RestProtected(options) => (Scenario::RestProtected, options),
         Command::RestHealthz(options) => (Scenario::RestHealthz, options),
@@ -173,9 +234,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::All(options) => return run_all(options).await,
         Command::WaitServing(options) => return wait_serving(options).await,
         Command::Token(options) => return print_token(options).await,
+        Command::Frame(options) => return write_frame(&options),
     };
     let bench = Bench::prepare(servers(&options.servers), settings(&options)).await?;
     let rows = vec![bench.run(scenario).await?];
+    write_tsv(&rows, options.tsv.as_ref())?;
     finish(&rows, report::table(&rows), options.out.as_ref())
 }
 
@@ -183,16 +246,28 @@ async fn run_login_storm(options: RunOptions) -> anyhow::Result<ExitCode> {
     let bench = Bench::prepare(servers(&options.servers), settings(&options)).await?;
     let (storm, probe) = bench.login_storm().await?;
     let rows = [storm, probe];
+    write_tsv(&rows, options.tsv.as_ref())?;
     finish(&rows, report::table(&rows), options.out.as_ref())
 }
 
 async fn run_all(options: AllOptions) -> anyhow::Result<ExitCode> {
     let run = &options.run;
     let servers = servers(&run.servers);
-    let idle = servers.memory();
+    let mut idle = servers.memory();
+    // The caller's readings, taken before its own tools ran, are the idle ones.
+    let given = |kib: Option<u64>| kib.map(|kib| Memory { rss_kib: kib, peak_kib: kib });
+    idle.auth = given(options.auth_idle_kib).or(idle.auth);
+    idle.gateway = given(options.gateway_idle_kib).or(idle.gateway);
+    let external = match &options.external {
+        Some(path) => {
+            external::parse(&std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?)?
+        }
+        None => Vec::new(),
+    };
     let bench = Bench::prepare(servers, settings(run)).await?;
     let seeded = bench.servers.memory();
-    let (rows, hash_time) = run_every_scenario(&bench, &options).await?;
+    let (mut rows, hash_time) = run_every_scenario(&bench, &options).await?;
+    rows.splice(0..0, external);
     // Let the servers settle, then see what they keep.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let settled = bench.servers.memory();
@@ -212,6 +287,7 @@ async fn run_all(options: AllOptions) -> anyhow::Result<ExitCode> {
         startup_ms: options.startup_ms,
     };
     let _ = write!(text, "\n### Targets\n\n{}", evidence.table());
+    write_tsv(&rows, run.tsv.as_ref())?;
     finish(&rows, text, run.out.as_ref())
 }
 
@@ -220,7 +296,8 @@ async fn run_all(options: AllOptions) -> anyhow::Result<ExitCode> {
 async fn run_every_scenario(bench: &Bench, options: &AllOptions) -> anyhow::Result<(Vec<Row>, HashTime)> {
     let mut rows = Vec::new();
     let mut hash_time = None;
-    for scenario in Scenario::ALL {
+    let chosen = if options.scenarios.is_empty() { Scenario::ALL.to_vec() } else { options.scenarios.clone() };
+    for scenario in chosen {
         if scenario == Scenario::GrpcLogin {
             // Right before the logins, so that both see the same machine.
             progress("timing argon2 hashes");
@@ -228,35 +305,52 @@ async fn run_every_scenario(bench: &Bench, options: &AllOptions) -> anyhow::Resu
         }
         progress(scenario.name());
         rows.push(bench.run(scenario).await?);
-        if scenario == Scenario::GrpcRefresh
-            && let Some(addr) = &options.postgres_grpc_addr
-        {
-            progress(POSTGRES_REFRESH_ROW);
-            rows.push(postgres_refresh(addr, options).await?);
+        if scenario == Scenario::GrpcRefresh {
+            let others = [
+                (POSTGRES_REFRESH_ROW, &options.postgres_grpc_addr, options.postgres_auth_pid),
+                (MARIADB_REFRESH_ROW, &options.mariadb_grpc_addr, options.mariadb_auth_pid),
+            ];
+            for (name, addr, pid) in others {
+                if let Some(addr) = addr {
+                    progress(name);
+                    rows.push(refresh_elsewhere(name, addr, pid, options).await?);
+                }
+            }
         }
     }
+    let hash_time = match hash_time {
+        Some(time) => time,
+        None => {
+            progress("timing argon2 hashes");
+            hashing::time_hashes(HASH_SAMPLES).await?
+        }
+    };
     progress("login storm");
     let (storm, probe) = bench.login_storm().await?;
     rows.extend([storm, probe]);
-    let hash_time = match hash_time {
-        Some(time) => time,
-        None => hashing::time_hashes(HASH_SAMPLES).await?,
-    };
     Ok((rows, hash_time))
 }
 
-/// Refresh on a second auth-svc whose database is PostgreSQL (its own accounts).
-async fn postgres_refresh(addr: &str, options: &AllOptions) -> anyhow::Result<Row> {
+/// Refresh on another auth-svc, whose database is PostgreSQL or MariaDB (its own accounts).
+async fn refresh_elsewhere(name: &str, addr: &str, pid: Option<u32>, options: &AllOptions) -> anyhow::Result<Row> {
     let servers = Servers {
         grpc_addr: addr.to_owned(),
         rest_url: options.run.servers.rest_url.clone(),
-        auth_pid: options.postgres_auth_pid,
+        auth_pid: pid,
         gateway_pid: None,
     };
-    let postgres = Bench::prepare(servers, settings(&options.run)).await.context("auth-svc on PostgreSQL")?;
-    let mut row = postgres.run(Scenario::GrpcRefresh).await?;
-    row.scenario = POSTGRES_REFRESH_ROW.to_owned();
+    let bench =
+        Bench::prepare(servers, settings(&options.run)).await.with_context(|| format!("auth-svc for {name}"))?;
+    let mut row = bench.run(Scenario::GrpcRefresh).await?;
+    row.scenario = name.to_owned();
     Ok(row)
+}
+
+fn write_tsv(rows: &[Row], path: Option<&PathBuf>) -> anyhow::Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, external::write(rows)).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// Prints (and writes) the report; fails if a scenario had no successful request at all.
@@ -265,8 +359,7 @@ fn finish(rows: &[Row], text: String, out: Option<&PathBuf>) -> anyhow::Result<E
     if let Some(path) = out {
         std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
     }
-    let failed: Vec<&str> =
-        rows.iter().filter(|row| row.measurement.ok == 0).map(|row| row.scenario.as_str()).collect();
+    let failed: Vec<&str> = rows.iter().filter(|row| row.summary.ok == 0).map(|row| row.scenario.as_str()).collect();
     if failed.is_empty() {
         Ok(ExitCode::SUCCESS)
     } else {
@@ -287,9 +380,25 @@ async fn wait_serving(options: WaitOptions) -> anyhow::Result<ExitCode> {
 
 async fn print_token(options: TokenOptions) -> anyhow::Result<ExitCode> {
     let channels = grpc::connect(&options.grpc_addr, 1).await?;
-    let accounts = grpc::seed_accounts(&channels[0], 1).await?;
-    let account = accounts.first().context("no account seeded")?;
+    let account = match options.username {
+        Some(username) => grpc::seed_account(&channels[0], username).await?,
+        None => grpc::seed_accounts(&channels[0], 1).await?.into_iter().next().context("no account seeded")?,
+    };
     println!("{}", account.access_token);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_frame(options: &FrameOptions) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    let body = match (options.kind, options.username.as_deref()) {
+        (FrameKind::Health, _) => Body::Health,
+        (FrameKind::Userinfo, _) => Body::GetUserInfo,
+        (FrameKind::Login, Some(username)) => Body::Login { username },
+        (FrameKind::Login, None) => anyhow::bail!("a login frame needs --username"),
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(&frame::encode(&body)?)?;
+    stdout.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -308,7 +417,24 @@ fn settings(options: &RunOptions) -> Settings {
         concurrency: options.concurrency,
         grpc_connections: options.grpc_connections,
         accounts: options.accounts,
+        existing: options.existing_accounts.clone(),
     }
+}
+
+/// `PREFIX:COUNT`, e.g. `scale-user-:1000000`.
+fn parse_existing(text: &str) -> Result<(String, u64), String> {
+    let (prefix, count) = text.rsplit_once(':').ok_or_else(|| format!("expected PREFIX:COUNT, got {text}"))?;
+    match count.parse::<u64>() {
+        Ok(count) if count > 0 => Ok((prefix.to_owned(), count)),
+        _ => Err(format!("expected PREFIX:COUNT with COUNT ≥ 1, got {text}")),
+    }
+}
+
+fn parse_scenario(name: &str) -> Result<Scenario, String> {
+    Scenario::parse(name).ok_or_else(|| {
+        let known: Vec<&str> = Scenario::ALL.iter().map(|scenario| scenario.name()).collect();
+        format!("unknown scenario {name} (known: {})", known.join(", "))
+    })
 }
 
 fn progress(step: &str) {

@@ -63,6 +63,34 @@ impl Measurement {
     }
 }
 
+/// What the table shows of one scenario, whichever tool measured it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub ok: u64,
+    pub errors: u64,
+    /// Successful requests per second.
+    pub rate: f64,
+    /// Latency quantiles in milliseconds (p50, p99, p99.9); `None` without a success.
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub p999_ms: Option<f64>,
+    pub first_error: Option<String>,
+}
+
+impl From<&Measurement> for Summary {
+    fn from(m: &Measurement) -> Self {
+        Self {
+            ok: m.ok,
+            errors: m.errors,
+            rate: m.rate(),
+            p50_ms: m.latency_ms(0.5),
+            p99_ms: m.latency_ms(0.99),
+            p999_ms: m.latency_ms(0.999),
+            first_error: m.first_error.clone(),
+        }
+    }
+}
+
 fn new_histogram() -> Histogram<u64> {
     #[allow(clippy::expect_used)] // constant, valid bounds: 1 µs .. 60 s at 3 digits
     Histogram::new_with_bounds(1, HIGHEST_MICROS, 3).expect("valid histogram bounds")

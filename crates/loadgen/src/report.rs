@@ -12,30 +12,35 @@ use crate::{
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::new();
     out.push_str(
-        "| scenario | concurrency | requests | requests/s | p50 ms | p99 ms | p99.9 ms | errors \
+        "| scenario | tool | concurrency | requests | requests/s | p50 ms | p99 ms | p99.9 ms | errors \
+         | auth-svc CPU µs/req | gateway CPU µs/req | tool CPU µs/req \
          | auth-svc RSS MiB before → after | gateway RSS MiB before → after |\n",
     );
-    out.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+    out.push_str("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
     for row in rows {
-        let m = &row.measurement;
+        let m = &row.summary;
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.scenario,
+            row.tool,
             row.concurrency,
             m.ok,
-            thousands(m.rate()),
-            millis(m.latency_ms(0.5)),
-            millis(m.latency_ms(0.99)),
-            millis(m.latency_ms(0.999)),
+            thousands(m.rate),
+            millis(m.p50_ms),
+            millis(m.p99_ms),
+            millis(m.p999_ms),
             m.errors,
+            micros(row.cpu.auth),
+            micros(row.cpu.gateway),
+            micros(row.cpu.tool),
             before_after(row.before.auth, row.after.auth),
             before_after(row.before.gateway, row.after.gateway),
         );
     }
     let errors: Vec<_> = rows
         .iter()
-        .filter_map(|row| row.measurement.first_error.as_ref().map(|error| (row.scenario.as_str(), error)))
+        .filter_map(|row| row.summary.first_error.as_ref().map(|error| (row.scenario.as_str(), error)))
         .collect();
     if !errors.is_empty() {
         out.push_str("\nFirst error of each scenario with errors:\n\n");
@@ -50,8 +55,8 @@ pub fn table(rows: &[Row]) -> String {
 pub fn hashing_note(time: HashTime, samples: usize, cores: usize) -> String {
     let fastest_ms = time.fastest.as_secs_f64() * 1000.0;
     format!(
-        "\nOne argon2id hash (m = {} KiB, t = 2, p = 1) in loadgen's process, timed {samples} times just before \
-         grpc-login: fastest {} ms, median {} ms. With the fastest, Login's ceiling on {cores} cores is {:.0}/s.\n",
+        "\nOne argon2id hash (m = {} KiB, t = 2, p = 1) in loadgen's process, timed {samples} times one after \
+         another with the servers idle: fastest {} ms, median {} ms. With the fastest, Login's ceiling on {cores} cores is {:.0}/s.\n",
         hashing::MEMORY_KIB,
         millis(Some(fastest_ms)),
         millis(Some(time.median.as_secs_f64() * 1000.0)),
@@ -81,6 +86,14 @@ fn before_after(before: Option<Memory>, after: Option<Memory>) -> String {
     match (before, after) {
         (Some(before), Some(after)) => format!("{} → {}", Mib(before.rss_kib), Mib(after.rss_kib)),
         _ => "–".to_owned(),
+    }
+}
+
+pub fn micros(value: Option<f64>) -> String {
+    match value {
+        Some(us) if us < 100.0 => format!("{us:.1}"),
+        Some(us) => thousands(us),
+        None => "–".to_owned(),
     }
 }
 
@@ -118,5 +131,7 @@ mod tests {
         assert_eq!(millis(Some(1.234)), "1.23");
         assert_eq!(millis(Some(123.45)), "123.5");
         assert_eq!(millis(None), "–");
+        assert_eq!(micros(Some(25.04)), "25.0");
+        assert_eq!(micros(Some(16_700.0)), "16,700");
     }
 }
