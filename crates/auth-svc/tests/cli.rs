@@ -350,6 +350,7 @@ fn sessions_of(dir: &tempfile::TempDir, user_id: i64, count: usize) {
                 client_address: None,
                 user_agent: None,
                 amr: None,
+                session_started_at: now,
             };
             model::query::refresh_tokens::insert(db, token).await.unwrap();
         }

@@ -186,6 +186,8 @@ fn token(id: &str, family: &str, user_id: i64, issued_at: i64, expires_at: i64) 
         client_address: None,
         user_agent: None,
         amr: None,
+        // The queries tested here take a family's start from its rows' `issued_at`.
+        session_started_at: issued_at,
     }
 }
 
@@ -413,4 +415,32 @@ async fn the_accounts_migration_completes_a_run_that_stopped_halfway_and_rolls_b
     assert!(!has_index("idx_refresh_tokens_user_revoked").await);
     migration::run(&db).await.unwrap();
     assert_eq!(migration::pending(&db).await.unwrap(), 0);
+}
+
+/// The session-start migration gives every existing row its family's first `issued_at`.
+#[tokio::test]
+async fn the_session_start_migration_backfills_every_row_from_its_family() {
+    use model::migration::{Migrator, MigratorTrait};
+
+    let database = TestDatabase::create().await;
+    let (db, _) = model::connect(&database.url, &PoolOptions::default()).await.unwrap();
+    let migrations = Migrator::migrations();
+    let before = migrations.iter().position(|m| m.name() == "m20261202_000009_session_started_at").unwrap();
+    Migrator::up(&db, Some(u32::try_from(before).unwrap())).await.unwrap();
+    let alice = account(&db, "alice", "user").await;
+    // Written as a replica from before the column wrote them (the entity has it now).
+    for (id, family, issued_at) in [("a2", "fa", 200), ("a1", "fa", 100), ("a3", "fa", 300), ("b1", "fb", 250)] {
+        db.execute_unprepared(&format!(
+            "INSERT INTO refresh_tokens (id, family_id, user_id, access_jti, issued_at, expires_at) \
+             VALUES ('{id}', '{family}', {}, 'access-{id}', {issued_at}, {NOW})",
+            alice.id
+        ))
+        .await
+        .unwrap();
+    }
+
+    migration::run(&db).await.unwrap();
+    for (id, started) in [("a1", 100), ("a2", 100), ("a3", 100), ("b1", 250)] {
+        assert_eq!(find(&db, id).await.unwrap().unwrap().session_started_at, Some(started), "row {id}");
+    }
 }

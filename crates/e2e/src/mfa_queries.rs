@@ -345,6 +345,7 @@ async fn a_session_row_carries_how_it_was_authenticated() {
         client_address: None,
         user_agent: None,
         amr: Some("pwd otp".into()),
+        session_started_at: 1_800_000_000,
     };
     let inserted = model::query::refresh_tokens::insert(&db, token).await.unwrap();
     assert_eq!(inserted.amr.as_deref(), Some("pwd otp"));

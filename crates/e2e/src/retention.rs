@@ -42,14 +42,28 @@ async fn a_session_older_than_its_maximum_lifetime_cannot_be_refreshed() {
 
     // The session began 3,601 s ago (its rows backdated), though it was just rotated.
     let session = session_of(&first.access_token);
-    execute(&app, &format!("UPDATE refresh_tokens SET issued_at = issued_at - 3601 WHERE family_id = '{session}'"))
-        .await;
+    let backdate = "issued_at = issued_at - 3601, session_started_at = session_started_at - 3601";
+    execute(&app, &format!("UPDATE refresh_tokens SET {backdate} WHERE family_id = '{session}'")).await;
     assert_status(app.refresh(&next.refresh_token).await, Code::Unauthenticated, "session expired");
     // The replay of the just-rotated token too, though within the reuse interval.
     assert_status(app.refresh(&first.refresh_token).await, Code::Unauthenticated, "session expired");
     // A new login starts a new session.
     let fresh = app.login("alice", PASSWORD).await.unwrap();
     app.refresh(&fresh.refresh_token).await.expect("a new session refreshes");
+
+    // Rows written before `session_started_at` existed: their family's first row says when the
+    // session began, and a successor is given the column.
+    let older = app.login("alice", PASSWORD).await.unwrap();
+    let session = session_of(&older.access_token);
+    let forget = format!("UPDATE refresh_tokens SET session_started_at = NULL WHERE family_id = '{session}'");
+    execute(&app, &forget).await;
+    let next = app.refresh(&older.refresh_token).await.expect("a young session without the column refreshes");
+    let rows = refresh_tokens::Entity::find().filter(refresh_tokens::Column::FamilyId.eq(&session)).all(&app.db);
+    assert!(rows.await.unwrap().iter().any(|row| row.session_started_at.is_some()), "the successor has the column");
+    execute(&app, &forget).await;
+    execute(&app, &format!("UPDATE refresh_tokens SET issued_at = issued_at - 3601 WHERE family_id = '{session}'"))
+        .await;
+    assert_status(app.refresh(&next.refresh_token).await, Code::Unauthenticated, "session expired");
 }
 
 /// `auth_refresh_tokens_purged_total` of one app.

@@ -1,9 +1,9 @@
 //! The defences under cut and flushed stores: DisableUser with its database cut mid-call, a
 //! disabling that must cross to another replica while Redis is cut, logins racing a password
-//! change, service accounts while Redis is flushed and the database cut, and VerifyMfa with the
-//! database cut between the two steps of a login. The database is cut with a [`TcpProxy`]
-//! (PostgreSQL and MariaDB only: SQLite is a file), Redis likewise or by deleting this test's
-//! keys; the shared servers are never touched.
+//! change, service accounts while Redis is flushed and the database cut, VerifyMfa with the
+//! database cut between the two steps of a login, and Refresh cut between its statements. The
+//! database is cut with a [`TcpProxy`] (PostgreSQL and MariaDB only: SQLite is a file), Redis
+//! likewise or by deleting this test's keys; the shared servers are never touched.
 //!
 //! A cut "mid-call" is placed by statement: the app's [`model::QueryCounter`] ticks as each
 //! statement completes, and the cut follows the `n`-th statement of the call, for every `n`
@@ -834,4 +834,76 @@ async fn verify_mfa_cut_mid_call_leaves_the_challenge_usable_once_or_refused() {
 async fn live_sessions(observer: &DatabaseConnection, id: i64) -> i64 {
     let live = model::query::refresh_tokens::unrevoked_families(observer, id, None).await.unwrap();
     i64::try_from(live.len()).unwrap()
+}
+
+/// The rows of the session of `user_id` (it has one), as (id, rotated, successor, revoked).
+async fn session_rows(observer: &DatabaseConnection, user_id: i64) -> Vec<(String, bool, Option<String>, bool)> {
+    use model::entity::refresh_tokens;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    refresh_tokens::Entity::find()
+        .filter(refresh_tokens::Column::UserId.eq(user_id))
+        .order_by_asc(refresh_tokens::Column::IssuedAt)
+        .order_by_asc(refresh_tokens::Column::Id)
+        .all(observer)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| (row.id, row.rotated_at.is_some(), row.successor_id, row.revoked_at.is_some()))
+        .collect()
+}
+
+/// Refresh with the database cut after each of its statements (the spend, the successor's
+/// insert, the commit, and the reads of the slower path) leaves the session whole: either the
+/// presented token is still live and alone, or it is spent and its successor is there and live,
+/// never one without the other. The client's retry then gets a pair (within the reuse
+/// interval, the very pair an answer lost to the cut held), and the session has one live token.
+#[tokio::test]
+async fn refresh_cut_mid_call_spends_the_token_and_writes_its_successor_or_neither() {
+    let Some(cuttable) =
+        cuttable_database("store_faults::refresh_cut_mid_call_spends_the_token_and_writes_its_successor_or_neither")
+            .await
+    else {
+        return;
+    };
+    let app = app_behind(&cuttable, |_| {}).await;
+    let observer = &cuttable.observer;
+    let started = Instant::now();
+
+    app.register("control").await;
+    let pair = app.login("control", PASSWORD).await.unwrap();
+    let (total, answer) = statements_of(&app, app.refresh(&pair.refresh_token)).await;
+    answer.expect("the control's Refresh");
+
+    let mut outcomes = Vec::new();
+    for cut_at in 1..=total + 1 {
+        let username = format!("refresh{cut_at}");
+        let id = app.register(&username).await.id;
+        let pair = app.login(&username, PASSWORD).await.unwrap();
+        let (cut_first, answer) = cut_after(&app, &cuttable.proxy, cut_at, app.refresh(&pair.refresh_token)).await;
+        settle(&app, &pair.access_token).await;
+        let what = format!("Refresh cut after {cut_at} of {total}");
+        ok_or_unavailable(&what, &answer);
+        if answer.is_err() {
+            assert!(cut_first, "{what}: UNAVAILABLE with no cut");
+        }
+        let rows = session_rows(observer, id).await;
+        let outcome = match rows.as_slice() {
+            [(_, false, None, false)] => {
+                assert!(answer.is_err(), "{what}: OK, and the presented token is still live");
+                "neither"
+            }
+            [(_, true, Some(next), false), (successor, false, None, false)] if next == successor => "both",
+            other => panic!("{what}: the session was left half-written: {other:?}"),
+        };
+        let retry = retried("Refresh retried", || app.refresh(&pair.refresh_token)).await;
+        if let Ok(answered) = &answer {
+            assert_eq!(retry.refresh_token, answered.refresh_token, "{what}: the grace window's pair differs");
+        }
+        let rows = session_rows(observer, id).await;
+        let live = rows.iter().filter(|(_, rotated, _, revoked)| !rotated && !revoked).count();
+        assert_eq!((rows.len(), live), (2, 1), "{what}: after the retry: {rows:?}");
+        outcomes.push((cut_at, outcome));
+    }
+    eprintln!("Refresh: {total} statements; (cut after, what the cut left): {outcomes:?}");
+    eprintln!("the sweep took {:?}", started.elapsed());
 }

@@ -19,7 +19,7 @@ use model::{
     entity::refresh_tokens,
     query::{
         self,
-        refresh_tokens::{NewRefreshToken, SessionRow},
+        refresh_tokens::{NewRefreshToken, PresentedRotation, SessionRow},
     },
 };
 use uuid::Uuid;
@@ -140,13 +140,15 @@ impl Sessions {
         call: &CallContext,
     ) -> Result<(TokenPair, String), AuthError> {
         let now = now_unix();
-        let ends_at = now.saturating_add(self.lifetimes.max_lifetime());
         let origin = Origin {
             client_address: call.client_address.map(|address| address.to_string()),
             user_agent: call.user_agent.clone(),
             amr: Some(methods.as_str().to_owned()),
         };
-        let first = self.new_token(user.id, Uuid::new_v4().to_string(), &origin, now, ends_at);
+        // Time-ordered (v7), as every id here: inserts land at the end of the indexes instead of
+        // all over them. A session id is shown to its user, and v7 tells when it was made;
+        // ListSessions shows that time anyway.
+        let first = self.new_token(user.id, Uuid::now_v7().to_string(), &origin, now, now);
         let row = query::refresh_tokens::insert(&self.db, first).await?;
         self.metrics.token("issued");
         Ok((self.sign(&row, &user.role, now)?, row.family_id))
@@ -161,31 +163,59 @@ impl Sessions {
                 TokenError::NotYetValid | TokenError::Invalid => "invalid refresh token",
             })
         })?;
+        let now = now_unix();
+        // The common case, a live token of a live session, is spent and succeeded by the
+        // database in one step; every other case reads the row below and answers as before.
+        let (successor_id, access_jti) = (Uuid::now_v7().to_string(), Uuid::now_v7().to_string());
+        let rotation = PresentedRotation {
+            spent_id: &claims.jti,
+            family_id: &claims.sid,
+            user_id: claims.user_id,
+            successor_id: &successor_id,
+            access_jti: &access_jti,
+            now,
+            refresh_ttl: self.lifetimes.refresh_ttl(),
+            max_lifetime: self.lifetimes.max_lifetime(),
+        };
+        if let Some(successor) = query::refresh_tokens::rotate_presented(&self.db, &rotation).await? {
+            return self.refreshed(successor, now, call).await;
+        }
         let mut row = self.find_row(&claims.jti).await?;
         if row.family_id != claims.sid || row.user_id != claims.user_id {
             return Err(AuthError::Unauthenticated("invalid refresh token"));
         }
-        let now = now_unix();
-        let ends_at = self.session_ends_at(&row.family_id).await?;
-        if now >= ends_at {
+        let started_at = self.session_started_at(&row).await?;
+        if now >= started_at.saturating_add(self.lifetimes.max_lifetime()) {
             return Err(AuthError::Unauthenticated("session expired"));
         }
         if row.revoked_at.is_none() && row.rotated_at.is_none() {
-            let successor = self.new_token(row.user_id, row.family_id.clone(), &Origin::of(&row), now, ends_at);
+            // A row without `session_started_at` (written before it existed) comes here.
+            let successor = self.new_token(row.user_id, row.family_id.clone(), &Origin::of(&row), now, started_at);
             if query::refresh_tokens::rotate(&self.db, &row.id, &successor).await? {
-                let user = self.owner(successor.user_id).await?;
-                self.metrics.token("refreshed");
-                self.audit.record(
-                    AuditEvent::new(EventType::Refresh, Outcome::Success, Actor::User(user.id), call)
-                        .subject(user.id)
-                        .session(&successor.family_id),
-                );
-                return self.sign(&successor.into_row(), &user.role, now);
+                return self.refreshed(successor.into_row(), now, call).await;
             }
             // Someone rotated or revoked it between our read and our write: read what won.
             row = self.find_row(&claims.jti).await?;
         }
         self.replay(row, now, call).await
+    }
+
+    /// The answer to a rotation that wrote `successor`: its pair, if its account may still
+    /// have one.
+    async fn refreshed(
+        &self,
+        successor: refresh_tokens::Model,
+        now: i64,
+        call: &CallContext,
+    ) -> Result<TokenPair, AuthError> {
+        let user = self.owner(successor.user_id).await?;
+        self.metrics.token("refreshed");
+        self.audit.record(
+            AuditEvent::new(EventType::Refresh, Outcome::Success, Actor::User(user.id), call)
+                .subject(user.id)
+                .session(&successor.family_id),
+        );
+        self.sign(&successor, &user.role, now)
     }
 
     /// A spent or revoked token came back: within the grace window and with a still-live
@@ -229,13 +259,15 @@ impl Sessions {
         Ok((0..=interval).contains(&elapsed))
     }
 
-    /// When the session of `family_id` must end: its first token's `issued_at` plus the
-    /// maximum lifetime.
-    async fn session_ends_at(&self, family_id: &str) -> Result<i64, AuthError> {
-        let started = query::refresh_tokens::family_started_at(&self.db, family_id)
+    /// When the session of `row` began: as the row says, or for a row from before it said so,
+    /// its family's first token's `issued_at`.
+    async fn session_started_at(&self, row: &refresh_tokens::Model) -> Result<i64, AuthError> {
+        if let Some(started) = row.session_started_at {
+            return Ok(started);
+        }
+        query::refresh_tokens::family_started_at(&self.db, &row.family_id)
             .await?
-            .ok_or(AuthError::Unauthenticated("invalid refresh token"))?;
-        Ok(started.saturating_add(self.lifetimes.max_lifetime()))
+            .ok_or(AuthError::Unauthenticated("invalid refresh token"))
     }
 
     /// The token that replaced `row`, if it has not been rotated or revoked itself.
@@ -345,25 +377,28 @@ impl Sessions {
         Ok(user)
     }
 
-    /// A token of `family_id`; it expires with the session at the latest.
+    /// A token of `family_id`, the session that began at `session_started_at`; it expires
+    /// with the session at the latest.
     fn new_token(
         &self,
         user_id: i64,
         family_id: String,
         origin: &Origin,
         now: i64,
-        session_ends_at: i64,
+        session_started_at: i64,
     ) -> NewRefreshToken {
+        let session_ends_at = session_started_at.saturating_add(self.lifetimes.max_lifetime());
         NewRefreshToken {
-            id: Uuid::new_v4().to_string(),
+            id: Uuid::now_v7().to_string(),
             family_id,
             user_id,
-            access_jti: Uuid::new_v4().to_string(),
+            access_jti: Uuid::now_v7().to_string(),
             issued_at: now,
             expires_at: now.saturating_add(self.lifetimes.refresh_ttl()).min(session_ends_at),
             client_address: origin.client_address.clone(),
             user_agent: origin.user_agent.clone(),
             amr: origin.amr.clone(),
+            session_started_at,
         }
     }
 

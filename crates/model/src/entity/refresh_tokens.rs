@@ -33,6 +33,10 @@ pub struct Model {
     /// second factor; copied to every successor and into the access tokens' `amr` claim.
     /// `None` for sessions begun before this column existed (password only).
     pub amr: Option<String>,
+    /// Unix seconds; when the session began (its first token's `issued_at`), copied to every
+    /// successor, so the session's end is known from any of its rows. `None` on rows written
+    /// by a replica from before this column (their family's first row still says it).
+    pub session_started_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

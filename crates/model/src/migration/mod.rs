@@ -14,6 +14,7 @@ mod m20261201_000005_users_updated_at_index;
 mod m20261201_000006_accounts_and_sessions;
 mod m20261201_000007_service_clients;
 mod m20261201_000008_second_factor;
+mod m20261202_000009_session_started_at;
 
 #[cfg(test)]
 mod tests;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000006_accounts_and_sessions::Migration),
             Box::new(m20261201_000007_service_clients::Migration),
             Box::new(m20261201_000008_second_factor::Migration),
+            Box::new(m20261202_000009_session_started_at::Migration),
         ]
     }
 }

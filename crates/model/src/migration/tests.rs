@@ -15,7 +15,8 @@ const BACKENDS: [(&str, DatabaseBackend); 3] =
 /// A connection that answers every statement of `migration` as a first run sees it: the
 /// username migration finds no accounts and no `username_canonical` column yet; the accounts
 /// migration finds none of its columns and indexes, and the index it replaces; the second-factor
-/// migration finds neither of its indexes nor its column.
+/// migration finds neither of its indexes nor its column; the session-start migration finds no
+/// column.
 fn recording_connection(migration: &str, backend: DatabaseBackend) -> sea_orm::DatabaseConnection {
     let no_accounts: Vec<BTreeMap<String, Value>> = Vec::new();
     let absent = |probe: &str| vec![BTreeMap::from([(probe.to_owned(), Value::from(false))])];
@@ -31,6 +32,7 @@ fn recording_connection(migration: &str, backend: DatabaseBackend) -> sea_orm::D
             let index = absent("has_index");
             vec![index.clone(), index, absent("has_column")]
         }
+        "m20261202_000009_session_started_at" => vec![absent("has_column")],
         _ => Vec::new(),
     };
     MockDatabase::new(backend)

@@ -1,8 +1,8 @@
 //! Refresh-token rows: issue, rotate, revoke, and purge once their session is long over.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Set, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
     sea_query::{Alias, Expr, ExprTrait, Order, Query},
 };
 
@@ -26,6 +26,8 @@ pub struct NewRefreshToken {
     /// How the session was authenticated (see the entity); a successor carries its
     /// predecessor's.
     pub amr: Option<String>,
+    /// When the session began (Unix seconds); a successor carries its predecessor's.
+    pub session_started_at: i64,
 }
 
 impl NewRefreshToken {
@@ -45,6 +47,7 @@ impl NewRefreshToken {
             client_address: self.client_address,
             user_agent: self.user_agent,
             amr: self.amr,
+            session_started_at: Some(self.session_started_at),
         }
     }
 
@@ -62,12 +65,16 @@ impl NewRefreshToken {
             client_address: Set(self.client_address),
             user_agent: Set(self.user_agent),
             amr: Set(self.amr),
+            session_started_at: Set(Some(self.session_started_at)),
         }
     }
 }
 
+/// Writes `token`'s row and returns it as written. Not read back: every column is known, and
+/// SQLite and MySQL would read it back with a SELECT of their own (no RETURNING there).
 pub async fn insert(db: &impl ConnectionTrait, token: NewRefreshToken) -> Result<refresh_tokens::Model, StoreError> {
-    Ok(token.into_active_model().insert(db).await?)
+    RefreshTokens::insert(token.clone().into_active_model()).exec_without_returning(db).await?;
+    Ok(token.into_row())
 }
 
 pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<refresh_tokens::Model>, StoreError> {
@@ -101,9 +108,148 @@ async fn rotate_once(db: &DatabaseConnection, spent_id: &str, successor: &NewRef
         txn.rollback().await?;
         return Ok(false);
     }
-    successor.clone().into_active_model().insert(&txn).await?;
+    // Not read back (see `insert`).
+    RefreshTokens::insert(successor.clone().into_active_model()).exec_without_returning(&txn).await?;
     txn.commit().await?;
     Ok(true)
+}
+
+/// A rotation of a presented token that is checked and written by the database alone: see
+/// [`rotate_presented`].
+#[derive(Debug, Clone, Copy)]
+pub struct PresentedRotation<'a> {
+    /// The presented token's `jti`, `sid` and `sub`: the row must have all three.
+    pub spent_id: &'a str,
+    pub family_id: &'a str,
+    pub user_id: i64,
+    /// The successor's ids.
+    pub successor_id: &'a str,
+    pub access_jti: &'a str,
+    /// The replica's clock (Unix seconds): the successor's `issued_at`, and what the session's
+    /// end is judged against.
+    pub now: i64,
+    pub refresh_ttl: i64,
+    pub max_lifetime: i64,
+}
+
+/// Refresh's common case in two statements of one transaction: a conditional UPDATE spends the
+/// presented row if it is live, belongs to the presented family and user, and its session has
+/// not reached `max_lifetime`; an `INSERT … SELECT` then writes the successor from the spent
+/// row (origin, `amr` and session start are copied in the database) and returns it. Its
+/// `expires_at` is `now + refresh_ttl`, capped at the session's end.
+///
+/// `None` when the UPDATE changed no row; nothing is written then, and the caller reads the row
+/// to find out why (expired session, revoked, replayed, unknown, or a row without
+/// `session_started_at`). Racing callers serialise on the spent row as in [`rotate`].
+///
+/// RETURNING is in SQLite (3.35), PostgreSQL and MariaDB (10.5) for INSERT; sea-query omits it
+/// for MySQL, so it is written here.
+pub async fn rotate_presented(
+    db: &DatabaseConnection,
+    rotation: &PresentedRotation<'_>,
+) -> Result<Option<refresh_tokens::Model>, StoreError> {
+    Ok(retry_conflicts(|| rotate_presented_once(db, rotation)).await?)
+}
+
+async fn rotate_presented_once(
+    db: &DatabaseConnection,
+    rotation: &PresentedRotation<'_>,
+) -> Result<Option<refresh_tokens::Model>, DbErr> {
+    use refresh_tokens::Column;
+    let backend = db.get_database_backend();
+    let txn = db.begin().await?;
+    let spent = RefreshTokens::update_many()
+        .col_expr(Column::RotatedAt, database_now_expr(backend))
+        .col_expr(Column::SuccessorId, Expr::value(rotation.successor_id))
+        .filter(Column::Id.eq(rotation.spent_id))
+        .filter(Column::FamilyId.eq(rotation.family_id))
+        .filter(Column::UserId.eq(rotation.user_id))
+        .filter(Column::RotatedAt.is_null())
+        .filter(Column::RevokedAt.is_null())
+        // started + max_lifetime > now, written so that neither side can overflow.
+        .filter(Column::SessionStartedAt.gt(rotation.now.saturating_sub(rotation.max_lifetime)))
+        .exec(&txn)
+        .await?
+        .rows_affected
+        == 1;
+    if !spent {
+        txn.rollback().await?;
+        return Ok(None);
+    }
+    let mut insert = backend.build(&successor_of(rotation)?);
+    insert.sql.push_str(" RETURNING ");
+    insert.sql.push_str(&RETURNED.join(", "));
+    let row = txn.query_one_raw(insert).await?.ok_or(DbErr::RecordNotInserted)?;
+    let successor = refresh_tokens::Model {
+        id: row.try_get("", "id")?,
+        family_id: row.try_get("", "family_id")?,
+        user_id: row.try_get("", "user_id")?,
+        access_jti: row.try_get("", "access_jti")?,
+        issued_at: row.try_get("", "issued_at")?,
+        expires_at: row.try_get("", "expires_at")?,
+        rotated_at: None,
+        successor_id: None,
+        revoked_at: None,
+        client_address: row.try_get("", "client_address")?,
+        user_agent: row.try_get("", "user_agent")?,
+        amr: row.try_get("", "amr")?,
+        session_started_at: row.try_get("", "session_started_at")?,
+    };
+    txn.commit().await?;
+    Ok(Some(successor))
+}
+
+/// The successor's columns the INSERT returns (none is a reserved word on any backend).
+const RETURNED: [&str; 10] = [
+    "id",
+    "family_id",
+    "user_id",
+    "access_jti",
+    "issued_at",
+    "expires_at",
+    "client_address",
+    "user_agent",
+    "amr",
+    "session_started_at",
+];
+
+/// `INSERT INTO refresh_tokens (…) SELECT … FROM refresh_tokens WHERE id = spent`.
+fn successor_of(rotation: &PresentedRotation<'_>) -> Result<sea_orm::sea_query::InsertStatement, DbErr> {
+    use refresh_tokens::Column;
+    let fresh_until = rotation.now.saturating_add(rotation.refresh_ttl);
+    // started + max_lifetime < now + ttl, rearranged so that neither side can overflow; the
+    // sum in the ELSE branch is then at most `fresh_until`.
+    let capped = Expr::col(Column::SessionStartedAt).lte(fresh_until.saturating_sub(rotation.max_lifetime));
+    let expires_at = Expr::case(capped, Expr::col(Column::SessionStartedAt).add(rotation.max_lifetime))
+        .finally(Expr::val(fresh_until));
+    let select = Query::select()
+        .expr(Expr::val(rotation.successor_id))
+        .column(Column::FamilyId)
+        .column(Column::UserId)
+        .expr(Expr::val(rotation.access_jti))
+        .expr(Expr::val(rotation.now))
+        .expr(expires_at)
+        .columns([Column::ClientAddress, Column::UserAgent, Column::Amr, Column::SessionStartedAt])
+        .from(RefreshTokens)
+        .and_where(Expr::col(Column::Id).eq(rotation.spent_id))
+        .to_owned();
+    Query::insert()
+        .into_table(RefreshTokens)
+        .columns([
+            Column::Id,
+            Column::FamilyId,
+            Column::UserId,
+            Column::AccessJti,
+            Column::IssuedAt,
+            Column::ExpiresAt,
+            Column::ClientAddress,
+            Column::UserAgent,
+            Column::Amr,
+            Column::SessionStartedAt,
+        ])
+        .select_from(select)
+        .map(|insert| insert.to_owned())
+        .map_err(|err| DbErr::Custom(err.to_string()))
 }
 
 /// Revokes every not yet revoked token of a family; returns how many rows changed.
