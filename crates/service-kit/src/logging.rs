@@ -10,7 +10,7 @@ use std::{
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
-        mpsc::{self, Receiver, SyncSender, TrySendError},
+        mpsc::{self, Receiver, SyncSender},
     },
 };
 
@@ -79,13 +79,10 @@ pub struct QueueWriter {
 
 impl io::Write for QueueWriter {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
-        match self.queue.try_send(Message::Line(line.to_vec())) {
-            Ok(()) => {}
-            // Full: the output cannot keep up. Disconnected: the writer thread is gone (its
-            // output failed); either way the line is counted, never waited for.
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        // Full: the output cannot keep up. Disconnected: the writer thread is gone (its output
+        // failed). Either way the line is counted, never waited for.
+        if self.queue.try_send(Message::Line(line.to_vec())).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
         Ok(line.len())
     }
