@@ -17,7 +17,9 @@ struct Cli {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = service_kit::config::loaded_or_exit("gateway", Config::load(cli.config.as_deref()));
-    service_kit::logging::init(config.log.format, "info");
+    // One access-log line per request: written by a thread of its own, so no request waits on
+    // it. Held to the end of main, whose drop writes out what is still queued.
+    let _log = service_kit::logging::init_non_blocking(config.log.format, "info");
     match serve(&config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -1,10 +1,11 @@
-//! The one tonic `Channel` to auth-svc, the calls the REST routes make on it, and the metadata
+//! The tonic `Channel`s to auth-svc, the calls the REST routes make on it, and the metadata
 //! that travels with them ([`Forwarded`]). Failed calls come back as tonic `Status`es; turning
 //! them into HTTP answers is `error`'s job.
 //!
 //! The channel is created with `connect_lazy`: the gateway starts (and answers 503) while
-//! auth-svc is down, and the channel reconnects by itself when it is back. All calls share one
-//! HTTP/2 connection. The gateway never judges a token: it forwards the caller's
+//! auth-svc is down, and the channel reconnects by itself when it is back. There are
+//! `grpc.connections` of them, each its own HTTP/2 connection, taken in turn by successive calls:
+//! one connection is one task on one core, which the whole gateway's traffic would wait on. The gateway never judges a token: it forwards the caller's
 //! `Authorization` header as gRPC metadata and lets auth-svc's bearer layer decide. Besides the
 //! request id, it also tells auth-svc the client's address (`x-forwarded-for`), which auth-svc
 //! throttles failed logins by, and the client's `User-Agent` (`x-forwarded-user-agent`), which
@@ -13,7 +14,10 @@
 use std::{
     future::Future,
     net::IpAddr,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -48,10 +52,12 @@ pub use auth_api::user::v1::user_service_server::SERVICE_NAME as USER_SERVICE;
 /// Header (and gRPC metadata key) that carries the request id end to end.
 pub use auth_api::metadata::REQUEST_ID;
 
-/// A handle on auth-svc; cheap to clone (every clone shares the connection and the cache).
+/// A handle on auth-svc; cheap to clone (every clone shares the connections and the cache).
 #[derive(Clone)]
 pub struct Upstream {
-    channel: Channel,
+    channels: Arc<[Channel]>,
+    /// Which channel the next call takes (modulo their number).
+    next: Arc<AtomicUsize>,
     timeout: Duration,
     server_metadata: Arc<Mutex<Option<CachedServerMetadata>>>,
 }
@@ -67,7 +73,7 @@ struct CachedServerMetadata {
 }
 
 impl Upstream {
-    /// Prepares the channel; nothing is dialled until the first call.
+    /// Prepares the channels; nothing is dialled until a call needs it.
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         let uri = config.upstream_uri()?;
         let endpoint = Endpoint::from(uri)
@@ -78,7 +84,14 @@ impl Upstream {
             .keep_alive_timeout(Duration::from_secs(10))
             .user_agent(concat!("auth-gateway/", env!("CARGO_PKG_VERSION")))
             .context("building the upstream endpoint")?;
-        Ok(Self { channel: endpoint.connect_lazy(), timeout: config.grpc_timeout(), server_metadata: Arc::default() })
+        let channels = (0..config.grpc.connections.get()).map(|_| endpoint.connect_lazy()).collect();
+        Ok(Self { channels, next: Arc::default(), timeout: config.grpc_timeout(), server_metadata: Arc::default() })
+    }
+
+    /// The channel whose turn it is.
+    fn channel(&self) -> Channel {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.channels.len();
+        self.channels[turn].clone()
     }
 
     pub async fn register(&self, metadata: &Forwarded, message: RegisterRequest) -> Result<RegisterResponse, Status> {
@@ -274,7 +287,7 @@ impl Upstream {
 
     /// Whether auth-svc's gRPC health service reports `user.v1.UserService` as SERVING.
     pub async fn is_serving(&self) -> Result<bool, Status> {
-        let mut client = HealthClient::new(self.channel.clone());
+        let mut client = HealthClient::new(self.channel());
         let request = tonic::Request::new(HealthCheckRequest { service: USER_SERVICE.to_owned() });
         let answer = deadline(self.timeout, client.check(request)).await?;
         Ok(answer.into_inner().status == ServingStatus::Serving as i32)
@@ -288,7 +301,7 @@ impl Upstream {
     {
         let mut request = tonic::Request::new(message);
         metadata.apply(request.metadata_mut());
-        let client = UserServiceClient::new(self.channel.clone());
+        let client = UserServiceClient::new(self.channel());
         deadline(self.timeout, call(client, request)).await.map(tonic::Response::into_inner)
     }
 }
