@@ -399,6 +399,9 @@ async fn a_token_with_both_user_id_and_client_id_is_a_clients_on_every_path() {
     let mut hybrid = admin_claims.clone();
     hybrid["client_id"] = "billing".into();
     hybrid["scope"] = "introspect".into();
+    // A token id of after the client's creation: as a client's token, one minted before it
+    // (the admin's session id is time-ordered, and older) would already count as revoked.
+    hybrid["sid"] = uuid::Uuid::now_v7().to_string().into();
     let forged =
         sign_jwt(Algorithm::HS256, "at+jwt", Some(&hmac_kid(ACCESS_SECRET)), &hybrid, &hmac_key(ACCESS_SECRET));
 
