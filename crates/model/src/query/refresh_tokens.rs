@@ -2,7 +2,7 @@
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set, TransactionTrait, UpdateMany,
     sea_query::{Alias, Expr, ExprTrait, Order, Query},
 };
 
@@ -94,16 +94,8 @@ pub async fn rotate(db: &DatabaseConnection, spent_id: &str, successor: &NewRefr
 
 async fn rotate_once(db: &DatabaseConnection, spent_id: &str, successor: &NewRefreshToken) -> Result<bool, DbErr> {
     let txn = db.begin().await?;
-    let claimed = RefreshTokens::update_many()
-        .col_expr(refresh_tokens::Column::RotatedAt, database_now_expr(db.get_database_backend()))
-        .col_expr(refresh_tokens::Column::SuccessorId, Expr::value(successor.id.clone()))
-        .filter(refresh_tokens::Column::Id.eq(spent_id))
-        .filter(refresh_tokens::Column::RotatedAt.is_null())
-        .filter(refresh_tokens::Column::RevokedAt.is_null())
-        .exec(&txn)
-        .await?
-        .rows_affected
-        == 1;
+    let claimed =
+        spend_if_live(db.get_database_backend(), spent_id, &successor.id).exec(&txn).await?.rows_affected == 1;
     if !claimed {
         txn.rollback().await?;
         return Ok(false);
@@ -112,6 +104,17 @@ async fn rotate_once(db: &DatabaseConnection, spent_id: &str, successor: &NewRef
     RefreshTokens::insert(successor.clone().into_active_model()).exec_without_returning(&txn).await?;
     txn.commit().await?;
     Ok(true)
+}
+
+/// The UPDATE both rotations start with: marks `spent_id` rotated (the database's clock) with its
+/// successor, if it is neither rotated nor revoked yet. Callers add their own conditions.
+fn spend_if_live(backend: DatabaseBackend, spent_id: &str, successor_id: &str) -> UpdateMany<RefreshTokens> {
+    RefreshTokens::update_many()
+        .col_expr(refresh_tokens::Column::RotatedAt, database_now_expr(backend))
+        .col_expr(refresh_tokens::Column::SuccessorId, Expr::value(successor_id))
+        .filter(refresh_tokens::Column::Id.eq(spent_id))
+        .filter(refresh_tokens::Column::RotatedAt.is_null())
+        .filter(refresh_tokens::Column::RevokedAt.is_null())
 }
 
 /// A rotation of a presented token that is checked and written by the database alone: see
@@ -158,14 +161,9 @@ async fn rotate_presented_once(
     use refresh_tokens::Column;
     let backend = db.get_database_backend();
     let txn = db.begin().await?;
-    let spent = RefreshTokens::update_many()
-        .col_expr(Column::RotatedAt, database_now_expr(backend))
-        .col_expr(Column::SuccessorId, Expr::value(rotation.successor_id))
-        .filter(Column::Id.eq(rotation.spent_id))
+    let spent = spend_if_live(backend, rotation.spent_id, rotation.successor_id)
         .filter(Column::FamilyId.eq(rotation.family_id))
         .filter(Column::UserId.eq(rotation.user_id))
-        .filter(Column::RotatedAt.is_null())
-        .filter(Column::RevokedAt.is_null())
         // started + max_lifetime > now, written so that neither side can overflow.
         .filter(Column::SessionStartedAt.gt(rotation.now.saturating_sub(rotation.max_lifetime)))
         .exec(&txn)
