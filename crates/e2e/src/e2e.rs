@@ -42,6 +42,9 @@ mod abuse;
 mod attacks;
 // A hostile client's and a careless operator's tries at the service-account code.
 mod client_attacks;
+// A hostile client's tries at Refresh: one token at once on two replicas, races with every call
+// that ends a session, lifetimes' edge, forged tokens, pre-migration rows, a cut database.
+mod refresh_attacks;
 // A hostile client's tries at the second factor: replays, guesses, forged challenges, races.
 mod mfa_attacks;
 // Audit events: the records a scenario writes, none with a secret, and their counter.

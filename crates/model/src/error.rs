@@ -89,8 +89,12 @@ fn is_transient(err: &DbErr) -> bool {
         return true;
     }
     if let Some(code) = sqlstate(err) {
-        // 08xxx connection exceptions; 57P01/57P02/57P03 PostgreSQL shutting down or starting.
-        return code.starts_with("08") || matches!(code.as_str(), "57P01" | "57P02" | "57P03");
+        // 08xxx connection exceptions; 57P01/57P02/57P03 PostgreSQL shutting down or starting;
+        // SQLite's numeric SQLITE_BUSY (5, and BUSY_RECOVERY 261, BUSY_SNAPSHOT 517,
+        // BUSY_TIMEOUT 773) and SQLITE_LOCKED (6): sqlx gives SQLite's code, so the message
+        // check below never sees those.
+        return code.starts_with("08")
+            || matches!(code.as_str(), "57P01" | "57P02" | "57P03" | "5" | "261" | "517" | "773" | "6");
     }
     match err {
         DbErr::Exec(runtime) | DbErr::Query(runtime) => {
@@ -100,5 +104,46 @@ fn is_transient(err: &DbErr) -> bool {
                 .any(|needle| text.contains(needle))
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Duration;
+
+    use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, TransactionTrait};
+
+    use super::StoreError;
+
+    async fn sqlite(url: &str) -> DatabaseConnection {
+        let mut options = ConnectOptions::new(url.to_owned());
+        options.max_connections(1).sqlx_logging(false).map_sqlx_sqlite_opts(|opts| {
+            opts.create_if_missing(true)
+                .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .busy_timeout(Duration::ZERO)
+        });
+        Database::connect(options).await.unwrap()
+    }
+
+    /// SQLite's "database is locked" (SQLITE_BUSY, which sqlx reports by its numeric code) is a
+    /// condition of the moment: UNAVAILABLE to the client, never an internal error.
+    #[tokio::test]
+    async fn a_busy_sqlite_database_is_unavailable() {
+        let path = std::env::temp_dir().join(format!("model-busy-{}.db", std::process::id()));
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let (holder, other) = (sqlite(&url).await, sqlite(&url).await);
+        holder.execute_unprepared("CREATE TABLE t (x INTEGER)").await.unwrap();
+        let txn = holder.begin().await.unwrap();
+        txn.execute_unprepared("INSERT INTO t VALUES (1)").await.unwrap();
+        let err = other.execute_unprepared("INSERT INTO t VALUES (2)").await.expect_err("the write lock is held");
+        let classified = StoreError::from(err);
+        assert!(matches!(classified, StoreError::Unavailable(_)), "{classified:?}");
+        txn.rollback().await.unwrap();
+        drop((holder, other));
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
 }

@@ -67,25 +67,29 @@ pub async fn delete(db: &DatabaseConnection, id: i64) -> Result<bool, StoreError
 }
 
 async fn delete_once(db: &DatabaseConnection, id: i64) -> Result<bool, DbErr> {
+    let backend = db.get_database_backend();
     let txn = db.begin().await?;
-    let Some(row) = Users::find_by_id(id).one(&txn).await? else {
+    // A write first, as in every transaction here: SQLite takes its write lock (waiting out its
+    // busy timeout) instead of failing the upgrade of a read when another connection writes (a
+    // Refresh of this very account, say); PostgreSQL and InnoDB lock the row, which decides
+    // between racing deleters: the later one finds it gone.
+    let claimed = Users::update_many()
+        .col_expr(users::Column::UpdatedAt, database_datetime_now(backend))
+        .filter(users::Column::Id.eq(id))
+        .exec(&txn)
+        .await?
+        .rows_affected
+        == 1;
+    let row = if claimed { Users::find_by_id(id).one(&txn).await? } else { None };
+    let Some(row) = row else {
         txn.rollback().await?;
         return Ok(false);
     };
-    // The DELETE decides between racing deleters (row lock, or SQLite's write lock): only the
-    // one that removed the row records it.
-    if Users::delete_by_id(id).exec(&txn).await?.rows_affected == 0 {
-        txn.rollback().await?;
-        return Ok(false);
-    }
+    Users::delete_by_id(id).exec(&txn).await?;
     let record = Query::insert()
         .into_table(Alias::new(DELETIONS))
         .columns([Alias::new("user_id"), Alias::new("username_canonical"), Alias::new("deleted_at")])
-        .values_panic([
-            Expr::value(id),
-            Expr::value(row.username_canonical),
-            database_datetime_now(txn.get_database_backend()),
-        ])
+        .values_panic([Expr::value(id), Expr::value(row.username_canonical), database_datetime_now(backend)])
         .to_owned();
     txn.execute(&record).await?;
     txn.commit().await?;
