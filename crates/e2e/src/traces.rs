@@ -4,12 +4,17 @@
 //! `traceparent`. Asserted: the span tree across the two processes, parent links included, the
 //! resources, and that no span carries a password, a hash, a token or a secret.
 //!
-//! A process has one `tracing` subscriber, and in production each service is its own process.
-//! Here both run in the test binary, so each gets a runtime of its own whose threads use that
-//! service's subscriber (the same layers `service_kit::logging` installs): what one service
-//! records is exported with its own resource, as from its own process.
+//! A process has one `tracing` subscriber, and in production each service is its own process:
+//! here too. Each service runs in a process of its own (this test binary again, running one
+//! ignored test that starts the service), configured through its environment variables and set
+//! up as its `main` sets itself up: the binary's `otel` config, `service_kit::telemetry` and the
+//! log setup with the OpenTelemetry layer. (Both in the test's process, with a subscriber per
+//! thread, the call spans now and then never ended while other tests ran beside them.)
 
 use std::{
+    io::{BufRead as _, BufReader, Read as _},
+    net::SocketAddr,
+    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -24,11 +29,10 @@ use opentelemetry_proto::tonic::{
     trace::v1::Span,
 };
 use prost::Message as _;
-use service_kit::telemetry::{OtlpProtocol, Telemetry};
+use service_kit::telemetry::OtlpProtocol;
 use tokio::runtime::Runtime;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
-use tracing_subscriber::{filter::LevelFilter, layer::SubscriberExt as _};
 
 use crate::helpers::{
     ACCESS_SECRET, PASSWORD, REFRESH_SECRET, eventually, gateway_for_addr, redis_url, spawn_app_with,
@@ -116,59 +120,118 @@ fn int_attribute(attributes: &[KeyValue], key: &str) -> Option<i64> {
     })
 }
 
-/// A runtime for one service: every thread it starts (workers and blocking threads) records
-/// spans through `telemetry`'s layer, as the service's own process would.
-fn service_runtime(telemetry: &Telemetry) -> Runtime {
-    let subscriber = tracing_subscriber::registry().with(LevelFilter::INFO).with(telemetry.layer());
-    let dispatch = tracing::Dispatch::new(subscriber);
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .on_thread_start(move || {
-            // For the thread's whole life: the guard is never dropped.
-            std::mem::forget(tracing::dispatcher::set_default(&dispatch));
-        })
-        .build()
-        .unwrap()
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-/// Runs the scenario with both services exporting over `protocol`; every span the receiver got.
+/// What a service process prints once it serves: this, a space and its address, then a newline.
+const SERVING: &str = "TRACES-SERVING";
+
+/// Which service a [`traced_service_process`] runs: `auth-svc`, or `gateway` in front of
+/// [`UPSTREAM_ENV`].
+const ROLE_ENV: &str = "AUTH_E2E_TRACES_ROLE";
+const UPSTREAM_ENV: &str = "AUTH_E2E_TRACES_UPSTREAM";
+
+/// One service in a process of its own (this test binary again, running only
+/// [`traced_service_process`]), as in production: its global subscriber is what `main` installs.
+/// Killed when dropped; it also stops when its stdin closes.
+struct ServiceProcess {
+    child: Child,
+    address: SocketAddr,
+}
+
+impl ServiceProcess {
+    fn start(role: &str, env: &[(String, String)]) -> Self {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["traces::traced_service_process", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .env(ROLE_ENV, role)
+            .envs(env.iter().cloned())
+            // The level `main` defaults to, whatever this run's RUST_LOG; spans sent within 100 ms.
+            .env("RUST_LOG", "info,sqlx=warn")
+            .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (serving, address) = std::sync::mpsc::channel();
+        // Reads the address, then drains the log lines for the process's whole life.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // Anywhere in the line: the test harness's `test … ...` has no newline of its own.
+                if let Some(address) = line.split_once(SERVING).map(|(_, address)| address.trim()) {
+                    let _ = serving.send(address.parse::<SocketAddr>().unwrap());
+                }
+            }
+        });
+        let address = address.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("{role} did not start"));
+        Self { child, address }
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The service process of [`ServiceProcess`]: run by the traces tests, not on its own.
+#[test]
+#[ignore = "a service process that the traces tests start themselves"]
+fn traced_service_process() {
+    let runtime = Runtime::new().unwrap();
+    runtime.block_on(async {
+        let role = std::env::var(ROLE_ENV).expect("started by a traces test");
+        // Each binary's config from its environment, then what its `main` does with `otel`.
+        let settings = match role.as_str() {
+            "auth-svc" => auth_svc::Config::load(None).unwrap().telemetry(),
+            _ => gateway::Config::load(None).unwrap().telemetry(),
+        };
+        let telemetry = service_kit::telemetry::start_or_exit(&role, settings).expect("tracing is on");
+        service_kit::logging::init(service_kit::logging::LogFormat::Text, "info", Some(&telemetry));
+        let stop = tokio::task::spawn_blocking(|| std::io::stdin().read_to_end(&mut Vec::new()));
+        if role == "auth-svc" {
+            let app = spawn_app_with(|_| {}).await;
+            println!("{SERVING} {}", app.addr);
+            let _ = stop.await;
+            drop(app);
+        } else {
+            let upstream = std::env::var(UPSTREAM_ENV).unwrap().parse().unwrap();
+            let gateway = gateway_for_addr(upstream).await;
+            println!("{SERVING} {}", gateway.base_url.trim_start_matches("http://"));
+            let _ = stop.await;
+            drop(gateway);
+        }
+        telemetry.shutdown().await;
+    });
+}
+
+/// Runs the scenario with both services exporting over `protocol`; every span the receiver got,
+/// and the token pair the login answered.
 fn login_and_info_traced(protocol: OtlpProtocol, trace_id: &str, parents: [&str; 2]) -> (Vec<Received>, [String; 2]) {
     let driver = Runtime::new().unwrap();
     let collector = Collector::default();
     let endpoint = driver.block_on(serve_collector(protocol, collector.clone()));
-
-    // Each binary's own config and its `telemetry()`, as `main` starts it.
-    let mut auth_config = auth_svc::Config::default();
-    auth_config.otel.endpoint = Some(endpoint.clone());
-    auth_config.otel.protocol = Some(protocol);
-    let gateway_config = gateway::Config {
-        otel: service_kit::telemetry::OtelConfig {
-            endpoint: Some(endpoint.clone()),
-            protocol: Some(protocol),
-            ..Default::default()
-        },
-        ..gateway::Config::default()
+    let protocol_name = match protocol {
+        OtlpProtocol::Grpc => "grpc",
+        OtlpProtocol::HttpProtobuf => "http/protobuf",
     };
-    // The exporters live on the driver runtime, which outlives the services.
-    let (auth_telemetry, gateway_telemetry) = {
-        let _inside = driver.enter();
-        let start = |settings: Option<_>| Telemetry::start(&settings.expect("tracing is on")).unwrap();
-        (start(auth_config.telemetry().unwrap()), start(gateway_config.telemetry().unwrap()))
+    let otel = |prefix: &str| {
+        vec![
+            (format!("{prefix}OTEL__ENDPOINT"), endpoint.clone()),
+            (format!("{prefix}OTEL__PROTOCOL"), protocol_name.to_owned()),
+        ]
     };
-    let auth_runtime = service_runtime(&auth_telemetry);
-    let gateway_runtime = service_runtime(&gateway_telemetry);
-
-    let app = auth_runtime.block_on(auth_runtime.spawn(spawn_app_with(|_| {}))).unwrap();
-    let gateway = gateway_runtime.block_on(gateway_runtime.spawn(gateway_for_addr(app.addr))).unwrap();
+    let auth = ServiceProcess::start("auth-svc", &otel(auth_svc::config::ENV_PREFIX));
+    let mut gateway_env = otel(gateway::config::ENV_PREFIX);
+    gateway_env.push((UPSTREAM_ENV.to_owned(), auth.address.to_string()));
+    let gateway = ServiceProcess::start("gateway", &gateway_env);
 
     let tokens = driver.block_on(async {
         let http = reqwest::Client::new();
-        let base = &gateway.base_url;
+        let base = format!("http://{}", gateway.address);
         let credentials = serde_json::json!({"username": "alice", "password": PASSWORD});
         let registered = http.post(format!("{base}/user/register")).json(&credentials).send().await.unwrap();
         assert_eq!(registered.status(), 200);
@@ -193,10 +256,8 @@ fn login_and_info_traced(protocol: OtlpProtocol, trace_id: &str, parents: [&str;
             .unwrap();
         assert_eq!(info.status(), 200);
 
-        // Both services' outer spans of both requests, flushed out of the exporters' queues.
+        // Both services' outer spans of both requests (each ends after its children).
         let arrived = eventually(Duration::from_secs(15), || async {
-            auth_telemetry.flush().await;
-            gateway_telemetry.flush().await;
             let spans = collector.spans();
             ["POST /user/login", "GET /user/info", "user.v1.UserService/Login", "user.v1.UserService/GetUserInfo"]
                 .iter()
@@ -206,15 +267,8 @@ fn login_and_info_traced(protocol: OtlpProtocol, trace_id: &str, parents: [&str;
         assert!(arrived, "spans did not arrive: {:#?}", names(&collector.spans()));
         [access, refresh]
     });
-
     drop(gateway);
-    auth_runtime.block_on(async move { drop(app) });
-    gateway_runtime.shutdown_timeout(Duration::from_secs(5));
-    auth_runtime.shutdown_timeout(Duration::from_secs(5));
-    driver.block_on(async {
-        auth_telemetry.shutdown().await;
-        gateway_telemetry.shutdown().await;
-    });
+    drop(auth);
     (collector.spans(), tokens)
 }
 
