@@ -71,6 +71,9 @@ pub struct Config {
     pub register: RegisterConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// Traces over OTLP; off unless an endpoint is set.
+    #[serde(default)]
+    pub otel: service_kit::telemetry::OtelConfig,
     #[serde(default)]
     pub revocation: RevocationConfig,
     #[serde(default)]
@@ -465,6 +468,7 @@ impl Default for Config {
             throttle: ThrottleConfig::default(),
             register: RegisterConfig::default(),
             log: LogConfig::default(),
+            otel: service_kit::telemetry::OtelConfig::default(),
             revocation: RevocationConfig::default(),
             sessions: SessionsConfig::default(),
             clients: ClientsConfig::default(),
@@ -670,8 +674,15 @@ impl Config {
         {
             return Err(invalid("database_url", "must start with sqlite:, postgres:// or mysql://"));
         }
+        self.otel.validate(ENV_PREFIX)?;
         self.validate_sessions()?;
         self.validate_mfa()
+    }
+
+    /// The trace export settings (`otel.*`, else the standard `OTEL_*` variables); `None`: off.
+    pub fn telemetry(&self) -> Result<Option<service_kit::telemetry::TelemetrySettings>, ConfigError> {
+        let service = service_kit::telemetry::ServiceIdentity { name: "auth-svc", version: env!("CARGO_PKG_VERSION") };
+        self.otel.resolve(ENV_PREFIX, service)
     }
 
     fn validate_sessions(&self) -> Result<(), ConfigError> {
@@ -769,7 +780,13 @@ mod tests {
             jail.set_env("AUTH_SVC__AUTH__REFRESH_REUSE_INTERVAL", "0");
             jail.set_env("AUTH_SVC__PASSWORD__MIN_LENGTH", "12");
             jail.set_env("AUTH_SVC__LISTEN", "127.0.0.1:6000");
+            jail.set_env("AUTH_SVC__OTEL__ENDPOINT", "http://collector:4317");
+            jail.set_env("AUTH_SVC__OTEL__SAMPLE_RATIO", "0.1");
             let config = Config::load(None).map_err(|e| e.to_string())?;
+            let telemetry = config.telemetry().map_err(|e| e.to_string())?.ok_or("tracing is on")?;
+            assert_eq!(telemetry.endpoint.as_deref(), Some("http://collector:4317"));
+            assert_eq!(telemetry.sample_ratio.get(), 0.1);
+            assert_eq!(telemetry.service_name, "auth-svc");
             assert_eq!(config.auth.refresh_reuse_interval, 0);
             assert_eq!(config.password.min_length, 12);
             assert_eq!(config.listen, "127.0.0.1:6000".parse().map_err(|_| "addr")?);
@@ -821,6 +838,9 @@ mod tests {
             ("AUTH_SVC__NO_SUCH_KEY", "1", "no_such_key"),
             ("AUTH_SVC__DATABASE_URL", "oracle://x", "database_url"),
             ("AUTH_SVC__GRPC__MAX_CALL_SECONDS", "0", "grpc.max_call_seconds"),
+            ("AUTH_SVC__OTEL__ENDPOINT", "https://collector:4317", "otel.endpoint (auth_svc__otel__endpoint)"),
+            ("AUTH_SVC__OTEL__PROTOCOL", "http/json", "otel.protocol (auth_svc__otel__protocol)"),
+            ("AUTH_SVC__OTEL__SAMPLE_RATIO", "-1", "otel.sample_ratio (auth_svc__otel__sample_ratio)"),
         ];
         for (var, value, key) in cases {
             figment::Jail::expect_with(|jail| {

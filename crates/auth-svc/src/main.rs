@@ -138,10 +138,15 @@ async fn main() -> ExitCode {
         Command::Serve | Command::Migrate => "info,sqlx=warn",
     };
     let interactive = matches!(command, Command::User(_) | Command::Client(_));
+    // Only the server's calls are traced; `migrate` and the commands are not requests.
+    let telemetry = match command {
+        Command::Serve => service_kit::telemetry::start_or_exit("auth-svc", config.telemetry()),
+        _ => None,
+    };
     if interactive {
         service_kit::logging::init_stderr(config.log.format, default_filter);
     } else {
-        service_kit::logging::init(config.log.format, default_filter);
+        service_kit::logging::init(config.log.format, default_filter, telemetry.as_ref());
     }
     let result = match command {
         Command::Serve => Box::pin(serve(&config)).await,
@@ -151,6 +156,9 @@ async fn main() -> ExitCode {
         Command::User(command) => Box::pin(user_command(&config, command)).await,
         Command::Client(command) => Box::pin(client_command(&config, command)).await,
     };
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown().await;
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -71,13 +71,15 @@ fn container(deployment: &Value) -> &Value {
     &deployment["spec"]["template"]["spec"]["containers"][0]
 }
 
-/// The container's environment: plain values only, as secrets reach the pods as files.
+/// The container's environment: plain values only, as secrets reach the pods as files. The
+/// Downward API's pod identity (the traces' resource attributes) is left out: no config key.
 fn plain_env(container: &Value) -> Vec<(String, String)> {
     assert!(container["envFrom"].is_null(), "{}: no envFrom: secrets are mounted files", container["name"]);
     container["env"]
         .as_array()
         .map(|env| {
             env.iter()
+                .filter(|e| !e["valueFrom"]["fieldRef"].is_object() || !is_pod_identity(e))
                 .map(|e| {
                     let name = e["name"].as_str().unwrap();
                     let value = e["value"].as_str().unwrap_or_else(|| panic!("{name}: a plain value, not valueFrom"));
@@ -86,6 +88,30 @@ fn plain_env(container: &Value) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// `POD_NAME`, `POD_NAMESPACE` or `NODE_NAME`, which the telemetry reads.
+fn is_pod_identity(env: &Value) -> bool {
+    service_kit::telemetry::POD_ATTRIBUTES.iter().any(|(variable, _)| env["name"] == *variable)
+}
+
+/// Both Deployments hand their pods their own name, namespace and node (the Downward API), which
+/// become the `k8s.*` resource attributes of their traces.
+#[test]
+fn both_deployments_tell_their_pods_who_they_are() {
+    for overlay in OVERLAYS {
+        let objects = render(overlay);
+        for name in ["auth-svc", "gateway"] {
+            let env = container(find(&objects, "Deployment", name))["env"].as_array().unwrap().clone();
+            for (variable, field) in
+                [("POD_NAME", "metadata.name"), ("POD_NAMESPACE", "metadata.namespace"), ("NODE_NAME", "spec.nodeName")]
+            {
+                let set = env.iter().find(|e| e["name"] == variable);
+                let path = set.map(|e| &e["valueFrom"]["fieldRef"]["fieldPath"]);
+                assert_eq!(path.and_then(Value::as_str), Some(field), "{overlay}: {name}'s {variable}");
+            }
+        }
+    }
 }
 
 /// Where the workload's first container mounts the Secret, if it does.

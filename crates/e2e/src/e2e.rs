@@ -92,3 +92,5 @@ mod metrics;
 mod monitoring;
 // Health, reflection, message limits, graceful shutdown.
 mod server;
+// OpenTelemetry traces from a REST caller through the gateway into auth-svc, at a real receiver.
+mod traces;

@@ -8,6 +8,7 @@ use std::{net::SocketAddr, num::NonZeroUsize, path::Path, time::Duration};
 use http::{HeaderName, HeaderValue, Uri};
 use serde::{Deserialize, Deserializer};
 pub use service_kit::logging::LogFormat;
+use service_kit::telemetry::{OtelConfig, ServiceIdentity, TelemetrySettings};
 use url::Url;
 
 /// Prefix of every environment override.
@@ -33,6 +34,9 @@ pub struct Config {
     pub cors: CorsConfig,
     #[serde(default)]
     pub log: LogConfig,
+    /// Traces over OTLP; off unless an endpoint is set.
+    #[serde(default)]
+    pub otel: OtelConfig,
     /// The gateway's own base URL as its clients reach it (`https://auth.example.com`), which the
     /// OAuth 2.0 server metadata document builds its endpoint URLs on; unset or empty: the
     /// issuer's, if it is an http(s) URL, else `http://` and the request's `Host`.
@@ -109,6 +113,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             cors: CorsConfig::default(),
             log: LogConfig::default(),
+            otel: OtelConfig::default(),
             public_url: None,
         }
     }
@@ -198,6 +203,7 @@ impl Config {
         }
         self.trusted_proxy_header()?;
         self.public_url()?;
+        self.otel.validate(ENV_PREFIX)?;
         for origin in &self.cors.allowed_origins {
             check_origin(origin, self.cors.allowed_origins.len())
                 .map_err(|why| invalid("cors.allowed_origins", &format!("{origin:?} {why}")))?;
@@ -252,6 +258,11 @@ impl Config {
             return Err(invalid("public_url", "must hold no credentials"));
         }
         Ok(Some(url))
+    }
+
+    /// The trace export settings (`otel.*`, else the standard `OTEL_*` variables); `None`: off.
+    pub fn telemetry(&self) -> Result<Option<TelemetrySettings>, ConfigError> {
+        self.otel.resolve(ENV_PREFIX, ServiceIdentity { name: "gateway", version: env!("CARGO_PKG_VERSION") })
     }
 
     pub fn header_read_timeout(&self) -> Duration {
@@ -354,7 +365,17 @@ mod tests {
             jail.set_env("GATEWAY__HTTP__MAX_CONCURRENT_STREAMS", "12");
             jail.set_env("GATEWAY__HTTP__KEEPALIVE_INTERVAL_SECONDS", "0");
             jail.set_env("GATEWAY__PUBLIC_URL", "https://auth.example.com/gw/");
+            jail.set_env("GATEWAY__OTEL__ENDPOINT", "http://collector:4318");
+            jail.set_env("GATEWAY__OTEL__PROTOCOL", "http/protobuf");
+            jail.set_env("GATEWAY__OTEL__SAMPLE_RATIO", "0.5");
+            jail.set_env("GATEWAY__OTEL__SERVICE_NAME", "edge");
             let config = Config::load(None).map_err(|e| e.to_string())?;
+            let telemetry = config.telemetry().map_err(|e| e.to_string())?.expect("tracing is on");
+            assert_eq!(telemetry.endpoint.as_deref(), Some("http://collector:4318"));
+            assert_eq!(telemetry.protocol, service_kit::telemetry::OtlpProtocol::HttpProtobuf);
+            assert_eq!(telemetry.sample_ratio.get(), 0.5);
+            assert_eq!(telemetry.service_name, "edge");
+            assert_eq!(telemetry.service_version, env!("CARGO_PKG_VERSION"));
             assert_eq!(config.public_url().unwrap().unwrap().as_str(), "https://auth.example.com/gw/");
             assert_eq!(config.idle_timeout(), Duration::from_secs(7));
             assert_eq!(config.http.max_concurrent_streams, 12);
@@ -434,6 +455,9 @@ mod tests {
             ("GATEWAY__PUBLIC_URL", "https://auth.example.com/?x=1", "GATEWAY__PUBLIC_URL"),
             ("GATEWAY__PUBLIC_URL", "https://auth.example.com/#top", "GATEWAY__PUBLIC_URL"),
             ("GATEWAY__PUBLIC_URL", "https://me:pw@auth.example.com", "GATEWAY__PUBLIC_URL"),
+            ("GATEWAY__OTEL__ENDPOINT", "collector:4317", "otel.endpoint (GATEWAY__OTEL__ENDPOINT)"),
+            ("GATEWAY__OTEL__PROTOCOL", "http/json", "otel.protocol (GATEWAY__OTEL__PROTOCOL)"),
+            ("GATEWAY__OTEL__SAMPLE_RATIO", "2", "otel.sample_ratio (GATEWAY__OTEL__SAMPLE_RATIO)"),
         ];
         for (var, value, key) in cases {
             figment::Jail::expect_with(|jail| {

@@ -17,17 +17,22 @@ struct Cli {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = service_kit::config::loaded_or_exit("gateway", Config::load(cli.config.as_deref()));
+    let telemetry = service_kit::telemetry::start_or_exit("gateway", config.telemetry());
     // One access-log line per request: written by a thread of its own, so no request waits on
     // it. Held to the end of main, whose drop writes out what is still queued.
-    let _log = service_kit::logging::init_non_blocking(config.log.format, "info");
-    match serve(&config).await {
+    let _log = service_kit::logging::init_non_blocking(config.log.format, "info", telemetry.as_ref());
+    let code = match serve(&config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             tracing::error!("{err:#}");
             eprintln!("gateway: {err:#}");
             ExitCode::FAILURE
         }
+    };
+    if let Some(telemetry) = telemetry {
+        telemetry.shutdown().await;
     }
+    code
 }
 
 async fn serve(config: &Config) -> anyhow::Result<()> {

@@ -7,10 +7,11 @@ use std::time::Duration;
 use axum::{
     Router,
     body::Body,
-    extract::DefaultBodyLimit,
+    extract::{DefaultBodyLimit, MatchedPath},
     http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, header},
     middleware,
 };
+use service_kit::telemetry;
 use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
@@ -18,7 +19,7 @@ use tower_http::{
     limit::RequestBodyLimitLayer,
     request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
     timeout::TimeoutLayer,
-    trace::{DefaultOnResponse, TraceLayer},
+    trace::{self, DefaultOnResponse, TraceLayer},
 };
 use tracing::Level;
 
@@ -50,7 +51,7 @@ pub fn with_middleware(router: Router, config: &Config) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                .on_response(OnResponse(DefaultOnResponse::new().level(Level::INFO))),
         )
         .layer(cors(&config.cors))
         .layer(middleware::from_fn_with_state(body_limit, error::shape_plain_errors))
@@ -109,11 +110,44 @@ pub fn is_sane_request_id(value: &HeaderValue) -> bool {
 }
 
 /// Method, path (no query string), request id and client address; never headers, which hold
-/// tokens.
+/// tokens. With tracing on, the span continues the caller's trace (`traceparent`), is named
+/// `METHOD /route` and carries the OpenTelemetry HTTP attributes (not log fields).
 fn request_span(request: &Request<Body>) -> tracing::Span {
     let request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
     let client = request.extensions().get::<ClientIp>().map(|&ClientIp(ip)| tracing::field::display(ip));
-    tracing::info_span!("http", method = %request.method(), path = %request.uri().path(), request_id, client)
+    // The route template (`/user/sessions/{id}`), never the path with its ids; none: unrouted.
+    let route = request.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    let name = format!("{} {}", request.method(), route.unwrap_or("unrouted"));
+    let span = tracing::info_span!(
+        "http",
+        method = %request.method(),
+        path = %request.uri().path(),
+        request_id,
+        client,
+        otel.name = name,
+        otel.kind = "server",
+    );
+    telemetry::set_parent_from(&span, request.headers());
+    telemetry::set_attribute(&span, "http.request.method", request.method().as_str().to_owned());
+    if let Some(route) = route {
+        telemetry::set_attribute(&span, "http.route", route.to_owned());
+    }
+    span
+}
+
+/// The access-log line, and the status code on the request's span.
+#[derive(Clone)]
+struct OnResponse(DefaultOnResponse);
+
+impl<B> trace::OnResponse<B> for OnResponse {
+    fn on_response(self, response: &http::Response<B>, latency: Duration, span: &tracing::Span) {
+        let status = response.status();
+        telemetry::set_attribute(span, "http.response.status_code", i64::from(status.as_u16()));
+        if status.is_server_error() {
+            telemetry::mark_failed(span);
+        }
+        self.0.on_response(response, latency, span);
+    }
 }
 
 /// Browsers on the configured origins may call with a bearer token (which makes them send a

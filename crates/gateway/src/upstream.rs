@@ -301,6 +301,8 @@ impl Upstream {
     {
         let mut request = tonic::Request::new(message);
         metadata.apply(request.metadata_mut());
+        // The REST request's span is the parent of auth-svc's (nothing is sent with tracing off).
+        service_kit::telemetry::inject_context(&tracing::Span::current(), request.metadata_mut().as_mut());
         let client = UserServiceClient::new(self.channel());
         deadline(self.timeout, call(client, request)).await.map(tonic::Response::into_inner)
     }

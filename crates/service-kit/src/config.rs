@@ -107,6 +107,11 @@ impl ConfigError {
     pub fn invalid(env_prefix: &str, key: &str, why: &str) -> Self {
         Self(format!("{key} ({}) {why}", env_name(env_prefix, key)))
     }
+
+    /// A problem worded in full by the caller (a standard variable that is not one of ours).
+    pub fn message(text: String) -> Self {
+        Self(text)
+    }
 }
 
 /// [`load`], then `validate`: what serde cannot check (ranges, relations between keys).

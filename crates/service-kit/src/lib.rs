@@ -1,10 +1,11 @@
 //! What auth-svc and the gateway share as processes, written once: configuration loading, log
-//! setup, the shutdown signals, binding listeners, and the admin port that serves Prometheus
-//! `/metrics`.
+//! setup, OTLP traces, the shutdown signals, binding listeners, and the admin port that serves
+//! Prometheus `/metrics`.
 
 pub mod config;
 pub mod http_server;
 pub mod logging;
+pub mod telemetry;
 pub mod tls;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};

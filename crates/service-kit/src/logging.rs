@@ -18,7 +18,11 @@ use std::{
 };
 
 use serde::Deserialize;
-use tracing_subscriber::{EnvFilter, fmt::MakeWriter};
+use tracing_subscriber::{
+    EnvFilter, Layer as _, fmt::MakeWriter, layer::SubscriberExt as _, util::SubscriberInitExt as _,
+};
+
+use crate::telemetry::Telemetry;
 
 /// `log.format` of both binaries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -32,13 +36,14 @@ pub enum LogFormat {
 
 /// Installs the global subscriber, writing to stdout; a second call (tests) is harmless and
 /// ignored. Each line names its target (`audit` for audit events), so collectors can route them.
-pub fn init(format: LogFormat, default_filter: &str) {
-    install(format, default_filter, io::stdout().is_terminal(), io::stdout);
+/// With `telemetry`, spans are also exported as OpenTelemetry spans.
+pub fn init(format: LogFormat, default_filter: &str, telemetry: Option<&Telemetry>) {
+    install(format, default_filter, io::stdout().is_terminal(), io::stdout, telemetry);
 }
 
 /// As [`init`], to stderr: for commands whose stdout is their answer.
 pub fn init_stderr(format: LogFormat, default_filter: &str) {
-    install(format, default_filter, io::stderr().is_terminal(), io::stderr);
+    install(format, default_filter, io::stderr().is_terminal(), io::stderr, None);
 }
 
 /// Bytes of lines the writer thread of [`init_non_blocking`] may have waiting (about 16,000
@@ -55,22 +60,25 @@ const BATCH_INTERVAL: Duration = Duration::from_millis(10);
 /// As [`init`], through a writer thread. Keep the guard until the process ends: dropping it
 /// writes out every line logged before, and reports on stderr how many were dropped.
 #[must_use = "dropping the guard stops nothing, but lines logged after main returns are lost"]
-pub fn init_non_blocking(format: LogFormat, default_filter: &str) -> LogGuard {
+pub fn init_non_blocking(format: LogFormat, default_filter: &str, telemetry: Option<&Telemetry>) -> LogGuard {
     let (writer, guard) = non_blocking(io::stdout(), NON_BLOCKING_BUFFER_BYTES);
-    install(format, default_filter, io::stdout().is_terminal(), writer);
+    install(format, default_filter, io::stdout().is_terminal(), writer, telemetry);
     guard
 }
 
-fn install<W>(format: LogFormat, default_filter: &str, ansi: bool, writer: W)
+fn install<W>(format: LogFormat, default_filter: &str, ansi: bool, writer: W, telemetry: Option<&Telemetry>)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(writer);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
+    let builder = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(writer);
+    let lines = match format {
+        LogFormat::Text => builder.boxed(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).boxed(),
     };
+    // No telemetry: no layer at all, so spans cost what they did before.
+    let spans = telemetry.map(Telemetry::layer);
+    let _ = tracing_subscriber::registry().with(filter).with(lines).with(spans).try_init();
 }
 
 /// What the senders and the writer thread share.

@@ -24,6 +24,7 @@ use argon2::{
 };
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::{OnceCell, Semaphore, oneshot};
+use tracing::Instrument as _;
 
 use crate::{config::HashProfile, error::AuthError, metrics::Metrics};
 
@@ -93,7 +94,9 @@ impl PasswordHasher {
     /// A PHC string (`$argon2id$v=19$m=…`) for a new password.
     pub async fn hash(&self, password: SecretString) -> Result<String, AuthError> {
         let params = self.params.clone();
-        self.run_bounded(move |memory| hash_with(&params, password.expose_secret().as_bytes(), memory)).await
+        self.run_bounded(move |memory| hash_with(&params, password.expose_secret().as_bytes(), memory))
+            .instrument(hashing_span("argon2 hash"))
+            .await
     }
 
     /// Whether `password` matches `stored` (a PHC string). With no stored hash (unknown user)
@@ -104,8 +107,10 @@ impl PasswordHasher {
             Some(stored) => Arc::from(stored),
             None => self.dummy_hash().await?,
         };
-        let matched =
-            self.run_bounded(move |memory| verify_with(&phc, password.expose_secret().as_bytes(), memory)).await?;
+        let matched = self
+            .run_bounded(move |memory| verify_with(&phc, password.expose_secret().as_bytes(), memory))
+            .instrument(hashing_span("argon2 verify"))
+            .await?;
         Ok(matched && known_user)
     }
 
@@ -152,6 +157,15 @@ impl PasswordHasher {
         self.jobs.send(job).map_err(|_| hash_error("hashing threads stopped"))?;
         answer.await.map_err(|_| hash_error("hashing thread dropped the job"))?
     }
+}
+
+/// The span of one hashing job, from joining the queue to the answer: what a login waits for
+/// argon2. Named by the operation alone; none outside a span.
+fn hashing_span(operation: &'static str) -> tracing::Span {
+    if tracing::Span::current().is_none() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!("argon2", otel.name = operation)
 }
 
 /// A place in the hashing queue, given back when dropped: also when the caller goes away while

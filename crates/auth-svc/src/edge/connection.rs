@@ -3,7 +3,10 @@
 
 use std::{future::Future, time::Duration};
 
-use service_kit::http_server::{ConnectionInfo, ConnectionLimits, Incoming};
+use service_kit::{
+    http_server::{ConnectionInfo, ConnectionLimits, Incoming},
+    telemetry,
+};
 use tonic::{Status, service::Routes, transport::server::TcpConnectInfo};
 use tower::{Service, ServiceExt as _};
 use tracing::Instrument as _;
@@ -40,7 +43,7 @@ pub fn grpc_service(
         }
         let request_id =
             request.headers().get(auth_api::metadata::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let span = tracing::info_span!("grpc", method = %request.uri().path(), request_id);
+        let span = call_span(&request, request_id);
         let deadline = client_deadline(request.headers()).map_or(max_call, |client| client.min(max_call));
         let call = routes.clone().oneshot(request).instrument(span);
         async move {
@@ -50,6 +53,26 @@ pub fn grpc_service(
                 .unwrap_or_else(|_| Ok(Status::cancelled("Timeout expired").into_http()))
         }
     })
+}
+
+/// The call's span: its method and request id. With tracing on it continues the caller's trace
+/// (the gateway's `traceparent` metadata) and carries the OpenTelemetry RPC attributes.
+fn call_span(request: &http::Request<Incoming>, request_id: &str) -> tracing::Span {
+    let path = request.uri().path();
+    // `/user.v1.UserService/Login`: service and method.
+    let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or(("", path));
+    let span = tracing::info_span!(
+        "grpc",
+        method = %path,
+        request_id,
+        otel.name = path.trim_start_matches('/'),
+        otel.kind = "server",
+    );
+    telemetry::set_parent_from(&span, request.headers());
+    telemetry::set_attribute(&span, "rpc.system", "grpc");
+    telemetry::set_attribute(&span, "rpc.service", service.to_owned());
+    telemetry::set_attribute(&span, "rpc.method", method.to_owned());
+    span
 }
 
 /// The deadline a client set with `grpc-timeout` (gRPC over HTTP/2: 1 to 8 digits and a unit,

@@ -10,6 +10,8 @@ pub mod sessions;
 pub mod token_revocation;
 pub mod users;
 
+use tracing::Instrument as _;
+
 use crate::error::AuthError;
 
 /// Runs `work` on its own task and waits for it. A caller that goes away (a cancelled call, a
@@ -20,5 +22,6 @@ use crate::error::AuthError;
 pub async fn run_to_completion<T: Send + 'static>(
     work: impl std::future::Future<Output = Result<T, AuthError>> + Send + 'static,
 ) -> Result<T, AuthError> {
-    tokio::spawn(work).await.map_err(AuthError::internal)?
+    // In the caller's span, so its queries and the password check stay inside the call's trace.
+    tokio::spawn(work.in_current_span()).await.map_err(AuthError::internal)?
 }

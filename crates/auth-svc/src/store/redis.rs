@@ -14,6 +14,7 @@ use std::{
 use deadpool_redis::TimeoutType;
 use deadpool_redis::{Connection, Pool, PoolError, Runtime, redis::RedisResult};
 use secrecy::{ExposeSecret, SecretString};
+use tracing::Instrument as _;
 
 use crate::config::RedisConfig;
 
@@ -79,6 +80,14 @@ impl RedisStore {
         what: &'static str,
         operation: impl AsyncFnOnce(&mut Connection) -> RedisResult<T>,
     ) -> Option<T> {
+        self.run_in_span(what, operation).instrument(call_span(what)).await
+    }
+
+    async fn run_in_span<T>(
+        &self,
+        what: &'static str,
+        operation: impl AsyncFnOnce(&mut Connection) -> RedisResult<T>,
+    ) -> Option<T> {
         if self.breaker_open() {
             self.failures.fetch_add(1, Ordering::Relaxed);
             return None;
@@ -136,6 +145,21 @@ impl RedisStore {
 }
 
 /// An error text without the Redis URL's password.
+/// One Redis call's span, a child of the caller's (the gRPC call's), named by what the call is
+/// for (`cache get`), never by its keys or values; none outside a span (background work).
+fn call_span(what: &'static str) -> tracing::Span {
+    if tracing::Span::current().is_none() {
+        return tracing::Span::none();
+    }
+    tracing::info_span!(
+        "redis",
+        otel.name = what,
+        otel.kind = "client",
+        db.system.name = "redis",
+        db.operation.name = what,
+    )
+}
+
 fn scrub(text: &str, url: &SecretString) -> String {
     text.replace(url.expose_secret(), "redis://***")
 }

@@ -11,6 +11,7 @@
 //! as for accounts. Challenge times are Unix seconds given by the caller, who compares them
 //! with the challenge token's `exp`.
 
+use super::traced;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, EntityTrait,
     QueryFilter, QuerySelect, Set, SqlErr, TransactionTrait,
@@ -42,7 +43,10 @@ pub struct RecoveryCodeHash {
 /// `false` when the account already has a confirmed factor; nothing is written then (it must
 /// be disabled first). [`StoreError::OwnerGone`] when the account does not exist.
 pub async fn begin_enrolment(db: &DatabaseConnection, user_id: i64, secret_sealed: &str) -> Result<bool, StoreError> {
-    Ok(retry_conflicts(|| begin_enrolment_once(db, user_id, secret_sealed)).await?)
+    traced(db, "mfa.begin_enrolment", async move {
+        Ok(retry_conflicts(|| begin_enrolment_once(db, user_id, secret_sealed)).await?)
+    })
+    .await
 }
 
 async fn begin_enrolment_once(db: &DatabaseConnection, user_id: i64, secret_sealed: &str) -> Result<bool, DbErr> {
@@ -91,7 +95,10 @@ pub async fn confirm(
     used_step: i64,
     codes: &[RecoveryCodeHash],
 ) -> Result<bool, StoreError> {
-    Ok(retry_conflicts(|| confirm_once(db, user_id, secret_sealed, used_step, codes)).await?)
+    traced(db, "mfa.confirm", async move {
+        Ok(retry_conflicts(|| confirm_once(db, user_id, secret_sealed, used_step, codes)).await?)
+    })
+    .await
 }
 
 async fn confirm_once(
@@ -122,7 +129,7 @@ async fn confirm_once(
 
 /// The account's authenticator, confirmed or only begun.
 pub async fn find(db: &impl ConnectionTrait, user_id: i64) -> Result<Option<user_totp::Model>, StoreError> {
-    Ok(UserTotp::find_by_id(user_id).one(db).await?)
+    traced(db, "mfa.find", async move { Ok(UserTotp::find_by_id(user_id).one(db).await?) }).await
 }
 
 /// Records that a code of time step `step` was accepted for the account's confirmed factor,
@@ -130,21 +137,24 @@ pub async fn find(db: &impl ConnectionTrait, user_id: i64) -> Result<Option<user
 /// factor), and the code must be refused. One statement, so of replicas racing with the same
 /// code exactly one gets `true`.
 pub async fn record_step(db: &impl ConnectionTrait, user_id: i64, step: i64) -> Result<bool, StoreError> {
-    let recorded = UserTotp::update_many()
-        .col_expr(user_totp::Column::LastUsedStep, Expr::value(step))
-        .filter(user_totp::Column::UserId.eq(user_id))
-        .filter(user_totp::Column::ConfirmedAt.is_not_null())
-        .filter(user_totp::Column::LastUsedStep.is_null().or(user_totp::Column::LastUsedStep.lt(step)))
-        .exec(db)
-        .await?;
-    Ok(recorded.rows_affected == 1)
+    traced(db, "mfa.record_step", async move {
+        let recorded = UserTotp::update_many()
+            .col_expr(user_totp::Column::LastUsedStep, Expr::value(step))
+            .filter(user_totp::Column::UserId.eq(user_id))
+            .filter(user_totp::Column::ConfirmedAt.is_not_null())
+            .filter(user_totp::Column::LastUsedStep.is_null().or(user_totp::Column::LastUsedStep.lt(step)))
+            .exec(db)
+            .await?;
+        Ok(recorded.rows_affected == 1)
+    })
+    .await
 }
 
 /// Removes the account's authenticator, confirmed or begun, and its recovery codes, in one
 /// transaction (disabling the second factor, or an operator's reset). `true` when there was
 /// an authenticator.
 pub async fn delete(db: &DatabaseConnection, user_id: i64) -> Result<bool, StoreError> {
-    Ok(retry_conflicts(|| delete_once(db, user_id)).await?)
+    traced(db, "mfa.delete", async move { Ok(retry_conflicts(|| delete_once(db, user_id)).await?) }).await
 }
 
 async fn delete_once(db: &DatabaseConnection, user_id: i64) -> Result<bool, DbErr> {
@@ -163,12 +173,15 @@ pub async fn replace_recovery_codes(
     user_id: i64,
     codes: &[RecoveryCodeHash],
 ) -> Result<(), StoreError> {
-    Ok(retry_conflicts(|| async {
-        let txn = db.begin().await?;
-        let written = write_recovery_codes(&txn, user_id, codes).await;
-        finish(txn, written).await
+    traced(db, "mfa.replace_recovery_codes", async move {
+        Ok(retry_conflicts(|| async {
+            let txn = db.begin().await?;
+            let written = write_recovery_codes(&txn, user_id, codes).await;
+            finish(txn, written).await
+        })
+        .await?)
     })
-    .await?)
+    .await
 }
 
 async fn write_recovery_codes(
@@ -202,24 +215,27 @@ pub async fn use_recovery_code(
     user_id: i64,
     candidates: &[RecoveryCodeHash],
 ) -> Result<bool, StoreError> {
-    if candidates.is_empty() {
-        return Ok(false);
-    }
-    let any_candidate = candidates.iter().fold(Condition::any(), |any, candidate| {
-        any.add(
-            recovery_codes::Column::KeyId
-                .eq(candidate.key_id.as_str())
-                .and(recovery_codes::Column::CodeHash.eq(candidate.code_hash.as_str())),
-        )
-    });
-    let used = RecoveryCodes::update_many()
-        .col_expr(recovery_codes::Column::UsedAt, database_datetime_now(db.get_database_backend()))
-        .filter(recovery_codes::Column::UserId.eq(user_id))
-        .filter(recovery_codes::Column::UsedAt.is_null())
-        .filter(any_candidate)
-        .exec(db)
-        .await?;
-    Ok(used.rows_affected > 0)
+    traced(db, "mfa.use_recovery_code", async move {
+        if candidates.is_empty() {
+            return Ok(false);
+        }
+        let any_candidate = candidates.iter().fold(Condition::any(), |any, candidate| {
+            any.add(
+                recovery_codes::Column::KeyId
+                    .eq(candidate.key_id.as_str())
+                    .and(recovery_codes::Column::CodeHash.eq(candidate.code_hash.as_str())),
+            )
+        });
+        let used = RecoveryCodes::update_many()
+            .col_expr(recovery_codes::Column::UsedAt, database_datetime_now(db.get_database_backend()))
+            .filter(recovery_codes::Column::UserId.eq(user_id))
+            .filter(recovery_codes::Column::UsedAt.is_null())
+            .filter(any_candidate)
+            .exec(db)
+            .await?;
+        Ok(used.rows_affected > 0)
+    })
+    .await
 }
 
 /// Records a login challenge of the account, open until `expires_at` (Unix seconds).
@@ -230,33 +246,39 @@ pub async fn create_challenge(
     user_id: i64,
     expires_at: i64,
 ) -> Result<(), StoreError> {
-    let row = mfa_challenges::ActiveModel {
-        id: Set(id.to_owned()),
-        user_id: Set(user_id),
-        expires_at: Set(expires_at),
-        spent_at: Set(None),
-        failed_attempts: Set(0),
-    };
-    row.insert(db).await?;
-    Ok(())
+    traced(db, "mfa.create_challenge", async move {
+        let row = mfa_challenges::ActiveModel {
+            id: Set(id.to_owned()),
+            user_id: Set(user_id),
+            expires_at: Set(expires_at),
+            spent_at: Set(None),
+            failed_attempts: Set(0),
+        };
+        row.insert(db).await?;
+        Ok(())
+    })
+    .await
 }
 
 pub async fn find_challenge(db: &impl ConnectionTrait, id: &str) -> Result<Option<mfa_challenges::Model>, StoreError> {
-    Ok(MfaChallenges::find_by_id(id.to_owned()).one(db).await?)
+    traced(db, "mfa.find_challenge", async move { Ok(MfaChallenges::find_by_id(id.to_owned()).one(db).await?) }).await
 }
 
 /// Uses up the challenge at `now` (Unix seconds) if it is open: neither spent nor expired.
 /// `false` otherwise. One statement, so of replicas racing with one challenge exactly one
 /// gets `true`.
 pub async fn spend_challenge(db: &impl ConnectionTrait, id: &str, now: i64) -> Result<bool, StoreError> {
-    let spent = MfaChallenges::update_many()
-        .col_expr(mfa_challenges::Column::SpentAt, Expr::value(now))
-        .filter(mfa_challenges::Column::Id.eq(id))
-        .filter(mfa_challenges::Column::SpentAt.is_null())
-        .filter(mfa_challenges::Column::ExpiresAt.gt(now))
-        .exec(db)
-        .await?;
-    Ok(spent.rows_affected == 1)
+    traced(db, "mfa.spend_challenge", async move {
+        let spent = MfaChallenges::update_many()
+            .col_expr(mfa_challenges::Column::SpentAt, Expr::value(now))
+            .filter(mfa_challenges::Column::Id.eq(id))
+            .filter(mfa_challenges::Column::SpentAt.is_null())
+            .filter(mfa_challenges::Column::ExpiresAt.gt(now))
+            .exec(db)
+            .await?;
+        Ok(spent.rows_affected == 1)
+    })
+    .await
 }
 
 /// Counts a wrong code given with the challenge, unless it is spent already; the
@@ -270,7 +292,10 @@ pub async fn count_failure(
     max_failures: u32,
     now: i64,
 ) -> Result<Option<mfa_challenges::Model>, StoreError> {
-    Ok(retry_conflicts(|| count_failure_once(db, id, max_failures, now)).await?)
+    traced(db, "mfa.count_failure", async move {
+        Ok(retry_conflicts(|| count_failure_once(db, id, max_failures, now)).await?)
+    })
+    .await
 }
 
 async fn count_failure_once(
@@ -304,22 +329,25 @@ async fn count_failure_once(
 /// many went. Chosen by the `expires_at` index, then deleted by id, which every backend can
 /// bound (as the refresh-token purge does).
 pub async fn purge_expired_challenges(db: &impl ConnectionTrait, cutoff: i64, batch: u64) -> Result<u64, StoreError> {
-    let doomed: Vec<String> = MfaChallenges::find()
-        .select_only()
-        .column(mfa_challenges::Column::Id)
-        .filter(mfa_challenges::Column::ExpiresAt.lt(cutoff))
-        .limit(batch)
-        .into_tuple()
-        .all(db)
+    traced(db, "mfa.purge_expired_challenges", async move {
+        let doomed: Vec<String> = MfaChallenges::find()
+            .select_only()
+            .column(mfa_challenges::Column::Id)
+            .filter(mfa_challenges::Column::ExpiresAt.lt(cutoff))
+            .limit(batch)
+            .into_tuple()
+            .all(db)
+            .await?;
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let deleted = retry_conflicts(|| async {
+            MfaChallenges::delete_many().filter(mfa_challenges::Column::Id.is_in(doomed.clone())).exec(db).await
+        })
         .await?;
-    if doomed.is_empty() {
-        return Ok(0);
-    }
-    let deleted = retry_conflicts(|| async {
-        MfaChallenges::delete_many().filter(mfa_challenges::Column::Id.is_in(doomed.clone())).exec(db).await
+        Ok(deleted.rows_affected)
     })
-    .await?;
-    Ok(deleted.rows_affected)
+    .await
 }
 
 /// Commits `txn` after `work` succeeded, or rolls it back at once. A rollback left to the
@@ -345,21 +373,27 @@ fn is_unique_violation(err: &DbErr) -> bool {
 /// code must not outlive the end of the account's sessions (a password change, a disabling, an
 /// operator's reset), or it would start a session after them. Returns how many were open.
 pub async fn spend_challenges_of(db: &impl ConnectionTrait, user_id: i64, now: i64) -> Result<u64, StoreError> {
-    let spent = MfaChallenges::update_many()
-        .col_expr(mfa_challenges::Column::SpentAt, Expr::value(now))
-        .filter(mfa_challenges::Column::UserId.eq(user_id))
-        .filter(mfa_challenges::Column::SpentAt.is_null())
-        .exec(db)
-        .await?;
-    Ok(spent.rows_affected)
+    traced(db, "mfa.spend_challenges_of", async move {
+        let spent = MfaChallenges::update_many()
+            .col_expr(mfa_challenges::Column::SpentAt, Expr::value(now))
+            .filter(mfa_challenges::Column::UserId.eq(user_id))
+            .filter(mfa_challenges::Column::SpentAt.is_null())
+            .exec(db)
+            .await?;
+        Ok(spent.rows_affected)
+    })
+    .await
 }
 
 /// How many recovery codes of the account are still unused.
 pub async fn unused_recovery_codes(db: &impl ConnectionTrait, user_id: i64) -> Result<u64, StoreError> {
-    use sea_orm::PaginatorTrait;
-    Ok(RecoveryCodes::find()
-        .filter(recovery_codes::Column::UserId.eq(user_id))
-        .filter(recovery_codes::Column::UsedAt.is_null())
-        .count(db)
-        .await?)
+    traced(db, "mfa.unused_recovery_codes", async move {
+        use sea_orm::PaginatorTrait;
+        Ok(RecoveryCodes::find()
+            .filter(recovery_codes::Column::UserId.eq(user_id))
+            .filter(recovery_codes::Column::UsedAt.is_null())
+            .count(db)
+            .await?)
+    })
+    .await
 }

@@ -1,5 +1,6 @@
 //! Refresh-token rows: issue, rotate, revoke, and purge once their session is long over.
 
+use super::traced;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseBackend, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, TransactionTrait, UpdateMany,
@@ -73,12 +74,15 @@ impl NewRefreshToken {
 /// Writes `token`'s row and returns it as written. Not read back: every column is known, and
 /// SQLite and MySQL would read it back with a SELECT of their own (no RETURNING there).
 pub async fn insert(db: &impl ConnectionTrait, token: NewRefreshToken) -> Result<refresh_tokens::Model, StoreError> {
-    RefreshTokens::insert(token.clone().into_active_model()).exec_without_returning(db).await?;
-    Ok(token.into_row())
+    traced(db, "refresh_tokens.insert", async move {
+        RefreshTokens::insert(token.clone().into_active_model()).exec_without_returning(db).await?;
+        Ok(token.into_row())
+    })
+    .await
 }
 
 pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<refresh_tokens::Model>, StoreError> {
-    Ok(RefreshTokens::find_by_id(id.to_owned()).one(db).await?)
+    traced(db, "refresh_tokens.find", async move { Ok(RefreshTokens::find_by_id(id.to_owned()).one(db).await?) }).await
 }
 
 /// Marks `spent_id` rotated and inserts its successor, in one transaction, but only if
@@ -89,7 +93,12 @@ pub async fn find(db: &impl ConnectionTrait, id: &str) -> Result<Option<refresh_
 /// row itself: PostgreSQL and InnoDB re-check the WHERE after the row lock, SQLite takes its
 /// write lock before reading.
 pub async fn rotate(db: &DatabaseConnection, spent_id: &str, successor: &NewRefreshToken) -> Result<bool, StoreError> {
-    Ok(retry_conflicts(|| rotate_once(db, spent_id, successor)).await?)
+    traced(
+        db,
+        "refresh_tokens.rotate",
+        async move { Ok(retry_conflicts(|| rotate_once(db, spent_id, successor)).await?) },
+    )
+    .await
 }
 
 async fn rotate_once(db: &DatabaseConnection, spent_id: &str, successor: &NewRefreshToken) -> Result<bool, DbErr> {
@@ -151,7 +160,10 @@ pub async fn rotate_presented(
     db: &DatabaseConnection,
     rotation: &PresentedRotation<'_>,
 ) -> Result<Option<refresh_tokens::Model>, StoreError> {
-    Ok(retry_conflicts(|| rotate_presented_once(db, rotation)).await?)
+    traced(db, "refresh_tokens.rotate_presented", async move {
+        Ok(retry_conflicts(|| rotate_presented_once(db, rotation)).await?)
+    })
+    .await
 }
 
 async fn rotate_presented_once(
@@ -261,24 +273,27 @@ fn successor_of(rotation: &PresentedRotation<'_>) -> Result<sea_orm::sea_query::
 /// finds nothing, every further rotation fails on its `revoked_at IS NULL` condition; so the
 /// loop ends as soon as the client's chain does, which the revoked rows end at once.
 pub async fn revoke_family(db: &impl ConnectionTrait, family_id: &str) -> Result<u64, StoreError> {
-    let now = database_now_expr(db.get_database_backend());
-    let mut total = 0;
-    loop {
-        let changed = retry_conflicts(|| async {
-            RefreshTokens::update_many()
-                .col_expr(refresh_tokens::Column::RevokedAt, now.clone())
-                .filter(refresh_tokens::Column::FamilyId.eq(family_id))
-                .filter(refresh_tokens::Column::RevokedAt.is_null())
-                .exec(db)
-                .await
-                .map(|result| result.rows_affected)
-        })
-        .await?;
-        if changed == 0 {
-            return Ok(total);
+    traced(db, "refresh_tokens.revoke_family", async move {
+        let now = database_now_expr(db.get_database_backend());
+        let mut total = 0;
+        loop {
+            let changed = retry_conflicts(|| async {
+                RefreshTokens::update_many()
+                    .col_expr(refresh_tokens::Column::RevokedAt, now.clone())
+                    .filter(refresh_tokens::Column::FamilyId.eq(family_id))
+                    .filter(refresh_tokens::Column::RevokedAt.is_null())
+                    .exec(db)
+                    .await
+                    .map(|result| result.rows_affected)
+            })
+            .await?;
+            if changed == 0 {
+                return Ok(total);
+            }
+            total += changed;
         }
-        total += changed;
-    }
+    })
+    .await
 }
 
 /// The database's clock in Unix seconds, as an SQL expression. Times that replicas compare
@@ -294,23 +309,29 @@ fn database_now_expr(backend: DatabaseBackend) -> Expr {
 
 /// The database's clock now, Unix seconds.
 pub async fn database_now(db: &impl ConnectionTrait) -> Result<i64, StoreError> {
-    let backend = db.get_database_backend();
-    let select = Query::select().expr_as(database_now_expr(backend), Alias::new("now")).to_owned();
-    let row = db.query_one(&select).await?.ok_or_else(|| DbErr::RecordNotFound("the database's clock".into()))?;
-    Ok(row.try_get::<i64>("", "now")?)
+    traced(db, "refresh_tokens.database_now", async move {
+        let backend = db.get_database_backend();
+        let select = Query::select().expr_as(database_now_expr(backend), Alias::new("now")).to_owned();
+        let row = db.query_one(&select).await?.ok_or_else(|| DbErr::RecordNotFound("the database's clock".into()))?;
+        Ok(row.try_get::<i64>("", "now")?)
+    })
+    .await
 }
 
 /// When the family (session) began: the `issued_at` of its first token. `None` for an unknown
 /// family. Served by the `(family_id, issued_at)` index.
 pub async fn family_started_at(db: &impl ConnectionTrait, family_id: &str) -> Result<Option<i64>, StoreError> {
-    Ok(RefreshTokens::find()
-        .select_only()
-        .column_as(refresh_tokens::Column::IssuedAt.min(), "started_at")
-        .filter(refresh_tokens::Column::FamilyId.eq(family_id))
-        .into_tuple::<Option<i64>>()
-        .one(db)
-        .await?
-        .flatten())
+    traced(db, "refresh_tokens.family_started_at", async move {
+        Ok(RefreshTokens::find()
+            .select_only()
+            .column_as(refresh_tokens::Column::IssuedAt.min(), "started_at")
+            .filter(refresh_tokens::Column::FamilyId.eq(family_id))
+            .into_tuple::<Option<i64>>()
+            .one(db)
+            .await?
+            .flatten())
+    })
+    .await
 }
 
 /// Tokens of a family that could still be exchanged: not rotated, not revoked, not expired.
@@ -319,36 +340,45 @@ pub async fn live_in_family(
     family_id: &str,
     now: i64,
 ) -> Result<Vec<refresh_tokens::Model>, StoreError> {
-    Ok(RefreshTokens::find()
-        .filter(refresh_tokens::Column::FamilyId.eq(family_id))
-        .filter(refresh_tokens::Column::RotatedAt.is_null())
-        .filter(refresh_tokens::Column::RevokedAt.is_null())
-        .filter(refresh_tokens::Column::ExpiresAt.gt(now))
-        .all(db)
-        .await?)
+    traced(db, "refresh_tokens.live_in_family", async move {
+        Ok(RefreshTokens::find()
+            .filter(refresh_tokens::Column::FamilyId.eq(family_id))
+            .filter(refresh_tokens::Column::RotatedAt.is_null())
+            .filter(refresh_tokens::Column::RevokedAt.is_null())
+            .filter(refresh_tokens::Column::ExpiresAt.gt(now))
+            .all(db)
+            .await?)
+    })
+    .await
 }
 
 /// Whether the family (session) has been revoked: the durable answer behind the fast lists.
 pub async fn family_revoked(db: &impl ConnectionTrait, family_id: &str) -> Result<bool, StoreError> {
-    let revoked = RefreshTokens::find()
-        .filter(refresh_tokens::Column::FamilyId.eq(family_id))
-        .filter(refresh_tokens::Column::RevokedAt.is_not_null())
-        .one(db)
-        .await?;
-    Ok(revoked.is_some())
+    traced(db, "refresh_tokens.family_revoked", async move {
+        let revoked = RefreshTokens::find()
+            .filter(refresh_tokens::Column::FamilyId.eq(family_id))
+            .filter(refresh_tokens::Column::RevokedAt.is_not_null())
+            .one(db)
+            .await?;
+        Ok(revoked.is_some())
+    })
+    .await
 }
 
 /// Families revoked at or after `since` (Unix seconds, the database's clock): what a
 /// revocation list must hold. Served by the `revoked_at` index.
 pub async fn families_revoked_since(db: &impl ConnectionTrait, since: i64) -> Result<Vec<String>, StoreError> {
-    Ok(RefreshTokens::find()
-        .select_only()
-        .column(refresh_tokens::Column::FamilyId)
-        .filter(refresh_tokens::Column::RevokedAt.gte(since))
-        .distinct()
-        .into_tuple::<String>()
-        .all(db)
-        .await?)
+    traced(db, "refresh_tokens.families_revoked_since", async move {
+        Ok(RefreshTokens::find()
+            .select_only()
+            .column(refresh_tokens::Column::FamilyId)
+            .filter(refresh_tokens::Column::RevokedAt.gte(since))
+            .distinct()
+            .into_tuple::<String>()
+            .all(db)
+            .await?)
+    })
+    .await
 }
 
 /// Deletes up to `batch` rows of dead families, the long-revoked first; returns how many went.
@@ -360,26 +390,29 @@ pub async fn families_revoked_since(db: &impl ConnectionTrait, since: i64) -> Re
 /// LIMIT in an IN subquery; PostgreSQL has no DELETE … LIMIT). Replicas purging at once may
 /// pick the same rows; the second DELETE simply finds them gone.
 pub async fn purge_dead_families(db: &impl ConnectionTrait, cutoff: i64, batch: u64) -> Result<u64, StoreError> {
-    let mut doomed: Vec<String> = RefreshTokens::find()
-        .select_only()
-        .column(refresh_tokens::Column::Id)
-        .filter(refresh_tokens::Column::RevokedAt.lt(cutoff))
-        .limit(batch)
-        .into_tuple()
-        .all(db)
+    traced(db, "refresh_tokens.purge_dead_families", async move {
+        let mut doomed: Vec<String> = RefreshTokens::find()
+            .select_only()
+            .column(refresh_tokens::Column::Id)
+            .filter(refresh_tokens::Column::RevokedAt.lt(cutoff))
+            .limit(batch)
+            .into_tuple()
+            .all(db)
+            .await?;
+        let room = batch.saturating_sub(u64::try_from(doomed.len()).unwrap_or(u64::MAX));
+        if room > 0 {
+            doomed.extend(expired_family_rows(db, cutoff, room).await?);
+        }
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let deleted = retry_conflicts(|| async {
+            RefreshTokens::delete_many().filter(refresh_tokens::Column::Id.is_in(doomed.clone())).exec(db).await
+        })
         .await?;
-    let room = batch.saturating_sub(u64::try_from(doomed.len()).unwrap_or(u64::MAX));
-    if room > 0 {
-        doomed.extend(expired_family_rows(db, cutoff, room).await?);
-    }
-    if doomed.is_empty() {
-        return Ok(0);
-    }
-    let deleted = retry_conflicts(|| async {
-        RefreshTokens::delete_many().filter(refresh_tokens::Column::Id.is_in(doomed.clone())).exec(db).await
+        Ok(deleted.rows_affected)
     })
-    .await?;
-    Ok(deleted.rows_affected)
+    .await
 }
 
 /// Ids of up to `limit` rows that expired before `cutoff` in families none of whose tokens
@@ -429,25 +462,28 @@ pub struct SessionRow {
 /// revoked_at)`, and each one's family start by a subquery on `idx_refresh_tokens_family_issued
 /// (family_id, issued_at)`, so no list of ids is sent back (a user may have many sessions).
 pub async fn live_sessions(db: &impl ConnectionTrait, user_id: i64, now: i64) -> Result<Vec<SessionRow>, StoreError> {
-    let rows = db.query_all(&live_sessions_query(user_id, now)).await?;
-    let mut sessions: Vec<SessionRow> = Vec::with_capacity(rows.len());
-    let mut families = std::collections::HashSet::with_capacity(rows.len());
-    for row in rows {
-        let session = SessionRow {
-            id: row.try_get("", "family_id")?,
-            created_at: row.try_get("", "created_at")?,
-            last_used_at: row.try_get("", "issued_at")?,
-            expires_at: row.try_get("", "expires_at")?,
-            client_address: row.try_get("", "client_address")?,
-            user_agent: row.try_get("", "user_agent")?,
-        };
-        // A family has one live token; should a race ever leave two, the newest (read first)
-        // stands for it.
-        if families.insert(session.id.clone()) {
-            sessions.push(session);
+    traced(db, "refresh_tokens.live_sessions", async move {
+        let rows = db.query_all(&live_sessions_query(user_id, now)).await?;
+        let mut sessions: Vec<SessionRow> = Vec::with_capacity(rows.len());
+        let mut families = std::collections::HashSet::with_capacity(rows.len());
+        for row in rows {
+            let session = SessionRow {
+                id: row.try_get("", "family_id")?,
+                created_at: row.try_get("", "created_at")?,
+                last_used_at: row.try_get("", "issued_at")?,
+                expires_at: row.try_get("", "expires_at")?,
+                client_address: row.try_get("", "client_address")?,
+                user_agent: row.try_get("", "user_agent")?,
+            };
+            // A family has one live token; should a race ever leave two, the newest (read first)
+            // stands for it.
+            if families.insert(session.id.clone()) {
+                sessions.push(session);
+            }
         }
-    }
-    Ok(sessions)
+        Ok(sessions)
+    })
+    .await
 }
 
 /// The statement of [`live_sessions`] (public for the tests that check its plan).
@@ -488,30 +524,36 @@ pub async fn unrevoked_families(
     user_id: i64,
     except: Option<&str>,
 ) -> Result<Vec<String>, StoreError> {
-    let mut select = RefreshTokens::find()
-        .select_only()
-        .column(refresh_tokens::Column::FamilyId)
-        .filter(refresh_tokens::Column::UserId.eq(user_id))
-        .filter(refresh_tokens::Column::RevokedAt.is_null())
-        .distinct()
-        .order_by_asc(refresh_tokens::Column::FamilyId);
-    if let Some(except) = except {
-        select = select.filter(refresh_tokens::Column::FamilyId.ne(except));
-    }
-    Ok(select.into_tuple::<String>().all(db).await?)
+    traced(db, "refresh_tokens.unrevoked_families", async move {
+        let mut select = RefreshTokens::find()
+            .select_only()
+            .column(refresh_tokens::Column::FamilyId)
+            .filter(refresh_tokens::Column::UserId.eq(user_id))
+            .filter(refresh_tokens::Column::RevokedAt.is_null())
+            .distinct()
+            .order_by_asc(refresh_tokens::Column::FamilyId);
+        if let Some(except) = except {
+            select = select.filter(refresh_tokens::Column::FamilyId.ne(except));
+        }
+        Ok(select.into_tuple::<String>().all(db).await?)
+    })
+    .await
 }
 
 /// Whether `family_id` belongs to `user_id` and has an unrevoked row. Served by the
 /// `(family_id, issued_at)` index.
 pub async fn family_is_live_for(db: &impl ConnectionTrait, family_id: &str, user_id: i64) -> Result<bool, StoreError> {
-    let found = RefreshTokens::find()
-        .select_only()
-        .column(refresh_tokens::Column::Id)
-        .filter(refresh_tokens::Column::FamilyId.eq(family_id))
-        .filter(refresh_tokens::Column::UserId.eq(user_id))
-        .filter(refresh_tokens::Column::RevokedAt.is_null())
-        .into_tuple::<String>()
-        .one(db)
-        .await?;
-    Ok(found.is_some())
+    traced(db, "refresh_tokens.family_is_live_for", async move {
+        let found = RefreshTokens::find()
+            .select_only()
+            .column(refresh_tokens::Column::Id)
+            .filter(refresh_tokens::Column::FamilyId.eq(family_id))
+            .filter(refresh_tokens::Column::UserId.eq(user_id))
+            .filter(refresh_tokens::Column::RevokedAt.is_null())
+            .into_tuple::<String>()
+            .one(db)
+            .await?;
+        Ok(found.is_some())
+    })
+    .await
 }

@@ -3,6 +3,7 @@
 //! A new row's times are this process's clock, as a new account's are; the writes after it
 //! take the database's, as account writes do.
 
+use super::traced;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set, TransactionTrait, UpdateMany,
@@ -40,32 +41,35 @@ pub async fn insert(
     db: &impl ConnectionTrait,
     new: NewServiceClient<'_>,
 ) -> Result<service_clients::Model, StoreError> {
-    let now = chrono::Utc::now().naive_utc();
-    let row = service_clients::ActiveModel {
-        client_id: Set(new.client_id.to_owned()),
-        name: Set(new.name.to_owned()),
-        role: Set(new.role.to_owned()),
-        scopes: Set(new.scopes.to_owned()),
-        audiences: Set(new.audiences.to_owned()),
-        secret_hash: Set(new.secret_hash.to_owned()),
-        previous_secret_hash: Set(None),
-        previous_secret_expires_at: Set(None),
-        secret_rotated_at: Set(now),
-        disabled_at: Set(None),
-        tokens_revoked_through: Set(Some(new.tokens_revoked_through)),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    };
-    // As for accounts: InnoDB may answer concurrent inserts of one key with a deadlock; retried,
-    // the loser meets the winner's row as a unique violation.
-    retry_conflicts(|| row.clone().insert(db))
-        .await
-        .map_err(|err| StoreError::classify(err, Some(StoreError::ClientIdTaken)))
+    traced(db, "service_clients.insert", async move {
+        let now = chrono::Utc::now().naive_utc();
+        let row = service_clients::ActiveModel {
+            client_id: Set(new.client_id.to_owned()),
+            name: Set(new.name.to_owned()),
+            role: Set(new.role.to_owned()),
+            scopes: Set(new.scopes.to_owned()),
+            audiences: Set(new.audiences.to_owned()),
+            secret_hash: Set(new.secret_hash.to_owned()),
+            previous_secret_hash: Set(None),
+            previous_secret_expires_at: Set(None),
+            secret_rotated_at: Set(now),
+            disabled_at: Set(None),
+            tokens_revoked_through: Set(Some(new.tokens_revoked_through)),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        };
+        // As for accounts: InnoDB may answer concurrent inserts of one key with a deadlock; retried,
+        // the loser meets the winner's row as a unique violation.
+        retry_conflicts(|| row.clone().insert(db))
+            .await
+            .map_err(|err| StoreError::classify(err, Some(StoreError::ClientIdTaken)))
+    })
+    .await
 }
 
 pub async fn find(db: &impl ConnectionTrait, client_id: &str) -> Result<Option<service_clients::Model>, StoreError> {
-    Ok(find_row(db, client_id).await?)
+    traced(db, "service_clients.find", async move { Ok(find_row(db, client_id).await?) }).await
 }
 
 async fn find_row(db: &impl ConnectionTrait, client_id: &str) -> Result<Option<service_clients::Model>, DbErr> {
@@ -81,11 +85,14 @@ pub async fn list(
     after: Option<&str>,
     limit: u64,
 ) -> Result<Vec<service_clients::Model>, StoreError> {
-    let mut select = ServiceClients::find().order_by_asc(Column::ClientId).limit(limit);
-    if let Some(after) = after {
-        select = select.filter(Column::ClientId.gt(after));
-    }
-    Ok(select.all(db).await?)
+    traced(db, "service_clients.list", async move {
+        let mut select = ServiceClients::find().order_by_asc(Column::ClientId).limit(limit);
+        if let Some(after) = after {
+            select = select.filter(Column::ClientId.gt(after));
+        }
+        Ok(select.all(db).await?)
+    })
+    .await
 }
 
 /// Replaces the secret hash by `new_hash`; the replaced one becomes the previous hash, accepted
@@ -97,18 +104,21 @@ pub async fn rotate_secret(
     new_hash: &str,
     previous_valid_until: chrono::NaiveDateTime,
 ) -> Result<Option<service_clients::Model>, StoreError> {
-    let now = database_datetime_now(db.get_database_backend());
-    // The order matters on MySQL, which assigns left to right and lets later expressions read
-    // the values already assigned: `previous_secret_hash` must read `secret_hash` before it is
-    // replaced. (PostgreSQL and SQLite read the old row in every expression.)
-    let update = ServiceClients::update_many()
-        .col_expr(Column::PreviousSecretHash, Expr::col(Column::SecretHash))
-        .col_expr(Column::PreviousSecretExpiresAt, Expr::value(previous_valid_until))
-        .col_expr(Column::SecretHash, Expr::value(new_hash))
-        .col_expr(Column::SecretRotatedAt, now.clone())
-        .col_expr(Column::UpdatedAt, now)
-        .filter(Column::ClientId.eq(client_id));
-    Ok(update_and_read(db, update, client_id).await?)
+    traced(db, "service_clients.rotate_secret", async move {
+        let now = database_datetime_now(db.get_database_backend());
+        // The order matters on MySQL, which assigns left to right and lets later expressions read
+        // the values already assigned: `previous_secret_hash` must read `secret_hash` before it is
+        // replaced. (PostgreSQL and SQLite read the old row in every expression.)
+        let update = ServiceClients::update_many()
+            .col_expr(Column::PreviousSecretHash, Expr::col(Column::SecretHash))
+            .col_expr(Column::PreviousSecretExpiresAt, Expr::value(previous_valid_until))
+            .col_expr(Column::SecretHash, Expr::value(new_hash))
+            .col_expr(Column::SecretRotatedAt, now.clone())
+            .col_expr(Column::UpdatedAt, now)
+            .filter(Column::ClientId.eq(client_id));
+        Ok(update_and_read(db, update, client_id).await?)
+    })
+    .await
 }
 
 /// Disables the client (`disabled_at` := the database's clock; an already disabled client
@@ -119,36 +129,45 @@ pub async fn set_disabled(
     client_id: &str,
     disabled: bool,
 ) -> Result<Option<service_clients::Model>, StoreError> {
-    let now = database_datetime_now(db.get_database_backend());
-    let disabled_at = if disabled {
-        Func::coalesce([Expr::col(Column::DisabledAt), now.clone()]).into()
-    } else {
-        Expr::value(Option::<chrono::NaiveDateTime>::None)
-    };
-    let update = ServiceClients::update_many()
-        .col_expr(Column::DisabledAt, disabled_at)
-        .col_expr(Column::UpdatedAt, now)
-        .filter(Column::ClientId.eq(client_id));
-    Ok(update_and_read(db, update, client_id).await?)
+    traced(db, "service_clients.set_disabled", async move {
+        let now = database_datetime_now(db.get_database_backend());
+        let disabled_at = if disabled {
+            Func::coalesce([Expr::col(Column::DisabledAt), now.clone()]).into()
+        } else {
+            Expr::value(Option::<chrono::NaiveDateTime>::None)
+        };
+        let update = ServiceClients::update_many()
+            .col_expr(Column::DisabledAt, disabled_at)
+            .col_expr(Column::UpdatedAt, now)
+            .filter(Column::ClientId.eq(client_id));
+        Ok(update_and_read(db, update, client_id).await?)
+    })
+    .await
 }
 
 /// Revokes the client's tokens up to and including the one whose id prefix is `through`
 /// (`tokens_revoked_through` only moves forward, so revoking an old token again spares the
 /// newer ones). `true` when it moved.
 pub async fn revoke_tokens(db: &impl ConnectionTrait, client_id: &str, through: i64) -> Result<bool, StoreError> {
-    let updated = ServiceClients::update_many()
-        .col_expr(Column::TokensRevokedThrough, Expr::value(through))
-        .filter(Column::ClientId.eq(client_id))
-        .filter(Column::TokensRevokedThrough.is_null().or(Column::TokensRevokedThrough.lt(through)))
-        .exec(db)
-        .await?;
-    Ok(updated.rows_affected > 0)
+    traced(db, "service_clients.revoke_tokens", async move {
+        let updated = ServiceClients::update_many()
+            .col_expr(Column::TokensRevokedThrough, Expr::value(through))
+            .filter(Column::ClientId.eq(client_id))
+            .filter(Column::TokensRevokedThrough.is_null().or(Column::TokensRevokedThrough.lt(through)))
+            .exec(db)
+            .await?;
+        Ok(updated.rows_affected > 0)
+    })
+    .await
 }
 
 /// `true` when a row was deleted.
 pub async fn delete(db: &impl ConnectionTrait, client_id: &str) -> Result<bool, StoreError> {
-    let deleted = ServiceClients::delete_many().filter(Column::ClientId.eq(client_id)).exec(db).await?;
-    Ok(deleted.rows_affected > 0)
+    traced(db, "service_clients.delete", async move {
+        let deleted = ServiceClients::delete_many().filter(Column::ClientId.eq(client_id)).exec(db).await?;
+        Ok(deleted.rows_affected > 0)
+    })
+    .await
 }
 
 /// Runs `update` of the row of `client_id` and reads that row back, in one transaction: the

@@ -5,6 +5,7 @@
 //! reads. Times that replicas compare are taken from the database's clock where the statement
 //! allows it; [`insert`] uses this process's, within the poll's overlap margin.
 
+use super::traced;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Select, Set, TransactionTrait,
@@ -19,13 +20,16 @@ use crate::{
 };
 
 pub async fn find_by_id(db: &impl ConnectionTrait, id: i64) -> Result<Option<users::Model>, StoreError> {
-    Ok(Users::find_by_id(id).one(db).await?)
+    traced(db, "users.find_by_id", async move { Ok(Users::find_by_id(id).one(db).await?) }).await
 }
 
 /// The account whose name compares equal to `username` under RFC 8265 (`Alice` finds `alice`).
 pub async fn find_by_username(db: &impl ConnectionTrait, username: &str) -> Result<Option<users::Model>, StoreError> {
-    let key = storage_key(username);
-    Ok(Users::find().filter(users::Column::UsernameCanonical.eq(key)).one(db).await?)
+    traced(db, "users.find_by_username", async move {
+        let key = storage_key(username);
+        Ok(Users::find().filter(users::Column::UsernameCanonical.eq(key)).one(db).await?)
+    })
+    .await
 }
 
 /// Inserts an account under the display form `username`; its comparison key is derived here,
@@ -38,32 +42,35 @@ pub async fn insert(
     password_hash: &str,
     role: &str,
 ) -> Result<users::Model, StoreError> {
-    // This process's clock: a new account is in no other replica's cache (only, at most, as a
-    // short-lived "unknown id"), so the poll's overlap margin is all it needs.
-    let now = chrono::Utc::now().naive_utc();
-    let row = users::ActiveModel {
-        username: Set(username.to_owned()),
-        username_canonical: Set(storage_key(username)),
-        password_hash: Set(password_hash.to_owned()),
-        role: Set(role.to_owned()),
-        created_at: Set(now),
-        updated_at: Set(now),
-        disabled_at: Set(None),
-        last_login_at: Set(None),
-        ..Default::default()
-    };
-    // A deadlock among concurrent inserts of one key (InnoDB locks duplicate keys shared, then
-    // exclusive) is not an outage: retried, it meets the winner's row as a unique violation.
-    retry_conflicts(|| row.clone().insert(db))
-        .await
-        .map_err(|err| StoreError::classify(err, Some(StoreError::UsernameTaken)))
+    traced(db, "users.insert", async move {
+        // This process's clock: a new account is in no other replica's cache (only, at most, as a
+        // short-lived "unknown id"), so the poll's overlap margin is all it needs.
+        let now = chrono::Utc::now().naive_utc();
+        let row = users::ActiveModel {
+            username: Set(username.to_owned()),
+            username_canonical: Set(storage_key(username)),
+            password_hash: Set(password_hash.to_owned()),
+            role: Set(role.to_owned()),
+            created_at: Set(now),
+            updated_at: Set(now),
+            disabled_at: Set(None),
+            last_login_at: Set(None),
+            ..Default::default()
+        };
+        // A deadlock among concurrent inserts of one key (InnoDB locks duplicate keys shared, then
+        // exclusive) is not an outage: retried, it meets the winner's row as a unique violation.
+        retry_conflicts(|| row.clone().insert(db))
+            .await
+            .map_err(|err| StoreError::classify(err, Some(StoreError::UsernameTaken)))
+    })
+    .await
 }
 
 /// Deletes an account; its refresh tokens go with it (foreign key cascade). In the same
 /// transaction a `user_deletions` row records it, so every replica's poll finds the deletion
 /// (a deleted row cannot say it changed).
 pub async fn delete(db: &DatabaseConnection, id: i64) -> Result<bool, StoreError> {
-    Ok(retry_conflicts(|| delete_once(db, id)).await?)
+    traced(db, "users.delete", async move { Ok(retry_conflicts(|| delete_once(db, id)).await?) }).await
 }
 
 async fn delete_once(db: &DatabaseConnection, id: i64) -> Result<bool, DbErr> {
@@ -103,24 +110,27 @@ const DELETIONS: &str = "user_deletions";
 /// the database's clock: `refresh_tokens::database_now`). Served by `idx_users_updated_at` and
 /// `idx_user_deletions_deleted_at`.
 pub async fn users_changed_since(db: &impl ConnectionTrait, since: i64) -> Result<Vec<(i64, String)>, StoreError> {
-    let since = chrono::DateTime::from_timestamp(since, 0).unwrap_or_default().naive_utc();
-    let mut changed: Vec<(i64, String)> = Users::find()
-        .select_only()
-        .column(users::Column::Id)
-        .column(users::Column::UsernameCanonical)
-        .filter(users::Column::UpdatedAt.gte(since))
-        .into_tuple()
-        .all(db)
-        .await?;
-    let deletions = Query::select()
-        .columns([Alias::new("user_id"), Alias::new("username_canonical")])
-        .from(Alias::new(DELETIONS))
-        .and_where(Expr::col(Alias::new("deleted_at")).gte(since))
-        .to_owned();
-    for row in db.query_all(&deletions).await? {
-        changed.push((row.try_get::<i64>("", "user_id")?, row.try_get::<String>("", "username_canonical")?));
-    }
-    Ok(changed)
+    traced(db, "users.users_changed_since", async move {
+        let since = chrono::DateTime::from_timestamp(since, 0).unwrap_or_default().naive_utc();
+        let mut changed: Vec<(i64, String)> = Users::find()
+            .select_only()
+            .column(users::Column::Id)
+            .column(users::Column::UsernameCanonical)
+            .filter(users::Column::UpdatedAt.gte(since))
+            .into_tuple()
+            .all(db)
+            .await?;
+        let deletions = Query::select()
+            .columns([Alias::new("user_id"), Alias::new("username_canonical")])
+            .from(Alias::new(DELETIONS))
+            .and_where(Expr::col(Alias::new("deleted_at")).gte(since))
+            .to_owned();
+        for row in db.query_all(&deletions).await? {
+            changed.push((row.try_get::<i64>("", "user_id")?, row.try_get::<String>("", "username_canonical")?));
+        }
+        Ok(changed)
+    })
+    .await
 }
 
 /// Sets the role of the account named `username` (compared as [`find_by_username`] does);
@@ -130,15 +140,18 @@ pub async fn set_role(
     username: &str,
     role: &str,
 ) -> Result<Option<users::Model>, StoreError> {
-    Users::update_many()
-        .col_expr(users::Column::Role, Expr::value(role))
-        .col_expr(users::Column::UpdatedAt, database_datetime_now(db.get_database_backend()))
-        .filter(users::Column::UsernameCanonical.eq(storage_key(username)))
-        .exec(db)
-        .await?;
-    // Not `rows_affected`: MySQL counts only changed rows, so 0 may mean "already that role".
-    // The unique key makes this read the row just written.
-    find_by_username(db, username).await
+    traced(db, "users.set_role", async move {
+        Users::update_many()
+            .col_expr(users::Column::Role, Expr::value(role))
+            .col_expr(users::Column::UpdatedAt, database_datetime_now(db.get_database_backend()))
+            .filter(users::Column::UsernameCanonical.eq(storage_key(username)))
+            .exec(db)
+            .await?;
+        // Not `rows_affected`: MySQL counts only changed rows, so 0 may mean "already that role".
+        // The unique key makes this read the row just written.
+        find_by_username(db, username).await
+    })
+    .await
 }
 
 /// Sets or clears `disabled_at` (database clock; an already disabled account keeps its first
@@ -148,44 +161,53 @@ pub async fn set_disabled(
     id: i64,
     disabled: bool,
 ) -> Result<Option<users::Model>, StoreError> {
-    let now = database_datetime_now(db.get_database_backend());
-    let disabled_at = if disabled {
-        Func::coalesce([Expr::col(users::Column::DisabledAt), now.clone()]).into()
-    } else {
-        Expr::value(Option::<chrono::NaiveDateTime>::None)
-    };
-    Users::update_many()
-        .col_expr(users::Column::DisabledAt, disabled_at)
-        .col_expr(users::Column::UpdatedAt, now)
-        .filter(users::Column::Id.eq(id))
-        .exec(db)
-        .await?;
-    // Read back rather than trust `rows_affected`, as `set_role` does; the key finds the row
-    // just written.
-    find_by_id(db, id).await
+    traced(db, "users.set_disabled", async move {
+        let now = database_datetime_now(db.get_database_backend());
+        let disabled_at = if disabled {
+            Func::coalesce([Expr::col(users::Column::DisabledAt), now.clone()]).into()
+        } else {
+            Expr::value(Option::<chrono::NaiveDateTime>::None)
+        };
+        Users::update_many()
+            .col_expr(users::Column::DisabledAt, disabled_at)
+            .col_expr(users::Column::UpdatedAt, now)
+            .filter(users::Column::Id.eq(id))
+            .exec(db)
+            .await?;
+        // Read back rather than trust `rows_affected`, as `set_role` does; the key finds the row
+        // just written.
+        find_by_id(db, id).await
+    })
+    .await
 }
 
 /// Replaces the password hash (and `updated_at`). `false` when no account has that id.
 pub async fn set_password_hash(db: &impl ConnectionTrait, id: i64, password_hash: &str) -> Result<bool, StoreError> {
-    let updated = Users::update_many()
-        .col_expr(users::Column::PasswordHash, Expr::value(password_hash))
-        .col_expr(users::Column::UpdatedAt, database_datetime_now(db.get_database_backend()))
-        .filter(users::Column::Id.eq(id))
-        .exec(db)
-        .await?;
-    // sqlx asks MySQL for matched rather than changed rows (CLIENT_FOUND_ROWS), so the same hash
-    // set twice within one second still counts.
-    Ok(updated.rows_affected > 0)
+    traced(db, "users.set_password_hash", async move {
+        let updated = Users::update_many()
+            .col_expr(users::Column::PasswordHash, Expr::value(password_hash))
+            .col_expr(users::Column::UpdatedAt, database_datetime_now(db.get_database_backend()))
+            .filter(users::Column::Id.eq(id))
+            .exec(db)
+            .await?;
+        // sqlx asks MySQL for matched rather than changed rows (CLIENT_FOUND_ROWS), so the same hash
+        // set twice within one second still counts.
+        Ok(updated.rows_affected > 0)
+    })
+    .await
 }
 
 /// Sets `last_login_at` to the database's clock. Not `updated_at`: no cache holds it.
 pub async fn record_login(db: &impl ConnectionTrait, id: i64) -> Result<(), StoreError> {
-    Users::update_many()
-        .col_expr(users::Column::LastLoginAt, database_datetime_now(db.get_database_backend()))
-        .filter(users::Column::Id.eq(id))
-        .exec(db)
-        .await?;
-    Ok(())
+    traced(db, "users.record_login", async move {
+        Users::update_many()
+            .col_expr(users::Column::LastLoginAt, database_datetime_now(db.get_database_backend()))
+            .filter(users::Column::Id.eq(id))
+            .exec(db)
+            .await?;
+        Ok(())
+    })
+    .await
 }
 
 /// Which accounts [`list`] returns: one keyset page of them.
@@ -204,7 +226,7 @@ pub struct UserListFilter {
 /// With a role, served by `idx_users_role_id (role, id)`; otherwise by the primary key (the
 /// prefix is checked on the rows read in id order).
 pub async fn list(db: &impl ConnectionTrait, filter: &UserListFilter) -> Result<Vec<users::Model>, StoreError> {
-    Ok(list_query(filter).all(db).await?)
+    traced(db, "users.list", async move { Ok(list_query(filter).all(db).await?) }).await
 }
 
 /// The statement of [`list`] (public for the tests that check its plan).
