@@ -199,8 +199,7 @@ async fn database_cut_mid_traffic_answers_unavailable_in_bounded_time_and_recove
         return;
     }
     let database = TestDatabase::create().await;
-    let default_port = if database.url.starts_with("mysql") { 3306 } else { 5432 };
-    let (proxy, proxied_url) = TcpProxy::in_front_of(&database.url, default_port).await;
+    let (proxy, proxied_url) = TcpProxy::in_front_of_database(&database.url).await;
     let mut config = test_config(&proxied_url);
     config.database.acquire_timeout_ms = 1000;
     let app = spawn_app_on(config, database).await;

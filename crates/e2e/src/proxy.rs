@@ -43,6 +43,13 @@ impl TcpProxy {
         Self { addr, state, live, accept }
     }
 
+    /// As [`in_front_of`](Self::in_front_of) for a database URL, with its scheme's default port
+    /// (MySQL/MariaDB 3306, PostgreSQL 5432).
+    pub async fn in_front_of_database(url: &str) -> (Self, String) {
+        let default_port = if url.starts_with("mysql") { 3306 } else { 5432 };
+        Self::in_front_of(url, default_port).await
+    }
+
     /// Starts a proxy to the `host:port` of `url` (`default_port` when it names none) and
     /// returns it with `url` rewritten to go through it.
     pub async fn in_front_of(url: &str, default_port: u16) -> (Self, String) {

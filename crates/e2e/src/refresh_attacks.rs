@@ -527,8 +527,7 @@ async fn the_database_cut_while_fifty_clients_refresh_logs_nobody_out() {
         return;
     }
     let database = TestDatabase::create().await;
-    let default_port = if database.url.starts_with("mysql") { 3306 } else { 5432 };
-    let (proxy, proxied_url) = TcpProxy::in_front_of(&database.url, default_port).await;
+    let (proxy, proxied_url) = TcpProxy::in_front_of_database(&database.url).await;
     let mut config = test_config(&proxied_url);
     lenient(&mut config);
     config.database.acquire_timeout_ms = 500;

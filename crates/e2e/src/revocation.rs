@@ -170,12 +170,11 @@ async fn thousands_of_logouts_during_an_outage_are_never_accepted_while_a_replic
     let database = TestDatabase::create().await;
     let (mut config_a, mut config_b) = deployment_configs(&database);
     let prefix = config_a.redis.key_prefix.clone();
-    let default_port = if database.url.starts_with("mysql") { 3306 } else { 5432 };
     let (database_proxy, proxied_database) = if database.url.starts_with("sqlite") {
         // SQLite is a file: B cannot be cut from it. The Redis half of the case still runs.
         (None, database.url.clone())
     } else {
-        let (proxy, url) = TcpProxy::in_front_of(&database.url, default_port).await;
+        let (proxy, url) = TcpProxy::in_front_of_database(&database.url).await;
         (Some(proxy), url)
     };
     config_a.redis_url = Some(proxied_redis);

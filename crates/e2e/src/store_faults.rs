@@ -84,8 +84,7 @@ struct CuttableDatabase {
 async fn cuttable_database(test: &str) -> Option<CuttableDatabase> {
     database_server_or_skip(test)?;
     let database = TestDatabase::create().await;
-    let default_port = if database.url.starts_with("mysql") { 3306 } else { 5432 };
-    let (proxy, proxied_url) = TcpProxy::in_front_of(&database.url, default_port).await;
+    let (proxy, proxied_url) = TcpProxy::in_front_of_database(&database.url).await;
     let observer = sea_orm::Database::connect(&database.url).await.expect("the test database is reachable");
     Some(CuttableDatabase { database, proxy, proxied_url, observer })
 }
