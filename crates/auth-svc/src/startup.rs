@@ -282,10 +282,7 @@ impl App {
             .prepare();
         let max_call = self.max_call;
         let make_service = |info| connection::grpc_service(routes.clone(), info, max_call);
-        let _reload = self
-            .tls
-            .clone()
-            .map(|tls| AbortOnDrop(tokio::spawn(tls.watch(GRPC_ALPN.iter().map(|p| p.to_vec()).collect()))));
+        let _reload = self.tls.as_ref().map(ServerTls::watch);
         http_server::serve(self.listener, self.tls, make_service, self.connection_limits, signal, self.shutdown_grace)
             .await;
         admin_stop.notify_one();
@@ -400,15 +397,6 @@ fn grpc_tls(config: &Config) -> anyhow::Result<Option<Arc<ServerTls>>> {
     let mutual = config.grpc.tls.client_ca_file.is_some();
     tracing::info!(mutual, "gRPC over TLS");
     Ok(Some(tls))
-}
-
-/// Aborts its task when dropped (the certificate watcher stops with the server).
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// The whole server ("") and the user service, as health checks name them.

@@ -1,7 +1,8 @@
 //! gRPC over TLS and mutual TLS (`grpc.tls`), with certificates made here (rcgen): a plain
 //! client refused by a TLS server, a client without a certificate refused under mutual TLS,
 //! `x-forwarded-for` believed only from the certificate that names the gateway, and a rotated
-//! certificate taken up live, without a restart and without dropping an open connection.
+//! certificate taken up live, without a restart and without dropping an open connection. The
+//! gateway: HTTPS on its REST port, and mutual TLS (its own client certificate) to auth-svc.
 
 use std::{path::Path, sync::Arc, time::Duration};
 
@@ -235,4 +236,165 @@ async fn a_rotated_certificate_is_taken_up_live_and_open_connections_stay() {
     std::fs::write(dir.path().join("server.key"), ca.issue(&["localhost"]).key_pem).unwrap();
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert_eq!(presented(addr, config).await, der(&second.cert_pem));
+}
+
+// ---- The gateway: HTTPS on its REST port, and TLS (with its client certificate) to auth-svc.
+
+/// A gateway on 127.0.0.1 with the test's changes to its config; stopped when the sender drops.
+async fn gateway(
+    adjust: impl FnOnce(&mut gateway::Config),
+) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let mut config = gateway::Config { listen: "127.0.0.1:0".parse().unwrap(), ..gateway::Config::default() };
+    adjust(&mut config);
+    let app = gateway::App::build(&config).await.expect("gateway builds");
+    let addr = app.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.serve(async move {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
+/// One HTTP/1.1 request over TLS (trusting `ca_pem`, server name `localhost`): the status and
+/// the body. Raw, so the test needs no TLS-capable HTTP client.
+async fn https_request(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+    request_line: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut config = (*client_config(ca_pem, None)).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let tcp = TcpStream::connect(addr).await?;
+    let mut tls = TlsConnector::from(Arc::new(config)).connect(ServerName::try_from("localhost").unwrap(), tcp).await?;
+    let mut request = format!("{request_line} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str(&format!("content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}", body.len()));
+    tls.write_all(request.as_bytes()).await?;
+    let mut response = Vec::new();
+    // A TLS peer that closes without close_notify is an error after the response was read.
+    let _ = tls.read_to_end(&mut response).await;
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response.get(9..12).and_then(|code| code.parse().ok()).ok_or(std::io::ErrorKind::InvalidData)?;
+    let body = response.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Writes `issued` as `name.crt` and `name.key` in `dir` (moved into place, as a rotation does).
+fn install_as(dir: &Path, name: &str, issued: &Issued) {
+    for (extension, text) in [("crt", &issued.cert_pem), ("key", &issued.key_pem)] {
+        let staging = dir.join(format!("{name}.{extension}.new"));
+        std::fs::write(&staging, text).unwrap();
+        std::fs::rename(staging, dir.join(format!("{name}.{extension}"))).unwrap();
+    }
+}
+
+/// The REST client talks HTTPS to the gateway, which calls auth-svc over mutual TLS with its
+/// own certificate: auth-svc believes the client address the gateway forwards because that
+/// certificate names the gateway. A plain-HTTP client is refused by the HTTPS port, and a
+/// gateway without a client certificate gets nothing from auth-svc (503).
+#[tokio::test]
+async fn the_gateway_serves_https_and_calls_auth_svc_over_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let servers = Authority::new("servers CA");
+    let clients = Authority::new("clients CA");
+    install(dir.path(), &servers.issue(&["localhost"]));
+    install_as(dir.path(), "https", &servers.issue(&["localhost"]));
+    install_as(dir.path(), "gateway-client", &clients.issue(&[GATEWAY_NAME]));
+    std::fs::write(dir.path().join("clients-ca.crt"), clients.pem()).unwrap();
+    std::fs::write(dir.path().join("servers-ca.crt"), servers.pem()).unwrap();
+    let (auth_addr, audit, _stop_auth, _db) = tls_server(dir.path(), true).await;
+
+    let https = |config: &mut gateway::Config| {
+        config.http.tls.cert_file = Some(dir.path().join("https.crt"));
+        config.http.tls.key_file = Some(dir.path().join("https.key"));
+        // The test plays the proxy in front of the gateway, so it chooses the client address.
+        config.http.trusted_proxy_header = "x-real-ip".into();
+        // An IP in the URL, the certificate's DNS name checked.
+        config.upstream = format!("https://{auth_addr}");
+        config.grpc.tls.server_name = Some("localhost".into());
+        config.grpc.tls.ca_file = Some(dir.path().join("servers-ca.crt"));
+    };
+    let (gateway_addr, _stop_gateway) = gateway(|config| {
+        https(config);
+        config.grpc.tls.cert_file = Some(dir.path().join("gateway-client.crt"));
+        config.grpc.tls.key_file = Some(dir.path().join("gateway-client.key"));
+    })
+    .await;
+    let body = format!(r#"{{"username":"over-https","password":"{PASSWORD}"}}"#);
+    let (status, answer) =
+        https_request(gateway_addr, &servers.pem(), "POST /user/register", &[("x-real-ip", "203.0.113.9")], &body)
+            .await
+            .unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.contains(r#""username":"over-https""#), "{answer}");
+    let forwarded = audit
+        .events()
+        .into_iter()
+        .find(|event| event.event_type == EventType::AccountCreated && event.username.as_deref() == Some("over-https"))
+        .and_then(|event| event.client_address)
+        .map(|address| address.to_string());
+    assert_eq!(forwarded.as_deref(), Some("203.0.113.9"), "auth-svc took the gateway's word for the client");
+
+    // Plain HTTP to the HTTPS port gets no HTTP answer.
+    {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut plain = TcpStream::connect(gateway_addr).await.unwrap();
+        plain.write_all(b"GET /healthz HTTP/1.1\r\nhost: localhost\r\n\r\n").await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), plain.read_to_end(&mut answer)).await;
+        assert!(!answer.starts_with(b"HTTP/1.1 200"), "plain HTTP was served on the HTTPS port");
+    }
+    // A client that does not trust the gateway's CA does not get through.
+    let stranger = Authority::new("another CA");
+    assert!(https_request(gateway_addr, &stranger.pem(), "GET /healthz", &[], "").await.is_err());
+
+    // Without a client certificate the gateway cannot reach auth-svc under mutual TLS.
+    let (anonymous_addr, _stop_anonymous) = gateway(https).await;
+    let body = format!(r#"{{"username":"no-client-cert","password":"{PASSWORD}"}}"#);
+    let (status, answer) =
+        https_request(anonymous_addr, &servers.pem(), "POST /user/register", &[], &body).await.unwrap();
+    assert_eq!(status, 503, "{answer}");
+}
+
+/// The gateway's HTTPS certificate is re-read when its files change; connections opened after
+/// that get the new one, and a broken rotation keeps the one in use.
+#[tokio::test]
+async fn a_rotated_gateway_certificate_is_taken_up_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Authority::new("servers CA");
+    let first = ca.issue(&["localhost"]);
+    install_as(dir.path(), "https", &first);
+    let (addr, _stop) = gateway(|config| {
+        config.http.tls.cert_file = Some(dir.path().join("https.crt"));
+        config.http.tls.key_file = Some(dir.path().join("https.key"));
+        config.http.tls.reload_interval_seconds = 1;
+    })
+    .await;
+    let config = client_config(&ca.pem(), None);
+    assert_eq!(presented(addr, config.clone()).await, der(&first.cert_pem));
+    let (status, _) = https_request(addr, &ca.pem(), "GET /healthz", &[], "").await.unwrap();
+    assert_eq!(status, 200);
+
+    let second = ca.issue(&["localhost"]);
+    install_as(dir.path(), "https", &second);
+    let mut taken_up = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if presented(addr, config.clone()).await == der(&second.cert_pem) {
+            taken_up = true;
+            break;
+        }
+    }
+    assert!(taken_up, "the new certificate was not used within 4 s (reload interval 1 s)");
+
+    std::fs::write(dir.path().join("https.key"), ca.issue(&["localhost"]).key_pem).unwrap();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    assert_eq!(presented(addr, config).await, der(&second.cert_pem));
+    let (status, _) = https_request(addr, &ca.pem(), "GET /healthz", &[], "").await.unwrap();
+    assert_eq!(status, 200);
 }

@@ -5,7 +5,7 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, middleware::from_fn_with_state};
-use service_kit::http_server::ConnectionLimits;
+use service_kit::{http_server::ConnectionLimits, tls::ServerTls};
 use tokio::net::TcpListener;
 
 use crate::{
@@ -20,6 +20,8 @@ use crate::{
 /// A gateway whose port is bound, ready to serve.
 pub struct App {
     listener: TcpListener,
+    /// HTTPS on `listener` (`http.tls`).
+    tls: Option<Arc<ServerTls>>,
     admin_listener: Option<TcpListener>,
     metrics: Arc<Metrics>,
     router: Router,
@@ -36,10 +38,12 @@ impl App {
         // Outermost, so the status counted is the one the client gets.
         let router = with_middleware(routes_with_docs(state), config)
             .layer(from_fn_with_state(metrics.clone(), metrics::record));
+        let tls = listener::https(config)?;
         let listener = service_kit::bind(config.listen, "listen").await?;
         let admin_listener = service_kit::bind_admin(config.admin_listen).await?;
         Ok(Self {
             listener,
+            tls,
             admin_listener,
             metrics,
             router,
@@ -60,7 +64,7 @@ impl App {
     /// Serves until `shutdown` completes, then stops accepting and gives in-flight requests the
     /// grace period to finish.
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Self { listener, admin_listener, metrics, router, shutdown_grace, limits } = self;
+        let Self { listener, tls, admin_listener, metrics, router, shutdown_grace, limits } = self;
         // The admin port lives as long as this call: its server ends when `admin_stop` drops.
         let (admin_stop, admin_stopped) = tokio::sync::oneshot::channel::<()>();
         if let Some(admin) = admin_listener {
@@ -70,7 +74,7 @@ impl App {
             tokio::spawn(service_kit::serve_metrics(admin, move || metrics.render(), stopped));
         }
         let _admin_stop = admin_stop;
-        listener::serve(listener, router, limits, shutdown, shutdown_grace).await;
+        listener::serve(listener, tls, router, limits, shutdown, shutdown_grace).await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -8,7 +8,10 @@ use std::{net::SocketAddr, num::NonZeroUsize, path::Path, time::Duration};
 use http::{HeaderName, HeaderValue, Uri};
 use serde::{Deserialize, Deserializer};
 pub use service_kit::logging::LogFormat;
-use service_kit::telemetry::{OtelConfig, ServiceIdentity, TelemetrySettings};
+use service_kit::{
+    telemetry::{OtelConfig, ServiceIdentity, TelemetrySettings},
+    tls::{ClientTlsConfig, TlsConfig},
+};
 use url::Url;
 
 /// Prefix of every environment override.
@@ -23,7 +26,7 @@ pub struct Config {
     /// Admin HTTP address serving Prometheus `/metrics`; unset = no admin port.
     #[serde(default)]
     pub admin_listen: Option<SocketAddr>,
-    /// gRPC endpoint of auth-svc (`http://host:port`).
+    /// gRPC endpoint of auth-svc (`http://host:port`, or `https://host:port` for TLS).
     #[serde(default = "default_upstream")]
     pub upstream: String,
     #[serde(default)]
@@ -62,6 +65,9 @@ pub struct GrpcConfig {
     pub request_timeout_ms: u64,
     /// HTTP/2 connections to auth-svc, used in turn.
     pub connections: NonZeroUsize,
+    /// TLS of the calls to an `https://` upstream: the CAs to trust, and the client certificate
+    /// auth-svc's mutual TLS asks for.
+    pub tls: ClientTlsConfig,
 }
 
 /// The REST side.
@@ -89,6 +95,8 @@ pub struct HttpConfig {
     /// trusted proxy in front of the gateway sets (`x-forwarded-for`, `x-real-ip`); its last
     /// entry, the one that proxy appended, is taken.
     pub trusted_proxy_header: String,
+    /// HTTPS on `listen` when a certificate and key are set (HTTP/1.1 and HTTP/2 by ALPN).
+    pub tls: TlsConfig,
 }
 
 /// Which browser origins may call the gateway.
@@ -136,7 +144,12 @@ const DEFAULT_GRPC_CONNECTIONS: NonZeroUsize = match NonZeroUsize::new(2) {
 
 impl Default for GrpcConfig {
     fn default() -> Self {
-        Self { connect_timeout_ms: 2_000, request_timeout_ms: 5_000, connections: DEFAULT_GRPC_CONNECTIONS }
+        Self {
+            connect_timeout_ms: 2_000,
+            request_timeout_ms: 5_000,
+            connections: DEFAULT_GRPC_CONNECTIONS,
+            tls: ClientTlsConfig::default(),
+        }
     }
 }
 
@@ -152,6 +165,7 @@ impl Default for HttpConfig {
             keepalive_interval_seconds: 30,
             keepalive_timeout_seconds: 10,
             trusted_proxy_header: String::new(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -202,6 +216,7 @@ impl Config {
             return Err(invalid("http.keepalive_timeout_seconds", "must be at least 1 while keepalive pings are on"));
         }
         self.trusted_proxy_header()?;
+        self.http_tls_enabled()?;
         self.public_url()?;
         self.otel.validate(ENV_PREFIX)?;
         for origin in &self.cors.allowed_origins {
@@ -211,23 +226,30 @@ impl Config {
         Ok(())
     }
 
-    /// `upstream` as a URI; only plain `http://` is accepted (this build has no TLS client).
+    /// `upstream` as a URI: `http://` (cleartext HTTP/2), or `https://` (TLS as `grpc.tls` says).
     pub fn upstream_uri(&self) -> Result<Uri, ConfigError> {
         let uri: Uri = self.upstream.parse().map_err(|_| invalid("upstream", "is not a URL"))?;
         match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(invalid(
-                    "upstream",
-                    "must be http:// (this build has no TLS client; terminate TLS in a sidecar)",
-                ));
+            Some("https") => {}
+            Some("http") if self.grpc.tls.is_set() => {
+                return Err(invalid("grpc.tls", "is only used with an https:// upstream"));
             }
-            _ => return Err(invalid("upstream", "must look like http://host:port")),
+            Some("http") => {}
+            _ => return Err(invalid("upstream", "must look like http://host:port or https://host:port")),
         }
         if uri.host().is_none_or(str::is_empty) {
             return Err(invalid("upstream", "must name a host, like http://host:port"));
         }
+        if uri.path_and_query().is_some_and(|path| path.as_str() != "/") {
+            return Err(invalid("upstream", "must have no path, like http://host:port"));
+        }
+        self.grpc.tls.check("grpc.tls").map_err(|why| invalid("grpc.tls", &why))?;
         Ok(uri)
+    }
+
+    /// Whether `http.tls` turns HTTPS on; an error when it is half configured.
+    pub fn http_tls_enabled(&self) -> Result<bool, ConfigError> {
+        self.http.tls.enabled("http.tls").map_err(|why| invalid("http.tls", &why))
     }
 
     /// `http.trusted_proxy_header` as a header name; `None` when empty (use the TCP peer).
@@ -393,6 +415,41 @@ mod tests {
     }
 
     #[test]
+    fn tls_keys_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GATEWAY__UPSTREAM", "https://auth-svc.auth.svc:50051");
+            jail.set_env("GATEWAY__GRPC__TLS__CA_FILE", "/etc/gateway-tls/ca.crt");
+            jail.set_env("GATEWAY__GRPC__TLS__CERT_FILE", "/etc/gateway-tls/tls.crt");
+            jail.set_env("GATEWAY__GRPC__TLS__KEY_FILE", "/etc/gateway-tls/tls.key");
+            jail.set_env("GATEWAY__GRPC__TLS__SERVER_NAME", "auth-svc");
+            jail.set_env("GATEWAY__HTTP__TLS__CERT_FILE", "/etc/https/tls.crt");
+            jail.set_env("GATEWAY__HTTP__TLS__KEY_FILE", "/etc/https/tls.key");
+            jail.set_env("GATEWAY__HTTP__TLS__RELOAD_INTERVAL_SECONDS", "30");
+            let config = Config::load(None).map_err(|e| e.to_string())?;
+            assert_eq!(config.upstream_uri().unwrap().scheme_str(), Some("https"));
+            assert_eq!(config.grpc.tls.ca_file.as_deref(), Some(Path::new("/etc/gateway-tls/ca.crt")));
+            assert_eq!(config.grpc.tls.cert_file.as_deref(), Some(Path::new("/etc/gateway-tls/tls.crt")));
+            assert_eq!(config.grpc.tls.key_file.as_deref(), Some(Path::new("/etc/gateway-tls/tls.key")));
+            assert_eq!(config.grpc.tls.server_name.as_deref(), Some("auth-svc"));
+            assert!(config.http_tls_enabled().unwrap());
+            assert_eq!(config.http.tls.reload_interval_seconds, 30);
+            // A name no certificate can carry is refused.
+            jail.set_env("GATEWAY__GRPC__TLS__SERVER_NAME", "not a name");
+            let err = Config::load(None).err().ok_or("expected an error")?.to_string();
+            assert!(err.contains("grpc.tls.server_name"), "{err}");
+            Ok(())
+        });
+        // Half a client identity is refused.
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GATEWAY__UPSTREAM", "https://auth-svc:50051");
+            jail.set_env("GATEWAY__GRPC__TLS__CERT_FILE", "/etc/gateway-tls/tls.crt");
+            let err = Config::load(None).err().ok_or("expected an error")?.to_string();
+            assert!(err.contains("grpc.tls.cert_file and grpc.tls.key_file go together"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_single_origin_in_the_environment_is_a_list_of_one() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("GATEWAY__CORS__ALLOWED_ORIGINS", "http://localhost:5173");
@@ -436,7 +493,12 @@ mod tests {
                 "grpc.request_timeout_ms (GATEWAY__GRPC__REQUEST_TIMEOUT_MS)",
             ),
             ("GATEWAY__UPSTREAM", "auth-svc:50051", "GATEWAY__UPSTREAM"),
-            ("GATEWAY__UPSTREAM", "https://auth-svc:50051", "GATEWAY__UPSTREAM"),
+            ("GATEWAY__UPSTREAM", "ftp://auth-svc:50051", "GATEWAY__UPSTREAM"),
+            ("GATEWAY__UPSTREAM", "http://auth-svc:50051/v1", "GATEWAY__UPSTREAM"),
+            ("GATEWAY__GRPC__TLS__CA_FILE", "/etc/ca.crt", "grpc.tls (GATEWAY__GRPC__TLS)"),
+            ("GATEWAY__GRPC__TLS__CERT_FILE", "/etc/tls.crt", "grpc.tls (GATEWAY__GRPC__TLS)"),
+            ("GATEWAY__HTTP__TLS__CERT_FILE", "/etc/tls.crt", "http.tls (GATEWAY__HTTP__TLS)"),
+            ("GATEWAY__HTTP__TLS__CLIENT_CA_FILE", "/etc/ca.crt", "http.tls (GATEWAY__HTTP__TLS)"),
             ("GATEWAY__NO_SUCH_KEY", "1", "no_such_key"),
             ("GATEWAY__HTTP__BODY_LIMIT_BYTES", "10", "GATEWAY__HTTP__BODY_LIMIT_BYTES"),
             ("GATEWAY__HTTP__REQUEST_TIMEOUT_MS", "100", "GATEWAY__HTTP__REQUEST_TIMEOUT_MS"),

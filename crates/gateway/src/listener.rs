@@ -2,10 +2,13 @@
 //! idle timeout nor header size limit) with the `http.*` connection limits, handing every
 //! request its connection's peer address, and a graceful shutdown bounded by the grace period.
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, extract::ConnectInfo, http::Request};
-use service_kit::http_server::{self, ConnectionInfo, ConnectionLimits, Incoming};
+use service_kit::{
+    http_server::{self, ConnectionInfo, ConnectionLimits, Incoming},
+    tls::ServerTls,
+};
 use tokio::net::TcpListener;
 use tower::ServiceExt as _;
 
@@ -30,10 +33,24 @@ pub fn connection_limits(config: &Config) -> ConnectionLimits {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then stops accepting and gives
-/// in-flight requests `shutdown_grace` to finish.
+/// What HTTPS offers by ALPN: HTTP/2 first, then HTTP/1.1.
+pub const HTTPS_ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+
+/// The listener's TLS when `http.tls` sets a certificate (HTTPS), re-read when its files change.
+pub fn https(config: &Config) -> anyhow::Result<Option<Arc<ServerTls>>> {
+    if !config.http_tls_enabled()? {
+        return Ok(None);
+    }
+    let tls = ServerTls::load(&config.http.tls, "http.tls", &HTTPS_ALPN).map_err(anyhow::Error::msg)?;
+    tracing::info!(mutual = config.http.tls.client_ca_file.is_some(), "REST over HTTPS");
+    Ok(Some(tls))
+}
+
+/// Serves `router` on `listener` (over TLS when `tls` is given) until `shutdown` completes, then
+/// stops accepting and gives in-flight requests `shutdown_grace` to finish.
 pub async fn serve(
     listener: TcpListener,
+    tls: Option<Arc<ServerTls>>,
     router: Router,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -48,5 +65,6 @@ pub async fn serve(
             request
         })
     };
-    http_server::serve(listener, None, make_service, limits, shutdown, shutdown_grace).await;
+    let _reload = tls.as_ref().map(ServerTls::watch);
+    http_server::serve(listener, tls, make_service, limits, shutdown, shutdown_grace).await;
 }

@@ -14,6 +14,7 @@
 use std::{
     future::Future,
     net::IpAddr,
+    pin::Pin,
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicUsize, Ordering},
@@ -37,10 +38,13 @@ use http::{
     HeaderMap, HeaderValue,
     header::{AUTHORIZATION, USER_AGENT},
 };
+use hyper_util::rt::TokioIo;
+use service_kit::tls::{ClientStream, ClientTls, Watcher};
+use tokio::net::TcpStream;
 use tonic::{
     Status,
     metadata::{AsciiMetadataValue, MetadataMap},
-    transport::{Channel, Endpoint},
+    transport::{Channel, Endpoint, Uri},
 };
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 
@@ -60,6 +64,37 @@ pub struct Upstream {
     next: Arc<AtomicUsize>,
     timeout: Duration,
     server_metadata: Arc<Mutex<Option<CachedServerMetadata>>>,
+    /// Re-reads `grpc.tls`'s files while any clone lives (`https://` upstreams only).
+    _tls_watcher: Option<Arc<Watcher>>,
+}
+
+/// Opens the connections to an `https://` upstream: TCP to the URL's host and port (443 when
+/// none is given), then the TLS handshake with the current files. tonic's own TLS would read the
+/// certificates once; this connector takes up rotated ones.
+#[derive(Clone)]
+struct TlsConnector {
+    tls: Arc<ClientTls>,
+}
+
+impl tower::Service<Uri> for TlsConnector {
+    type Response = TokioIo<ClientStream>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = std::io::Result<Self::Response>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let tls = self.tls.clone();
+        Box::pin(async move {
+            let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_owned();
+            let port = uri.port_u16().unwrap_or(443);
+            let tcp = TcpStream::connect((host.as_str(), port)).await?;
+            tcp.set_nodelay(true)?;
+            Ok(TokioIo::new(tls.connect(tcp).await?))
+        })
+    }
 }
 
 /// How long a GetServerMetadata answer is reused. What it holds (issuer, scopes, algorithms)
@@ -73,10 +108,12 @@ struct CachedServerMetadata {
 }
 
 impl Upstream {
-    /// Prepares the channels; nothing is dialled until a call needs it.
+    /// Prepares the channels; nothing is dialled until a call needs it. For an `https://`
+    /// upstream, every connection is made over TLS with `grpc.tls`'s files, re-read when they
+    /// change (a rotated client certificate is presented from the next connection on).
     pub fn new(config: &Config) -> anyhow::Result<Self> {
         let uri = config.upstream_uri()?;
-        let endpoint = Endpoint::from(uri)
+        let endpoint = Endpoint::from(uri.clone())
             .connect_timeout(config.connect_timeout())
             .tcp_nodelay(true)
             // Notices a silently dead peer (a killed pod) instead of waiting on it forever.
@@ -84,8 +121,23 @@ impl Upstream {
             .keep_alive_timeout(Duration::from_secs(10))
             .user_agent(concat!("auth-gateway/", env!("CARGO_PKG_VERSION")))
             .context("building the upstream endpoint")?;
-        let channels = (0..config.grpc.connections.get()).map(|_| endpoint.connect_lazy()).collect();
-        Ok(Self { channels, next: Arc::default(), timeout: config.grpc_timeout(), server_metadata: Arc::default() })
+        let (channels, tls_watcher) = if uri.scheme_str() == Some("https") {
+            let host = uri.host().unwrap_or_default();
+            let tls = ClientTls::load(&config.grpc.tls, "grpc.tls", host, &[b"h2"]).map_err(anyhow::Error::msg)?;
+            let connector = TlsConnector { tls: tls.clone() };
+            let channels =
+                (0..config.grpc.connections.get()).map(|_| endpoint.connect_with_connector_lazy(connector.clone()));
+            (channels.collect(), Some(Arc::new(tls.watch())))
+        } else {
+            ((0..config.grpc.connections.get()).map(|_| endpoint.connect_lazy()).collect(), None)
+        };
+        Ok(Self {
+            channels,
+            next: Arc::default(),
+            timeout: config.grpc_timeout(),
+            server_metadata: Arc::default(),
+            _tls_watcher: tls_watcher,
+        })
     }
 
     /// The channel whose turn it is.

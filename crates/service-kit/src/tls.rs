@@ -6,24 +6,25 @@
 //! (modification time or length), a new rustls config is built from them and every later
 //! handshake uses it. Connections already open keep theirs: nothing is dropped. A reload that
 //! fails (a half-written file, a key that does not match) keeps the old config and says so in
-//! the log, once per failing state.
+//! the log, once per failing state. The client side ([`ClientTls`]) reloads the same way: its
+//! next connection presents the new client certificate.
 
 use std::{
     fs,
     path::{Path, PathBuf},
-    sync::{Arc, RwLock},
+    sync::{Arc, Mutex, PoisonError, RwLock},
     time::{Duration, SystemTime},
 };
 
 use rustls::{
-    RootCertStore, ServerConfig,
+    ClientConfig, RootCertStore, ServerConfig,
     crypto::ring,
     server::{WebPkiClientVerifier, danger::ClientCertVerifier},
 };
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, pem::PemObject};
 use serde::Deserialize;
 use tokio::net::TcpStream;
-use tokio_rustls::{TlsAcceptor, server::TlsStream};
+use tokio_rustls::{TlsAcceptor, TlsConnector, client, server::TlsStream};
 
 /// `tls` of a server's config. Off unless `cert_file` and `key_file` are set.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -88,13 +89,12 @@ fn webpki_names(certificate: &CertificateDer<'_>, name: &ServerName<'_>) -> bool
 struct Stamps(Vec<Option<(SystemTime, u64)>>);
 
 impl Stamps {
-    fn of(config: &TlsConfig) -> Self {
-        let files = [&config.cert_file, &config.key_file, &config.client_ca_file];
+    fn of(files: &[PathBuf]) -> Self {
         Self(
             files
-                .into_iter()
+                .iter()
                 .map(|file| {
-                    let metadata = fs::metadata(file.as_ref()?).ok()?;
+                    let metadata = fs::metadata(file).ok()?;
                     Some((metadata.modified().ok()?, metadata.len()))
                 })
                 .collect(),
@@ -102,74 +102,51 @@ impl Stamps {
     }
 }
 
-/// The server side: the current rustls config, replaced when the files change.
-pub struct ServerTls {
-    config: TlsConfig,
+/// Something built from files (a rustls acceptor or connector), rebuilt when they change. A
+/// rebuild that fails keeps the previous value and warns once per failing state.
+struct Reloading<T> {
     /// `key` of the config section, for log lines.
     section: String,
-    current: RwLock<(TlsAcceptor, Stamps)>,
-    /// Whether the last reload failed (one warning per failing state).
-    failing: RwLock<Option<String>>,
+    files: Vec<PathBuf>,
+    interval: Duration,
+    build: Box<dyn Fn() -> Result<T, String> + Send + Sync>,
+    current: RwLock<(T, Stamps)>,
+    failing: Mutex<Option<String>>,
 }
 
-impl std::fmt::Debug for ServerTls {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerTls").field("config", &self.config).finish_non_exhaustive()
-    }
-}
-
-impl ServerTls {
-    /// Loads the files of `config` (TLS must be enabled); errors name the file, never its
-    /// content. `alpn`: the protocols offered (`h2`, and `http/1.1` for a REST server).
-    pub fn load(config: &TlsConfig, section: &str, alpn: &[&[u8]]) -> Result<Arc<Self>, String> {
-        let stamps = Stamps::of(config);
-        let acceptor = acceptor(config, alpn)?;
-        Ok(Arc::new(Self {
-            config: config.clone(),
+impl<T: Clone> Reloading<T> {
+    fn load(
+        section: &str,
+        files: Vec<PathBuf>,
+        interval: Duration,
+        build: impl Fn() -> Result<T, String> + Send + Sync + 'static,
+    ) -> Result<Self, String> {
+        // Stamped before reading, so a change during the read is seen at the next check.
+        let stamps = Stamps::of(&files);
+        let value = build()?;
+        Ok(Self {
             section: section.to_owned(),
-            current: RwLock::new((acceptor, stamps)),
-            failing: RwLock::new(None),
-        }))
+            files,
+            interval,
+            build: Box::new(build),
+            current: RwLock::new((value, stamps)),
+            failing: Mutex::new(None),
+        })
     }
 
-    fn acceptor(&self) -> TlsAcceptor {
-        #[allow(clippy::unwrap_used, reason = "the lock is never held across a panic")]
-        self.current.read().unwrap().0.clone()
+    fn current(&self) -> T {
+        self.current.read().unwrap_or_else(PoisonError::into_inner).0.clone()
     }
 
-    /// The handshake of an accepted connection, with the current certificate.
-    pub async fn accept(&self, stream: TcpStream) -> std::io::Result<(TlsStream<TcpStream>, Option<PeerCertificate>)> {
-        let stream = self.acceptor().accept(stream).await?;
-        let peer = stream.get_ref().1.peer_certificates().and_then(|chain| chain.first()).cloned();
-        Ok((stream, peer.map(PeerCertificate)))
-    }
-
-    /// Checks the files every `reload_interval_seconds` and reloads them when they changed,
-    /// until the task is dropped. `alpn` as for [`load`](Self::load).
-    pub async fn watch(self: Arc<Self>, alpn: Vec<Vec<u8>>) {
-        let mut ticks = tokio::time::interval(Duration::from_secs(self.config.reload_interval_seconds));
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        ticks.tick().await;
-        loop {
-            ticks.tick().await;
-            self.reload_if_changed(&alpn.iter().map(Vec::as_slice).collect::<Vec<_>>());
-        }
-    }
-
-    /// Reloads when a file changed since the last load; returns whether a new config is in use.
-    pub fn reload_if_changed(&self, alpn: &[&[u8]]) -> bool {
-        let stamps = Stamps::of(&self.config);
-        #[allow(clippy::unwrap_used, reason = "the lock is never held across a panic")]
-        if self.current.read().unwrap().1 == stamps {
+    fn reload_if_changed(&self) -> bool {
+        let stamps = Stamps::of(&self.files);
+        if self.current.read().unwrap_or_else(PoisonError::into_inner).1 == stamps {
             return false;
         }
-        #[allow(clippy::unwrap_used, reason = "the lock is never held across a panic")]
-        let mut failing = self.failing.write().unwrap();
-        match acceptor(&self.config, alpn) {
-            Ok(acceptor) => {
-                #[allow(clippy::unwrap_used, reason = "the lock is never held across a panic")]
-                let mut current = self.current.write().unwrap();
-                *current = (acceptor, stamps);
+        let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
+        match (self.build)() {
+            Ok(value) => {
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = (value, stamps);
                 *failing = None;
                 tracing::info!(section = %self.section, "TLS certificate reloaded");
                 true
@@ -186,8 +163,222 @@ impl ServerTls {
     }
 }
 
+/// Checks a [`Reloading`]'s files every interval until dropped (it stops with its server or
+/// client).
+#[derive(Debug)]
+pub struct Watcher(tokio::task::JoinHandle<()>);
+
+impl Watcher {
+    /// Watches the files `owner` reloads (`files` finds them in it).
+    fn spawn<O, T>(owner: Arc<O>, files: fn(&O) -> &Reloading<T>) -> Self
+    where
+        O: Send + Sync + 'static,
+        T: Clone + Send + Sync + 'static,
+    {
+        Self(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(files(&owner).interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                files(&owner).reload_if_changed();
+            }
+        }))
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The server side: the current rustls config, replaced when the files change.
+pub struct ServerTls {
+    config: TlsConfig,
+    files: Reloading<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl ServerTls {
+    /// Loads the files of `config` (TLS must be enabled); errors name the file, never its
+    /// content. `alpn`: the protocols offered (`h2`, and `http/1.1` for a REST server).
+    pub fn load(config: &TlsConfig, section: &str, alpn: &[&[u8]]) -> Result<Arc<Self>, String> {
+        let files = [&config.cert_file, &config.key_file, &config.client_ca_file].into_iter().flatten().cloned();
+        let interval = Duration::from_secs(config.reload_interval_seconds);
+        let alpn: Vec<Vec<u8>> = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+        let build = {
+            let config = config.clone();
+            move || acceptor(&config, &alpn)
+        };
+        let files = Reloading::load(section, files.collect(), interval, build)?;
+        Ok(Arc::new(Self { config: config.clone(), files }))
+    }
+
+    /// The handshake of an accepted connection, with the current certificate.
+    pub async fn accept(&self, stream: TcpStream) -> std::io::Result<(TlsStream<TcpStream>, Option<PeerCertificate>)> {
+        let stream = self.files.current().accept(stream).await?;
+        let peer = stream.get_ref().1.peer_certificates().and_then(|chain| chain.first()).cloned();
+        Ok((stream, peer.map(PeerCertificate)))
+    }
+
+    /// Checks the files every `reload_interval_seconds` and reloads them when they changed,
+    /// until the returned watcher is dropped.
+    pub fn watch(self: &Arc<Self>) -> Watcher {
+        Watcher::spawn(self.clone(), |tls| &tls.files)
+    }
+
+    /// Reloads when a file changed since the last load; returns whether a new config is in use.
+    pub fn reload_if_changed(&self) -> bool {
+        self.files.reload_if_changed()
+    }
+}
+
+/// `tls` of a client's config (the gateway's calls to auth-svc): used when the server's URL is
+/// `https://`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientTlsConfig {
+    /// PEM CA certificates the server's certificate must chain to; unset: the OS trust store.
+    pub ca_file: Option<PathBuf>,
+    /// PEM certificate chain this client presents (mutual TLS); goes with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of `cert_file`'s leaf.
+    pub key_file: Option<PathBuf>,
+    /// DNS name (or IP address) the server's certificate must be valid for; unset: the host of
+    /// the server's URL.
+    pub server_name: Option<String>,
+    /// Seconds between checks of the files for a rotated certificate.
+    pub reload_interval_seconds: u64,
+}
+
+impl Default for ClientTlsConfig {
+    fn default() -> Self {
+        Self { ca_file: None, cert_file: None, key_file: None, server_name: None, reload_interval_seconds: 10 }
+    }
+}
+
+impl ClientTlsConfig {
+    /// Whether any key is set (which only makes sense for an `https://` server).
+    pub fn is_set(&self) -> bool {
+        self.ca_file.is_some() || self.cert_file.is_some() || self.key_file.is_some() || self.server_name.is_some()
+    }
+
+    /// Checks what serde cannot; `key` names the section in messages (e.g. `grpc.tls`).
+    pub fn check(&self, key: &str) -> Result<(), String> {
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return Err(format!("{key}.cert_file and {key}.key_file go together"));
+        }
+        if let Some(name) = &self.server_name
+            && ServerName::try_from(name.as_str()).is_err()
+        {
+            return Err(format!("{key}.server_name is not a DNS name or IP address"));
+        }
+        if self.reload_interval_seconds == 0 {
+            return Err(format!("{key}.reload_interval_seconds must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// A connection [`ClientTls::connect`] made.
+pub type ClientStream = client::TlsStream<TcpStream>;
+
+/// The client side: a rustls connector for one server name, whose trusted CAs and client
+/// certificate are re-read when their files change. Connections already open keep theirs;
+/// the next connection made uses the new files.
+pub struct ClientTls {
+    server_name: ServerName<'static>,
+    files: Reloading<TlsConnector>,
+}
+
+impl std::fmt::Debug for ClientTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientTls").field("server_name", &self.server_name).finish_non_exhaustive()
+    }
+}
+
+impl ClientTls {
+    /// Loads the files of `config` (checked); `host`: the server URL's host, the name verified
+    /// unless `server_name` is set. `alpn` as for [`ServerTls::load`].
+    pub fn load(config: &ClientTlsConfig, section: &str, host: &str, alpn: &[&[u8]]) -> Result<Arc<Self>, String> {
+        config.check(section)?;
+        let name = config.server_name.as_deref().unwrap_or(host);
+        // A URL's IPv6 host comes in brackets; a certificate's IP address does not.
+        let name = name.trim_start_matches('[').trim_end_matches(']');
+        let server_name = ServerName::try_from(name.to_owned())
+            .map_err(|_| format!("{section}: {name:?} is not a DNS name or IP address"))?;
+        let files = [&config.ca_file, &config.cert_file, &config.key_file].into_iter().flatten().cloned();
+        let interval = Duration::from_secs(config.reload_interval_seconds);
+        let alpn: Vec<Vec<u8>> = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+        let build = {
+            let config = config.clone();
+            move || connector(&config, &alpn)
+        };
+        let files = Reloading::load(section, files.collect(), interval, build)?;
+        Ok(Arc::new(Self { server_name, files }))
+    }
+
+    /// The handshake on a connected stream, with the current files.
+    pub async fn connect(&self, stream: TcpStream) -> std::io::Result<ClientStream> {
+        self.files.current().connect(self.server_name.clone(), stream).await
+    }
+
+    /// As [`ServerTls::watch`].
+    pub fn watch(self: &Arc<Self>) -> Watcher {
+        Watcher::spawn(self.clone(), |tls| &tls.files)
+    }
+
+    /// As [`ServerTls::reload_if_changed`].
+    pub fn reload_if_changed(&self) -> bool {
+        self.files.reload_if_changed()
+    }
+}
+
+/// A rustls connector of `config`'s files.
+fn connector(config: &ClientTlsConfig, alpn: &[Vec<u8>]) -> Result<TlsConnector, String> {
+    let mut roots = RootCertStore::empty();
+    match &config.ca_file {
+        Some(ca_file) => {
+            for certificate in certificates(ca_file)? {
+                roots.add(certificate).map_err(|err| format!("{}: {err}", ca_file.display()))?;
+            }
+        }
+        None => {
+            // Unreadable entries of the OS store are skipped, as a browser would.
+            let native = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(native.certs);
+            if roots.is_empty() {
+                return Err("the OS trust store holds no CA certificate; set ca_file".to_owned());
+            }
+        }
+    }
+    let builder = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|err| err.to_string())?
+        .with_root_certificates(roots);
+    let mut client = match (&config.cert_file, &config.key_file) {
+        (Some(cert_file), Some(key_file)) => {
+            let chain = certificates(cert_file)?;
+            let key = PrivateKeyDer::from_pem_file(key_file)
+                .map_err(|err| format!("{}: no private key ({err})", key_file.display()))?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|err| format!("{} and {}: {err}", cert_file.display(), key_file.display()))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    client.alpn_protocols = alpn.to_vec();
+    Ok(TlsConnector::from(Arc::new(client)))
+}
+
 /// A rustls acceptor of `config`'s files.
-fn acceptor(config: &TlsConfig, alpn: &[&[u8]]) -> Result<TlsAcceptor, String> {
+fn acceptor(config: &TlsConfig, alpn: &[Vec<u8>]) -> Result<TlsAcceptor, String> {
     let (Some(cert_file), Some(key_file)) = (&config.cert_file, &config.key_file) else {
         return Err("TLS needs cert_file and key_file".to_owned());
     };
@@ -205,7 +396,7 @@ fn acceptor(config: &TlsConfig, alpn: &[&[u8]]) -> Result<TlsAcceptor, String> {
     let mut server = builder
         .with_single_cert(chain, key)
         .map_err(|err| format!("{} and {}: {err}", cert_file.display(), key_file.display()))?;
-    server.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+    server.alpn_protocols = alpn.to_vec();
     Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
