@@ -422,3 +422,122 @@ fn client_verifier(
         .build()
         .map_err(|err| format!("{}: {err}", ca_file.display()))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    use tokio::{net::TcpListener, sync::mpsc};
+
+    use super::*;
+
+    struct Authority(CertifiedIssuer<'static, KeyPair>);
+
+    impl Authority {
+        fn new(name: &str) -> Self {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+            params.distinguished_name.push(DnType::CommonName, name);
+            Self(CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap())
+        }
+
+        /// A certificate for `name` and its key, as PEM.
+        fn issue(&self, name: &str) -> (String, String) {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(vec![name.to_owned()]).unwrap().signed_by(&key, &self.0).unwrap();
+            (cert.pem(), key.serialize_pem())
+        }
+    }
+
+    /// Writes `name.crt` and `name.key` as a rotation does: new files moved into place.
+    fn install(dir: &Path, name: &str, (cert, key): &(String, String)) {
+        for (extension, text) in [("crt", cert), ("key", key)] {
+            let staging = dir.join(format!("{name}.{extension}.new"));
+            fs::write(&staging, text).unwrap();
+            fs::rename(staging, dir.join(format!("{name}.{extension}"))).unwrap();
+        }
+    }
+
+    fn der(pem: &str) -> Vec<u8> {
+        CertificateDer::from_pem_slice(pem.as_bytes()).unwrap().to_vec()
+    }
+
+    /// A mutual-TLS server (this module's `ServerTls`) on 127.0.0.1 that reports the client
+    /// certificate of every handshake.
+    async fn server(dir: &Path) -> (std::net::SocketAddr, mpsc::UnboundedReceiver<Vec<u8>>) {
+        let config = TlsConfig {
+            cert_file: Some(dir.join("server.crt")),
+            key_file: Some(dir.join("server.key")),
+            client_ca_file: Some(dir.join("clients-ca.crt")),
+            reload_interval_seconds: 1,
+        };
+        let tls = ServerTls::load(&config, "test.tls", &[b"h2"]).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (seen, seen_rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let (stream, _) = listener.accept().await.unwrap();
+                if let Ok((_, Some(peer))) = tls.accept(stream).await {
+                    let _ = seen.send(peer.0.to_vec());
+                }
+            }
+        });
+        (addr, seen_rx)
+    }
+
+    async fn handshake(tls: &ClientTls, addr: std::net::SocketAddr) -> std::io::Result<()> {
+        tls.connect(TcpStream::connect(addr).await?).await.map(drop)
+    }
+
+    /// The client side presents its certificate, verifies the server against `ca_file` and the
+    /// name, and after a rotation presents the new certificate from the next connection on; a
+    /// broken rotation keeps the one in use.
+    #[tokio::test]
+    async fn a_rotated_client_certificate_is_presented_from_the_next_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let (servers, clients) = (Authority::new("servers CA"), Authority::new("clients CA"));
+        install(dir.path(), "server", &servers.issue("localhost"));
+        fs::write(dir.path().join("clients-ca.crt"), clients.0.pem()).unwrap();
+        fs::write(dir.path().join("servers-ca.crt"), servers.0.pem()).unwrap();
+        let first = clients.issue("gateway.test");
+        install(dir.path(), "client", &first);
+        let (addr, mut seen) = server(dir.path()).await;
+        let config = ClientTlsConfig {
+            ca_file: Some(dir.path().join("servers-ca.crt")),
+            cert_file: Some(dir.path().join("client.crt")),
+            key_file: Some(dir.path().join("client.key")),
+            server_name: None,
+            reload_interval_seconds: 1,
+        };
+        let tls = ClientTls::load(&config, "grpc.tls", "localhost", &[b"h2"]).unwrap();
+        handshake(&tls, addr).await.unwrap();
+        assert_eq!(seen.recv().await.unwrap(), der(&first.0));
+        assert!(!tls.reload_if_changed(), "nothing changed");
+
+        let second = clients.issue("gateway.test");
+        install(dir.path(), "client", &second);
+        assert!(tls.reload_if_changed());
+        handshake(&tls, addr).await.unwrap();
+        assert_eq!(seen.recv().await.unwrap(), der(&second.0));
+
+        // A key that does not match the certificate: the rotated certificate stays in use.
+        fs::write(dir.path().join("client.key"), clients.issue("gateway.test").1).unwrap();
+        assert!(!tls.reload_if_changed());
+        handshake(&tls, addr).await.unwrap();
+        assert_eq!(seen.recv().await.unwrap(), der(&second.0));
+
+        // The server's certificate must carry the name checked.
+        install(dir.path(), "client", &clients.issue("gateway.test"));
+        let elsewhere = ClientTls::load(&config, "grpc.tls", "auth-svc.example", &[b"h2"]).unwrap();
+        assert!(handshake(&elsewhere, addr).await.is_err(), "a certificate for another name was accepted");
+        let named = ClientTlsConfig { server_name: Some("localhost".into()), ..config.clone() };
+        let named = ClientTls::load(&named, "grpc.tls", "auth-svc.example", &[b"h2"]).unwrap();
+        handshake(&named, addr).await.expect("server_name overrides the URL's host");
+        // A server certificate from a CA not in ca_file is refused.
+        let strangers = Authority::new("another CA");
+        fs::write(dir.path().join("servers-ca.crt"), strangers.0.pem()).unwrap();
+        let untrusting = ClientTls::load(&config, "grpc.tls", "localhost", &[b"h2"]).unwrap();
+        assert!(handshake(&untrusting, addr).await.is_err(), "a server from an untrusted CA was accepted");
+    }
+}
