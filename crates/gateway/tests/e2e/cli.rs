@@ -33,10 +33,13 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
 
 #[test]
 fn a_bad_value_exits_2_naming_the_key() {
-    let (code, stderr) = run(&[], &[("GATEWAY__UPSTREAM", "https://auth-svc:50051")]);
+    let (code, stderr) = run(&[], &[("GATEWAY__UPSTREAM", "ftp://auth-svc:50051")]);
     assert_eq!(code, Some(2));
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("gateway: config: upstream (GATEWAY__UPSTREAM) must be http://"), "{stderr}");
+    assert!(
+        stderr.starts_with("gateway: config: upstream (GATEWAY__UPSTREAM) must look like http://host:port or https://"),
+        "{stderr}"
+    );
 }
 
 #[test]
